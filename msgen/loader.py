@@ -1,0 +1,265 @@
+"""YAML 1.2 loading with a position for every key path.
+
+PyYAML's libyaml parser gives events with marks quickly; PyYAML's own resolver follows
+YAML 1.1 (`NO` -> False, last duplicate key wins), so scalars are resolved here with the
+YAML 1.2 core schema and duplicate keys are rejected. Aliases are expanded lazily by
+sharing the anchored value, and every expansion is charged to a node budget so that a
+"billion laughs" file stops early with a clear message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from msgen.errors import BlueprintError, LoadIssue
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_TRUE = re.compile(r"^(?:true|True|TRUE)$")
+_FALSE = re.compile(r"^(?:false|False|FALSE)$")
+_INT = re.compile(r"^[-+]?[0-9]+$")
+_OCT = re.compile(r"^0o[0-7]+$")
+_HEX = re.compile(r"^0x[0-9a-fA-F]+$")
+_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
+_NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
+
+_TAG = "tag:yaml.org,2002:"
+MIN_ALIAS_BUDGET = 10_000
+MERGE_KEY = "<<"
+
+KeyPath = tuple[str | int, ...]
+
+
+def format_path(path: KeyPath) -> str:
+    """`("services", "payment", "calls", 1)` -> `services.payment.calls[1]`."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+@dataclass
+class SourceMap:
+    """Where each key path of a loaded document stands in its file (1-based)."""
+
+    file: str
+    positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+    # the source text of plain scalars that YAML read as numbers (so hints can quote them)
+    number_texts: dict[KeyPath, str] = field(default_factory=dict)
+
+    def locate(self, path: KeyPath) -> tuple[int, int]:
+        """The position of `path`, else of its nearest ancestor that has one."""
+        for end in range(len(path), -1, -1):
+            found = self.positions.get(tuple(path[:end]))
+            if found:
+                return found
+        return (1, 1)
+
+    def issue(self, path: KeyPath, message: str, hint: str = "") -> LoadIssue:
+        line, column = self.locate(path)
+        return LoadIssue(self.file, line, column, format_path(path), message, hint)
+
+
+def resolve_plain_scalar(text: str) -> object:
+    """Resolve an untagged plain scalar with the YAML 1.2 core schema."""
+    if _NULL.match(text):
+        return None
+    if _TRUE.match(text):
+        return True
+    if _FALSE.match(text):
+        return False
+    if _INT.match(text):
+        return int(text)
+    if _OCT.match(text):
+        return int(text[2:], 8)
+    if _HEX.match(text):
+        return int(text[2:], 16)
+    if _FLOAT.match(text):
+        return float(text)
+    if _INF.match(text):
+        return -math.inf if text.startswith("-") else math.inf
+    if _NAN.match(text):
+        return math.nan
+    return text
+
+
+def _tagged_scalar(tag: str, text: str) -> object:
+    if tag in (f"{_TAG}str", "!"):
+        return text
+    if tag == f"{_TAG}null":
+        return None
+    resolved = resolve_plain_scalar(text)
+    kinds = {f"{_TAG}int": int, f"{_TAG}float": (int, float), f"{_TAG}bool": bool}
+    expected = kinds.get(tag)
+    if expected is None:
+        raise ValueError(f"unsupported YAML tag {tag!r}")
+    if not isinstance(resolved, expected) or (tag == f"{_TAG}int" and isinstance(resolved, bool)):
+        raise ValueError(f"{text!r} is not a valid {tag.removeprefix(_TAG)}")
+    return float(resolved) if tag == f"{_TAG}float" else resolved
+
+
+class _Builder:
+    """Builds Python values from the parser's events, recording positions."""
+
+    def __init__(self, source: SourceMap, events, node_budget: int):
+        self.source = source
+        self.events = events
+        self.anchors: dict[str, tuple[object, int]] = {}
+        self.budget = node_budget
+        self.spent = 0
+
+    def fail(self, mark, path: KeyPath, message: str, hint: str = "") -> BlueprintError:
+        line, column = (mark.line + 1, mark.column + 1) if mark else self.source.locate(path)
+        return BlueprintError([LoadIssue(self.source.file, line, column, format_path(path), message, hint)])
+
+    def charge(self, nodes: int, mark, path: KeyPath) -> None:
+        self.spent += nodes
+        if self.spent > self.budget:
+            raise self.fail(
+                mark,
+                path,
+                f"aliases expand to more than {self.budget} nodes",
+                "the file repeats anchored content too often (a 'billion laughs' pattern?)",
+            )
+
+    def value(self, event, path: KeyPath) -> tuple[object, int]:
+        """Build the value starting at `event`; returns it and its size in nodes."""
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in self.anchors:
+                raise self.fail(event.start_mark, path, f"unknown alias *{event.anchor}")
+            built, size = self.anchors[event.anchor]
+            self.charge(size, event.start_mark, path)
+            return built, size
+        if isinstance(event, yaml.ScalarEvent):
+            built, size = self.scalar(event, path), 1
+        elif isinstance(event, yaml.MappingStartEvent):
+            built, size = self.mapping(event, path)
+        elif isinstance(event, yaml.SequenceStartEvent):
+            built, size = self.sequence(path)
+        else:  # pragma: no cover - the parser guarantees node events here
+            raise self.fail(event.start_mark, path, f"unexpected YAML event {type(event).__name__}")
+        self.charge(1, event.start_mark, path)
+        if event.anchor:
+            self.anchors[event.anchor] = (built, size)
+        return built, size
+
+    def scalar(self, event, path: KeyPath) -> object:
+        plain = not event.style and event.implicit[0]
+        if plain:
+            resolved = resolve_plain_scalar(event.value)
+            if isinstance(resolved, (int, float)) and not isinstance(resolved, bool):
+                self.source.number_texts[path] = event.value
+            return resolved
+        if event.tag is None or event.implicit[1]:
+            return event.value
+        try:
+            return _tagged_scalar(event.tag, event.value)
+        except ValueError as error:
+            raise self.fail(event.start_mark, path, str(error)) from None
+
+    def mapping(self, start, path: KeyPath) -> tuple[dict, int]:
+        result: dict[str, object] = {}
+        merged: dict[str, object] = {}
+        size = 1
+        for key_event in iter(lambda: next(self.events), None):
+            if isinstance(key_event, yaml.MappingEndEvent):
+                break
+            key = self.key(key_event, path)
+            key_mark = key_event.start_mark
+            child = (*path, key)
+            if key in result:
+                raise self.fail(key_mark, child, f"duplicate key {key!r}", "each key may appear once in a mapping")
+            if key != MERGE_KEY:
+                self.source.positions[child] = (key_mark.line + 1, key_mark.column + 1)
+            value, child_size = self.value(next(self.events), child)
+            size += child_size
+            if key == MERGE_KEY:
+                merged.update(self.merge_sources(value, key_mark, child))
+            else:
+                result[key] = value
+        return ({**merged, **result} if merged else result), size
+
+    def merge_sources(self, value, mark, path: KeyPath) -> dict:
+        sources = value if isinstance(value, list) else [value]
+        combined: dict = {}
+        for source in reversed(sources):
+            if not isinstance(source, dict):
+                raise self.fail(mark, path, "a merge key (<<) takes a mapping or a list of mappings")
+            combined.update(source)
+        return combined
+
+    def key(self, event, path: KeyPath) -> str:
+        if not isinstance(event, yaml.ScalarEvent):
+            raise self.fail(event.start_mark, path, "mapping keys must be plain strings")
+        return event.value
+
+    def sequence(self, path: KeyPath) -> tuple[list, int]:
+        result: list[object] = []
+        size = 1
+        for event in iter(lambda: next(self.events), None):
+            if isinstance(event, yaml.SequenceEndEvent):
+                break
+            child = (*path, len(result))
+            self.source.positions[child] = (event.start_mark.line + 1, event.start_mark.column + 1)
+            value, child_size = self.value(event, child)
+            result.append(value)
+            size += child_size
+        return result, size
+
+
+def decode(data: bytes, file: str) -> str:
+    """UTF-8 text of a blueprint file, or a load error naming the bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        issue = LoadIssue(file, line, column, "", f"not UTF-8 text (byte 0x{data[error.start]:02x})", "save the file as UTF-8")
+        raise BlueprintError([issue]) from None
+
+
+def load_yaml(text: str, file: str) -> tuple[object, SourceMap]:
+    """Parse one YAML document into Python values and its source map."""
+    source = SourceMap(file)
+    budget = max(MIN_ALIAS_BUDGET, 10 * (text.count("\n") + 1) * 4)
+    try:
+        events = iter(yaml.parse(text, Loader=_LOADER))
+        next(events)  # StreamStart
+        first = next(events)
+        if isinstance(first, yaml.StreamEndEvent):
+            return None, source
+        next_event = next(events)
+        builder = _Builder(source, events, budget)
+        root, _ = builder.value(next_event, ())
+        next(events)  # DocumentEnd
+        extra = next(events)
+        if not isinstance(extra, yaml.StreamEndEvent):
+            raise builder.fail(extra.start_mark, (), "more than one YAML document", "a blueprint is one document")
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        message = f"YAML syntax: {error.problem or error.context}"
+        raise BlueprintError([LoadIssue(file, line, column, "", message)]) from None
+    except yaml.YAMLError as error:
+        raise BlueprintError([LoadIssue(file, 1, 1, "", f"YAML syntax: {error}")]) from None
+    source.positions.setdefault((), (1, 1))
+    return root, source
+
+
+def read_yaml_file(path: Path) -> tuple[object, SourceMap]:
+    """Read and parse a YAML file; unreadable files are load errors too."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise BlueprintError([LoadIssue(str(path), 1, 1, "", f"cannot read: {error.strerror}")]) from None
+    return load_yaml(decode(data, str(path)), str(path))

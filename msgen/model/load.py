@@ -1,0 +1,199 @@
+"""From a file to a validated Blueprint, or a load error with file, line and column."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from msgen.errors import BlueprintError, LoadIssue
+from msgen.loader import KeyPath, SourceMap, format_path, read_yaml_file
+from msgen.model.blueprint import Blueprint
+from msgen.model.references import check_references
+
+
+@dataclass(frozen=True)
+class LoadedBlueprint:
+    """A valid blueprint with the map back to the lines it came from."""
+
+    blueprint: Blueprint
+    source: SourceMap
+    env: str | None
+
+    @property
+    def file(self) -> str:
+        return self.source.file
+
+
+def load_blueprint(path: Path, env: str | None = None) -> LoadedBlueprint:
+    """Read, overlay `env`, validate and cross-check a blueprint file."""
+    data, source = read_yaml_file(path)
+    _check_root(data, source)
+    environments = data.get("environments") or {}
+    if env is not None and (not isinstance(environments, dict) or env not in environments):
+        known = sorted(environments) if isinstance(environments, dict) else []
+        raise BlueprintError([source.issue(("environments",), f"unknown environment {env!r}", _did_you_mean(env, known, "environments: "))])
+    base = validate(data, source)
+    if env is None:
+        for name in sorted(base.environments):
+            validate(*_overlaid(data, source, name))  # every overlay must stay valid, even unused
+        return LoadedBlueprint(base, source, None)
+    merged_data, merged_source = _overlaid(data, source, env)
+    return LoadedBlueprint(validate(merged_data, merged_source), merged_source, env)
+
+
+def validate(data: dict, source: SourceMap) -> Blueprint:
+    """Validate parsed data as a Blueprint, then its cross-references."""
+    try:
+        blueprint = Blueprint.model_validate(data)
+    except ValidationError as error:
+        raise BlueprintError(_issues_of(error, data, source)) from None
+    check_references(blueprint, source)
+    return blueprint
+
+
+def _check_root(data: object, source: SourceMap) -> None:
+    if data is None:
+        raise BlueprintError([source.issue((), "the file is empty", "run `msgen init` for a starter blueprint")])
+    if not isinstance(data, dict):
+        raise BlueprintError([source.issue((), "the blueprint must be a mapping of keys (version, project, services, ...)")])
+    version = data.get("version")
+    if "version" not in data:
+        raise BlueprintError([source.issue((), "missing required key 'version'", "add `version: 1` at the top")])
+    if version != 1 or isinstance(version, bool):
+        raise BlueprintError([source.issue(("version",), f"unsupported format version {version!r}", "this msgen reads `version: 1`")])
+
+
+def _overlaid(data: dict, source: SourceMap, env: str) -> tuple[dict, SourceMap]:
+    overlay = data["environments"][env]
+    prefix: KeyPath = ("environments", env)
+    if not isinstance(overlay, dict):
+        raise BlueprintError([source.issue(prefix, "an environment is a mapping merged over the blueprint")])
+    for section in ("services", "datastores"):
+        for name in sorted((overlay.get(section) or {}) if isinstance(overlay.get(section), dict) else {}):
+            if name not in (data.get(section) or {}):
+                hint = _did_you_mean(name, sorted(data.get(section) or {}))
+                raise BlueprintError([source.issue((*prefix, section, name), f"the overlay names an unknown {section[:-1]} {name!r}", hint)])
+    if "environments" in overlay or "version" in overlay:
+        raise BlueprintError([source.issue(prefix, "an overlay cannot change 'version' or 'environments'")])
+    merged_source = SourceMap(source.file, dict(source.positions), dict(source.number_texts))
+    for path, position in source.positions.items():
+        if path[:2] == prefix and len(path) > 2:
+            merged_source.positions[path[2:]] = position
+    for path, text in source.number_texts.items():
+        if path[:2] == prefix and len(path) > 2:
+            merged_source.number_texts[path[2:]] = text
+    return deep_merge(data, overlay), merged_source
+
+
+def deep_merge(base: object, overlay: object) -> object:
+    """Maps merge key by key; lists and scalars in the overlay replace the base's."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        merged = dict(base)
+        for key, value in overlay.items():
+            merged[key] = deep_merge(base[key], value) if key in base else value
+        return merged
+    return overlay
+
+
+def _did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"{prefix}known: {', '.join(choices)}" if choices else ""
+
+
+def _issues_of(error: ValidationError, data: dict, source: SourceMap) -> list[LoadIssue]:
+    issues: dict[str, LoadIssue] = {}
+    for detail in error.errors():
+        path = _data_path(detail["loc"], data)
+        issue = _issue_of(detail, path, source)
+        issues.setdefault(issue.path, issue)
+    return list(issues.values())
+
+
+def _data_path(loc: tuple, data: object) -> KeyPath:
+    """Pydantic's loc without the entries that name validators or union members."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if part == "[key]":
+            break
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and not path_is_meta(part):
+            path.append(part)  # a missing key: keep its name so the message can say it
+            node = None
+    return tuple(path)
+
+
+def path_is_meta(part: str) -> bool:
+    return "[" in part or part in ("str", "int", "bool", "float", "list", "dict", "none")
+
+
+def _issue_of(detail: dict, path: KeyPath, source: SourceMap) -> LoadIssue:
+    kind = detail["type"]
+    message = str(detail["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    hint = ""
+    if kind == "extra_forbidden":
+        key = path[-1] if path else ""
+        message = f"unknown key {key!r}"
+        hint = _did_you_mean(str(key), allowed_keys(path[:-1]))
+    elif kind == "missing":
+        parent = path[:-1]
+        message = f"missing required key {path[-1]!r}"
+        line, column = source.locate(parent)
+        return LoadIssue(source.file, line, column, format_path(parent), message)
+    elif path in source.number_texts and path and path[-1] == "version":
+        hint = f'write it quoted: version: "{source.number_texts[path]}"'
+    elif kind in ("string_type", "int_type", "bool_type", "float_type", "dict_type", "list_type"):
+        message = f"{message} (got {type(detail.get('input')).__name__} {detail.get('input')!r})"
+    return source.issue(path, message, hint)
+
+
+def allowed_keys(path: KeyPath) -> list[str]:
+    """The keys the model accepts at `path` (for did-you-mean hints)."""
+    annotation: object = Blueprint
+    for part in path:
+        annotation = _child_annotation(annotation, part)
+        if annotation is None:
+            return []
+    model = _model_in(annotation)
+    return sorted(model.model_fields) if model else []
+
+
+def _child_annotation(annotation: object, part: str | int) -> object:
+    model = _model_in(annotation)
+    if model is not None:
+        field = model.model_fields.get(str(part))
+        return field.annotation if field else None
+    for option in _options(annotation):
+        origin = typing.get_origin(option)
+        if origin is dict:
+            return typing.get_args(option)[1]
+        if origin is list:
+            return typing.get_args(option)[0]
+    return None
+
+
+def _options(annotation: object) -> list:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return list(typing.get_args(annotation))
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _options(typing.get_args(annotation)[0])
+    return [annotation]
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    for option in _options(annotation):
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            return option
+    return None

@@ -1,0 +1,155 @@
+"""Cross-field rules that make a blueprint unreadable (load errors, exit 2).
+
+Names must resolve, calls must not form a cycle, and a call that crosses regions needs a
+declared round-trip time; otherwise no later stage can give an honest answer.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from msgen.errors import BlueprintError, LoadIssue
+from msgen.loader import KeyPath, SourceMap
+from msgen.model.blueprint import Blueprint
+
+# names msgen gives its own containers in the compose stack
+RESERVED_NAMES = ("gateway", "prometheus", "grafana", "loki", "alloy")
+
+
+def rtt_key(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a <= b else (b, a)
+
+
+def declared_rtts(blueprint: Blueprint) -> dict[tuple[str, str], float]:
+    return {rtt_key(*pair.split("/")): ms for pair, ms in blueprint.rtt_ms.items()}
+
+
+class _Issues:
+    def __init__(self, source: SourceMap):
+        self.source = source
+        self.found: list[LoadIssue] = []
+
+    def add(self, path: KeyPath, message: str, hint: str = "") -> None:
+        self.found.append(self.source.issue(path, message, hint))
+
+    def unknown(self, path: KeyPath, kind: str, name: str, known) -> None:
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else (f"known {kind}s: {', '.join(sorted(known))}" if known else f"no {kind}s are declared")
+        self.add(path, f"unknown {kind} {name!r}", hint)
+
+
+def check_references(blueprint: Blueprint, source: SourceMap) -> None:
+    """Raise a BlueprintError listing every unresolved reference, cycle or missing RTT."""
+    issues = _Issues(source)
+    _check_hosts(blueprint, issues)
+    _check_services(blueprint, issues)
+    _check_datastores(blueprint, issues)
+    _check_rtts(blueprint, issues)
+    if not issues.found:
+        _check_cycles(blueprint, issues)
+    if not issues.found:
+        _check_crossings(blueprint, issues)
+    if issues.found:
+        raise BlueprintError(issues.found)
+
+
+def _check_hosts(blueprint: Blueprint, issues: _Issues) -> None:
+    seen: set[str] = set()
+    for index, host in enumerate(blueprint.hosts):
+        if host.name in seen:
+            issues.add(("hosts", index, "name"), f"host {host.name!r} is declared twice")
+        seen.add(host.name)
+        if host.region not in blueprint.regions:
+            issues.unknown(("hosts", index, "region"), "region", host.region, blueprint.regions)
+    compose = blueprint.compose
+    if compose is not None and compose.host is not None and compose.host not in seen:
+        issues.unknown(("compose", "host"), "host", compose.host, seen)
+    elif compose is not None and compose.host is None and len(blueprint.hosts) > 1:
+        issues.add(("compose",), "compose.host is required when several hosts are declared", "name the host that runs the stack")
+
+
+def _check_services(blueprint: Blueprint, issues: _Issues) -> None:
+    services = blueprint.services
+    for name, service in services.items():
+        at = ("services", name)
+        if name in RESERVED_NAMES or name in blueprint.datastores:
+            issues.add(at, f"the name {name!r} is taken ({'a datastore' if name in blueprint.datastores else 'by msgen for its own container'})")
+        if service.region is None and len(blueprint.regions) > 1:
+            issues.add(at, "region is required when several regions are declared", f"one of: {', '.join(sorted(blueprint.regions))}")
+        elif service.region is not None and service.region not in blueprint.regions:
+            issues.unknown((*at, "region"), "region", service.region, blueprint.regions)
+        for index, callee in enumerate(service.calls):
+            if callee == name:
+                issues.add((*at, "calls", index), f"{name!r} calls itself")
+            elif callee not in services:
+                issues.unknown((*at, "calls", index), "service", callee, services)
+        if service.datastore is not None and service.datastore not in blueprint.datastores:
+            issues.unknown((*at, "datastore"), "datastore", service.datastore, blueprint.datastores)
+        if service.route is not None and service.route.host is None and blueprint.gateway is None:
+            issues.add((*at, "route"), "a route by path_prefix needs the gateway section (its domain)")
+        if service.route is not None and blueprint.gateway is None and service.route.host is not None:
+            issues.add((*at, "route"), "a routed service needs the gateway section")
+
+
+def _check_datastores(blueprint: Blueprint, issues: _Issues) -> None:
+    hosts = {host.name for host in blueprint.hosts}
+    for name, datastore in blueprint.datastores.items():
+        if name in RESERVED_NAMES or name.endswith("-exporter"):
+            issues.add(("datastores", name), f"the name {name!r} is taken by msgen for its own containers")
+        if datastore.host is not None and datastore.host not in hosts:
+            issues.unknown(("datastores", name, "host"), "host", datastore.host, hosts)
+
+
+def _check_rtts(blueprint: Blueprint, issues: _Issues) -> None:
+    for pair in blueprint.rtt_ms:
+        for region in pair.split("/"):
+            if region not in blueprint.regions:
+                issues.unknown(("rtt_ms", pair), "region", region, blueprint.regions)
+
+
+def _check_cycles(blueprint: Blueprint, issues: _Issues) -> None:
+    """Iterative depth-first search; the first back edge found is reported with its cycle."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for root in sorted(blueprint.services):
+        if root in state:
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        state[root] = 1
+        while stack:
+            name, index = stack[-1]
+            calls = blueprint.services[name].calls
+            if index == len(calls):
+                state[name] = 2
+                stack.pop()
+                continue
+            stack[-1] = (name, index + 1)
+            callee = calls[index]
+            if state.get(callee) == 1:
+                path = [frame[0] for frame in stack]
+                cycle = path[path.index(callee):] + [callee]
+                issues.add(("services", name, "calls", index), f"call cycle: {' -> '.join(cycle)}", "synchronous calls must form a directed acyclic graph")
+                return
+            if callee not in state:
+                state[callee] = 1
+                stack.append((callee, 0))
+
+
+def service_region(blueprint: Blueprint, name: str) -> str | None:
+    region = blueprint.services[name].region
+    if region is None and len(blueprint.regions) == 1:
+        return next(iter(blueprint.regions))
+    return region
+
+
+def _check_crossings(blueprint: Blueprint, issues: _Issues) -> None:
+    rtts = declared_rtts(blueprint)
+    for name, service in blueprint.services.items():
+        origin = service_region(blueprint, name)
+        for index, callee in enumerate(service.calls):
+            target = service_region(blueprint, callee)
+            if origin and target and origin != target and rtt_key(origin, target) not in rtts:
+                issues.add(
+                    ("services", name, "calls", index),
+                    f"the call {name} -> {callee} crosses {origin}/{target}, whose round-trip time is not declared",
+                    f"add `{origin}/{target}: <ms>` under rtt_ms",
+                )

@@ -1,0 +1,132 @@
+"""Durations, memory sizes and CPU amounts as the blueprint writes them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_DURATION = re.compile(r"^([0-9]+)(ms|s|m|h|d)$")
+_DURATION_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_MEMORY = re.compile(r"^([0-9]+)(Ki|Mi|Gi|Ti)?$")
+_MEMORY_FACTOR = {None: 1, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
+_MILLICORES = re.compile(r"^([0-9]+)m$")
+
+KI, MI, GI = 1024, 1024**2, 1024**3
+
+
+@dataclass(frozen=True, order=True)
+class Duration:
+    """A duration in milliseconds, keeping the text the blueprint wrote."""
+
+    ms: int
+    text: str
+
+    @classmethod
+    def parse(cls, value: object) -> Duration:
+        if isinstance(value, Duration):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("a duration is a string such as '250ms', '10s', '2m', '1h' or '15d' (bare numbers are rejected)")
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a duration; write e.g. '250ms', '10s', '2m', '1h', '15d'")
+        return cls(int(match.group(1)) * _DURATION_MS[match.group(2)], value)
+
+    @property
+    def seconds(self) -> float:
+        return self.ms / 1000
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, order=True)
+class Memory:
+    """A memory size in bytes, keeping the text the blueprint wrote."""
+
+    bytes: int
+    text: str
+
+    @classmethod
+    def parse(cls, value: object) -> Memory:
+        if isinstance(value, Memory):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("a memory size is a string with a binary suffix such as '512Mi' or '2Gi'")
+        match = _MEMORY.match(value)
+        if not match or match.group(2) is None:
+            raise ValueError(f"{value!r} is not a memory size; write e.g. '512Ki', '128Mi', '2Gi', '1Ti'")
+        amount = int(match.group(1)) * _MEMORY_FACTOR[match.group(2)]
+        if amount <= 0:
+            raise ValueError("a memory size must be greater than zero")
+        return cls(amount, value)
+
+    @classmethod
+    def of_bytes(cls, amount: int) -> Memory:
+        return cls(amount, format_bytes(amount))
+
+    @property
+    def mib(self) -> float:
+        return self.bytes / MI
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, order=True)
+class Cpu:
+    """A CPU amount in millicores, keeping the text the blueprint wrote."""
+
+    millicores: int
+    text: str
+
+    @classmethod
+    def parse(cls, value: object) -> Cpu:
+        if isinstance(value, Cpu):
+            return value
+        if isinstance(value, bool):
+            raise ValueError("a CPU amount is a number of cores (0.5, 2) or millicores ('250m')")
+        if isinstance(value, (int, float)):
+            millicores = round(value * 1000)
+            if abs(value * 1000 - millicores) > 1e-6:
+                raise ValueError(f"{value} cores is finer than a millicore")
+            text = str(value)
+        elif isinstance(value, str) and _MILLICORES.match(value):
+            millicores, text = int(value[:-1]), value
+        else:
+            raise ValueError(f"{value!r} is not a CPU amount; write cores (0.5, 2) or millicores ('250m')")
+        if millicores <= 0:
+            raise ValueError("a CPU amount must be greater than zero")
+        return cls(millicores, text)
+
+    @classmethod
+    def of_millicores(cls, millicores: int) -> Cpu:
+        return cls(millicores, format_millicores(millicores))
+
+    @property
+    def cores(self) -> float:
+        return self.millicores / 1000
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def format_bytes(amount: int) -> str:
+    """The largest binary suffix that states `amount` exactly (Kubernetes quantity form)."""
+    for suffix, factor in (("Ti", 1024**4), ("Gi", GI), ("Mi", MI), ("Ki", KI)):
+        if amount % factor == 0:
+            return f"{amount // factor}{suffix}"
+    return str(amount)
+
+
+def format_millicores(millicores: int) -> str:
+    """Whole cores as a plain number, anything else in millicores (Kubernetes quantity form)."""
+    return str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"
+
+
+def human_bytes(amount: float) -> str:
+    """A readable size for tables and messages, e.g. '11.88 GiB'."""
+    for suffix, factor in (("GiB", GI), ("MiB", MI), ("KiB", KI)):
+        if abs(amount) >= factor:
+            return f"{amount / factor:.2f} {suffix}".replace(".00 ", " ")
+    return f"{amount:.0f} B"
