@@ -123,10 +123,7 @@ def _data_path(loc: tuple, data: object) -> KeyPath:
     for part in loc:
         if part == "[key]":
             break
-        if isinstance(node, dict) and isinstance(part, str) and part in node:
-            node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        if (isinstance(node, dict) and isinstance(part, str) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
             node = node[part]
             path.append(part)
         elif isinstance(node, dict) and isinstance(part, str) and not path_is_meta(part):

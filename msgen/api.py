@@ -1,0 +1,113 @@
+"""The operations behind the CLI's commands: typed in, typed out, no printing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from msgen.checks import CheckContext, run_checks
+from msgen.errors import MsgenError
+from msgen.findings import Finding, fails
+from msgen.model.load import LoadedBlueprint, load_blueprint
+from msgen.plan import Plan, build_plan
+from msgen.targets import Artifact, applicable_targets, render_targets, target_names
+from msgen.writer import Changes, compare, write
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass
+class Analysis:
+    """A loaded blueprint, its plan, everything it renders, and the findings over all of it."""
+
+    loaded: LoadedBlueprint
+    plan: Plan
+    artifacts: list[Artifact]
+    findings: list[Finding]
+    targets: list[str]
+
+
+@dataclass
+class RenderOutcome:
+    analysis: Analysis
+    out_dir: Path
+    targets: list[str]
+    changes: Changes | None = None
+    not_rendered: list[str] = field(default_factory=list)  # targets that apply but were not asked for
+    wrote: bool = False
+
+
+def analyse(path: Path, env: str | None = None) -> Analysis:
+    """Load, plan, render every applicable target in memory, and run every check."""
+    loaded = load_blueprint(path, env)
+    plan = build_plan(loaded.blueprint, env)
+    targets = applicable_targets(plan)
+    artifacts = render_targets(plan, targets)
+    for artifact in artifacts:
+        check_well_formed(artifact)
+    context = CheckContext(loaded.blueprint, plan, loaded.source, {a.path: a for a in artifacts})
+    return Analysis(loaded, plan, artifacts, run_checks(context), targets)
+
+
+def check_well_formed(artifact: Artifact) -> None:
+    """A fast event-level parse of every YAML and JSON artifact: a bug here must never reach a disk."""
+    try:
+        if artifact.path.endswith((".yml", ".yaml")):
+            for _ in yaml.parse(artifact.text, Loader=_YAML_LOADER):
+                pass
+        elif artifact.path.endswith(".json"):
+            json.loads(artifact.text)
+    except (yaml.YAMLError, ValueError) as error:
+        raise MsgenError(f"internal error: rendered {artifact.path} is not well formed ({error}); please report it") from None
+
+
+def blueprint_digest(loaded: LoadedBlueprint) -> str:
+    canonical = json.dumps(loaded.blueprint.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def select_targets(analysis: Analysis, requested: list[str] | None) -> list[str]:
+    if not requested:
+        return list(analysis.targets)
+    known = target_names()
+    for name in requested:
+        if name not in known:
+            raise MsgenError(f"unknown target {name!r}; known targets: {', '.join(n for n in known if n != 'base')}")
+        if name not in analysis.targets:
+            raise MsgenError(f"target {name!r} does not apply to this blueprint (its section or a service that uses it is missing)")
+    return [name for name in known if name in requested or name == "base"]
+
+
+def render(
+    path: Path,
+    out_dir: Path,
+    env: str | None = None,
+    targets: list[str] | None = None,
+    check: bool = False,
+    diff: bool = False,
+    strict: bool = False,
+) -> RenderOutcome:
+    """Validate, then write (or with `check`, compare) the chosen targets' files."""
+    analysis = analyse(path, env)
+    chosen = select_targets(analysis, targets)
+    outcome = RenderOutcome(analysis, out_dir, chosen)
+    outcome.not_rendered = [name for name in analysis.targets if name not in chosen]
+    if fails(analysis.findings, strict):
+        return outcome
+    artifacts = [a for a in analysis.artifacts if a.target in chosen]
+    if check:
+        outcome.changes = compare(out_dir, artifacts, chosen, want_diffs=diff)
+        return outcome
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MsgenError(f"{out_dir}: exists and is not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise MsgenError(f"cannot create {out_dir}: {error.strerror}") from None
+    outcome.changes = write(out_dir, artifacts, chosen, blueprint_digest(analysis.loaded))
+    outcome.wrote = True
+    return outcome

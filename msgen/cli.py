@@ -1,0 +1,214 @@
+"""The command line: parse options, call one API function, print, exit. Nothing else."""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from msgen import __version__
+from msgen.errors import BlueprintError, MsgenError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Generate a microservice platform's infrastructure from one blueprint.")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+BlueprintArg = Annotated[Path, typer.Argument(help="the blueprint YAML file", show_default=False)]
+EnvOption = Annotated[str | None, typer.Option("--env", help="overlay environments.NAME before validating")]
+
+
+class FindingsFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class PlanFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class Starter(str, Enum):
+    minimal = "minimal"
+    reference = "reference"
+
+
+def _fail(error: MsgenError) -> typer.Exit:
+    if isinstance(error, BlueprintError):
+        for issue in error.issues:
+            err.print(f"error: {issue}", markup=False)
+    else:
+        err.print(f"error: {error}", markup=False)
+    return typer.Exit(2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"msgen {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
+) -> None:
+    """msgen: one typed blueprint in, the platform's infrastructure as code out."""
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="where to write blueprint.yaml and msgen.schema.json")] = Path("."),
+    starter: Annotated[Starter, typer.Option(help="which starter blueprint")] = Starter.minimal,
+    force: Annotated[bool, typer.Option("--force", help="overwrite existing files")] = False,
+) -> None:
+    """Write a starter blueprint and its JSON Schema."""
+    from msgen.starters import write_starter
+
+    try:
+        written = write_starter(directory, starter.value, force)
+    except MsgenError as error:
+        raise _fail(error) from None
+    for path in written:
+        out.print(f"wrote {path}", markup=False)
+
+
+@app.command()
+def validate(
+    blueprint: BlueprintArg,
+    env: EnvOption = None,
+    format: Annotated[FindingsFormat, typer.Option("--format", help="text or json")] = FindingsFormat.text,
+    strict: Annotated[bool, typer.Option("--strict", help="warnings fail too")] = False,
+) -> None:
+    """Run every check; exit 0 ok, 1 findings that fail, 2 the blueprint cannot be read."""
+    from msgen.api import analyse
+    from msgen.findings import fails
+
+    try:
+        analysis = analyse(blueprint, env)
+    except MsgenError as error:
+        raise _fail(error) from None
+    _print_findings(analysis.findings, format)
+    raise typer.Exit(1 if fails(analysis.findings, strict) else 0)
+
+
+def _print_findings(findings, format: FindingsFormat) -> None:
+    from msgen import report
+
+    if format is FindingsFormat.json:
+        out.print(report.findings_json(findings), markup=False)
+    else:
+        if findings:
+            out.print(report.findings_text(findings), markup=False)
+        out.print(report.summary(findings), markup=False)
+
+
+@app.command()
+def render(
+    blueprint: BlueprintArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="the output folder")],
+    env: EnvOption = None,
+    target: Annotated[list[str] | None, typer.Option("--target", help="render only these targets (repeatable)")] = None,
+    check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 if the folder differs")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="with --check: show unified diffs (implies --check)")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="warnings fail too")] = False,
+) -> None:
+    """Validate, then write the generated files (or compare them with --check)."""
+    from msgen import api
+    from msgen.findings import fails
+    from msgen.report import findings_text
+
+    try:
+        outcome = api.render(blueprint, output, env, target, check or diff, diff, strict)
+    except MsgenError as error:
+        raise _fail(error) from None
+    findings = outcome.analysis.findings
+    if findings:
+        err.print(findings_text(findings), markup=False)
+    if fails(findings, strict):
+        err.print("nothing written: fix the findings above (or suppress them with a reason)", markup=False)
+        raise typer.Exit(1)
+    changes = outcome.changes
+    assert changes is not None
+    if outcome.not_rendered:
+        err.print(f"not rendered now: {', '.join(outcome.not_rendered)} (files the compose stack mounts may be missing)", markup=False)
+    if check or diff:
+        for text in changes.diffs:
+            out.print(text, markup=False, end="")
+        for label, paths in (("changed", changes.changed), ("missing", changes.created), ("would be pruned", changes.pruned)):
+            for path in paths:
+                out.print(f"drift: {label}: {path}", markup=False)
+        if changes.drift:
+            out.print(f"{output}: out of date; run `msgen render` and commit the result", markup=False)
+            raise typer.Exit(1)
+        out.print(f"{output}: up to date ({len(changes.unchanged)} files)", markup=False)
+        return
+    if changes.pruned_datastores():
+        err.print(
+            f"WARNING: removed the files of datastore(s) {', '.join(changes.pruned_datastores())}: "
+            "their data volumes may be deleted with them when this is deployed",
+            markup=False,
+        )
+    out.print(
+        f"{output}: {len(changes.created)} created, {len(changes.changed)} updated, "
+        f"{len(changes.unchanged)} unchanged, {len(changes.pruned)} pruned",
+        markup=False,
+    )
+
+
+@app.command()
+def plan(
+    blueprint: BlueprintArg,
+    env: EnvOption = None,
+    format: Annotated[PlanFormat, typer.Option("--format", help="text or json")] = PlanFormat.text,
+) -> None:
+    """Show every derived and defaulted value, and why."""
+    from msgen.model.load import load_blueprint
+    from msgen.plan import build_plan
+    from msgen.views import plan_sections
+
+    try:
+        loaded = load_blueprint(blueprint, env)
+        sections = plan_sections(build_plan(loaded.blueprint, env))
+    except MsgenError as error:
+        raise _fail(error) from None
+    if format is PlanFormat.json:
+        out.print(json.dumps([section.to_dict() for section in sections], indent=2), markup=False)
+        return
+    for section in sections:
+        table = Table(title=section.title, title_justify="left")
+        for column in section.columns:
+            table.add_column(column)
+        for row in section.rows:
+            table.add_row(*row)
+        out.print(table)
+
+
+@app.command()
+def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="write to this file instead of stdout")] = None) -> None:
+    """Print (or write) the blueprint's JSON Schema."""
+    from msgen.starters import schema_text
+
+    text = schema_text()
+    if output is None:
+        out.print(text, markup=False, end="")
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise _fail(MsgenError(f"cannot write {output}: {error.strerror}")) from None
+    out.print(f"wrote {output}", markup=False)
+
+
+def main() -> None:
+    # the run is short and builds many small objects: the cyclic collector only costs time
+    gc.disable()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

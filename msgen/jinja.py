@@ -1,0 +1,73 @@
+"""The single Jinja environment: strict undefined, no HTML escaping, YAML-safe filters."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+import jinja2
+import yaml
+
+_PACKAGE = Path(__file__).resolve().parent
+# installed wheels carry templates inside the package; a checkout has them at the top level
+TEMPLATES_DIR = next(
+    (path for path in (_PACKAGE / "templates", _PACKAGE.parent / "templates") if path.is_dir()),
+    _PACKAGE / "templates",
+)
+
+_PLAIN_SAFE = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./@+-]*$")
+# words YAML 1.1 or 1.2 readers turn into booleans or null
+_SPECIAL_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def yaml_scalar(value: object) -> str:
+    """One scalar as YAML text that every YAML 1.1 and 1.2 reader reads back unchanged."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value)
+    if _PLAIN_SAFE.match(text) and text.lower() not in _SPECIAL_WORDS and not text.endswith((":", "-")):
+        return text
+    # a JSON string is a valid YAML double-quoted scalar
+    return json.dumps(text, ensure_ascii=False)
+
+
+def to_yaml(value: object, indent: int = 0) -> str:
+    """A structure as block YAML, keys in the order given, indented by `indent` spaces."""
+    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=False, sort_keys=False, allow_unicode=True, width=10_000)
+    if indent:
+        pad = " " * indent
+        text = "".join(pad + line if line.strip() else line for line in text.splitlines(keepends=True))
+    return text.rstrip("\n")
+
+
+def to_json(value: object) -> str:
+    return json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False)
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["yaml_scalar"] = yaml_scalar
+    env.filters["to_yaml"] = to_yaml
+    env.filters["to_json"] = to_json
+    return env
+
+
+def render_template(name: str, **context: object) -> str:
+    return environment().get_template(name).render(**context)

@@ -1,0 +1,251 @@
+"""Services and datastores as the targets see them: defaults applied, wiring derived."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from msgen.model.blueprint import Blueprint, Datastore, Host, Route, Service
+from msgen.model.references import service_region
+from msgen.model.versions import release_line
+from msgen.units import Cpu, Duration, Memory
+
+DEFAULT_REQUESTS = (Cpu(100, "100m"), Memory(128 * 1024**2, "128Mi"))
+DEFAULT_LIMITS = (Cpu(500, "500m"), Memory(256 * 1024**2, "256Mi"))
+ENGINE_PORTS = {"mysql": 3306, "mariadb": 3306, "postgres": 5432, "redis": 6379}
+DEFAULT_MAX_CONNECTIONS = {"mysql": 151, "mariadb": 151, "postgres": 100, "redis": 10000}
+CONFIG_FILES = {"mysql": "my.cnf", "mariadb": "my.cnf", "postgres": "postgresql.conf", "redis": "redis.conf"}
+# where a service finds its datastore password and its own secrets (wiring contract)
+DB_PASSWORD_FILE = "/run/secrets/db-password"
+SECRETS_DIR = "/run/secrets"
+STORAGE_SPEED = {"hdd": 0, "ssd": 1, "nvme": 2}
+
+
+@dataclass(frozen=True)
+class Defaulted:
+    """A value the blueprint left out, with what msgen chose and why (shown by `plan`)."""
+
+    field: str
+    value: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Amount:
+    cpu: Cpu
+    memory: Memory
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    name: str
+    service: Service  # the blueprint's own entry, for fields used as they are
+    image: str
+    port: int
+    replicas: int
+    region: str | None
+    route: Route | None
+    requests: Amount
+    limits: Amount
+    health_path: str
+    health_command: tuple[str, ...] | None
+    initial_delay: Duration
+    period: Duration
+    timeout: Duration
+    metrics_path: str | None
+    metrics_port: int | None
+    calls: tuple[str, ...]
+    datastore: str | None
+    env: tuple[tuple[str, str], ...]  # user env and wiring, sorted by name; values as text
+    secrets: tuple[str, ...]  # secret names, each mounted at /run/secrets/<NAME>
+    personal_data: bool
+    run_as_root: bool
+    defaulted: tuple[Defaulted, ...]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.name}:{self.port}"
+
+    @property
+    def env_name(self) -> str:
+        return env_prefix(self.name)
+
+
+@dataclass(frozen=True)
+class DatastorePlan:
+    name: str
+    datastore: Datastore
+    engine: str
+    version: str
+    line: str  # the supported release line, e.g. "8.0" for "8.0.40"
+    owner: str | None  # the service that uses it (several owners are a finding)
+    memory: Memory
+    cpu: Cpu
+    storage: Memory
+    host: str | None  # the host whose storage class tunes it
+    storage_class: str
+    iops: int | None
+    region: str | None
+    personal_data: bool
+    max_connections: int
+    role: str | None  # redis only: cache or store
+    port: int
+    config_file: str  # file name under datastores/<name>/
+    db_name: str | None  # the application database (None for redis)
+    db_user: str | None
+
+    @property
+    def is_sql(self) -> bool:
+        return self.engine != "redis"
+
+
+def env_prefix(name: str) -> str:
+    """`fraud-check` -> `FRAUD_CHECK` (wiring contract)."""
+    return name.upper().replace("-", "_")
+
+
+def db_identifier(owner: str) -> str:
+    """Database and user name for an owner: `-` becomes `_`, at most 32 characters (MySQL's user limit)."""
+    return owner.replace("-", "_")[:32]
+
+
+def env_text(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def plan_services(blueprint: Blueprint, datastores: dict[str, DatastorePlan]) -> tuple[ServicePlan, ...]:
+    return tuple(_plan_service(blueprint, name, datastores) for name in sorted(blueprint.services))
+
+
+def _resolved(amount, defaults: tuple[Cpu, Memory], field: str, notes: list[Defaulted]) -> Amount:
+    cpu, memory = amount.cpu, amount.memory
+    if cpu is None:
+        cpu = defaults[0]
+        notes.append(Defaulted(f"{field}.cpu", cpu.text, "msgen's default"))
+    if memory is None:
+        memory = defaults[1]
+        notes.append(Defaulted(f"{field}.memory", memory.text, "msgen's default"))
+    return Amount(cpu, memory)
+
+
+def _plan_service(blueprint: Blueprint, name: str, datastores: dict[str, DatastorePlan]) -> ServicePlan:
+    service = blueprint.services[name]
+    notes: list[Defaulted] = []
+    fields_set = service.model_fields_set
+    if "replicas" not in fields_set:
+        notes.append(Defaulted("replicas", str(service.replicas), "default 2: one replica can be lost"))
+    if "latency" not in fields_set:
+        notes.append(Defaulted("latency.p99", service.latency.p99.text, "assumed: no p99 declared"))
+    if "health" not in fields_set:
+        notes.append(Defaulted("health.path", service.health.path, "msgen's default health path"))
+    region = service_region(blueprint, name)
+    if service.region is None and region is not None:
+        notes.append(Defaulted("region", region, "the only region"))
+    requests = _resolved(service.resources.requests, DEFAULT_REQUESTS, "resources.requests", notes)
+    limits = _resolved(service.resources.limits, DEFAULT_LIMITS, "resources.limits", notes)
+    env = {key: env_text(value) for key, value in service.env.items()}
+    env.update(_wiring(blueprint, service, datastores))
+    metrics = service.metrics
+    return ServicePlan(
+        name=name,
+        service=service,
+        image=service.image,
+        port=service.port,
+        replicas=service.replicas,
+        region=region,
+        route=service.route,
+        requests=requests,
+        limits=limits,
+        health_path=service.health.path,
+        health_command=tuple(service.health.command) if service.health.command else None,
+        initial_delay=service.health.initial_delay,
+        period=service.health.period,
+        timeout=service.health.timeout,
+        metrics_path=metrics.path if metrics else None,
+        metrics_port=(metrics.port or service.port) if metrics else None,
+        calls=tuple(service.calls),
+        datastore=service.datastore,
+        env=tuple(sorted(env.items())),
+        secrets=tuple(sorted(service.secrets)),
+        personal_data=service.personal_data,
+        run_as_root=service.run_as_root,
+        defaulted=tuple(notes),
+    )
+
+
+def _wiring(blueprint: Blueprint, service: Service, datastores: dict[str, DatastorePlan]) -> dict[str, str]:
+    """The variables of the wiring contract (BLUEPRINT.md); they win over user env of the same name."""
+    wiring: dict[str, str] = {}
+    if service.datastore is not None:
+        store = datastores[service.datastore]
+        wiring["DB_HOST"] = store.name
+        wiring["DB_PORT"] = str(store.port)
+        wiring["DB_PASSWORD_FILE"] = DB_PASSWORD_FILE
+        if store.db_name is not None:
+            wiring["DB_NAME"] = store.db_name
+            wiring["DB_USER"] = store.db_user or ""
+    for callee in service.calls:
+        target = blueprint.services[callee]
+        wiring[f"{env_prefix(callee)}_URL"] = f"http://{callee}:{target.port}"
+    return wiring
+
+
+def owners_of(blueprint: Blueprint) -> dict[str, list[str]]:
+    """Datastore name -> the services naming it, sorted."""
+    owners: dict[str, list[str]] = {name: [] for name in blueprint.datastores}
+    for name in sorted(blueprint.services):
+        store = blueprint.services[name].datastore
+        if store is not None:
+            owners[store].append(name)
+    return owners
+
+
+def _storage_of(blueprint: Blueprint, datastore: Datastore, compose_host: Host | None) -> Host | None:
+    """The host whose storage tunes a datastore (TUNING.md): its own, the compose host, else the slowest."""
+    if datastore.host is not None:
+        return next(host for host in blueprint.hosts if host.name == datastore.host)
+    if compose_host is not None:
+        return compose_host
+    if blueprint.hosts:
+        return min(blueprint.hosts, key=lambda host: (STORAGE_SPEED[host.storage], host.iops or 0, host.name))
+    return None
+
+
+def plan_datastores(blueprint: Blueprint, compose_host: Host | None) -> tuple[DatastorePlan, ...]:
+    owners = owners_of(blueprint)
+    plans = []
+    for name in sorted(blueprint.datastores):
+        datastore = blueprint.datastores[name]
+        owner = owners[name][0] if owners[name] else None
+        host = _storage_of(blueprint, datastore, compose_host)
+        if datastore.host is not None:
+            region = host.region if host else None
+        else:
+            region = service_region(blueprint, owner) if owner else None
+        engine = datastore.engine
+        plans.append(
+            DatastorePlan(
+                name=name,
+                datastore=datastore,
+                engine=engine,
+                version=datastore.version,
+                line=release_line(engine, datastore.version) or datastore.version,
+                owner=owner,
+                memory=datastore.memory,
+                cpu=datastore.cpu,
+                storage=datastore.storage,
+                host=host.name if host else None,
+                storage_class=host.storage if host else "ssd",
+                iops=host.iops if host else None,
+                region=region,
+                personal_data=any(blueprint.services[o].personal_data for o in owners[name]),
+                max_connections=datastore.max_connections or DEFAULT_MAX_CONNECTIONS[engine],
+                role=(datastore.role or "store") if engine == "redis" else None,
+                port=ENGINE_PORTS[engine],
+                config_file=CONFIG_FILES[engine],
+                db_name=db_identifier(owner or name) if engine != "redis" else None,
+                db_user=db_identifier(owner or name) if engine != "redis" else None,
+            )
+        )
+    return tuple(plans)

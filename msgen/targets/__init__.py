@@ -1,0 +1,48 @@
+"""Targets: one module per technology, each `applies(plan)` and `render(plan) -> artifacts`.
+
+Adding a target: a module here, templates/<name>/, and a line in TARGET_MODULES.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One generated file: its path relative to the output folder, its text, its target."""
+
+    path: str
+    text: str
+    target: str
+
+
+# the order in which targets render; `base` (the output folder's .gitignore) always applies
+TARGET_MODULES: tuple[str, ...] = ("base",)
+
+
+def target_module(name: str) -> ModuleType:
+    return importlib.import_module(f"msgen.targets.{name}")
+
+
+def target_names() -> tuple[str, ...]:
+    return TARGET_MODULES
+
+
+def applicable_targets(plan) -> list[str]:
+    return [name for name in TARGET_MODULES if target_module(name).applies(plan)]
+
+
+def render_targets(plan, names: list[str]) -> list[Artifact]:
+    """Render the named targets, in registry order, into artifacts sorted by path."""
+    artifacts: list[Artifact] = []
+    for name in TARGET_MODULES:
+        if name in names:
+            artifacts.extend(target_module(name).render(plan))
+    paths = [artifact.path for artifact in artifacts]
+    duplicates = sorted({path for path in paths if paths.count(path) > 1})
+    if duplicates:  # pragma: no cover - a bug in a target, not in the input
+        raise RuntimeError(f"two targets render the same file: {', '.join(duplicates)}")
+    return sorted(artifacts, key=lambda artifact: artifact.path)

@@ -1,0 +1,16 @@
+"""Files every output folder gets: a .gitignore that keeps secret values out of Git."""
+
+from __future__ import annotations
+
+from msgen.jinja import render_template
+from msgen.targets import Artifact
+
+NAME = "base"
+
+
+def applies(plan) -> bool:
+    return True
+
+
+def render(plan) -> list[Artifact]:
+    return [Artifact(".gitignore", render_template("base/gitignore.j2", plan=plan), NAME)]
