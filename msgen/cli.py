@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,17 +24,17 @@ BlueprintArg = Annotated[Path, typer.Argument(help="the blueprint YAML file", sh
 EnvOption = Annotated[str | None, typer.Option("--env", help="overlay environments.NAME before validating")]
 
 
-class FindingsFormat(str, Enum):
+class FindingsFormat(StrEnum):
     text = "text"
     json = "json"
 
 
-class PlanFormat(str, Enum):
+class PlanFormat(StrEnum):
     text = "text"
     json = "json"
 
 
-class Starter(str, Enum):
+class Starter(StrEnum):
     minimal = "minimal"
     reference = "reference"
 

@@ -59,7 +59,19 @@ def wiring_section(plan: Plan) -> list[Section]:
 def placement_section(plan: Plan) -> list[Section]:
     rows = []
     for store in plan.datastores:
-        rows.append((store.name, f"{store.engine} {store.version}", store.owner or "-", store.region or "-", store.host or "-", store.storage_class, str(store.memory), str(store.cpu), str(store.storage)))
+        rows.append(
+            (
+                store.name,
+                f"{store.engine} {store.version}",
+                store.owner or "-",
+                store.region or "-",
+                store.host or "-",
+                store.storage_class,
+                str(store.memory),
+                str(store.cpu),
+                str(store.storage),
+            )
+        )
     columns = ("datastore", "engine", "owner", "region", "tuned for host", "storage", "memory", "cpu", "volume")
     return [Section("Datastores and placement", columns, tuple(rows))]
 

@@ -75,6 +75,12 @@ def apply_suppressions(found: list[Finding], blueprint: Blueprint) -> list[Findi
     for index, entry in enumerate(blueprint.suppress):
         if (entry.id, entry.at) not in used:
             result.append(
-                finding("suppress-unused", "info", ("suppress", index), f"suppress entry {entry.id} at {entry.at} matches no finding", "remove it, or check the id and key path")
+                finding(
+                    "suppress-unused",
+                    "info",
+                    ("suppress", index),
+                    f"suppress entry {entry.id} at {entry.at} matches no finding",
+                    "remove it, or check the id and key path",
+                )
             )
     return result

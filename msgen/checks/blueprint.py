@@ -40,7 +40,13 @@ def check(context) -> Iterator[Finding]:
     for name, service in sorted(blueprint.services.items()):
         problem = image_tag_problem(service.image)
         if problem:
-            yield finding("image-latest", "error", ("services", name, "image"), f"image {service.image!r} {problem}", "pin an explicit version tag or a digest")
+            yield finding(
+                "image-latest",
+                "error",
+                ("services", name, "image"),
+                f"image {service.image!r} {problem}",
+                "pin an explicit version tag or a digest",
+            )
         for key, value in sorted(service.env.items()):
             if isinstance(value, str) and value and (_CREDENTIAL_NAME.search(key) or _CREDENTIAL_VALUE.search(value)):
                 yield finding(
@@ -51,4 +57,10 @@ def check(context) -> Iterator[Finding]:
                     f"list {key} under secrets: instead; msgen mounts it as /run/secrets/{key}",
                 )
         if service.run_as_root:
-            yield finding("run-as-root", "warning", ("services", name, "run_as_root"), f"{name} runs as root with its capabilities kept", "use an image that runs as a non-root user")
+            yield finding(
+                "run-as-root",
+                "warning",
+                ("services", name, "run_as_root"),
+                f"{name} runs as root with its capabilities kept",
+                "use an image that runs as a non-root user",
+            )

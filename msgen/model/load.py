@@ -77,7 +77,9 @@ def _overlaid(data: dict, source: SourceMap, env: str) -> tuple[dict, SourceMap]
         for name in sorted((overlay.get(section) or {}) if isinstance(overlay.get(section), dict) else {}):
             if name not in (data.get(section) or {}):
                 hint = _did_you_mean(name, sorted(data.get(section) or {}))
-                raise BlueprintError([source.issue((*prefix, section, name), f"the overlay names an unknown {section[:-1]} {name!r}", hint)])
+                raise BlueprintError(
+                    [source.issue((*prefix, section, name), f"the overlay names an unknown {section[:-1]} {name!r}", hint)]
+                )
     if "environments" in overlay or "version" in overlay:
         raise BlueprintError([source.issue(prefix, "an overlay cannot change 'version' or 'environments'")])
     merged_source = SourceMap(source.file, dict(source.positions), dict(source.number_texts))
@@ -123,7 +125,9 @@ def _data_path(loc: tuple, data: object) -> KeyPath:
     for part in loc:
         if part == "[key]":
             break
-        if (isinstance(node, dict) and isinstance(part, str) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+        if (isinstance(node, dict) and isinstance(part, str) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             node = node[part]
             path.append(part)
         elif isinstance(node, dict) and isinstance(part, str) and not path_is_meta(part):

@@ -34,7 +34,11 @@ class _Issues:
 
     def unknown(self, path: KeyPath, kind: str, name: str, known) -> None:
         close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else (f"known {kind}s: {', '.join(sorted(known))}" if known else f"no {kind}s are declared")
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else (f"known {kind}s: {', '.join(sorted(known))}" if known else f"no {kind}s are declared")
+        )
         self.add(path, f"unknown {kind} {name!r}", hint)
 
 
@@ -73,7 +77,9 @@ def _check_services(blueprint: Blueprint, issues: _Issues) -> None:
     for name, service in services.items():
         at = ("services", name)
         if name in RESERVED_NAMES or name in blueprint.datastores:
-            issues.add(at, f"the name {name!r} is taken ({'a datastore' if name in blueprint.datastores else 'by msgen for its own container'})")
+            issues.add(
+                at, f"the name {name!r} is taken ({'a datastore' if name in blueprint.datastores else 'by msgen for its own container'})"
+            )
         if service.region is None and len(blueprint.regions) > 1:
             issues.add(at, "region is required when several regions are declared", f"one of: {', '.join(sorted(blueprint.regions))}")
         elif service.region is not None and service.region not in blueprint.regions:
@@ -126,8 +132,12 @@ def _check_cycles(blueprint: Blueprint, issues: _Issues) -> None:
             callee = calls[index]
             if state.get(callee) == 1:
                 path = [frame[0] for frame in stack]
-                cycle = path[path.index(callee):] + [callee]
-                issues.add(("services", name, "calls", index), f"call cycle: {' -> '.join(cycle)}", "synchronous calls must form a directed acyclic graph")
+                cycle = [*path[path.index(callee) :], callee]
+                issues.add(
+                    ("services", name, "calls", index),
+                    f"call cycle: {' -> '.join(cycle)}",
+                    "synchronous calls must form a directed acyclic graph",
+                )
                 return
             if callee not in state:
                 state[callee] = 1

@@ -26,4 +26,6 @@ def release_line(engine: str, version: str) -> str | None:
 def check_engine_version(engine: str, version: str) -> None:
     if release_line(engine, version) is None:
         known = ", ".join(f'"{line}"' for line in ENGINE_LINES[engine])
-        raise ValueError(f"{engine} version {version!r} is not supported; use {known} (a patch such as \"{ENGINE_LINES[engine][0]}.1\" pins the image)")
+        raise ValueError(
+            f'{engine} version {version!r} is not supported; use {known} (a patch such as "{ENGINE_LINES[engine][0]}.1" pins the image)'
+        )
