@@ -12,13 +12,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from msgen import __version__
 from msgen.errors import BlueprintError, MsgenError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Generate a microservice platform's infrastructure from one blueprint.")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 BlueprintArg = Annotated[Path, typer.Argument(help="the blueprint YAML file", show_default=False)]
 EnvOption = Annotated[str | None, typer.Option("--env", help="overlay environments.NAME before validating")]
@@ -27,6 +28,7 @@ EnvOption = Annotated[str | None, typer.Option("--env", help="overlay environmen
 class FindingsFormat(StrEnum):
     text = "text"
     json = "json"
+    sarif = "sarif"
 
 
 class PlanFormat(StrEnum):
@@ -82,7 +84,7 @@ def init(
 def validate(
     blueprint: BlueprintArg,
     env: EnvOption = None,
-    format: Annotated[FindingsFormat, typer.Option("--format", help="text or json")] = FindingsFormat.text,
+    format: Annotated[FindingsFormat, typer.Option("--format", help="text, json or sarif (SARIF 2.1.0)")] = FindingsFormat.text,
     strict: Annotated[bool, typer.Option("--strict", help="warnings fail too")] = False,
 ) -> None:
     """Run every check; exit 0 ok, 1 findings that fail, 2 the blueprint cannot be read."""
@@ -102,6 +104,8 @@ def _print_findings(findings, format: FindingsFormat) -> None:
 
     if format is FindingsFormat.json:
         out.print(report.findings_json(findings), markup=False)
+    elif format is FindingsFormat.sarif:
+        out.print(json.dumps(report.findings_sarif(findings), indent=2), markup=False)
     else:
         if findings:
             out.print(report.findings_text(findings), markup=False)
@@ -180,13 +184,49 @@ def plan(
     if format is PlanFormat.json:
         out.print(json.dumps([section.to_dict() for section in sections], indent=2), markup=False)
         return
+    # piped or in CI there is no terminal width to respect: a truncated cell hides the value
+    console = out if out.is_terminal else Console(highlight=False, emoji=False, width=1000)
     for section in sections:
         table = Table(title=section.title, title_justify="left")
         for column in section.columns:
             table.add_column(column)
         for row in section.rows:
-            table.add_row(*row)
-        out.print(table)
+            table.add_row(*(Text(cell) for cell in row))  # Text: a '[' in a value is not markup
+        console.print(table)
+
+
+class GraphFormat(StrEnum):
+    mermaid = "mermaid"
+    dot = "dot"
+    svg = "svg"
+    png = "png"
+
+
+@app.command()
+def graph(
+    blueprint: BlueprintArg,
+    env: EnvOption = None,
+    format: Annotated[GraphFormat, typer.Option("--format", help="mermaid or dot (text); svg or png (need Graphviz dot)")] = GraphFormat.mermaid,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="write to this file instead of stdout")] = None,
+) -> None:
+    """Draw the call graph: regions, RTTs, datastores, personal data, services over budget in red."""
+    from msgen.graph import graph_output
+    from msgen.model.load import load_blueprint
+    from msgen.plan import build_plan
+
+    try:
+        data = graph_output(build_plan(load_blueprint(blueprint, env).blueprint, env), format.value)
+        if output is not None:
+            output.write_bytes(data)
+    except OSError as error:
+        raise _fail(MsgenError(f"cannot write {output}: {error.strerror}")) from None
+    except MsgenError as error:
+        raise _fail(error) from None
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        err.print(f"wrote {output}", markup=False)
 
 
 @app.command()

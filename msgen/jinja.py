@@ -17,7 +17,8 @@ TEMPLATES_DIR = next(
     _PACKAGE / "templates",
 )
 
-_PLAIN_SAFE = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./@+-]*$")
+# fullmatch: `$` alone would also match before a trailing newline
+_PLAIN_SAFE = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@+-]*")
 # words YAML 1.1 or 1.2 readers turn into booleans or null
 _SPECIAL_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -34,10 +35,18 @@ def yaml_scalar(value: object) -> str:
     if isinstance(value, float):
         return repr(value)
     text = str(value)
-    if _PLAIN_SAFE.match(text) and text.lower() not in _SPECIAL_WORDS and not text.endswith((":", "-")):
+    if _PLAIN_SAFE.fullmatch(text) and text.lower() not in _SPECIAL_WORDS and not text.endswith((":", "-")):
         return text
-    # a JSON string is a valid YAML double-quoted scalar
-    return json.dumps(text, ensure_ascii=False)
+    # a JSON string is a valid YAML double-quoted scalar, once the characters YAML forbids raw
+    # (DEL, C1 controls, BOM, U+FFFE/F) or reads as line breaks (NEL, LS, PS) are escaped too
+    return _UNSAFE_RAW.sub(_escape_char, json.dumps(text, ensure_ascii=False))
+
+
+_UNSAFE_RAW = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+
+
+def _escape_char(match: re.Match) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def to_yaml(value: object, indent: int = 0) -> str:

@@ -9,6 +9,7 @@ sharing the anchored value, and every expansion is charged to a node budget so t
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -37,14 +38,22 @@ MERGE_KEY = "<<"
 KeyPath = tuple[str | int, ...]
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_/<-]+$")
+
+
 def format_path(path: KeyPath) -> str:
-    """`("services", "payment", "calls", 1)` -> `services.payment.calls[1]`."""
+    """`("services", "payment", "calls", 1)` -> `services.payment.calls[1]`.
+
+    A key that could be misread in a path (a ':', a '.', a newline, an emoji) is shown
+    JSON-quoted, so that a bad name in an error message reads as exactly what the file holds.
+    """
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
+            continue
+        shown = part if _PLAIN_KEY.match(part) else json.dumps(part)
+        text += f".{shown}" if text else shown
     return text
 
 
@@ -56,18 +65,31 @@ class SourceMap:
     positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
     # the source text of plain scalars that YAML read as numbers (so hints can quote them)
     number_texts: dict[KeyPath, str] = field(default_factory=dict)
+    # after `--env NAME`: the paths whose value came from the overlay, and the overlay's own
+    # path, so that an error in an overlay names the place a person has to edit
+    overlay_prefix: KeyPath = ()
+    overlaid: frozenset[KeyPath] = frozenset()
+
+    def anchor(self, path: KeyPath) -> KeyPath:
+        """`path`, else its nearest ancestor that has a position."""
+        for end in range(len(path), -1, -1):
+            if tuple(path[:end]) in self.positions:
+                return tuple(path[:end])
+        return ()
 
     def locate(self, path: KeyPath) -> tuple[int, int]:
         """The position of `path`, else of its nearest ancestor that has one."""
-        for end in range(len(path), -1, -1):
-            found = self.positions.get(tuple(path[:end]))
-            if found:
-                return found
-        return (1, 1)
+        return self.positions.get(self.anchor(path), (1, 1))
+
+    def shown_path(self, path: KeyPath) -> str:
+        """The key path as a person finds it in the file (inside the overlay when it came from one)."""
+        if self.overlay_prefix and self.anchor(path) in self.overlaid:
+            return format_path((*self.overlay_prefix, *path))
+        return format_path(path)
 
     def issue(self, path: KeyPath, message: str, hint: str = "") -> LoadIssue:
         line, column = self.locate(path)
-        return LoadIssue(self.file, line, column, format_path(path), message, hint)
+        return LoadIssue(self.file, line, column, self.shown_path(path), message, hint)
 
 
 def resolve_plain_scalar(text: str) -> object:
@@ -111,9 +133,9 @@ def _tagged_scalar(tag: str, text: str) -> object:
 class _Builder:
     """Builds Python values from the parser's events, recording positions."""
 
-    def __init__(self, source: SourceMap, events, node_budget: int):
+    def __init__(self, source: SourceMap, next_event, node_budget: int):
         self.source = source
-        self.events = events
+        self.next_event = next_event
         self.anchors: dict[str, tuple[object, int]] = {}
         self.budget = node_budget
         self.spent = 0
@@ -171,7 +193,8 @@ class _Builder:
         result: dict[str, object] = {}
         merged: dict[str, object] = {}
         size = 1
-        for key_event in iter(lambda: next(self.events), None):
+        while True:
+            key_event = self.next_event()
             if isinstance(key_event, yaml.MappingEndEvent):
                 break
             key = self.key(key_event, path)
@@ -181,7 +204,7 @@ class _Builder:
                 raise self.fail(key_mark, child, f"duplicate key {key!r}", "each key may appear once in a mapping")
             if key != MERGE_KEY:
                 self.source.positions[child] = (key_mark.line + 1, key_mark.column + 1)
-            value, child_size = self.value(next(self.events), child)
+            value, child_size = self.value(self.next_event(), child)
             size += child_size
             if key == MERGE_KEY:
                 merged.update(self.merge_sources(value, key_mark, child))
@@ -206,7 +229,8 @@ class _Builder:
     def sequence(self, path: KeyPath) -> tuple[list, int]:
         result: list[object] = []
         size = 1
-        for event in iter(lambda: next(self.events), None):
+        while True:
+            event = self.next_event()
             if isinstance(event, yaml.SequenceEndEvent):
                 break
             child = (*path, len(result))
@@ -233,16 +257,17 @@ def load_yaml(text: str, file: str) -> tuple[object, SourceMap]:
     source = SourceMap(file)
     budget = max(MIN_ALIAS_BUDGET, 10 * (text.count("\n") + 1) * 4)
     try:
-        events = iter(yaml.parse(text, Loader=_LOADER))
-        next(events)  # StreamStart
-        first = next(events)
+        # the parser's own get_event, not yaml.parse's generator: one Python frame less per event
+        parser = _LOADER(text)
+        next_event = parser.get_event
+        next_event()  # StreamStart
+        first = next_event()
         if isinstance(first, yaml.StreamEndEvent):
             return None, source
-        next_event = next(events)
-        builder = _Builder(source, events, budget)
-        root, _ = builder.value(next_event, ())
-        next(events)  # DocumentEnd
-        extra = next(events)
+        builder = _Builder(source, next_event, budget)
+        root, _ = builder.value(next_event(), ())
+        next_event()  # DocumentEnd
+        extra = next_event()
         if not isinstance(extra, yaml.StreamEndEvent):
             raise builder.fail(extra.start_mark, (), "more than one YAML document", "a blueprint is one document")
     except yaml.MarkedYAMLError as error:

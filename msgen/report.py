@@ -28,3 +28,39 @@ def summary(findings: list[Finding]) -> str:
     suppressed = len(findings) - len(active)
     text = f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info"
     return text + (f", {suppressed} suppressed" if suppressed else "")
+
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_LEVELS = {"error": "error", "warning": "warning", "info": "note"}
+
+
+def findings_sarif(findings: list[Finding]) -> dict:
+    """Findings as one SARIF 2.1.0 run, so code-scanning UIs show them inline in the blueprint."""
+    from pathlib import PurePath
+    from urllib.parse import quote
+
+    from msgen import __version__
+
+    rule_ids = sorted({item.id for item in findings})
+    index = {rule: position for position, rule in enumerate(rule_ids)}
+    results = []
+    for item in findings:
+        physical: dict = {"artifactLocation": {"uri": quote(PurePath(item.file).as_posix())}}
+        if item.line >= 1:  # SARIF lines and columns start at 1; 0 means "the whole file"
+            physical["region"] = {"startLine": item.line, "startColumn": max(item.column, 1)}
+        result: dict = {
+            "ruleId": item.id,
+            "ruleIndex": index[item.id],
+            "level": SARIF_LEVELS[item.severity],
+            "message": {"text": f"{item.message}" + (f" (hint: {item.hint})" if item.hint else "")},
+            "locations": [{"physicalLocation": physical, "logicalLocations": [{"fullyQualifiedName": item.path, "kind": "member"}]}],
+        }
+        if item.suppressed is not None:
+            result["suppressions"] = [{"kind": "inSource", "justification": item.suppressed}]
+        results.append(result)
+    driver = {
+        "name": "msgen",
+        "version": __version__,
+        "rules": [{"id": rule, "name": rule, "shortDescription": {"text": rule.replace("-", " ")}} for rule in rule_ids],
+    }
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{"tool": {"driver": driver}, "columnKind": "unicodeCodePoints", "results": results}]}

@@ -19,7 +19,7 @@ def schema_text() -> str:
     from msgen.model.blueprint import Blueprint
 
     schema = Blueprint.model_json_schema()
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "msgen blueprint v1", **schema}
+    schema = {**schema, "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "msgen blueprint v1"}
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 

@@ -81,7 +81,78 @@ def defaults_section(plan: Plan) -> list[Section]:
     return [Section("Defaulted values", ("service", "field", "value", "why"), rows)]
 
 
-SECTIONS: list[Callable[[Plan], list[Section]]] = [services_section, placement_section, wiring_section, defaults_section]
+def tuning_section(plan: Plan) -> list[Section]:
+    """Every tuned datastore setting with its value and reason (msgen/plan/tuning.py)."""
+    from msgen.units import human_bytes
+
+    rows = []
+    for name, tuning in plan.tuning.items():
+        rows.extend((name, setting.name, setting.value, setting.why) for setting in tuning.settings)
+        if tuning.peak is not None:
+            rows.append((name, "(estimated peak memory)", human_bytes(tuning.peak), f"of the {human_bytes(tuning.limit)} limit: " + " + ".join(f"{label} {human_bytes(size)}" for label, size in tuning.peak_parts)))
+    return [Section("Datastore tuning", ("datastore", "setting", "value", "why"), tuple(rows))]
+
+
+def gateway_section(plan: Plan) -> list[Section]:
+    """The Traefik gateway's routes, middleware chains and effective limits (msgen/plan/gateway.py)."""
+    from msgen.plan.gateway import gateway_rows
+
+    if plan.gateway is None:
+        return []
+    columns = ("route", "rule", "backend", "middlewares", "rate limit (origin)", "circuit breaker", "retry")
+    return [Section(f"Gateway ({plan.gateway.provider} provider)", columns, gateway_rows(plan.gateway))]
+
+
+def observability_section(plan: Plan) -> list[Section]:
+    """Scrape jobs, alerts and the monitoring containers' sizes (msgen/plan/observability.py)."""
+    from msgen.plan.observability import observability_tables
+
+    return [Section(title, columns, rows) for title, columns, rows in observability_tables(plan.observability)]
+
+
+def kubernetes_section(plan: Plan) -> list[Section]:
+    """Per workload: replicas, the nodes it may use, anti-affinity, and whether one lost node keeps it up."""
+    kube = plan.kubernetes
+    if kube is None:
+        return []
+    rows = []
+    for workload in (*kube.services.values(), *kube.datastores.values()):
+        where = f" ({workload.region})" if workload.region else ""
+        rollout = f"surge {workload.max_surge}, unavailable {workload.max_unavailable}"
+        rows.append((workload.name, workload.component, str(workload.replicas), f"{len(workload.nodes)}{where}", workload.anti_affinity, rollout, workload.survives_node_loss))
+    columns = ("workload", "kind", "replicas", "nodes", "anti-affinity", "rolling update", "survives losing a node")
+    return [Section(f"Kubernetes (namespace {kube.namespace}, version {kube.version})", columns, tuple(rows))]
+
+
+def compose_section(plan: Plan) -> list[Section]:
+    """The compose stack's containers as written (msgen/targets/compose.py)."""
+    from msgen.targets import compose
+
+    if not compose.applies(plan):
+        return []
+    host = f" on {plan.compose_host.name}" if plan.compose_host else ""
+    columns = ("container", "image", "networks", "cpus", "memory", "healthcheck", "capabilities")
+    return [Section(f"Compose stack{host}", columns, compose.compose_rows(plan))]
+
+
+def architecture_section(plan: Plan) -> list[Section]:
+    """Latency vs budget, residency and capacity (msgen/plan/{latency,residency,capacity}.py)."""
+    from msgen.plan.capacity import capacity_table
+    from msgen.plan.latency import latency_table
+    from msgen.plan.residency import residency_table
+
+    policy = ", ".join(plan.residency.policy) if plan.residency.policy is not None else "no policy"
+    sections = [
+        Section("Latency vs budget (routed services, worst first)", *latency_table(plan.latency)),
+        Section(f"Residency (personal data allowed in: {policy})", *residency_table(plan.residency)),
+    ]
+    columns, rows = capacity_table(plan.capacity)
+    if rows:
+        sections.append(Section("Capacity (per host, with headroom)", columns, rows))
+    return sections
+
+
+SECTIONS: list[Callable[[Plan], list[Section]]] = [services_section, placement_section, wiring_section, defaults_section, tuning_section, gateway_section, observability_section, kubernetes_section, compose_section, architecture_section]
 
 
 def plan_sections(plan: Plan) -> list[Section]:

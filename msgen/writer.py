@@ -43,6 +43,9 @@ class Manifest:
             files = {str(k): {"target": str(v["target"]), "sha256": str(v["sha256"])} for k, v in data["files"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise OutputError(f"{path}: not a manifest msgen can read ({error}); move it away to start afresh") from None
+        outside = sorted(name for name in files if not _is_inside(name))
+        if outside:  # pruning follows the manifest: it must never reach outside the folder
+            raise OutputError(f"{path}: lists {outside[0]!r}, outside the output folder; move the manifest away to start afresh")
         return cls(files, str(data.get("blueprint_digest", "")))
 
     def text(self) -> str:
@@ -73,8 +76,13 @@ class Changes:
         return sorted({path.split("/")[1] for path in self.pruned if path.startswith("datastores/") and path.count("/") >= 2})
 
 
+def _is_inside(relative: str) -> bool:
+    parts = Path(relative).parts
+    return bool(parts) and not Path(relative).is_absolute() and ".." not in parts and "\\" not in relative
+
+
 def _safe_destination(out_dir: Path, relative: str) -> Path:
-    if relative.startswith("/") or ".." in Path(relative).parts:  # pragma: no cover - targets make relative paths
+    if not _is_inside(relative):  # pragma: no cover - targets make relative paths
         raise OutputError(f"refusing to write outside the output folder: {relative}")
     return out_dir / relative
 
@@ -86,6 +94,9 @@ def compare(out_dir: Path, artifacts: list[Artifact], targets: list[str], want_d
     produced = {artifact.path for artifact in artifacts}
     for artifact in artifacts:
         destination = _safe_destination(out_dir, artifact.path)
+        _refuse_foreign_parents(out_dir, destination)
+        if destination.is_dir():
+            raise OutputError(f"{destination}: is a folder where msgen writes a file; move it away")
         if not destination.exists():
             changes.created.append(artifact.path)
             if want_diffs:
@@ -108,6 +119,14 @@ def compare(out_dir: Path, artifacts: list[Artifact], targets: list[str], want_d
     return changes
 
 
+def _refuse_foreign_parents(out_dir: Path, destination: Path) -> None:
+    folder = destination.parent
+    while folder != out_dir:
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(f"{folder}: is a file where msgen needs a folder; move it away or choose another output folder")
+        folder = folder.parent
+
+
 def _diff(path: str, before: str, after: str) -> str:
     lines = difflib.unified_diff(
         before.splitlines(keepends=True), after.splitlines(keepends=True), fromfile=f"a/{path}", tofile=f"b/{path}"
@@ -119,27 +138,16 @@ def write(out_dir: Path, artifacts: list[Artifact], targets: list[str], blueprin
     """Bring the output folder in line with `artifacts` for the rendered `targets`."""
     changes = compare(out_dir, artifacts, targets)
     manifest = Manifest.read(out_dir)
-    pending = [a for a in artifacts if a.path in set(changes.created) | set(changes.changed)]
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for artifact in pending:
-            destination = _safe_destination(out_dir, artifact.path)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            temporary = destination.with_name(destination.name + _TMP_SUFFIX)
-            temporary.write_bytes(artifact.text.encode("utf-8"))
-            staged.append((temporary, destination))
-    except OSError as error:
-        for temporary, _ in staged:
-            temporary.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {error.filename}: {error.strerror}; the output folder was left as it was") from None
-    for temporary, destination in staged:
-        os.replace(temporary, destination)
+    to_write = set(changes.created) | set(changes.changed)
+    pending = [a for a in artifacts if a.path in to_write]
+    _stage_and_replace(out_dir, pending)
     for path in changes.pruned:
         (out_dir / path).unlink(missing_ok=True)
         _remove_empty_parents(out_dir, (out_dir / path).parent)
         manifest.files.pop(path, None)
+    produced = {artifact.path for artifact in artifacts}
     for path in list(manifest.files):
-        if manifest.files[path]["target"] in targets and path not in {a.path for a in artifacts}:
+        if manifest.files[path]["target"] in targets and path not in produced:
             manifest.files.pop(path)  # listed but already gone from disk
     for artifact in artifacts:
         manifest.files[artifact.path] = {"target": artifact.target, "sha256": sha256(artifact.text)}
@@ -151,6 +159,43 @@ def write(out_dir: Path, artifacts: list[Artifact], targets: list[str], blueprin
         temporary.write_text(new_manifest, encoding="utf-8")
         os.replace(temporary, manifest_path)
     return changes
+
+
+def _stage_and_replace(out_dir: Path, pending: list[Artifact]) -> None:
+    """Write every file beside its destination, then rename them all into place.
+
+    Until every temporary file is written nothing visible has changed, so a failure (a full
+    disk, a permission) removes the temporary files and the folders made for them and
+    leaves the output folder as it was.
+    """
+    staged: list[tuple[Path, Path]] = []
+    made: list[Path] = []
+    try:
+        for artifact in pending:
+            destination = _safe_destination(out_dir, artifact.path)
+            made.extend(_make_parents(out_dir, destination.parent))
+            temporary = destination.with_name(destination.name + _TMP_SUFFIX)
+            staged.append((temporary, destination))
+            temporary.write_bytes(artifact.text.encode("utf-8"))
+    except OSError as error:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        for folder in reversed(made):
+            _remove_empty_parents(out_dir, folder)
+        raise OutputError(f"cannot write {error.filename}: {error.strerror}; the output folder was left as it was") from None
+    for temporary, destination in staged:
+        os.replace(temporary, destination)
+
+
+def _make_parents(out_dir: Path, folder: Path) -> list[Path]:
+    """Create `folder` and its missing parents inside `out_dir`; return the ones made, outermost first."""
+    missing = []
+    while not folder.is_dir() and folder != out_dir:
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir()
+    return list(reversed(missing))
 
 
 def _remove_empty_parents(out_dir: Path, folder: Path) -> None:

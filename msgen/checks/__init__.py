@@ -49,7 +49,7 @@ def _optional_modules() -> list:
 
 
 # one line per checks module (besides `blueprint`), in the order they run
-CHECK_MODULES: list[str] = []
+CHECK_MODULES: list[str] = ["compose", "datastores", "traefik", "kubernetes", "observability", "architecture"]
 
 
 def run_checks(context: CheckContext) -> list[Finding]:

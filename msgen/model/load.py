@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from msgen.errors import BlueprintError, LoadIssue
-from msgen.loader import KeyPath, SourceMap, format_path, read_yaml_file
+from msgen.loader import KeyPath, SourceMap, read_yaml_file
 from msgen.model.blueprint import Blueprint
 from msgen.model.references import check_references
 
@@ -36,7 +36,8 @@ def load_blueprint(path: Path, env: str | None = None) -> LoadedBlueprint:
     environments = data.get("environments") or {}
     if env is not None and (not isinstance(environments, dict) or env not in environments):
         known = sorted(environments) if isinstance(environments, dict) else []
-        raise BlueprintError([source.issue(("environments",), f"unknown environment {env!r}", _did_you_mean(env, known, "environments: "))])
+        hint = _did_you_mean(env, known, "environments: ") if known else "the blueprint declares no environments"
+        raise BlueprintError([source.issue(("environments",), f"unknown environment {env!r}", hint)])
     base = validate(data, source)
     if env is None:
         for name in sorted(base.environments):
@@ -82,10 +83,14 @@ def _overlaid(data: dict, source: SourceMap, env: str) -> tuple[dict, SourceMap]
                 )
     if "environments" in overlay or "version" in overlay:
         raise BlueprintError([source.issue(prefix, "an overlay cannot change 'version' or 'environments'")])
-    merged_source = SourceMap(source.file, dict(source.positions), dict(source.number_texts))
-    for path, position in source.positions.items():
-        if path[:2] == prefix and len(path) > 2:
-            merged_source.positions[path[2:]] = position
+    from_overlay = {path[2:]: position for path, position in source.positions.items() if path[:2] == prefix and len(path) > 2}
+    merged_source = SourceMap(
+        source.file,
+        {**source.positions, **from_overlay},
+        dict(source.number_texts),
+        overlay_prefix=prefix,
+        overlaid=frozenset(from_overlay),
+    )
     for path, text in source.number_texts.items():
         if path[:2] == prefix and len(path) > 2:
             merged_source.number_texts[path[2:]] = text
@@ -110,12 +115,26 @@ def _did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
 
 
 def _issues_of(error: ValidationError, data: dict, source: SourceMap) -> list[LoadIssue]:
+    details = [(detail, _data_path(detail["loc"], data)) for detail in error.errors()]
+    misspelled = _misspelled_required(details)
     issues: dict[str, LoadIssue] = {}
-    for detail in error.errors():
-        path = _data_path(detail["loc"], data)
+    for detail, path in details:
+        if detail["type"] == "missing" and path in misspelled:
+            continue  # the unknown key's "did you mean" says it better
         issue = _issue_of(detail, path, source)
         issues.setdefault(issue.path, issue)
-    return list(issues.values())
+    return sorted(issues.values(), key=lambda issue: (issue.line, issue.column, issue.path))
+
+
+def _misspelled_required(details: list[tuple[dict, KeyPath]]) -> set[KeyPath]:
+    """Missing required keys that an unknown key beside them is a misspelling of."""
+    found: set[KeyPath] = set()
+    for detail, path in details:
+        if detail["type"] == "extra_forbidden" and path:
+            close = difflib.get_close_matches(str(path[-1]), allowed_keys(path[:-1]), n=1, cutoff=0.6)
+            if close:
+                found.add((*path[:-1], close[0]))
+    return found
 
 
 def _data_path(loc: tuple, data: object) -> KeyPath:
@@ -150,11 +169,12 @@ def _issue_of(detail: dict, path: KeyPath, source: SourceMap) -> LoadIssue:
         hint = _did_you_mean(str(key), allowed_keys(path[:-1]))
     elif kind == "missing":
         parent = path[:-1]
-        message = f"missing required key {path[-1]!r}"
-        line, column = source.locate(parent)
-        return LoadIssue(source.file, line, column, format_path(parent), message)
-    elif path in source.number_texts and path and path[-1] == "version":
-        hint = f'write it quoted: version: "{source.number_texts[path]}"'
+        return source.issue(parent, f"missing required key {path[-1]!r}")
+    elif path in source.number_texts and path and (kind == "string_type" or path[-1] == "version"):
+        # YAML read digits as a number where text was meant (`version: 8.0`, `env: {X: 3.10}`)
+        hint = f'write it quoted: {path[-1]}: "{source.number_texts[path]}"'
+        if kind == "string_type":
+            message = f"expected a string, YAML read the number {source.number_texts[path]} (unquoted)"
     elif kind in ("string_type", "int_type", "bool_type", "float_type", "dict_type", "list_type"):
         message = f"{message} (got {type(detail.get('input')).__name__} {detail.get('input')!r})"
     return source.issue(path, message, hint)

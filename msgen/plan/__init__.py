@@ -7,9 +7,16 @@ computed by its own module under msgen/plan/.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from msgen.model.blueprint import Blueprint, Host
+from msgen.plan.gateway import GatewayPlan, plan_gateway
+from msgen.plan.kubernetes import KubernetesPlan, plan_kubernetes
+from msgen.plan.latency import LatencyPlan, plan_latency
+from msgen.plan.observability import ObservabilityPlan, plan_observability
+from msgen.plan.residency import ResidencyPlan, plan_residency
 from msgen.plan.services import DatastorePlan, ServicePlan, plan_datastores, plan_services
+from msgen.plan.tuning import DatastoreTuning, plan_tuning
 
 
 @dataclass(frozen=True)
@@ -20,12 +27,35 @@ class Plan:
     datastores: tuple[DatastorePlan, ...]  # sorted by name
     compose_host: Host | None  # the host the compose stack runs on, when compose is enabled
     env: str | None
+    tuning: dict[str, DatastoreTuning]  # datastore name -> its tuned settings with reasons
+    gateway: GatewayPlan | None  # Traefik's routers, services, middlewares; None when nothing is routed
+    kubernetes: KubernetesPlan | None  # placement, rollout and cluster wiring; None without `kubernetes:`
+    observability: ObservabilityPlan | None  # scrape jobs, alerts, exporters, dashboards; None without `observability:`
+    latency: LatencyPlan  # request costs vs budgets, fan-out, retry amplification
+    residency: ResidencyPlan  # where personal data lives and which calls carry it out
 
     def service(self, name: str) -> ServicePlan:
-        return next(service for service in self.services if service.name == name)
+        return self._services_by_name[name]
+
+    @cached_property
+    def capacity(self):
+        """The compose host's and the nodes' load (msgen/plan/capacity.py): computed on first use,
+        because it is read from the compose file and the manifests, which are built from this plan."""
+        from msgen.plan.capacity import plan_capacity
+
+        return plan_capacity(self)
 
     def datastore(self, name: str) -> DatastorePlan:
-        return next(datastore for datastore in self.datastores if datastore.name == name)
+        return self._datastores_by_name[name]
+
+    # lookups by name stay O(1): targets call them once per service, thousands of times
+    @cached_property
+    def _services_by_name(self) -> dict[str, ServicePlan]:
+        return {service.name: service for service in self.services}
+
+    @cached_property
+    def _datastores_by_name(self) -> dict[str, DatastorePlan]:
+        return {datastore.name: datastore for datastore in self.datastores}
 
     @property
     def routed(self) -> tuple[ServicePlan, ...]:
@@ -43,11 +73,19 @@ def build_plan(blueprint: Blueprint, env: str | None = None) -> Plan:
     """Derive everything the targets and checks need from a valid blueprint."""
     host = compose_host(blueprint)
     datastores = plan_datastores(blueprint, host)
+    services = plan_services(blueprint, {d.name: d for d in datastores})
+    gateway = plan_gateway(blueprint)
     return Plan(
         project=blueprint.project,
         blueprint=blueprint,
-        services=plan_services(blueprint, {d.name: d for d in datastores}),
+        services=services,
         datastores=datastores,
         compose_host=host,
         env=env,
+        tuning=plan_tuning(datastores),
+        gateway=gateway,
+        kubernetes=plan_kubernetes(blueprint, services, datastores),
+        observability=plan_observability(blueprint, services, datastores, gateway),
+        latency=plan_latency(blueprint),
+        residency=plan_residency(blueprint),
     )

@@ -6,6 +6,7 @@ Adding a target: a module here, templates/<name>/, and a line in TARGET_MODULES.
 from __future__ import annotations
 
 import importlib
+from collections import Counter
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -20,7 +21,7 @@ class Artifact:
 
 
 # the order in which targets render; `base` (the output folder's .gitignore) always applies
-TARGET_MODULES: tuple[str, ...] = ("base",)
+TARGET_MODULES: tuple[str, ...] = ("base", "compose", "traefik", "kubernetes", "datastores", "observability")
 
 
 def target_module(name: str) -> ModuleType:
@@ -42,7 +43,7 @@ def render_targets(plan, names: list[str]) -> list[Artifact]:
         if name in names:
             artifacts.extend(target_module(name).render(plan))
     paths = [artifact.path for artifact in artifacts]
-    duplicates = sorted({path for path in paths if paths.count(path) > 1})
+    duplicates = sorted(path for path, count in Counter(paths).items() if count > 1)
     if duplicates:  # pragma: no cover - a bug in a target, not in the input
         raise RuntimeError(f"two targets render the same file: {', '.join(duplicates)}")
     return sorted(artifacts, key=lambda artifact: artifact.path)

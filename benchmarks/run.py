@@ -1,0 +1,107 @@
+"""Time `msgen validate` and `msgen render` on generated blueprints (`make bench`).
+
+Each measurement is a whole process (interpreter start, imports, load, plan, render,
+checks, write), the median wall time of 3 runs, and the peak resident memory of the
+slowest-memory run (from wait4's rusage, so only that process is counted). `render` writes
+into a fresh folder every run, so every file is really written. Results go to stdout and
+benchmarks/out/results.json; nothing here is committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from generate import write_blueprint  # noqa: E402
+
+OUT = HERE / "out"
+MSGEN = [sys.executable, "-m", "msgen"]
+SIZES = (10, 100, 1000, 5000)
+RUNS = 3
+
+
+def measure(command: list[str]) -> tuple[float, int, int]:
+    """Wall seconds, peak RSS in MiB and exit code of one process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    process.stderr.close()
+    if process.returncode not in (0,):
+        print(f"  exit {process.returncode}: {' '.join(command[2:])}\n{error[:2000]}", file=sys.stderr)
+    return elapsed, usage.ru_maxrss // 1024, process.returncode
+
+
+def bench(count: int) -> dict:
+    blueprint = write_blueprint(count, OUT)
+    result: dict = {"services": count, "blueprint_kib": blueprint.stat().st_size // 1024}
+    for name in ("validate", "render"):
+        times, peaks, codes = [], [], []
+        for _ in range(RUNS):
+            target = OUT / f"render-{count}"
+            shutil.rmtree(target, ignore_errors=True)
+            command = [*MSGEN, "validate", str(blueprint)] if name == "validate" else [*MSGEN, "render", str(blueprint), "-o", str(target)]
+            elapsed, peak, code = measure(command)
+            times.append(elapsed)
+            peaks.append(peak)
+            codes.append(code)
+        result[name] = {"median_s": round(statistics.median(times), 3), "peak_mib": max(peaks), "exit": max(codes)}
+    files = [path for path in (OUT / f"render-{count}").rglob("*") if path.is_file()]
+    result["files_written"] = len(files)
+    result["output_mib"] = round(sum(path.stat().st_size for path in files) / 2**20, 1)
+    return result
+
+
+def profile(count: int, top: int) -> None:
+    """Where the time of one in-process render goes (cumulative, top functions)."""
+    from msgen import api
+
+    blueprint = write_blueprint(count, OUT)
+    target = OUT / f"profile-{count}"
+    shutil.rmtree(target, ignore_errors=True)
+    profiler = cProfile.Profile()
+    profiler.runcall(api.render, blueprint, target)
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="time msgen validate/render on N-service blueprints")
+    parser.add_argument("sizes", nargs="*", type=int, default=list(SIZES))
+    parser.add_argument("--profile", type=int, metavar="N", help="profile one in-process render of N services instead")
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args()
+    if args.profile:
+        profile(args.profile, args.top)
+        return
+    results = []
+    print(f"{'N':>6} {'KiB':>6} {'validate s':>11} {'MiB':>6} {'render s':>9} {'MiB':>6} {'files':>6} {'out MiB':>8}")
+    for count in args.sizes:
+        row = bench(count)
+        results.append(row)
+        validate, render = row["validate"], row["render"]
+        print(
+            f"{count:>6} {row['blueprint_kib']:>6} {validate['median_s']:>11.3f} {validate['peak_mib']:>6} "
+            f"{render['median_s']:>9.3f} {render['peak_mib']:>6} {row['files_written']:>6} {row['output_mib']:>8}"
+            + ("" if validate["exit"] == render["exit"] == 0 else f"  (exit codes {validate['exit']}/{render['exit']})"),
+            flush=True,
+        )
+    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

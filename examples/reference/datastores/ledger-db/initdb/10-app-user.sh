@@ -1,0 +1,14 @@
+#!/bin/sh
+# Written by msgen: the postgres image creates only its superuser; this creates the
+# application role ledger and its database ledger (the wiring contract),
+# with the password read from the secret file, never from the environment or this file.
+# The image's entrypoint runs it once, on an empty data directory, as the postgres user.
+set -e
+msgen_password_file="${MSGEN_DB_PASSWORD_FILE:-/run/secrets/db-password}"
+msgen_password="$(cat "$msgen_password_file")"
+psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres \
+  --set=app_user=ledger --set=app_db=ledger --set=app_password="$msgen_password" <<'SQL'
+CREATE ROLE :"app_user" LOGIN PASSWORD :'app_password';
+CREATE DATABASE :"app_db" OWNER :"app_user";
+SQL
+unset msgen_password msgen_password_file

@@ -1,0 +1,320 @@
+"""Architecture: latency budgets, retries and timeouts, data residency, capacity, availability.
+
+Physics and law decide whether the platform works before any code runs (CHECKS.md,
+Architecture). The numbers are computed in msgen/plan/{latency,residency,capacity}.py;
+this module only turns them into findings a person can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from msgen.findings import Finding, finding
+from msgen.plan.latency import EPSILON_MS, attempts, describe_branch, describe_path, format_ms, rtt_ms
+from msgen.units import format_millicores, human_bytes
+
+FANOUT_PERCENT = "{:.2f}".format
+
+
+def check(context) -> Iterator[Finding]:
+    plan = context.plan
+    yield from latency_findings(plan)
+    yield from retry_findings(plan)
+    yield from timeout_findings(plan)
+    yield from residency_findings(plan)
+    yield from capacity_findings(plan)
+    yield from availability_findings(plan)
+
+
+# --- latency ---------------------------------------------------------------------------------
+
+
+def latency_findings(plan) -> Iterator[Finding]:
+    """One error per routed service over its budget, with the hops of its heaviest branch."""
+    latency = plan.latency
+    for route in latency.routes:
+        if not route.over:
+            continue
+        own = route.budget_field != "policy.latency_budget"
+        at = ("services", route.service, "route", "budget") if own else ("services", route.service, "route")
+        yield finding(
+            "latency-budget",
+            "error",
+            at,
+            f"a request to {route.service} takes {format_ms(route.total_ms)} at p99, {format_ms(route.over_ms)} over its "
+            f"{route.budget.text} budget ({route.budget_field}); heaviest branch: {describe_branch(latency, route.service)}",
+            "move the heaviest hops into one region, set parallel_calls where calls are independent, "
+            "drop a synchronous call, or raise the budget (route.budget)",
+        )
+    for name, slow in latency.fanout.items():
+        calls = plan.blueprint.services[name].calls
+        yield finding(
+            "latency-fanout",
+            "info",
+            ("services", name, "calls"),
+            f"{name} calls {len(calls)} services: {FANOUT_PERCENT(slow * 100)}% of its requests wait on at least one "
+            "backend slower than its p99 (1 - 0.99^n, The Tail at Scale)",
+            "hedged or tied requests, or fewer synchronous calls, keep the tail short",
+        )
+
+
+# --- retries and timeouts --------------------------------------------------------------------
+
+
+def retry_findings(plan) -> Iterator[Finding]:
+    """Where the worst product of attempts first passes the policy's maximum, naming that path."""
+    latency = plan.latency
+    limit = latency.max_amplification
+    for name, amplification in latency.amplification.items():
+        if amplification.factor <= limit:
+            continue
+        path = amplification.path
+        caller = path[-2][0] if len(path) >= 2 else None
+        if caller is not None and caller != "gateway" and latency.amplification[caller].factor > limit:
+            continue  # reported at the caller, where the path first went over
+        yield finding(
+            "retry-amplification",
+            "error",
+            ("services", name, "retry"),
+            f"retries multiply to {amplification.factor} attempts on {name} (policy.max_retry_amplification is {limit}) "
+            f"along {describe_path(path)}; every service below it sees at least as many",
+            "retry at one layer only (usually the edge), or lower retry.attempts on the services of this path",
+        )
+
+
+def timeout_findings(plan) -> Iterator[Finding]:
+    """A caller that gives up before its callee can answer leaves that work running for nothing."""
+    blueprint = plan.blueprint
+    latency = plan.latency
+    rtts = _rtts(blueprint)
+    callers: dict[str, list[str]] = {}
+    for name in sorted(blueprint.services):
+        for callee in blueprint.services[name].calls:
+            callers.setdefault(callee, []).append(name)
+    for name in sorted(blueprint.services):
+        service = blueprint.services[name]
+        if service.timeout is None:
+            continue
+        for index, callee in enumerate(service.calls):
+            needed = rtt_ms(blueprint, rtts, name, callee) + latency.cost_ms[callee]
+            if service.timeout.ms + EPSILON_MS < needed:
+                yield finding(
+                    "timeout-short",
+                    "warning",
+                    ("services", name, "calls", index),
+                    f"{name} waits {service.timeout.text} for {callee}, whose answer takes {format_ms(needed)} at p99 "
+                    f"(RTT included): {name} gives up while {callee} keeps working",
+                    f"raise {name}.timeout above {format_ms(needed)}, or make {callee} faster",
+                )
+            tries = attempts(blueprint, callee)
+            waited = tries * service.timeout.ms
+            spent = f"{tries} x {service.timeout.text} = {format_ms(waited)}" if tries > 1 else service.timeout.text
+            for upstream in callers.get(name, []):
+                outer = blueprint.services[upstream].timeout
+                if outer is not None and waited > outer.ms:
+                    yield finding(
+                        "timeout-retry",
+                        "warning",
+                        ("services", upstream, "timeout"),
+                        f"{name} may wait {spent} for {callee}{' (retries included)' if tries > 1 else ''}, longer than {upstream} "
+                        f"waits for {name} ({outer.text}): {upstream} gives up while {name} is still waiting",
+                        f"make {upstream}.timeout at least {format_ms(waited)}, or lower {callee}'s retry.attempts or {name}.timeout",
+                    )
+
+
+def _rtts(blueprint):
+    from msgen.model.references import declared_rtts
+
+    return declared_rtts(blueprint)
+
+
+# --- residency -------------------------------------------------------------------------------
+
+
+def residency_findings(plan) -> Iterator[Finding]:
+    residency = plan.residency
+    if residency.policy is None:
+        return
+    allowed = ", ".join(residency.policy)
+    for place in residency.placements:
+        base = ("services" if place.kind == "service" else "datastores", place.name)
+        if place.verdict == "not allowed":
+            at = (
+                (*base, "host")
+                if place.region_from.startswith("its host")
+                else ((*base, "region") if place.region_from == "declared" else base)
+            )
+            yield finding(
+                "residency",
+                "error",
+                at,
+                f"{place.kind} {place.name} holds personal data in region {place.region} ({place.jurisdiction}; region from "
+                f"{place.region_from}), outside policy.personal_data_in [{allowed}]",
+                f"place {place.name} in a region whose jurisdiction is one of {allowed}"
+                + (", or move its host" if place.kind == "datastore" else ""),
+            )
+        elif place.verdict == "unknown":
+            yield finding(
+                "residency-unknown",
+                "warning",
+                base,
+                f"{place.kind} {place.name} holds personal data but has no region, so its jurisdiction cannot be checked",
+                "declare regions with their jurisdiction and place it in one",
+            )
+    for transfer in residency.transfers:
+        yield finding(
+            "residency-transfer",
+            "warning",
+            ("services", transfer.caller, "calls", transfer.index),
+            f"{transfer.caller} holds personal data and calls {transfer.callee} in {transfer.region} ({transfer.jurisdiction}), "
+            f"outside policy.personal_data_in [{allowed}]: a transfer that needs an assessment",
+            f"send {transfer.callee} no personal data (and say so in a suppress entry), or move it into an allowed region",
+        )
+
+
+# --- capacity --------------------------------------------------------------------------------
+
+
+def capacity_findings(plan) -> Iterator[Finding]:
+    capacity = plan.capacity
+    blueprint = plan.blueprint
+    if blueprint.compose is not None and capacity.compose is None:
+        yield finding(
+            "capacity-unknown",
+            "info",
+            ("compose",),
+            "no host is declared for the compose stack, so msgen cannot check that it fits",
+            "declare the host under hosts: (and compose.host)",
+        )
+    if capacity.compose is not None:
+        yield from compose_findings(plan, capacity.compose)
+    if capacity.kubernetes is not None:
+        yield from kubernetes_findings(capacity.kubernetes)
+
+
+def _compose_at(plan) -> tuple:
+    return ("compose", "host") if plan.blueprint.compose.host is not None else ("compose",)
+
+
+def _largest(loads, key) -> str:
+    heaviest = sorted(loads, key=lambda load: (-key(load) * load.replicas, load.name))[:3]
+    return ", ".join(
+        f"{load.name} {human_bytes(key(load) * load.replicas)}"
+        if key(load) > 10_000
+        else f"{load.name} {format_millicores(key(load) * load.replicas)}"
+        for load in heaviest
+    )
+
+
+def compose_findings(plan, host) -> Iterator[Finding]:
+    at = _compose_at(plan)
+    if host.memory_used > host.usable_memory:
+        yield finding(
+            "capacity-memory",
+            "error",
+            at,
+            f"the compose stack's memory limits add up to {human_bytes(host.memory_used)} (replicas included), more than "
+            f"{host.where} can give: {human_bytes(host.memory)} minus {human_bytes(host.reserve_memory)} for the OS = "
+            f"{human_bytes(host.usable_memory)}; largest: {_largest(host.loads, lambda load: load.memory)}",
+            "lower memory limits or replicas, or run the stack on a bigger host",
+        )
+    if host.cpu_reserved_m > host.vcpu_m:
+        yield finding(
+            "capacity-cpu",
+            "error",
+            at,
+            f"the compose stack reserves {format_millicores(host.cpu_reserved_m)} CPU (requests x replicas) on {host.where}, "
+            f"which has {host.vcpu_m // 1000} vCPUs: Docker cannot guarantee them",
+            "lower resources.requests.cpu or replicas, or use a host with more vCPUs",
+        )
+    if host.cpu_limits_m > host.vcpu_m:
+        yield finding(
+            "capacity-cpu-overcommit",
+            "info",
+            at,
+            f"CPU limits on {host.where} add up to {format_millicores(host.cpu_limits_m)} of {host.vcpu_m // 1000} vCPUs: "
+            "normal overcommit (limits are caps, not reservations), but they cannot all peak at once",
+        )
+    for name in host.unsized:
+        yield finding("capacity-unknown", "info", at, f"compose container {name} has no memory limit; counted as 0")
+    region = plan.compose_host.region
+    for service in plan.services:
+        if service.region is not None and service.region != region:
+            yield finding(
+                "capacity-compose-region",
+                "warning",
+                ("services", service.name, "region"),
+                f"{service.name} is placed in {service.region}, but the compose stack runs everything on {host.where} in {region}: "
+                "with compose its region (latency, residency) is not what runs",
+                f"move {service.name} to {region} for compose, or deploy it with kubernetes",
+            )
+
+
+def kubernetes_findings(nodes) -> Iterator[Finding]:
+    if nodes.memory_used > nodes.usable_memory:
+        yield finding(
+            "capacity-kubernetes-memory",
+            "error",
+            ("hosts",),
+            f"pods request {human_bytes(nodes.memory_used)} of memory, more than the nodes' allocatable "
+            f"{human_bytes(nodes.usable_memory)} ({human_bytes(nodes.memory)} minus the OS, kubelet and eviction reserves); "
+            f"largest: {_largest(nodes.loads, lambda load: load.memory)}; the rest stays Pending",
+            "lower memory requests or replicas, or add nodes",
+        )
+    if nodes.cpu_reserved_m > nodes.usable_cpu_m:
+        yield finding(
+            "capacity-kubernetes-cpu",
+            "error",
+            ("hosts",),
+            f"pods request {format_millicores(nodes.cpu_reserved_m)} CPU, more than the nodes' allocatable "
+            f"{format_millicores(nodes.usable_cpu_m)}; the rest stays Pending",
+            "lower CPU requests or replicas, or add nodes",
+        )
+    for load in nodes.loads:
+        if load.memory > nodes.largest_node_memory or load.cpu_reserved_m > nodes.largest_node_cpu_m:
+            yield finding(
+                "capacity-pod",
+                "error",
+                ("hosts",),
+                f"one pod of {load.name} requests {human_bytes(load.memory)} and {format_millicores(load.cpu_reserved_m)} CPU; "
+                f"the largest node offers {human_bytes(nodes.largest_node_memory)} and {format_millicores(nodes.largest_node_cpu_m)}: "
+                "it can never be scheduled",
+                "lower its requests or add a bigger node",
+            )
+
+
+# --- availability ----------------------------------------------------------------------------
+
+
+def availability_findings(plan) -> Iterator[Finding]:
+    for service in plan.routed:
+        if service.replicas < 2:
+            yield finding(
+                "ha-replicas",
+                "warning",
+                ("services", service.name, "replicas"),
+                f"{service.name} is routed from the internet with one replica: every restart, deploy or crash is an outage",
+                "run at least 2 replicas",
+            )
+    zones = plan.capacity.zones
+    if not zones or plan.kubernetes is None:
+        return  # zones matter to the cluster; the compose stack is one host
+    counts = ", ".join(f"{zone} ({len(hosts)})" for zone, hosts in zones.items())
+    unzoned = sorted(host.name for host in plan.blueprint.hosts if host.zone is None)
+    if len(zones) < 2:
+        yield finding(
+            "ha-zones",
+            "warning",
+            ("hosts",),
+            f"every host with a zone is in zone {next(iter(zones))}: losing that zone loses the platform",
+            "spread hosts over at least two zones",
+        )
+    else:
+        yield finding(
+            "ha-zones",
+            "info",
+            ("hosts",),
+            f"nodes span zones {counts} (hosts per zone); replicas are spread over topology.kubernetes.io/zone, "
+            "so a service with at least as many replicas as zones keeps one through a zone outage"
+            + (f"; hosts without a zone: {', '.join(unzoned)}" if unzoned else ""),
+        )

@@ -1,0 +1,120 @@
+"""Findings about the compose file (CHECKS.md, "Compose output").
+
+They read the compose document as written (`compose_document`), so the monitoring
+containers merged from the observability target are held to the same rules. Only what
+msgen can render is checked: privileged mode, host namespaces or writable sockets are never
+written, so no finding exists for them; the user reaches the rest through `health.command`,
+`gateway.provider` and `resources`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from msgen.checks import CheckContext
+from msgen.findings import Finding, finding
+from msgen.plan import gateway as gw
+from msgen.targets import compose
+
+DISABLED_HEALTH = "NONE"
+
+
+def check(context: CheckContext) -> Iterable[Finding]:
+    plan = context.plan
+    if not compose.applies(plan):
+        return
+    document = compose.compose_document(plan)
+    containers = document["services"]
+    yield from check_docker_socket(plan, containers)
+    origins = container_origins(plan)
+    for name, entry in containers.items():
+        at = origins.get(name, ("observability",))
+        yield from check_healthcheck(plan, name, entry, at)
+        yield from check_limits(name, entry, at)
+        yield from check_ports(name, entry, at)
+    yield from check_reservations(plan)
+
+
+def container_origins(plan) -> dict[str, tuple]:
+    """The blueprint element each container comes from; msgen's monitoring containers are absent."""
+    origins: dict[str, tuple] = {compose.GATEWAY: ("gateway",)}
+    origins.update((service.name, ("services", service.name)) for service in plan.services)
+    origins.update((store.name, ("datastores", store.name)) for store in plan.datastores)
+    return origins
+
+
+def check_docker_socket(plan, containers: dict) -> Iterator[Finding]:
+    gateway = containers.get(compose.GATEWAY) or {}
+    if any(str(volume).split(":")[0] == gw.DOCKER_SOCKET for volume in gateway.get("volumes") or []):
+        yield finding(
+            "compose-docker-socket",
+            "warning",
+            ("gateway", "provider"),
+            "gateway.provider docker mounts the docker socket into Traefik: read-only stops file writes, "
+            "not API calls, so whoever takes over the gateway controls the host",
+            "prefer provider: file (the default), which needs no socket",
+        )
+
+
+def check_healthcheck(plan, name: str, entry: dict, at: tuple) -> Iterator[Finding]:
+    health = entry.get("healthcheck") or {}
+    test = health.get("test") or []
+    if health and not health.get("disable") and test[:1] != [DISABLED_HEALTH]:
+        return
+    where = (*at, "health", "command") if at[0] == "services" else at
+    yield finding(
+        "compose-no-healthcheck",
+        "warning",
+        where,
+        f"container {name} has no healthcheck: compose cannot tell a hung process from a working one, "
+        "and `restart: unless-stopped` only acts when it exits",
+        'give health.command a check that works in the image, e.g. ["CMD", "/app/healthcheck"]',
+    )
+
+
+def check_limits(name: str, entry: dict, at: tuple) -> Iterator[Finding]:
+    limits = ((entry.get("deploy") or {}).get("resources") or {}).get("limits") or {}
+    missing = [field for field in ("cpus", "memory") if field not in limits]
+    if missing:
+        yield finding(
+            "compose-no-limits",
+            "error",
+            at,
+            f"container {name} has no {' or '.join(missing)} limit: one runaway process can starve the host",
+            "every container msgen writes is sized; report this as a bug in msgen",
+        )
+
+
+def check_ports(name: str, entry: dict, at: tuple) -> Iterator[Finding]:
+    if name != compose.GATEWAY and entry.get("ports"):
+        yield finding(
+            "compose-published-port",
+            "error",
+            at,
+            f"container {name} publishes ports {', '.join(map(str, entry['ports']))}: only the gateway faces the network",
+            "route the service through the gateway (route:) instead",
+        )
+
+
+def check_reservations(plan) -> Iterator[Finding]:
+    """Docker refuses to create a container whose memory reservation exceeds its limit."""
+    for service in plan.services:
+        requests, limits = service.requests, service.limits
+        if requests.memory.bytes > limits.memory.bytes:
+            yield finding(
+                "compose-reservation-over-limit",
+                "error",
+                ("services", service.name, "resources"),
+                f"{service.name} requests {requests.memory.text} of memory but is limited to {limits.memory.text}: "
+                "Docker refuses to create the container",
+                "raise resources.limits.memory or lower resources.requests.memory",
+            )
+        if requests.cpu.millicores > limits.cpu.millicores:
+            yield finding(
+                "compose-reservation-over-limit",
+                "warning",
+                ("services", service.name, "resources"),
+                f"{service.name} reserves {requests.cpu.text} CPU but is capped at {limits.cpu.text}: "
+                "the host's capacity is counted for CPU it can never use",
+                "raise resources.limits.cpu or lower resources.requests.cpu",
+            )

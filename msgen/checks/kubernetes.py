@@ -1,0 +1,523 @@
+"""Kubernetes findings (CHECKS.md, "Kubernetes output"): every k8s-* id and anti-affinity.
+
+Rendered objects are judged by the strict schema of the blueprint's version and by the
+kubernetes client's models (msgen/k8s_schemas.py); Traefik's CRDs by their known shape;
+then the semantic rules kube-linter, kube-score and Polaris apply, and a NetworkPolicy
+evaluation (msgen/checks/netpol.py) compared with the blueprint's calls and datastores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import yaml
+
+from msgen import k8s_schemas
+from msgen.checks import netpol
+from msgen.findings import Finding, finding
+from msgen.plan import kubernetes as k8s
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+MAX_NAME = 63
+TRAEFIK_API = "traefik.io/v1alpha1"
+
+
+@dataclass(frozen=True)
+class RenderedObject:
+    path: str  # the file under kubernetes/
+    index: int  # its position among the file's documents
+    document: dict
+    at: tuple  # the blueprint key path that produced it
+
+    @property
+    def name(self) -> str:
+        return k8s_schemas.object_name(self.document)
+
+    def where(self) -> str:
+        return f"{self.path}: {self.name}"
+
+
+def origin(path: str) -> tuple:
+    """The blueprint element behind a file: `kubernetes/services/payment.yaml` -> services.payment."""
+    parts = path.split("/")
+    if len(parts) == 3 and parts[1] in ("services", "datastores"):
+        return (parts[1], parts[2].rsplit(".", 1)[0])
+    if len(parts) > 2 and parts[1] == "gateway":
+        return ("gateway",)
+    if len(parts) > 2 and parts[1] == "observability":
+        return ("observability",)
+    return ("kubernetes",)
+
+
+def rendered_objects(artifacts: dict) -> Iterator[RenderedObject]:
+    """Every Kubernetes object msgen renders, parsed back (or reused when unchanged)."""
+    from msgen.targets import kubernetes as target
+
+    for path in sorted(artifacts):
+        artifact = artifacts[path]
+        if not path.startswith(f"{target.ROOT}/") or not target.is_manifest(artifact):
+            continue
+        documents = target.rendered_documents(artifact.text)
+        if documents is None:
+            documents = [document for document in yaml.load_all(artifact.text, Loader=_LOADER) if document is not None]
+        for index, document in enumerate(documents):
+            yield RenderedObject(path, index, document, origin(path))
+
+
+def check(context) -> Iterator[Finding]:
+    plan = context.plan
+    if plan.kubernetes is None:
+        return
+    yield from anti_affinity_findings(plan)
+    objects = list(rendered_objects(context.artifacts))
+    yield from kustomization_findings(context.artifacts)
+    for item in objects:
+        yield from object_findings(plan.kubernetes.version, item)
+    index = WorkloadIndex(objects)
+    yield from service_selector_findings(objects, index)
+    yield from budget_findings(objects, index)
+    yield from network_findings(plan, objects)
+
+
+# --- placement ---------------------------------------------------------------------------
+
+
+def anti_affinity_findings(plan) -> Iterator[Finding]:
+    """Required anti-affinity on the hostname: one replica per node, and rollouts need room."""
+    kube = plan.kubernetes
+    for name, workload in kube.services.items():
+        at = ("services", name, "replicas")
+        nodes = len(workload.nodes)
+        where = f"in region {workload.region}" if workload.region else "in the cluster"
+        if not nodes:
+            yield finding(
+                "anti-affinity",
+                "info",
+                at,
+                f"{name}: no hosts are declared, so msgen cannot tell whether {workload.replicas} replicas fit on the nodes",
+                "declare the cluster's nodes under hosts:",
+            )
+        elif workload.anti_affinity == "required" and workload.replicas > nodes:
+            yield finding(
+                "anti-affinity",
+                "error",
+                at,
+                f"{name}: {workload.replicas} replicas with required anti-affinity need {workload.replicas} nodes, but {nodes} {'is' if nodes == 1 else 'are'} available {where}; {workload.replicas - nodes} would stay Pending",
+                f"lower replicas to {nodes}, add nodes, or set kubernetes.anti_affinity: preferred",
+            )
+        elif workload.anti_affinity == "required" and workload.replicas == nodes > 1:
+            yield finding(
+                "anti-affinity",
+                "warning",
+                at,
+                f"{name}: {workload.replicas} replicas on {nodes} nodes {where} leave no free node: a rollout replaces pods one at a time (maxSurge 0, maxUnavailable 1) and a lost node leaves a replica Pending",
+                f"add a node or run {nodes - 1} replicas",
+            )
+
+
+# --- per object --------------------------------------------------------------------------
+
+
+def object_findings(version: str, item: RenderedObject) -> Iterator[Finding]:
+    document = item.document
+    if not isinstance(document, dict):
+        yield finding("k8s-schema", "error", item.at, f"{item.path}: document {item.index + 1} is not an object", "")
+        return
+    if str(document.get("apiVersion", "")).startswith("traefik.io/"):
+        yield from crd_findings(item)
+    else:
+        yield from api_findings(version, item)
+    yield from name_findings(item)
+    template = pod_template(document)
+    if template is not None:
+        yield from workload_findings(item, template)
+
+
+def api_findings(version: str, item: RenderedObject) -> Iterator[Finding]:
+    for problem in k8s_schemas.schema_problems(item.document, version):
+        yield finding(
+            "k8s-schema",
+            "error",
+            item.at,
+            f"{item.where()}: {problem.field or '(object)'}: {problem.message} (Kubernetes {version} strict schema)",
+            "a bug in msgen's output or an edited file; render again, and report it if it persists",
+        )
+    for problem in k8s_schemas.model_problems(item.document) or []:
+        yield finding(
+            "k8s-model",
+            "error",
+            item.at,
+            f"{item.where()}: {problem.field or '(object)'}: {problem.message} (kubernetes client model)",
+            "a bug in msgen's output or an edited file; render again, and report it if it persists",
+        )
+
+
+def name_findings(item: RenderedObject) -> Iterator[Finding]:
+    metadata = item.document.get("metadata") or {}
+    name = str(metadata.get("name", ""))
+    if len(name) > MAX_NAME:
+        yield finding(
+            "k8s-name-length",
+            "error",
+            item.at,
+            f"{item.where()}: the name has {len(name)} characters; Kubernetes allows {MAX_NAME}",
+            "shorten the service or datastore name",
+        )
+    for key, value in (metadata.get("labels") or {}).items():
+        if len(str(value)) > MAX_NAME:
+            yield finding(
+                "k8s-name-length",
+                "error",
+                item.at,
+                f"{item.where()}: label {key} has a value of {len(str(value))} characters; Kubernetes allows {MAX_NAME}",
+                "shorten the name it comes from",
+            )
+
+
+def pod_template(document: dict) -> dict | None:
+    if document.get("kind") not in WORKLOAD_KINDS:
+        return None
+    return ((document.get("spec") or {}).get("template")) or {}
+
+
+def workload_findings(item: RenderedObject, template: dict) -> Iterator[Finding]:
+    spec = item.document.get("spec") or {}
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    selector = spec.get("selector")
+    if not selector or not netpol.match_labels(selector, labels):
+        yield finding(
+            "k8s-selector",
+            "error",
+            item.at,
+            f"{item.where()}: spec.selector does not select its own pod template's labels",
+            "the selector must match spec.template.metadata.labels",
+        )
+    pod_spec = template.get("spec") or {}
+    for term in ((pod_spec.get("affinity") or {}).get("podAntiAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or []:
+        if not netpol.match_labels(term.get("labelSelector"), labels):
+            yield finding(
+                "k8s-selector", "error", item.at, f"{item.where()}: a podAntiAffinity term does not select the workload's own pods", ""
+            )
+    yield from security_findings(item, pod_spec)
+    for index, container in enumerate(pod_spec.get("containers") or []):
+        yield from container_findings(item, index, container)
+
+
+def _requested_root(item: RenderedObject, pod_spec: dict) -> bool:
+    return (pod_spec.get("securityContext") or {}).get("runAsNonRoot") is False
+
+
+def security_findings(item: RenderedObject, pod_spec: dict) -> Iterator[Finding]:
+    """Locked-down pods; a service with `run_as_root` is reported by run-as-root instead."""
+    root = _requested_root(item, pod_spec)
+    context = pod_spec.get("securityContext") or {}
+    gaps = []
+    if not root and context.get("runAsNonRoot") is not True:
+        gaps.append("securityContext.runAsNonRoot is not true")
+    if (context.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+        gaps.append("seccompProfile is not RuntimeDefault")
+    if pod_spec.get("automountServiceAccountToken") is not False:
+        gaps.append("automountServiceAccountToken is not false")
+    for container in pod_spec.get("containers") or []:
+        own = container.get("securityContext") or {}
+        name = container.get("name", "?")
+        if own.get("allowPrivilegeEscalation") is not False:
+            gaps.append(f"container {name}: allowPrivilegeEscalation is not false")
+        if own.get("readOnlyRootFilesystem") is not True:
+            gaps.append(f"container {name}: readOnlyRootFilesystem is not true")
+        if not root and "ALL" not in ((own.get("capabilities") or {}).get("drop") or []):
+            gaps.append(f"container {name}: capabilities do not drop ALL")
+    for gap in gaps:
+        yield finding(
+            "k8s-security",
+            "error",
+            item.at,
+            f"{item.where()}: {gap}",
+            "msgen renders pods locked down; render again if the file was edited",
+        )
+
+
+def container_findings(item: RenderedObject, index: int, container: dict) -> Iterator[Finding]:
+    name = container.get("name", str(index))
+    declared_names = {port.get("name") for port in container.get("ports") or []}
+    declared_numbers = {port.get("containerPort") for port in container.get("ports") or []}
+    for probe_name in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = container.get(probe_name) or {}
+        action = probe.get("httpGet") or probe.get("tcpSocket") or probe.get("grpc")
+        port = (action or {}).get("port")
+        if port is None:
+            continue
+        if port not in declared_names and port not in declared_numbers:
+            yield finding(
+                "k8s-probe-port",
+                "error",
+                item.at,
+                f"{item.where()}: container {name}: {probe_name} uses port {port!r}, which the container does not declare",
+                "probe a declared, named container port",
+            )
+    yield from resource_findings(item, name, container.get("resources") or {})
+
+
+def resource_findings(item: RenderedObject, name: str, resources: dict) -> Iterator[Finding]:
+    from msgen.units import Cpu, Memory
+
+    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+    for key, parse, unit in (("cpu", Cpu.parse, "millicores"), ("memory", Memory.parse, "bytes")):
+        if key not in limits:
+            yield finding("k8s-resources", "error", item.at, f"{item.where()}: container {name} has no {key} limit", "set resources.limits")
+            continue
+        if key not in requests:
+            continue
+        try:
+            wanted, cap = getattr(parse(_quantity(requests[key])), unit), getattr(parse(_quantity(limits[key])), unit)
+        except ValueError:
+            continue  # the schema check reports a malformed quantity
+        if wanted > cap:
+            yield finding(
+                "k8s-resources",
+                "error",
+                item.at,
+                f"{item.where()}: container {name} requests {requests[key]} {key} but is limited to {limits[key]}; Kubernetes rejects requests above limits",
+                "raise the limit or lower the request",
+            )
+
+
+def _quantity(value) -> str | float:
+    return value if isinstance(value, str) and not value.replace(".", "", 1).isdigit() else float(value)
+
+
+# --- across objects ----------------------------------------------------------------------
+
+
+def kustomization_findings(artifacts: dict) -> Iterator[Finding]:
+    """kustomization.yaml lists exactly the manifests written (a missing file breaks kustomize)."""
+    from msgen.targets import kubernetes as target
+
+    artifact = artifacts.get(target.KUSTOMIZATION)
+    if artifact is None:
+        return
+    listed = set((yaml.load(artifact.text, Loader=_LOADER) or {}).get("resources") or [])
+    written = {
+        path.removeprefix(f"{target.ROOT}/")
+        for path, item in artifacts.items()
+        if path.startswith(f"{target.ROOT}/") and target.is_manifest(item)
+    }
+    for path in sorted(listed - written):
+        yield finding(
+            "k8s-kustomization",
+            "error",
+            ("kubernetes",),
+            f"{target.KUSTOMIZATION} lists {path}, which msgen does not write",
+            "render again",
+        )
+    for path in sorted(written - listed):
+        yield finding("k8s-kustomization", "error", ("kubernetes",), f"{target.KUSTOMIZATION} does not list {path}", "render again")
+
+
+class WorkloadIndex:
+    """The rendered workloads' pod labels, indexed by label so a selector finds its pods
+    without scanning every workload (thousands of Services and PDBs each look once)."""
+
+    def __init__(self, objects: list[RenderedObject]):
+        self._by_label: dict[tuple, list[tuple[str, dict, dict]]] = {}
+        for item in objects:
+            template = pod_template(item.document)
+            if template is None:
+                continue
+            namespace = (item.document.get("metadata") or {}).get("namespace", "")
+            labels = (template.get("metadata") or {}).get("labels") or {}
+            for label in labels.items():
+                self._by_label.setdefault(label, []).append((namespace, labels, item.document))
+
+    def matching(self, namespace: str, selector: dict) -> list[dict]:
+        """The workloads in `namespace` whose pods a label selector picks."""
+        match = selector.get("matchLabels") or {}
+        if not match:
+            return []  # msgen's selectors always name labels; an empty one is reported as matching nothing
+        first = next(iter(match.items()))
+        return [doc for ns, labels, doc in self._by_label.get(first, []) if ns == namespace and netpol.match_labels(selector, labels)]
+
+
+def service_selector_findings(objects: list[RenderedObject], index: WorkloadIndex) -> Iterator[Finding]:
+    """Every Service selects the pods of some workload in its namespace."""
+    for item in objects:
+        if item.document.get("kind") != "Service":
+            continue
+        selector = (item.document.get("spec") or {}).get("selector")
+        namespace = (item.document.get("metadata") or {}).get("namespace", "")
+        if not selector:
+            continue  # a Service without selector is managed by hand (EndpointSlices)
+        if not index.matching(namespace, {"matchLabels": selector}):
+            yield finding(
+                "k8s-service-selector",
+                "error",
+                item.at,
+                f"{item.where()}: the selector {selector} matches no workload's pods",
+                "the selector must match a Deployment or StatefulSet's pod labels",
+            )
+
+
+def budget_findings(objects: list[RenderedObject], index: WorkloadIndex) -> Iterator[Finding]:
+    """A PodDisruptionBudget must allow one eviction, or every node drain blocks on it."""
+    for item in objects:
+        if item.document.get("kind") != "PodDisruptionBudget":
+            continue
+        spec = item.document.get("spec") or {}
+        namespace = (item.document.get("metadata") or {}).get("namespace", "")
+        replicas = sum(
+            (document.get("spec") or {}).get("replicas", 1) for document in index.matching(namespace, spec.get("selector") or {})
+        )
+        unavailable, available = spec.get("maxUnavailable"), spec.get("minAvailable")
+        blocks = unavailable in (0, "0%") or available == "100%" or (isinstance(available, int) and available >= replicas)
+        if blocks:
+            yield finding(
+                "k8s-pdb",
+                "error",
+                item.at,
+                f"{item.where()}: the budget allows no disruption of its {replicas} pod(s): a node drain would block",
+                "use maxUnavailable: 1",
+            )
+
+
+def crd_findings(item: RenderedObject) -> Iterator[Finding]:
+    from msgen.k8s_crds import crd_problems
+
+    for problem in crd_problems(item.document):
+        yield finding(
+            "k8s-crd", "error", item.at, f"{item.where()}: {problem.field or '(object)'}: {problem.message} (Traefik CRD shape)", ""
+        )
+
+
+# --- network policies --------------------------------------------------------------------
+
+GATEWAY_ROLE = "gateway"
+PROMETHEUS_ROLE = "prometheus"
+DNS_ROLE = "dns"
+OUTSIDER_ROLE = "outsider"
+
+
+def network_pods(plan, objects: list[RenderedObject]) -> tuple[list[netpol.Pod], dict[str, str]]:
+    """The namespace's pods from the rendered workloads, and the pods around it that matter
+    (Traefik, Prometheus, DNS, and strangers inside and outside): pod key -> role."""
+    kube = plan.kubernetes
+    pods, roles = [], {}
+    for item in objects:
+        template = pod_template(item.document)
+        if template is None:
+            continue
+        namespace = (item.document.get("metadata") or {}).get("namespace", "default")
+        key = f"{namespace}/{item.document['metadata']['name']}"
+        pod = netpol.pod_from_template(key, namespace, template)
+        pods.append(pod)
+        roles[key] = _role(item, pod)
+    outsiders = [
+        (f"{kube.gateway_namespace}/traefik", kube.gateway_namespace, dict(k8s.TRAEFIK_POD), GATEWAY_ROLE),
+        ("monitoring/prometheus", "monitoring", dict(k8s.PROMETHEUS_POD), PROMETHEUS_ROLE),
+        (f"{k8s.DNS_NAMESPACE}/coredns", k8s.DNS_NAMESPACE, dict(k8s.DNS_POD), DNS_ROLE),
+        (f"{kube.namespace}/stranger", kube.namespace, {"app": "stranger"}, OUTSIDER_ROLE),
+        (f"{kube.gateway_namespace}/stranger", kube.gateway_namespace, {"app": "stranger"}, OUTSIDER_ROLE),
+        ("elsewhere/stranger", "elsewhere", {"app": "stranger"}, OUTSIDER_ROLE),
+    ]
+    dns_ports = {"dns": (("UDP", 53), ("TCP", 53))}
+    for key, namespace, labels, role in outsiders:
+        pods.append(netpol.Pod(key, namespace, labels, dns_ports if role == DNS_ROLE else {}))
+        roles[key] = role
+    return pods, roles
+
+
+def _role(item: RenderedObject, pod: netpol.Pod) -> str:
+    if item.at[0] in ("services", "datastores"):
+        return f"{item.at[0]}:{item.at[1]}"
+    if netpol.match_labels({"matchLabels": k8s.PROMETHEUS_POD}, pod.labels):
+        return PROMETHEUS_ROLE
+    return OUTSIDER_ROLE
+
+
+def expected_ingress(plan, role: str, pod: netpol.Pod) -> dict[str, set]:
+    """Role of a source -> the ports it may open on this pod, per the blueprint."""
+    kind, _, name = role.partition(":")
+    expected: dict[str, set] = {}
+    metrics = set(pod.ports.get("metrics", ()))
+    if kind == "services":
+        service = plan.service(name)
+        http = set(pod.ports.get("http", ()))
+        if plan.gateway is not None and plan.gateway.route(name) is not None:
+            expected[GATEWAY_ROLE] = set(http)
+        for caller in plan.kubernetes.callers[name]:
+            expected[f"services:{caller}"] = set(http)
+        if service.metrics_port is not None:
+            expected[PROMETHEUS_ROLE] = metrics
+    elif kind == "datastores":
+        store = plan.datastore(name)
+        if store.owner is not None:
+            expected[f"services:{store.owner}"] = {("TCP", store.port)}
+        expected[PROMETHEUS_ROLE] = metrics
+    return expected
+
+
+def expected_egress(plan, role: str, pods_by_role: dict[str, netpol.Pod]) -> dict[str, set]:
+    kind, _, name = role.partition(":")
+    expected: dict[str, set] = {DNS_ROLE: {("UDP", 53), ("TCP", 53)}}
+    if kind == "services":
+        service = plan.service(name)
+        for callee in service.calls:
+            expected[f"services:{callee}"] = set(pods_by_role[f"services:{callee}"].ports.get("http", ()))
+        if service.datastore is not None:
+            expected[f"datastores:{service.datastore}"] = {("TCP", plan.datastore(service.datastore).port)}
+    return expected
+
+
+def _by_role(allowed: dict | None, roles: dict[str, str], everyone: list[netpol.Pod]) -> dict[str, set] | None:
+    if allowed is None:
+        return None
+    result: dict[str, set] = {}
+    for key, ports in allowed.items():
+        role = roles[key]
+        result.setdefault(role, set())
+        result[role] |= {("*", 0)} if ports is None else ports
+    return result
+
+
+def network_findings(plan, objects: list[RenderedObject]) -> Iterator[Finding]:
+    """Reachability computed from the rendered policies equals what the blueprint declares."""
+    pods, roles = network_pods(plan, objects)
+    policies = [item.document for item in objects if item.document.get("kind") == "NetworkPolicy"]
+    network = netpol.Network(pods, policies)
+    pods_by_role = {roles[pod.key]: pod for pod in pods if ":" in roles[pod.key]}
+    for pod in pods:
+        role = roles[pod.key]
+        if ":" not in role:
+            continue
+        at = tuple(role.split(":", 1))
+        yield from _compare(
+            f"ingress to {role}", at, _by_role(network.ingress_sources(pod), roles, pods), expected_ingress(plan, role, pod)
+        )
+        yield from _compare(
+            f"egress from {role}", at, _by_role(network.egress_targets(pod), roles, pods), expected_egress(plan, role, pods_by_role)
+        )
+
+
+def _compare(what: str, at: tuple, actual: dict[str, set] | None, expected: dict[str, set]) -> Iterator[Finding]:
+    if actual is None:
+        yield finding(
+            "k8s-network-policy",
+            "error",
+            at,
+            f"{what}: no NetworkPolicy restricts it",
+            "render again: msgen writes a policy per workload and a default deny",
+        )
+        return
+    for role in sorted(set(actual) | set(expected)):
+        have, want = actual.get(role, set()), expected.get(role, set())
+        if have != want:
+            shown = ", ".join(f"{port}/{protocol}" for protocol, port in sorted(have ^ want))
+            verb = "allow" if have - want else "block"
+            yield finding(
+                "k8s-network-policy",
+                "error",
+                at,
+                f"{what}: the policies {verb} {role} on {shown}, unlike the blueprint's calls and datastores",
+                "render again; a hand-edited policy opens or closes paths the blueprint does not declare",
+            )

@@ -1,0 +1,462 @@
+"""The gateway plan: Traefik's entrypoints, routers, services and middlewares, computed once.
+
+Three renderings read it and add nothing of their own: the file provider's dynamic YAML
+(msgen/targets/traefik.py), the compose labels for `provider: docker` (`compose_labels`),
+and the Kubernetes IngressRoute/Middleware objects. Middleware options are kept in
+Traefik's own field names so that each rendering only changes the envelope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from msgen.model.blueprint import Blueprint, CircuitBreaker, RateLimit, SourceCriterion
+from msgen.units import Duration
+
+# entrypoints (names are Traefik's conventions; `traefik` serves ping and never the API)
+WEB, WEBSECURE, METRICS, PING = "web", "websecure", "metrics", "traefik"
+PORTS = {WEB: 80, WEBSECURE: 443, METRICS: 8082, PING: 8080}
+RESOLVER = "letsencrypt"
+SECURE_HEADERS = "secure-headers"
+DASHBOARD_ROUTER = "gateway_dashboard"  # `_` is never in a service name: no router can clash
+DASHBOARD_AUTH = "dashboard-auth"
+# paths of the compose gateway (the contract with the compose target)
+STATIC_CONFIG = "traefik/traefik.yml"
+DYNAMIC_DIR = "traefik/dynamic"
+STATIC_MOUNT = "/etc/traefik/traefik.yml"
+DYNAMIC_MOUNT = "/etc/traefik/dynamic"
+ACME_MOUNT = "/letsencrypt"
+ACME_STORAGE = f"{ACME_MOUNT}/acme.json"
+DOCKER_SOCKET = "/var/run/docker.sock"
+# the dashboard's htpasswd lines: a secret file, never in the output
+DASHBOARD_USERS_SECRET = "dashboard-users"
+DASHBOARD_USERS_FILE = f"/run/secrets/{DASHBOARD_USERS_SECRET}"
+# Traefik's own request-duration buckets; every route's budget is added as a boundary
+DEFAULT_BUCKETS = (0.1, 0.3, 1.2, 5.0)
+# when the blueprint and the gateway leave a rate limit field out
+DEFAULT_RATE = {"average": 100, "burst": 50, "period": Duration(1000, "1s")}
+# Traefik's breaker evaluates its expression every checkPeriod over a rolling 10 s window
+BREAKER_CHECK_PERIOD = Duration(100, "100ms")
+BREAKER_MAX_RECOVERY = Duration(10_000, "10s")
+BREAKER_WINDOW = "10s"
+BREAKER_STATUS = 503
+# Traefik answers 502 for a connection dropped before any response and 504 for a timeout;
+# without `status` it retries only failed dials, never a request already written (tested)
+RETRY_STATUS = ("502", "504")
+
+
+def go_duration(duration: Duration) -> str:
+    """A duration as Go's time.ParseDuration reads it (Go has no `d` unit)."""
+    ms = duration.ms
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def float_literal(value: float) -> str:
+    """A float as a Go float literal (always with a point: oxy rejects `1` where it wants a float)."""
+    text = repr(float(value))
+    return text if "." in text or "e" in text else f"{text}.0"
+
+
+@dataclass(frozen=True)
+class Middleware:
+    """One Traefik middleware: `kind` and `options` are Traefik's field names."""
+
+    name: str
+    kind: str  # rateLimit | circuitBreaker | retry | headers | basicAuth
+    options: dict
+    shared: bool  # defined once for every router (file provider even in docker mode)
+    at: tuple  # the blueprint key path it comes from
+
+
+@dataclass(frozen=True)
+class RateLimitPlan:
+    average: int
+    burst: int
+    period: Duration
+    source: SourceCriterion | None
+    origins: tuple[tuple[str, str], ...]  # field -> service | gateway | default
+    criteria: tuple[str, ...]  # the source criteria set (more than one is a finding)
+    at: tuple
+
+
+@dataclass(frozen=True)
+class BreakerPlan:
+    expression: str
+    from_ratio: bool  # derived from failure_ratio (else the blueprint's own expression)
+    open_for: Duration
+    recovery: Duration
+    min_requests: int | None  # gobreaker's, which Traefik cannot express (README)
+    at: tuple
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """A routed service: its router, load-balanced service and middlewares share its name."""
+
+    name: str
+    rule: str
+    hosts: tuple[str, ...]
+    path_prefix: str | None
+    url: str
+    port: int
+    health_path: str
+    health_interval: Duration
+    health_timeout: Duration
+    budget: Duration
+    rate_limit: RateLimitPlan
+    breaker: BreakerPlan | None
+    retry_attempts: int | None  # None: no retry middleware
+    retry_interval: Duration | None
+    middlewares: tuple[Middleware, ...]  # in chain order, the shared ones included
+
+    @property
+    def middleware_names(self) -> tuple[str, ...]:
+        return tuple(middleware.name for middleware in self.middlewares)
+
+
+@dataclass(frozen=True)
+class GatewayPlan:
+    project: str
+    domain: str
+    provider: str  # file | docker
+    acme_email: str | None
+    http3: bool
+    dashboard: bool
+    tls: dict  # the routers' `tls` section
+    routes: tuple[RoutePlan, ...]  # sorted by name
+    shared_middlewares: tuple[Middleware, ...]
+    buckets: tuple[float, ...]
+    published_ports: tuple[str, ...]  # compose `ports` of the gateway
+    docker_network: str  # the compose network the docker provider reaches services on
+    dynamic_file: str  # traefik/dynamic/<project>.yml
+
+    def route(self, name: str) -> RoutePlan | None:
+        return self._routes_by_name.get(name)
+
+    # compose asks once per service: keep the lookup O(1) for thousands of services
+    @cached_property
+    def _routes_by_name(self) -> dict[str, RoutePlan]:
+        return {route.name: route for route in self.routes}
+
+    @property
+    def dashboard_host(self) -> str:
+        return f"traefik.{self.domain}"
+
+
+def plan_gateway(blueprint: Blueprint) -> GatewayPlan | None:
+    """The gateway of a blueprint that routes something; None when nothing is routed."""
+    gateway = blueprint.gateway
+    routed = sorted(name for name, service in blueprint.services.items() if service.route is not None)
+    if gateway is None or not routed:
+        return None
+    shared = _shared_middlewares(blueprint)
+    tls = {"certResolver": RESOLVER} if gateway.acme_email else {}
+    routes = tuple(_plan_route(blueprint, name, shared[0], tls) for name in routed)
+    ports = ["80:80", "443:443"] + (["443:443/udp"] if gateway.http3 else [])
+    return GatewayPlan(
+        project=blueprint.project,
+        domain=gateway.domain,
+        provider=gateway.provider,
+        acme_email=gateway.acme_email,
+        http3=gateway.http3,
+        dashboard=gateway.dashboard,
+        tls=tls,
+        routes=routes,
+        shared_middlewares=shared,
+        buckets=tuple(sorted({*DEFAULT_BUCKETS, *(route.budget.seconds for route in routes)})),
+        published_ports=tuple(ports),
+        docker_network=f"{blueprint.project}_edge",
+        dynamic_file=f"{DYNAMIC_DIR}/{blueprint.project}.yml",
+    )
+
+
+def _shared_middlewares(blueprint: Blueprint) -> tuple[Middleware, ...]:
+    headers = Middleware(
+        SECURE_HEADERS,
+        "headers",
+        {
+            "stsSeconds": 31_536_000,
+            "stsIncludeSubdomains": True,
+            "contentTypeNosniff": True,
+            "frameDeny": True,
+            "referrerPolicy": "no-referrer",
+            # an empty value removes the header: don't advertise the backend's software
+            "customResponseHeaders": {"Server": "", "X-Powered-By": ""},
+        },
+        True,
+        ("gateway",),
+    )
+    middlewares = [headers]
+    if blueprint.gateway is not None and blueprint.gateway.dashboard:
+        auth = {"usersFile": DASHBOARD_USERS_FILE, "removeHeader": True, "realm": "traefik"}
+        middlewares.append(Middleware(DASHBOARD_AUTH, "basicAuth", auth, True, ("gateway", "dashboard")))
+    return tuple(middlewares)
+
+
+def _rule(hosts: tuple[str, ...], path_prefix: str | None) -> str:
+    parts = [f"Host(`{hosts[0]}`)"]
+    if path_prefix is not None:
+        parts.append(f"PathPrefix(`{path_prefix}`)")
+    return " && ".join(parts)
+
+
+def _plan_route(blueprint: Blueprint, name: str, headers: Middleware, tls: dict) -> RoutePlan:
+    service = blueprint.services[name]
+    route = service.route
+    assert route is not None and blueprint.gateway is not None
+    hosts = (route.host or blueprint.gateway.domain,)
+    at = ("services", name)
+    rate = effective_rate_limit(service.rate_limit, blueprint.gateway.rate_limit, at)
+    breaker = _breaker(service.circuit_breaker, (*at, "circuit_breaker"))
+    retry = service.retry
+    attempts = retry.attempts if retry is not None and retry.attempts >= 1 else None
+    middlewares = [headers, Middleware(f"{name}-ratelimit", "rateLimit", _rate_options(rate), False, rate.at)]
+    if breaker is not None:
+        middlewares.append(Middleware(f"{name}-breaker", "circuitBreaker", _breaker_options(breaker), False, breaker.at))
+    if attempts is not None:
+        options = {"attempts": attempts, "initialInterval": go_duration(retry.initial_interval), "status": list(RETRY_STATUS)}
+        middlewares.append(Middleware(f"{name}-retry", "retry", options, False, (*at, "retry")))
+    return RoutePlan(
+        name=name,
+        rule=_rule(hosts, route.path_prefix),
+        hosts=hosts,
+        path_prefix=route.path_prefix,
+        url=f"http://{name}:{service.port}",
+        port=service.port,
+        health_path=service.health.path,
+        health_interval=service.health.period,
+        health_timeout=service.health.timeout,
+        budget=route.budget or blueprint.policy.latency_budget,
+        rate_limit=rate,
+        breaker=breaker,
+        retry_attempts=attempts,
+        retry_interval=retry.initial_interval if attempts is not None else None,
+        middlewares=tuple(middlewares),
+    )
+
+
+def effective_rate_limit(own: RateLimit | None, default: RateLimit, at: tuple) -> RateLimitPlan:
+    """The service's rate limit, each unset field taken from the gateway's, then msgen's default."""
+    values: dict = {}
+    origins = []
+    for field in ("average", "burst", "period"):
+        for origin, source in (("service", own), ("gateway", default)):
+            value = getattr(source, field) if source is not None else None
+            if value is not None:
+                values[field] = value
+                origins.append((field, origin))
+                break
+        else:
+            values[field] = DEFAULT_RATE[field]
+            origins.append((field, "default"))
+    source = own.source if own is not None and own.source is not None else default.source
+    criteria = tuple(key for key in ("ip_depth", "request_header", "request_host") if source and getattr(source, key) is not None)
+    where = (*at, "rate_limit") if own is not None else ("gateway", "rate_limit")
+    return RateLimitPlan(values["average"], values["burst"], values["period"], source, tuple(origins), criteria, where)
+
+
+def _rate_options(rate: RateLimitPlan) -> dict:
+    options: dict = {"average": rate.average, "burst": rate.burst, "period": go_duration(rate.period)}
+    source = rate.source
+    if source is None:
+        return options
+    criterion: dict = {}
+    if source.ip_depth is not None:
+        criterion["ipStrategy"] = {"depth": source.ip_depth}
+    if source.request_header is not None:
+        criterion["requestHeaderName"] = source.request_header
+    if source.request_host is not None:
+        criterion["requestHost"] = source.request_host
+    options["sourceCriterion"] = criterion
+    return options
+
+
+def ratio_expression(failure_ratio: float) -> str:
+    """gobreaker's failures/requests >= ratio, where a failure is a network error or a 5xx."""
+    ratio = float_literal(failure_ratio)
+    return f"NetworkErrorRatio() >= {ratio} || ResponseCodeRatio(500, 600, 0, 600) >= {ratio}"
+
+
+def _breaker(breaker: CircuitBreaker | None, at: tuple) -> BreakerPlan | None:
+    if breaker is None:
+        return None
+    from_ratio = breaker.failure_ratio is not None
+    expression = ratio_expression(breaker.failure_ratio) if from_ratio else breaker.expression
+    assert expression is not None
+    recovery = min(breaker.open_for, BREAKER_MAX_RECOVERY, key=lambda duration: duration.ms)
+    where = (*at, "failure_ratio") if from_ratio else (*at, "expression")
+    return BreakerPlan(expression, from_ratio, breaker.open_for, recovery, breaker.min_requests, where)
+
+
+def _breaker_options(breaker: BreakerPlan) -> dict:
+    return {
+        "expression": breaker.expression,
+        "checkPeriod": go_duration(BREAKER_CHECK_PERIOD),
+        "fallbackDuration": go_duration(breaker.open_for),
+        "recoveryDuration": go_duration(breaker.recovery),
+        "responseCode": BREAKER_STATUS,
+    }
+
+
+def router_config(gateway: GatewayPlan, route: RoutePlan, middleware_refs: tuple[str, ...]) -> dict:
+    """The router in Traefik's dynamic configuration shape."""
+    return {
+        "rule": route.rule,
+        "entryPoints": [WEBSECURE],
+        "service": route.name,
+        "middlewares": list(middleware_refs),
+        "tls": dict(gateway.tls),
+    }
+
+
+def health_check_config(route: RoutePlan) -> dict:
+    return {"path": route.health_path, "interval": go_duration(route.health_interval), "timeout": go_duration(route.health_timeout)}
+
+
+def dynamic_config(gateway: GatewayPlan, with_routes: bool) -> dict:
+    """The file provider's dynamic configuration: shared parts always, routes in file mode."""
+    routers: dict = {}
+    services: dict = {}
+    middlewares = {middleware.name: {middleware.kind: middleware.options} for middleware in gateway.shared_middlewares}
+    if with_routes:
+        for route in gateway.routes:
+            routers[route.name] = router_config(gateway, route, route.middleware_names)
+            services[route.name] = {
+                "loadBalancer": {"servers": [{"url": route.url}], "healthCheck": health_check_config(route), "passHostHeader": True}
+            }
+            middlewares.update({m.name: {m.kind: m.options} for m in route.middlewares if not m.shared})
+    if gateway.dashboard:
+        routers[DASHBOARD_ROUTER] = {
+            "rule": f"Host(`{gateway.dashboard_host}`)",
+            "entryPoints": [WEBSECURE],
+            "service": "api@internal",
+            "middlewares": [SECURE_HEADERS, DASHBOARD_AUTH],
+            "tls": dict(gateway.tls),
+        }
+    http: dict = {}
+    if routers:
+        http["routers"] = dict(sorted(routers.items()))
+    if services:
+        http["services"] = dict(sorted(services.items()))
+    http["middlewares"] = dict(sorted(middlewares.items()))
+    return {"http": http, "tls": {"options": {"default": {"minVersion": "VersionTLS12"}}}}
+
+
+def _flatten(prefix: str, value, into: dict[str, str]) -> None:
+    """Traefik's label form: nested keys joined by dots, lower-case; lists of scalars comma-joined."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key.lower()}", item, into)
+    elif isinstance(value, list):
+        into[prefix] = ",".join(str(item) for item in value)
+    elif isinstance(value, bool):
+        into[prefix] = "true" if value else "false"
+    else:
+        into[prefix] = str(value)
+
+
+def compose_labels(plan, service_name: str) -> dict[str, str]:
+    """The traefik.* labels of a routed service's container for `gateway.provider: docker`.
+
+    The same router, service and middlewares as the file provider's; the shared middlewares
+    stay in the dynamic file and are referenced as `<name>@file`. Empty in file mode.
+    """
+    gateway: GatewayPlan | None = plan.gateway
+    if gateway is None or gateway.provider != "docker":
+        return {}
+    route = gateway.route(service_name)
+    if route is None:
+        return {}
+    refs = tuple(f"{m.name}@file" if m.shared else m.name for m in route.middlewares)
+    labels = {"traefik.enable": "true", "traefik.docker.network": gateway.docker_network}
+    router = router_config(gateway, route, refs)
+    if not router["tls"]:
+        router["tls"] = True  # a label router needs `tls=true` to serve on TLS without a resolver
+    _flatten(f"traefik.http.routers.{route.name}", router, labels)
+    service = {"loadBalancer": {"server": {"port": route.port}, "healthCheck": health_check_config(route), "passHostHeader": True}}
+    _flatten(f"traefik.http.services.{route.name}", service, labels)
+    for middleware in route.middlewares:
+        if not middleware.shared:
+            _flatten(f"traefik.http.middlewares.{middleware.name}", {middleware.kind: middleware.options}, labels)
+    return dict(sorted(labels.items()))
+
+
+def static_config(gateway: GatewayPlan) -> dict:
+    """Traefik's static configuration (traefik.yml) for the compose gateway."""
+    websecure: dict = {"address": f":{PORTS[WEBSECURE]}", "http": {"tls": dict(gateway.tls)}}
+    if gateway.http3:
+        websecure["http3"] = {"advertisedPort": PORTS[WEBSECURE]}
+    config: dict = {
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "log": {"level": "INFO", "format": "json", "noColor": True},
+        # headers are dropped from access logs: Authorization and cookies must not be logged
+        "accessLog": {"format": "json", "fields": {"headers": {"defaultMode": "drop"}}},
+        "ping": {"entryPoint": PING},
+        "entryPoints": {
+            WEB: {
+                "address": f":{PORTS[WEB]}",
+                "http": {"redirections": {"entryPoint": {"to": WEBSECURE, "scheme": "https", "permanent": True}}},
+            },
+            WEBSECURE: websecure,
+            METRICS: {"address": f":{PORTS[METRICS]}"},
+            PING: {"address": f":{PORTS[PING]}"},
+        },
+        "metrics": {
+            "prometheus": {
+                "entryPoint": METRICS,
+                "addEntryPointsLabels": True,
+                "addRoutersLabels": True,
+                "addServicesLabels": True,
+                "buckets": list(gateway.buckets),
+            }
+        },
+        "providers": {"file": {"directory": DYNAMIC_MOUNT, "watch": True}},
+    }
+    if gateway.acme_email:
+        acme = {"email": gateway.acme_email, "storage": ACME_STORAGE, "tlsChallenge": {}}
+        config["certificatesResolvers"] = {RESOLVER: {"acme": acme}}
+    if gateway.provider == "docker":
+        config["providers"]["docker"] = {
+            "endpoint": f"unix://{DOCKER_SOCKET}",
+            "exposedByDefault": False,
+            "network": gateway.docker_network,
+            "watch": True,
+        }
+    if gateway.dashboard:
+        # served only by the `dashboard` router behind basic auth; never `insecure`
+        config["api"] = {"dashboard": True, "insecure": False}
+    return config
+
+
+def gateway_rows(gateway: GatewayPlan) -> tuple[tuple[str, ...], ...]:
+    """One row per route for `msgen plan`: rule, middleware chain and effective limits."""
+    rows = []
+    for route in gateway.routes:
+        rate = route.rate_limit
+        origins = dict(rate.origins)
+        limit = (
+            f"{rate.average}/{go_duration(rate.period)} burst {rate.burst} ({origins['average']}, {origins['burst']}, {origins['period']})"
+        )
+        rows.append(
+            (route.name, route.rule, route.url, ", ".join(route.middleware_names), limit, _breaker_text(route.breaker), _retry_text(route))
+        )
+    return tuple(rows)
+
+
+def _breaker_text(breaker: BreakerPlan | None) -> str:
+    if breaker is None:
+        return "-"
+    text = f"{breaker.expression}; open {go_duration(breaker.open_for)}, recovery ramp {go_duration(breaker.recovery)}"
+    if breaker.min_requests is not None:
+        text += f"; min_requests {breaker.min_requests} not expressible (ratio over Traefik's rolling {BREAKER_WINDOW} window)"
+    return text
+
+
+def _retry_text(route: RoutePlan) -> str:
+    if route.retry_attempts is None:
+        return "-"
+    return f"{route.retry_attempts} tries, from {go_duration(route.retry_interval)}, on dropped connection/{'/'.join(RETRY_STATUS)}, idempotent methods"

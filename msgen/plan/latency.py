@@ -1,0 +1,252 @@
+"""Latency budgets and retry amplification over the call graph (TUNING.md, Latency).
+
+cost(S) = p99(S) + for each callee C: RTT(S, C) + cost(C), summed for sequential calls and
+the maximum with `parallel_calls`. Both this and the retry products are computed by dynamic
+programming over one topological order of the (acyclic, checked at load) call graph: linear
+in its edges, iterative, so neither a graph with exponentially many paths nor a 1000-deep
+chain is a problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from msgen.model.blueprint import Blueprint
+from msgen.model.references import declared_rtts, rtt_key, service_region
+from msgen.units import Duration
+
+SAME_REGION_RTT_MS = 2.0  # TUNING.md: same region defaults to 2 ms
+SLOW_SHARE = 0.01  # p of "The Tail at Scale": one request in a hundred is slower than p99
+EPSILON_MS = 1e-9  # RTTs may be fractional; sums of floats must not fail a budget they meet
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One service on a branch: the round trip from its caller (0 at the entry) and its own p99."""
+
+    service: str
+    region: str | None
+    rtt_ms: float
+    p99_ms: int
+
+
+@dataclass(frozen=True)
+class RouteLatency:
+    """The latency of a request entering a routed service, against that route's budget."""
+
+    service: str
+    total_ms: float
+    budget: Duration
+    budget_field: str  # the key path the budget comes from
+
+    @property
+    def over_ms(self) -> float:
+        return self.total_ms - self.budget.ms
+
+    @property
+    def over(self) -> bool:
+        return self.total_ms > self.budget.ms + EPSILON_MS
+
+    @property
+    def share(self) -> float:
+        """Total as a fraction of the budget, so routes with different budgets sort together."""
+        return self.total_ms / self.budget.ms
+
+
+@dataclass(frozen=True)
+class Amplification:
+    """The worst product of attempts on any call path reaching a service, and that path."""
+
+    factor: int
+    path: tuple[tuple[str, int], ...]  # (service, attempts its caller makes), the gateway first when routed
+
+
+@dataclass(frozen=True)
+class LatencyPlan:
+    order: tuple[str, ...]  # callees before callers
+    cost_ms: dict[str, float]  # service -> latency of a request entering it
+    heaviest: dict[str, tuple[str, float] | None]  # service -> (callee, RTT) on its heaviest branch
+    depth: dict[str, int]  # hops on the heaviest branch from a service, itself included
+    p99_ms: dict[str, int]
+    regions: dict[str, str | None]
+    routes: tuple[RouteLatency, ...]  # routed services, worst share of budget first
+    fanout: dict[str, float]  # services calling >= 2 others -> P(a request is slow)
+    amplification: dict[str, Amplification]
+    max_amplification: int
+
+    def branch(self, start: str, limit: int | None = None) -> tuple[Hop, ...]:
+        """The heaviest branch from `start` (its first `limit` hops), walked on demand: building
+        every route's branch up front would be quadratic in a deep graph."""
+        hops = [Hop(start, self.regions[start], 0.0, self.p99_ms[start])]
+        step = self.heaviest[start]
+        while step is not None and (limit is None or len(hops) < limit):
+            callee, rtt = step
+            hops.append(Hop(callee, self.regions[callee], rtt, self.p99_ms[callee]))
+            step = self.heaviest[callee]
+        return tuple(hops)
+
+
+def rtt_ms(blueprint: Blueprint, rtts: dict[tuple[str, str], float], caller: str, callee: str) -> float:
+    """The round trip of one call: 2 ms within a region, else the declared pair (load guarantees it)."""
+    origin, target = service_region(blueprint, caller), service_region(blueprint, callee)
+    if origin is None or target is None or origin == target:
+        return SAME_REGION_RTT_MS
+    return rtts[rtt_key(origin, target)]
+
+
+def callees_first(blueprint: Blueprint) -> list[str]:
+    """A topological order with every callee before its callers (iterative post-order DFS)."""
+    services = blueprint.services
+    done: set[str] = set()
+    order: list[str] = []
+    for root in sorted(services):
+        if root in done:
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        done.add(root)
+        while stack:
+            name, index = stack[-1]
+            calls = services[name].calls
+            if index == len(calls):
+                order.append(name)
+                stack.pop()
+                continue
+            stack[-1] = (name, index + 1)
+            callee = calls[index]
+            if callee not in done:
+                done.add(callee)
+                stack.append((callee, 0))
+    return order
+
+
+def attempts(blueprint: Blueprint, name: str) -> int:
+    """How many times a caller tries a call to `name` (its `retry.attempts`; no retry is one try)."""
+    retry = blueprint.services[name].retry
+    return max(1, retry.attempts) if retry is not None else 1
+
+
+def plan_latency(blueprint: Blueprint) -> LatencyPlan:
+    """Costs, heaviest branches, budgets, fan-out and retry amplification of every service."""
+    rtts = declared_rtts(blueprint)
+    order = callees_first(blueprint)
+    cost: dict[str, float] = {}
+    heaviest: dict[str, tuple[str, float] | None] = {}
+    depth: dict[str, int] = {}
+    for name in order:
+        service = blueprint.services[name]
+        legs = sorted(
+            ((rtt_ms(blueprint, rtts, name, callee), callee) for callee in service.calls),
+            key=lambda leg: (-(leg[0] + cost[leg[1]]), leg[1]),
+        )
+        spent = [rtt + cost[callee] for rtt, callee in legs]
+        waited = (spent[0] if service.parallel_calls else sum(spent)) if legs else 0.0
+        cost[name] = service.latency.p99.ms + waited
+        heaviest[name] = (legs[0][1], legs[0][0]) if legs else None
+        depth[name] = 1 + depth[legs[0][1]] if legs else 1
+    services = sorted(blueprint.services)
+    routes = tuple(
+        sorted(
+            (_route(blueprint, name, cost[name]) for name in services if blueprint.services[name].route),
+            key=lambda r: (-r.share, r.service),
+        )
+    )
+    return LatencyPlan(
+        order=tuple(order),
+        cost_ms=cost,
+        heaviest=heaviest,
+        depth=depth,
+        p99_ms={name: blueprint.services[name].latency.p99.ms for name in services},
+        regions={name: service_region(blueprint, name) for name in services},
+        routes=routes,
+        fanout={name: fanout_slow(len(blueprint.services[name].calls)) for name in services if len(blueprint.services[name].calls) >= 2},
+        amplification=plan_amplification(blueprint, order),
+        max_amplification=blueprint.policy.max_retry_amplification,
+    )
+
+
+def fanout_slow(backends: int, slow: float = SLOW_SHARE) -> float:
+    """P(a request waits on at least one slow backend) = 1 - (1 - p)^n (Dean and Barroso)."""
+    return 1 - (1 - slow) ** backends
+
+
+def _route(blueprint: Blueprint, name: str, total: float) -> RouteLatency:
+    route = blueprint.services[name].route
+    if route is not None and route.budget is not None:
+        return RouteLatency(name, total, route.budget, f"services.{name}.route.budget")
+    return RouteLatency(name, total, blueprint.policy.latency_budget, "policy.latency_budget")
+
+
+def plan_amplification(blueprint: Blueprint, order: list[str]) -> dict[str, Amplification]:
+    """For each service, the largest product of attempts along any path that reaches it.
+
+    The gateway retries calls to a routed service by that service's `retry`, so a routed entry
+    starts at its own attempts; an internal root starts at 1 (nobody retries it). Callers are
+    visited before callees (the reverse of `order`), so each service relaxes its callees once.
+    """
+    best: dict[str, tuple[int, str | None]] = {}  # service -> (factor, the caller on the worst path)
+    for name in sorted(blueprint.services):
+        entry = attempts(blueprint, name) if blueprint.services[name].route is not None else 1
+        best[name] = (entry, None)
+    for name in reversed(order):
+        factor = best[name][0]
+        for callee in blueprint.services[name].calls:
+            candidate = factor * attempts(blueprint, callee)
+            if candidate > best[callee][0] or (candidate == best[callee][0] and best[callee][1] is not None and name < best[callee][1]):
+                best[callee] = (candidate, name)
+    return {name: Amplification(best[name][0], _worst_path(blueprint, best, name)) for name in sorted(best)}
+
+
+def _worst_path(blueprint: Blueprint, best: dict[str, tuple[int, str | None]], name: str) -> tuple[tuple[str, int], ...]:
+    path: list[tuple[str, int]] = []
+    current: str | None = name
+    while current is not None:
+        path.append((current, attempts(blueprint, current)))
+        current = best[current][1]
+    path.reverse()
+    entry = path[0][0]
+    if blueprint.services[entry].route is not None:
+        path.insert(0, ("gateway", 1))
+    else:
+        path[0] = (entry, 1)  # nobody calls an internal root, so nobody retries it
+    return tuple(path)
+
+
+def format_ms(value: float) -> str:
+    """Milliseconds without a trailing `.0`: `84 ms`, `32.5 ms`."""
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return f"{text} ms"
+
+
+BRANCH_SHOWN = 12  # hops named in a message or a table cell; deeper branches end with a count
+
+
+def describe_branch(latency: LatencyPlan, start: str) -> str:
+    """`payment (p99 25 ms) -> fraud-check (RTT 2 ms, p99 40 ms)`, cut after BRANCH_SHOWN hops."""
+    branch = latency.branch(start, BRANCH_SHOWN)
+    parts = [f"{branch[0].service} (p99 {format_ms(branch[0].p99_ms)})"]
+    parts.extend(f"{hop.service} (RTT {format_ms(hop.rtt_ms)}, p99 {format_ms(hop.p99_ms)})" for hop in branch[1:])
+    hidden = latency.depth[start] - len(branch)
+    return " -> ".join(parts) + (f" -> ... ({hidden} more hops)" if hidden else "")
+
+
+def describe_path(path: tuple[tuple[str, int], ...]) -> str:
+    """`gateway -> payment (x2) -> ledger (x3)`: each hop with the attempts its caller makes."""
+    return " -> ".join(name if tries == 1 else f"{name} (x{tries})" for name, tries in path)
+
+
+def latency_table(latency: LatencyPlan) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """(columns, rows) for `msgen plan`: routed services, worst share of budget first."""
+    columns = ("route", "p99 total", "budget", "share", "status", "retry amplification", "heaviest branch")
+    rows = tuple(
+        (
+            route.service,
+            format_ms(route.total_ms),
+            f"{route.budget.text} ({route.budget_field})",
+            f"{route.share * 100:.0f}%",
+            f"over by {format_ms(route.over_ms)}" if route.over else "ok",
+            f"x{latency.amplification[route.service].factor}",
+            describe_branch(latency, route.service),
+        )
+        for route in latency.routes
+    )
+    return columns, rows

@@ -1,0 +1,137 @@
+"""Data residency: where personal data lives, and which calls carry it out (BLUEPRINT.md, policy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from msgen.model.blueprint import Blueprint
+from msgen.model.references import service_region
+
+# the EU's 27 member states (ISO 3166 alpha-2; Greece is GR, not the EU's own "EL")
+# fmt: off
+EU = frozenset({
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+    "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+})
+# fmt: on
+# the European Economic Area: the EU plus Iceland, Liechtenstein and Norway
+EEA = EU | {"IS", "LI", "NO"}
+GROUPS = {"EEA": EEA}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one service or datastore runs, and whether its personal data may be there."""
+
+    kind: str  # service | datastore
+    name: str
+    region: str | None
+    region_from: str  # why that region: declared, the only region, its host, its owner
+    jurisdiction: str | None
+    personal_data: bool
+    verdict: str  # allowed | not allowed | unknown | no personal data | no policy
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A call from a personal-data service to a service in a jurisdiction the policy does not allow."""
+
+    caller: str
+    index: int  # the position of the call in the caller's `calls`
+    callee: str
+    region: str
+    jurisdiction: str
+
+
+@dataclass(frozen=True)
+class ResidencyPlan:
+    policy: tuple[str, ...] | None  # policy.personal_data_in as written; None: no policy
+    placements: tuple[Placement, ...]  # services, then datastores, each sorted by name
+    transfers: tuple[Transfer, ...]
+
+
+def allowed_codes(policy: list[str] | tuple[str, ...]) -> frozenset[str]:
+    """The policy's codes with groups (EEA) expanded."""
+    codes: set[str] = set()
+    for code in policy:
+        codes |= GROUPS.get(code, {code})
+    return frozenset(codes)
+
+
+def plan_residency(blueprint: Blueprint) -> ResidencyPlan:
+    """Every placement with its verdict, and the calls that move personal data out of bounds."""
+    policy = tuple(blueprint.policy.personal_data_in) if blueprint.policy.personal_data_in is not None else None
+    allowed = allowed_codes(policy) if policy is not None else None
+    placements = [_service(blueprint, name, allowed) for name in sorted(blueprint.services)]
+    placements.extend(_datastore(blueprint, name, allowed) for name in sorted(blueprint.datastores))
+    return ResidencyPlan(policy, tuple(placements), _transfers(blueprint, allowed))
+
+
+def _jurisdiction(blueprint: Blueprint, region: str | None) -> str | None:
+    return blueprint.regions[region].jurisdiction if region is not None else None
+
+
+def _verdict(personal_data: bool, jurisdiction: str | None, allowed: frozenset[str] | None) -> str:
+    if not personal_data:
+        return "no personal data"
+    if allowed is None:
+        return "no policy"
+    if jurisdiction is None:
+        return "unknown"
+    return "allowed" if jurisdiction in allowed else "not allowed"
+
+
+def _service(blueprint: Blueprint, name: str, allowed: frozenset[str] | None) -> Placement:
+    service = blueprint.services[name]
+    region = service_region(blueprint, name)
+    source = "declared" if service.region is not None else ("the only region" if region else "none declared")
+    jurisdiction = _jurisdiction(blueprint, region)
+    return Placement(
+        "service", name, region, source, jurisdiction, service.personal_data, _verdict(service.personal_data, jurisdiction, allowed)
+    )
+
+
+def _datastore(blueprint: Blueprint, name: str, allowed: frozenset[str] | None) -> Placement:
+    """A datastore sits in its host's region, else its owner's, and inherits the owner's personal data."""
+    datastore = blueprint.datastores[name]
+    owners = sorted(service for service, entry in blueprint.services.items() if entry.datastore == name)
+    personal = any(blueprint.services[owner].personal_data for owner in owners)
+    if datastore.host is not None:
+        host = next(host for host in blueprint.hosts if host.name == datastore.host)
+        region, source = host.region, f"its host {host.name}"
+    elif owners:
+        region, source = service_region(blueprint, owners[0]), f"its owner {owners[0]}"
+    else:
+        region, source = None, "no host, no owner"
+    jurisdiction = _jurisdiction(blueprint, region)
+    return Placement("datastore", name, region, source, jurisdiction, personal, _verdict(personal, jurisdiction, allowed))
+
+
+def _transfers(blueprint: Blueprint, allowed: frozenset[str] | None) -> tuple[Transfer, ...]:
+    if allowed is None:
+        return ()
+    transfers = []
+    for name in sorted(blueprint.services):
+        service = blueprint.services[name]
+        if not service.personal_data:
+            continue
+        for index, callee in enumerate(service.calls):
+            region = service_region(blueprint, callee)
+            jurisdiction = _jurisdiction(blueprint, region)
+            if region is not None and jurisdiction is not None and jurisdiction not in allowed:
+                transfers.append(Transfer(name, index, callee, region, jurisdiction))
+    return tuple(transfers)
+
+
+def residency_table(residency: ResidencyPlan) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """(columns, rows) for `msgen plan`: every service and datastore, where it runs and the verdict."""
+    columns = ("kind", "name", "region", "from", "jurisdiction", "personal data", "verdict")
+    rows = tuple(
+        (p.kind, p.name, p.region or "-", p.region_from, p.jurisdiction or "-", "yes" if p.personal_data else "no", p.verdict)
+        for p in residency.placements
+    )
+    transfers = tuple(
+        ("call", f"{t.caller} -> {t.callee}", t.region, "callee", t.jurisdiction, "yes", "transfer outside the policy")
+        for t in residency.transfers
+    )
+    return columns, rows + transfers

@@ -1,0 +1,490 @@
+"""Datastore tuning (TUNING.md): every setting derived from the datastore's limits and its
+host's storage, each with the reason shown by `msgen plan` and written beside it in the file.
+
+Sizes are computed in bytes and rounded *down* to what the server keeps unchanged, so that
+the value a server reports equals the plan and never exceeds the budget.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from msgen.plan.services import DatastorePlan
+from msgen.units import GI, KI, MI, human_bytes
+
+# InnoDB engines ------------------------------------------------------------------------
+MIN_POOL = 128 * MI  # below this even the smallest sensible buffers make no useful server
+LARGE_POOL = GI  # from here: 128M chunks and about one instance per GiB (MySQL)
+MYSQL_CHUNK = 128 * MI
+MARIADB_OLD_GRANULE = 64 * MI  # MariaDB 10.8-10.11.11 autosizes chunks to pool/64
+# first releases whose buffer pool ignores innodb_buffer_pool_chunk_size (1 MiB granularity)
+MARIADB_FINE_POOL = {"10.11": 12, "11.4": 6}
+REDO_MIN, REDO_MAX = 100 * MI, 16 * GI
+LOG_BUFFER = 16 * MI
+KEY_BUFFER = 8 * MI  # MyISAM key cache: only system tables could use it
+BINLOG_CACHE = 32 * KI
+THREAD_STACK = {"mysql": MI, "mariadb": 299008}  # the servers' defaults, counted, not set
+CONNECTIONS_SHARE = 4  # per-connection buffers may take at most 1/4 of the memory after overhead
+
+
+@dataclass(frozen=True)
+class ConnectionTier:
+    """Per-connection buffer sizes, from roomy to the smallest sensible."""
+
+    name: str
+    sort: int
+    join: int
+    read: int
+    read_rnd: int
+    tmp_table: int
+
+
+TIERS = (
+    ConnectionTier("roomy", 2 * MI, MI, MI, MI, 16 * MI),
+    ConnectionTier("standard", MI, 512 * KI, 256 * KI, 512 * KI, 8 * MI),
+    ConnectionTier("lean", 512 * KI, 256 * KI, 128 * KI, 256 * KI, 4 * MI),
+    ConnectionTier("minimal", 256 * KI, 128 * KI, 128 * KI, 128 * KI, 2 * MI),
+)
+
+# PostgreSQL ------------------------------------------------------------------------------
+PG_DEFAULT_WORKERS = 8  # max_worker_processes' default, counted by pgtune's work_mem rule
+PG_MIN_WORK_MEM = 4 * MI
+PG_MAX_MAINTENANCE = 2 * GI
+PG_MAX_WAL_BUFFERS = 16 * MI
+PG_PAGE = 8 * KI
+PG_WAL_BUFFERS_ROUND_UP = 14 * MI  # pgtune: close to the 16MB cap means the cap
+
+# Redis -----------------------------------------------------------------------------------
+REDIS_CACHE_SHARE = (85, 100)
+REDIS_STORE_SHARE = (50, 100)  # a fork for RDB/AOF rewrite can double the resident set
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One tuned variable: its name and text as written in the file, its number, and why."""
+
+    name: str
+    value: str
+    why: str
+    number: int | float | None = None  # bytes for sizes; None for words
+
+
+@dataclass(frozen=True)
+class DatastoreTuning:
+    name: str
+    engine: str
+    version: str
+    config_file: str
+    settings: tuple[Setting, ...]  # in file order
+    limit: int  # the container memory limit, bytes
+    peak: int | None  # estimated peak memory, bytes (InnoDB engines)
+    peak_parts: tuple[tuple[str, int], ...]  # what the peak is made of
+    pool_granule: int | None  # what the buffer pool must be a multiple of (InnoDB engines)
+
+    def get(self, name: str) -> Setting:
+        return next(setting for setting in self.settings if setting.name == name)
+
+    def has(self, name: str) -> bool:
+        return any(setting.name == name for setting in self.settings)
+
+
+def plan_tuning(datastores: tuple[DatastorePlan, ...]) -> dict[str, DatastoreTuning]:
+    """Datastore name -> its tuning, in name order."""
+    return {store.name: tune(store) for store in datastores}
+
+
+def tune(store: DatastorePlan) -> DatastoreTuning:
+    if store.engine in ("mysql", "mariadb"):
+        return _tune_innodb(store)
+    if store.engine == "postgres":
+        return _finish(store, _tune_postgres(store))
+    return _finish(store, _tune_redis(store))
+
+
+def _finish(store: DatastorePlan, settings: list[Setting]) -> DatastoreTuning:
+    return DatastoreTuning(store.name, store.engine, store.version, store.config_file, tuple(settings), store.memory.bytes, None, (), None)
+
+
+# size formatting ---------------------------------------------------------------------------
+
+
+def cnf_size(amount: int) -> str:
+    """A size as my.cnf reads it: the largest exact suffix (K, M, G)."""
+    for suffix, factor in (("G", GI), ("M", MI), ("K", KI)):
+        if amount % factor == 0:
+            return f"{amount // factor}{suffix}"
+    return str(amount)
+
+
+def pg_size(amount: int) -> str:
+    """A size as postgresql.conf reads it (kB, MB, GB are 1024-based there)."""
+    for suffix, factor in (("GB", GI), ("MB", MI), ("kB", KI)):
+        if amount % factor == 0:
+            return f"{amount // factor}{suffix}"
+    raise ValueError(f"{amount} bytes is not a whole number of kB")  # pragma: no cover - sizes are rounded first
+
+
+def redis_size(amount: int) -> str:
+    """A size as redis.conf reads it (kb, mb, gb are 1024-based; k, m, g are not)."""
+    for suffix, factor in (("gb", GI), ("mb", MI), ("kb", KI)):
+        if amount % factor == 0:
+            return f"{amount // factor}{suffix}"
+    return str(amount)
+
+
+def floor_to(amount: int, granule: int) -> int:
+    return amount // granule * granule
+
+
+def _h(amount: int) -> str:
+    return human_bytes(amount)
+
+
+# storage ----------------------------------------------------------------------------------
+
+
+def _where(store: DatastorePlan) -> str:
+    host = f"host {store.host}" if store.host else "no host declared, assumed"
+    return f"{store.storage_class} ({host})"
+
+
+def io_capacity(store: DatastorePlan) -> tuple[int, str]:
+    if store.storage_class == "hdd":
+        return 200, f"storage {_where(store)}: about 200 random IOPS"
+    if store.storage_class == "ssd":
+        return 2000, f"storage {_where(store)}: 2000 for SATA/SAS SSD"
+    if store.iops is None:
+        return 4000, f"storage {_where(store)} with no iops declared: 4000"
+    capacity = max(100, min(store.iops // 2, 10000))
+    return capacity, f"storage {_where(store)}: half of iops {store.iops}, at most 10000"
+
+
+# MySQL and MariaDB --------------------------------------------------------------------------
+
+
+def _patch(version: str, line: str) -> int | None:
+    rest = version[len(line) :]
+    match = re.fullmatch(r"\.([0-9]+).*", rest)
+    return int(match.group(1)) if match else None
+
+
+def mysql_uses_redo_capacity(store: DatastorePlan) -> bool:
+    """innodb_redo_log_capacity exists from 8.0.30; a bare "8.0" means a current 8.0."""
+    if store.line != "8.0":
+        return True
+    patch = _patch(store.version, store.line)
+    return patch is None or patch >= 30
+
+
+def mariadb_fine_pool(store: DatastorePlan) -> bool:
+    """Whether this MariaDB keeps any 1 MiB multiple as its buffer pool (chunk size ignored)."""
+    patch = _patch(store.version, store.line)
+    return patch is None or patch >= MARIADB_FINE_POOL[store.line]
+
+
+def overhead(limit: int) -> int:
+    """Memory kept for the server itself (code, dictionary, caches, threads): limit/8 in 64Mi..1Gi."""
+    return min(GI, max(64 * MI, limit // 8))
+
+
+def per_connection(tier: ConnectionTier, engine: str) -> int:
+    return tier.sort + tier.join + tier.read + tier.read_rnd + tier.tmp_table + BINLOG_CACHE + THREAD_STACK[engine]
+
+
+def connection_reserve(available: int, connections: int, engine: str) -> int:
+    """Memory kept for per-connection buffers: a quarter of `available`, but at least what the
+    smallest tier needs and at most what the roomiest needs. It grows smoothly with memory, so
+    the buffer pool never shrinks when the limit grows (a tier switch only spends the reserve)."""
+    smallest = connections * per_connection(TIERS[-1], engine)
+    roomiest = connections * per_connection(TIERS[0], engine)
+    return max(smallest, min(available // CONNECTIONS_SHARE, roomiest))
+
+
+def choose_tier(reserve: int, connections: int, engine: str) -> ConnectionTier:
+    """The roomiest tier whose buffers for every connection fit in the reserve."""
+    for tier in TIERS:
+        if connections * per_connection(tier, engine) <= reserve:
+            return tier
+    return TIERS[-1]
+
+
+def temp_tables_ram(engine: str, limit: int) -> tuple[str, int, int]:
+    """The global in-memory temporary table store: (variable, accounted bytes, written bytes).
+
+    The accounting uses the unrounded share so that the pool grows smoothly with the limit."""
+    if engine == "mysql":
+        accounted = min(GI, max(16 * MI, limit // 16))
+        return "temptable_max_ram", accounted, floor_to(accounted, MI)
+    accounted = min(128 * MI, max(16 * MI, limit // 64))
+    return "aria_pagecache_buffer_size", accounted, floor_to(accounted, MI)
+
+
+@dataclass(frozen=True)
+class PoolShape:
+    size: int
+    instances: int
+    chunk: int | None  # MySQL's chunk size; None where the server sizes chunks itself
+    granule: int
+    why: str
+
+
+def mysql_pool(target: int, cpu_millicores: int) -> PoolShape:
+    """Round down to chunk x instances; small pools get one instance and a chunk equal to the pool."""
+    if target < LARGE_POOL:
+        size = max(floor_to(target, MI), MI)
+        return PoolShape(size, 1, size, size, "one instance and a chunk equal to the pool (under 1 GiB)")
+    instances = max(1, min(64, cpu_millicores // 1000, target // GI))
+    granule = MYSQL_CHUNK * instances
+    return PoolShape(floor_to(target, granule), instances, MYSQL_CHUNK, granule, f"rounded down to 128M chunks x {instances} instances")
+
+
+def mariadb_pool(target: int, fine: bool) -> PoolShape:
+    if fine:
+        return PoolShape(floor_to(target, MI), 1, None, MI, "rounded down to 1 MiB (the server sizes its chunks itself)")
+    granule = MARIADB_OLD_GRANULE
+    return PoolShape(max(floor_to(target, granule), granule), 1, None, granule, "rounded down to 64 MiB (chunks autosized to pool/64)")
+
+
+def _tune_innodb(store: DatastorePlan) -> DatastoreTuning:
+    engine, limit, connections = store.engine, store.memory.bytes, store.max_connections
+    reserved = overhead(limit)
+    available = limit - reserved
+    reserve = connection_reserve(available, connections, engine)
+    tier = choose_tier(reserve, connections, engine)
+    per_conn = per_connection(tier, engine)
+    temp_name, temp_accounted, temp_written = temp_tables_ram(engine, limit)
+    globals_: list[tuple[str, int]] = [("innodb_log_buffer_size", LOG_BUFFER), ("key_buffer_size", KEY_BUFFER), (temp_name, temp_written)]
+    left = available - reserve - LOG_BUFFER - KEY_BUFFER - temp_accounted
+    target = max(left * 3 // 4, MIN_POOL)
+    shape = mysql_pool(target, store.cpu.millicores) if engine == "mysql" else mariadb_pool(target, mariadb_fine_pool(store))
+    parts = (
+        ("server overhead", reserved),
+        ("innodb_buffer_pool_size", shape.size),
+        *globals_,
+        (f"{connections} connections x {_h(per_conn)}", connections * per_conn),
+    )
+    settings = _innodb_settings(store, shape, tier, per_conn, dict(globals_), left)
+    peak = sum(size for _, size in parts)
+    return DatastoreTuning(store.name, engine, store.version, store.config_file, tuple(settings), limit, peak, parts, shape.granule)
+
+
+def _innodb_settings(store: DatastorePlan, shape: PoolShape, tier: ConnectionTier, per_conn: int, globals_: dict[str, int], left: int):
+    engine = store.engine
+    pool_why = (
+        f"75% of the {_h(max(left, 0))} left of the {store.memory} limit after overhead (limit/8), global buffers and "
+        f"the reserve for {store.max_connections} connections; {shape.why}"
+    )
+    if left * 3 // 4 < MIN_POOL:
+        pool_why = f"the 128 MiB floor (75% of what is left, {_h(max(left * 3 // 4, 0))}, is less); {shape.why}"
+    settings = [Setting("innodb_buffer_pool_size", cnf_size(shape.size), pool_why, shape.size)]
+    if engine == "mysql":
+        settings.append(
+            Setting(
+                "innodb_buffer_pool_instances",
+                str(shape.instances),
+                f"about one per GiB of pool, at most cpu {store.cpu} and 64",
+                shape.instances,
+            )
+        )
+        settings.append(
+            Setting(
+                "innodb_buffer_pool_chunk_size",
+                cnf_size(shape.chunk or MYSQL_CHUNK),
+                "pool = chunk x instances x n, so the server keeps it exactly",
+                shape.chunk,
+            )
+        )
+    settings.extend(_redo_settings(store, shape.size))
+    settings.append(
+        Setting(
+            "innodb_log_buffer_size",
+            cnf_size(globals_["innodb_log_buffer_size"]),
+            "16M: the default, counted in the peak",
+            globals_["innodb_log_buffer_size"],
+        )
+    )
+    neighbors = 1 if store.storage_class == "hdd" else 0
+    settings.append(
+        Setting(
+            "innodb_flush_neighbors",
+            str(neighbors),
+            f"storage {_where(store)}: " + ("adjacent pages flushed together save seeks" if neighbors else "no seek cost to save"),
+            neighbors,
+        )
+    )
+    capacity, why = io_capacity(store)
+    settings.append(Setting("innodb_io_capacity", str(capacity), why, capacity))
+    capacity_max = max(2 * capacity, 2000)
+    settings.append(Setting("innodb_io_capacity_max", str(capacity_max), "2 x innodb_io_capacity, at least 2000", capacity_max))
+    settings.append(_flush_method(store))
+    settings.append(
+        Setting(
+            "max_connections",
+            str(store.max_connections),
+            "the blueprint's max_connections" if store.datastore.max_connections else "the server's default, 151",
+            store.max_connections,
+        )
+    )
+    settings.extend(_connection_settings(store, tier, per_conn))
+    settings.append(
+        Setting("key_buffer_size", cnf_size(KEY_BUFFER), "8M: MyISAM is not used; MariaDB's default 128M would be wasted", KEY_BUFFER)
+    )
+    if engine == "mysql":
+        ram = globals_["temptable_max_ram"]
+        settings.append(
+            Setting(
+                "temptable_max_ram",
+                cnf_size(ram),
+                "limit/16 in 16M..1G, counted in the peak (MySQL's default is 1G whatever the limit)",
+                ram,
+            )
+        )
+    else:
+        aria = globals_["aria_pagecache_buffer_size"]
+        settings.append(
+            Setting(
+                "aria_pagecache_buffer_size", cnf_size(aria), "limit/64 in 16M..128M: Aria holds internal on-disk temporary tables", aria
+            )
+        )
+    return settings
+
+
+def _redo_settings(store: DatastorePlan, pool: int) -> list[Setting]:
+    redo = min(REDO_MAX, max(REDO_MIN, floor_to(pool // 4, MI)))
+    why = f"a quarter of the buffer pool, in 100M..16G ({_h(pool)} / 4)"
+    if store.engine == "mariadb":
+        return [Setting("innodb_log_file_size", cnf_size(redo), why + "; MariaDB keeps one redo file", redo)]
+    if mysql_uses_redo_capacity(store):
+        return [Setting("innodb_redo_log_capacity", cnf_size(redo), why + "; MySQL >= 8.0.30", redo)]
+    half = floor_to(redo // 2, MI)
+    return [
+        Setting("innodb_log_file_size", cnf_size(half), why + ", split over 2 files (before 8.0.30)", half),
+        Setting("innodb_log_files_in_group", "2", "two redo files share the redo capacity", 2),
+    ]
+
+
+def _flush_method(store: DatastorePlan) -> Setting:
+    if store.engine == "mariadb" and store.line != "10.11":
+        # 11.x deprecates innodb_flush_method in favour of these booleans
+        return Setting("innodb_data_file_buffering", "OFF", "O_DIRECT for data files: InnoDB caches pages itself; no double buffering")
+    return Setting("innodb_flush_method", "O_DIRECT", "InnoDB caches pages itself: no double buffering in the OS cache")
+
+
+def _connection_settings(store: DatastorePlan, tier: ConnectionTier, per_conn: int) -> list[Setting]:
+    engine = store.engine
+    why = (
+        f"per-connection tier {tier.name}: {store.max_connections} connections x {_h(per_conn)} (thread_stack {_h(THREAD_STACK[engine])} included) "
+        "fit the connection reserve (a quarter of the memory after overhead)"
+    )
+    return [
+        Setting("sort_buffer_size", cnf_size(tier.sort), why, tier.sort),
+        Setting("join_buffer_size", cnf_size(tier.join), why, tier.join),
+        Setting("read_buffer_size", cnf_size(tier.read), why, tier.read),
+        Setting("read_rnd_buffer_size", cnf_size(tier.read_rnd), why, tier.read_rnd),
+        Setting("binlog_cache_size", cnf_size(BINLOG_CACHE), "32K: the default, counted per connection", BINLOG_CACHE),
+        Setting("tmp_table_size", cnf_size(tier.tmp_table), why + "; in-memory temporary tables", tier.tmp_table),
+        Setting("max_heap_table_size", cnf_size(tier.tmp_table), "equal to tmp_table_size: the smaller of the two applies", tier.tmp_table),
+    ]
+
+
+# PostgreSQL --------------------------------------------------------------------------------
+
+
+def _tune_postgres(store: DatastorePlan) -> list[Setting]:
+    ram, connections = store.memory.bytes, store.max_connections
+    cores = store.cpu.millicores // 1000
+    shared = floor_to(ram // 4, PG_PAGE)
+    cache = floor_to(ram * 3 // 4, PG_PAGE)
+    maintenance = min(PG_MAX_MAINTENANCE, floor_to(ram // 16, KI))
+    wal_buffers = min(PG_MAX_WAL_BUFFERS, floor_to(shared * 3 // 100, PG_PAGE))
+    if wal_buffers > PG_WAL_BUFFERS_ROUND_UP:
+        wal_buffers = PG_MAX_WAL_BUFFERS
+    workers = cores if cores >= 4 else PG_DEFAULT_WORKERS
+    work_mem = max(PG_MIN_WORK_MEM, floor_to((ram - shared) // (3 * (connections + workers)), KI))
+    ssd = store.storage_class != "hdd"
+    io_concurrency = {"hdd": 2, "ssd": 200, "nvme": 1000}[store.storage_class]
+    settings = [
+        Setting("listen_addresses", "'*'", "the container's network interface; the datastore network limits who connects"),
+        Setting(
+            "max_connections",
+            str(connections),
+            "the blueprint's max_connections" if store.datastore.max_connections else "the server's default, 100",
+            connections,
+        ),
+        Setting("shared_buffers", pg_size(shared), f"a quarter of the {store.memory} limit", shared),
+        Setting(
+            "effective_cache_size", pg_size(cache), f"three quarters of the {store.memory} limit (planner estimate, not allocated)", cache
+        ),
+        Setting("maintenance_work_mem", pg_size(maintenance), "limit/16, at most 2GB", maintenance),
+        Setting(
+            "work_mem",
+            pg_size(work_mem),
+            f"(limit - shared_buffers) / (3 x ({connections} connections + {workers} workers)), at least 4MB",
+            work_mem,
+        ),
+        Setting("wal_buffers", pg_size(wal_buffers), "3% of shared_buffers, at most 16MB (from 14MB: 16MB, as pgtune does)", wal_buffers),
+        Setting("min_wal_size", "1GB", "web/OLTP profile", GI),
+        Setting("max_wal_size", "4GB", "web/OLTP profile", 4 * GI),
+        Setting("checkpoint_completion_target", "0.9", "spread checkpoint writes over 90% of the interval", 0.9),
+        Setting("default_statistics_target", "100", "web/OLTP profile", 100),
+        Setting(
+            "random_page_cost",
+            "1.1" if ssd else "4",
+            f"storage {_where(store)}: " + ("random reads cost about as much as sequential" if ssd else "seeks are expensive"),
+            1.1 if ssd else 4,
+        ),
+        Setting("effective_io_concurrency", str(io_concurrency), f"storage {_where(store)}", io_concurrency),
+    ]
+    if cores >= 4:
+        settings.extend(_postgres_workers(cores))
+    return settings
+
+
+def _postgres_workers(cores: int) -> list[Setting]:
+    per_gather = min(4, math.ceil(cores / 2))
+    why = f"cpu {cores} (parallel query from 4 vCPUs)"
+    return [
+        Setting("max_worker_processes", str(cores), why, cores),
+        Setting("max_parallel_workers", str(cores), why, cores),
+        Setting("max_parallel_workers_per_gather", str(per_gather), why + ": half, at most 4 (web/OLTP)", per_gather),
+        Setting("max_parallel_maintenance_workers", str(per_gather), why + ": half, at most 4", per_gather),
+    ]
+
+
+# Redis ---------------------------------------------------------------------------------------
+
+
+def _tune_redis(store: DatastorePlan) -> list[Setting]:
+    limit = store.memory.bytes
+    if store.role == "cache":
+        share, policy = REDIS_CACHE_SHARE, "allkeys-lru"
+        why = "85% of the limit: a cache evicts, the rest covers buffers and fragmentation"
+    else:
+        share, policy = REDIS_STORE_SHARE, "noeviction"
+        why = "50% of the limit: a fork for RDB/AOF rewrite can copy every page it writes"
+    maxmemory = floor_to(limit * share[0] // share[1], MI)
+    settings = [
+        Setting("maxmemory", redis_size(maxmemory), f"{why} ({store.memory})", maxmemory),
+        Setting(
+            "maxmemory-policy",
+            policy,
+            f"role {store.role}: "
+            + ("evict the least recently used key" if policy != "noeviction" else "refuse writes rather than lose data"),
+        ),
+        Setting(
+            "maxmemory-samples",
+            "10" if store.role == "cache" else "5",
+            "keys sampled per eviction: 10 approximates true LRU closely" if store.role == "cache" else "the default; nothing is evicted",
+            10 if store.role == "cache" else 5,
+        ),
+    ]
+    if store.role == "cache":
+        settings.append(Setting("appendonly", "no", "a cache is rebuilt from its source: no persistence"))
+        settings.append(Setting("save", '""', "a cache is rebuilt from its source: no snapshots"))
+    else:
+        settings.append(Setting("appendonly", "yes", "a store keeps its data: append-only file"))
+        settings.append(Setting("appendfsync", "everysec", "at most one second of writes lost on a crash"))
+        settings.append(Setting("save", '"3600 1 300 100 60 10000"', "snapshots besides the append-only file"))
+    return settings

@@ -1,0 +1,40 @@
+"""Datastore configs: `datastores/<name>/my.cnf`, `postgresql.conf` or `redis.conf`, tuned by
+msgen/plan/tuning.py, plus the postgres init script that creates the application user.
+
+Compose mounts these files (A's compose target) and Kubernetes carries them in each
+datastore's ConfigMap (E's target): both read them through `config_files`.
+"""
+
+from __future__ import annotations
+
+from msgen.jinja import render_template
+from msgen.plan.services import DB_PASSWORD_FILE
+from msgen.targets import Artifact
+from msgen.units import human_bytes
+
+NAME = "datastores"
+TEMPLATES = {"my.cnf": "my.cnf.j2", "postgresql.conf": "postgresql.conf.j2", "redis.conf": "redis.conf.j2"}
+POSTGRES_INIT_SCRIPT = "initdb/10-app-user.sh"
+
+
+def applies(plan) -> bool:
+    return bool(plan.datastores)
+
+
+def config_files(plan, datastore_name: str) -> dict[str, str]:
+    """File name (relative to datastores/<name>/) -> text, for one datastore."""
+    store = plan.datastore(datastore_name)
+    tuning = plan.tuning[datastore_name]
+    peak = f"{human_bytes(tuning.peak)}" if tuning.peak is not None else ""
+    files = {store.config_file: render_template(f"datastores/{TEMPLATES[store.config_file]}", store=store, tuning=tuning, peak=peak)}
+    if store.engine == "postgres":
+        files[POSTGRES_INIT_SCRIPT] = render_template("datastores/postgres-app-user.sh.j2", store=store, password_file=DB_PASSWORD_FILE)
+    return files
+
+
+def render(plan) -> list[Artifact]:
+    artifacts = []
+    for store in plan.datastores:
+        for file_name, text in sorted(config_files(plan, store.name).items()):
+            artifacts.append(Artifact(f"datastores/{store.name}/{file_name}", text, NAME))
+    return artifacts

@@ -1,0 +1,732 @@
+"""The Kubernetes target: everything under `kubernetes/`, listed in `kubernetes/kustomization.yaml`.
+
+Objects are plain dicts built from the plan (msgen/plan/kubernetes.py decides placement,
+rollout, probes and wiring) and formatted by one template. One file per workload holds all
+of its objects; the gateway's CRDs (B) and the observability objects (D) come from their
+own targets' `kubernetes_artifacts` and are listed here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from msgen.jinja import render_template, yaml_scalar
+from msgen.plan import kubernetes as k8s
+from msgen.plan.services import DB_PASSWORD_FILE, SECRETS_DIR, DatastorePlan, ServicePlan
+from msgen.targets import Artifact
+from msgen.units import format_bytes, format_millicores
+
+NAME = "kubernetes"
+ROOT = "kubernetes"
+KUSTOMIZATION = f"{ROOT}/kustomization.yaml"
+NAMESPACE_FILE = f"{ROOT}/namespace.yaml"
+DEFAULT_DENY_FILE = f"{ROOT}/default-deny.yaml"
+SERVICES_DIR = f"{ROOT}/services"
+DATASTORES_DIR = f"{ROOT}/datastores"
+HTTP_PORT = "http"
+METRICS_PORT = "metrics"
+TMP_VOLUME = "tmp"
+SECRETS_VOLUME = "secrets"
+# files under /run/secrets are read by whatever non-root uid the image runs as
+SECRET_FILE_MODE = 0o444
+DB_PASSWORD_KEY = DB_PASSWORD_FILE.rsplit("/", 1)[1]
+POSTGRES_SCRIPT = "10-app-user.sh"  # C's initdb/10-app-user.sh, flattened into the ConfigMap
+
+# documents rendered by the last `render`, by text: the checks reuse them instead of
+# parsing thousands of files again; any other text (an edited artifact) is parsed
+_RENDERED: dict[str, list[dict]] = {}
+
+
+def applies(plan) -> bool:
+    return plan.kubernetes is not None
+
+
+def render(plan) -> list[Artifact]:
+    """Every manifest, the gateway and observability objects, and the kustomization listing them."""
+    _RENDERED.clear()
+    artifacts = [_artifact(plan, path, documents) for path, documents in manifests(plan).items()]
+    artifacts.extend(foreign_artifacts(plan))
+    artifacts.append(_kustomization(plan, artifacts))
+    return sorted(artifacts, key=lambda artifact: artifact.path)
+
+
+def rendered_documents(text: str) -> list[dict] | None:
+    """The documents behind a text this module rendered, or None for any other text."""
+    return _RENDERED.get(text)
+
+
+def to_yaml(document: dict) -> str:
+    """One object as block YAML, keys in the order built here.
+
+    A small emitter for what objects hold (dicts, lists, str, int, bool): PyYAML's
+    representer costs ~0.5 ms per object, minutes of a 1000-service render; this costs a
+    tenth of it. Scalars go through yaml_scalar, the one escaping filter; multi-line text
+    (config files in ConfigMaps) becomes a literal block so it reads well in diffs. The
+    tests parse every rendered file back and compare it with the objects.
+    """
+    lines: list[str] = []
+    _emit_mapping(document, "", lines)
+    return "\n".join(lines)
+
+
+def _emit_mapping(mapping: dict, pad: str, lines: list[str], first: str | None = None) -> None:
+    lead = pad if first is None else first
+    deeper = pad + "  "
+    for key, value in mapping.items():
+        head = f"{lead}{_key(key)}:"
+        lead = pad
+        if type(value) is dict and value:
+            lines.append(head)
+            _emit_mapping(value, deeper, lines)
+        elif type(value) is list and value:
+            lines.append(head)
+            _emit_sequence(value, pad, lines)
+        else:
+            lines.append(f"{head} {_scalar(value, deeper)}")
+
+
+def _emit_sequence(items: list, pad: str, lines: list[str]) -> None:
+    deeper = pad + "  "
+    for item in items:
+        if type(item) is dict and item:
+            _emit_mapping(item, deeper, lines, first=f"{pad}- ")
+        elif type(item) is list and item:
+            raise ValueError("nested lists are not used in Kubernetes objects")
+        else:
+            lines.append(f"{pad}- {_scalar(item, deeper)}")
+
+
+# the same few thousand keys and values recur in every object: escape each once
+_KEYS: dict[str, str] = {}
+_TEXTS: dict[str, str] = {}
+
+
+def _key(key: str) -> str:
+    text = _KEYS.get(key)
+    if text is None:
+        text = _KEYS[key] = yaml_scalar(key)
+    return text
+
+
+def _scalar(value, pad: str) -> str:
+    if type(value) is str:
+        if "\n" in value and _literal_safe(value):
+            return _literal(value, pad)
+        text = _TEXTS.get(value)
+        if text is None:
+            text = yaml_scalar(value)
+            if len(_TEXTS) < 100_000:  # bounded: a long-running process renders many blueprints
+                _TEXTS[value] = text
+        return text
+    if isinstance(value, dict):
+        return "{}"
+    if isinstance(value, list):
+        return "[]"
+    return yaml_scalar(value)
+
+
+def _literal(value: str, pad: str) -> str:
+    body = value.rstrip("\n")
+    trailing = len(value) - len(body)
+    chomp = "-" if trailing == 0 else ("" if trailing == 1 else "+")
+    kept = value[: len(body) + max(trailing - 1, 0)]
+    return f"|{chomp}\n" + "\n".join(f"{pad}{line}" if line else "" for line in kept.split("\n"))
+
+
+def _literal_safe(text: str) -> bool:
+    """Whether a literal block keeps the text exactly (else it is written as a quoted string)."""
+    if text.startswith((" ", "\n")) or "\r" in text or "\t" in text:
+        return False
+    return all(line == line.rstrip(" ") and line.isprintable() for line in text.split("\n"))
+
+
+def _artifact(plan, path: str, documents: list[dict]) -> Artifact:
+    texts = [to_yaml(document) for document in documents]
+    text = render_template("kubernetes/manifests.yaml.j2", project=plan.project, documents=texts)
+    _RENDERED[text] = documents
+    return Artifact(path, text, NAME)
+
+
+def foreign_artifacts(plan) -> list[Artifact]:
+    """Kubernetes files other targets contribute: the gateway's CRDs and Helm values, observability."""
+    from msgen.targets import traefik
+
+    artifacts = list(traefik.kubernetes_artifacts(plan))
+    try:
+        from msgen.targets import observability
+    except ImportError:  # the observability target is not written yet
+        return artifacts
+    return artifacts + list(observability.kubernetes_artifacts(plan))
+
+
+def is_manifest(artifact: Artifact) -> bool:
+    """A YAML file of Kubernetes objects (the Helm values file and the kustomization are not)."""
+    from msgen.targets.traefik import HELM_VALUES
+
+    return artifact.path.endswith((".yaml", ".yml")) and artifact.path not in (HELM_VALUES, KUSTOMIZATION)
+
+
+def _kustomization(plan, artifacts: list[Artifact]) -> Artifact:
+    resources = sorted(artifact.path.removeprefix(f"{ROOT}/") for artifact in artifacts if is_manifest(artifact))
+    document = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
+    text = render_template(
+        "kubernetes/kustomization.yaml.j2",
+        project=plan.project,
+        document=document,
+        gateway_namespace=plan.kubernetes.gateway_namespace,
+        secrets_hint="<service>-secrets, <datastore>-credentials",
+    )
+    return Artifact(KUSTOMIZATION, text, NAME)
+
+
+def manifests(plan) -> dict[str, list[dict]]:
+    """Relative path -> the objects of that file, in apply order within the file."""
+    files = {NAMESPACE_FILE: [namespace_object(plan)], DEFAULT_DENY_FILE: [default_deny(plan)]}
+    for service in plan.services:
+        files[f"{SERVICES_DIR}/{service.name}.yaml"] = service_objects(plan, service)
+    for store in plan.datastores:
+        files[f"{DATASTORES_DIR}/{store.name}.yaml"] = datastore_objects(plan, store)
+    return files
+
+
+# --- shared pieces ---------------------------------------------------------------------
+
+
+def metadata(plan, name: str, labels: dict[str, str] | None = None) -> dict:
+    kube = plan.kubernetes
+    return {"name": name, "namespace": kube.namespace, "labels": dict(labels or k8s.recommended_labels(name, plan.project, "platform"))}
+
+
+def quantity(cpu=None, memory=None) -> dict:
+    amount = {}
+    if cpu is not None:
+        amount["cpu"] = format_millicores(cpu.millicores)
+    if memory is not None:
+        amount["memory"] = format_bytes(memory.bytes)
+    return amount
+
+
+def pod_security(run_as_root: bool = False, fs_group: int | None = None, user: int | None = None) -> dict:
+    context: dict = {"runAsNonRoot": not run_as_root, "seccompProfile": {"type": "RuntimeDefault"}}
+    if user is not None:
+        context.update(runAsUser=user, runAsGroup=user)
+    if fs_group is not None:
+        # chown the volume once, not on every start
+        context.update(fsGroup=fs_group, fsGroupChangePolicy="OnRootMismatch")
+    return context
+
+
+def container_security(run_as_root: bool = False) -> dict:
+    """Locked down; `run_as_root` relaxes only the user and the capabilities (its warning says so)."""
+    context: dict = {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": not run_as_root,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    if run_as_root:
+        context["capabilities"] = {}
+    return context
+
+
+def anti_affinity(workload: k8s.WorkloadPlan) -> dict:
+    term = {"labelSelector": {"matchLabels": dict(workload.selector)}, "topologyKey": k8s.HOSTNAME_KEY}
+    if workload.anti_affinity == "required":
+        return {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+    return {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}
+
+
+def affinity(workload: k8s.WorkloadPlan) -> dict:
+    result: dict = {}
+    if workload.region is not None:
+        expression = {"key": k8s.REGION_KEY, "operator": "In", "values": [workload.region]}
+        result["nodeAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [expression]}]}
+        }
+    if workload.anti_affinity != "none":
+        result["podAntiAffinity"] = anti_affinity(workload)
+    return result
+
+
+def spread(workload: k8s.WorkloadPlan) -> list[dict]:
+    if not workload.spread_zones:
+        return []
+    # ScheduleAnyway: zones with fewer nodes than others must not leave replicas Pending
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": k8s.ZONE_KEY,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": dict(workload.selector)},
+        }
+    ]
+
+
+def scheduling(plan, workload: k8s.WorkloadPlan) -> dict:
+    spec: dict = {}
+    placement = affinity(workload)
+    if placement:
+        spec["affinity"] = placement
+    constraints = spread(workload)
+    if constraints:
+        spec["topologySpreadConstraints"] = constraints
+    if plan.kubernetes.image_pull_secret:
+        spec["imagePullSecrets"] = [{"name": plan.kubernetes.image_pull_secret}]
+    return spec
+
+
+def service_account(plan, workload: k8s.WorkloadPlan) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata(plan, workload.name, workload.selector),
+        "automountServiceAccountToken": False,
+    }
+
+
+def disruption_budget(plan, workload: k8s.WorkloadPlan) -> dict:
+    # maxUnavailable 1 always allows one eviction, so a drain never blocks, even at 1 replica
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(plan, workload.name, workload.selector),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(workload.selector)}},
+    }
+
+
+def cluster_service(plan, workload: k8s.WorkloadPlan, port: int, target: str, headless: bool = False) -> dict:
+    spec: dict = {"selector": dict(workload.selector), "ports": [{"name": target, "port": port, "targetPort": target, "protocol": "TCP"}]}
+    if headless:
+        spec = {"clusterIP": "None", **spec}
+    else:
+        spec = {"type": "ClusterIP", **spec}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(plan, workload.name, workload.selector), "spec": spec}
+
+
+# --- namespace and network ---------------------------------------------------------------
+
+
+def namespace_object(plan) -> dict:
+    """The namespace, with Pod Security Admission enforcing what msgen renders anyway."""
+    kube = plan.kubernetes
+    level = "baseline" if any(service.run_as_root for service in plan.services) else "restricted"
+    labels = k8s.recommended_labels(kube.namespace, plan.project, "platform")
+    labels.update(
+        {
+            "pod-security.kubernetes.io/enforce": level,
+            "pod-security.kubernetes.io/audit": "restricted",
+            "pod-security.kubernetes.io/warn": "restricted",
+        }
+    )
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": kube.namespace, "labels": labels}}
+
+
+def default_deny(plan) -> dict:
+    """No pod of the namespace accepts a connection that no other policy allows."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(plan, "default-deny-ingress"),
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+
+
+def _peer_of(workload: k8s.WorkloadPlan) -> dict:
+    return {"podSelector": {"matchLabels": dict(workload.selector)}}
+
+
+def _port(port: int | str, protocol: str = "TCP") -> dict:
+    return {"protocol": protocol, "port": port}
+
+
+def dns_egress() -> dict:
+    peer = {
+        "namespaceSelector": {"matchLabels": {k8s.NAMESPACE_KEY: k8s.DNS_NAMESPACE}},
+        "podSelector": {"matchLabels": dict(k8s.DNS_POD)},
+    }
+    return {"to": [peer], "ports": [_port(53, "UDP"), _port(53, "TCP")]}
+
+
+def prometheus_ingress() -> dict:
+    peer = {"namespaceSelector": {}, "podSelector": {"matchLabels": dict(k8s.PROMETHEUS_POD)}}
+    return {"from": [peer], "ports": [_port(METRICS_PORT)]}
+
+
+def service_policy(plan, service: ServicePlan) -> dict:
+    """Who may reach this service (gateway, callers, Prometheus) and what it may reach."""
+    kube = plan.kubernetes
+    workload = kube.services[service.name]
+    ingress = []
+    if plan.gateway is not None and plan.gateway.route(service.name) is not None:
+        gateway = {
+            "namespaceSelector": {"matchLabels": {k8s.NAMESPACE_KEY: kube.gateway_namespace}},
+            "podSelector": {"matchLabels": dict(k8s.TRAEFIK_POD)},
+        }
+        ingress.append({"from": [gateway], "ports": [_port(HTTP_PORT)]})
+    callers = kube.callers[service.name]
+    if callers:
+        ingress.append({"from": [_peer_of(kube.services[name]) for name in callers], "ports": [_port(HTTP_PORT)]})
+    if service.metrics_port is not None:
+        ingress.append(prometheus_ingress())
+    egress = [dns_egress()]
+    if service.calls:
+        egress.append({"to": [_peer_of(kube.services[name]) for name in service.calls], "ports": [_port(HTTP_PORT)]})
+    if service.datastore is not None:
+        store = plan.datastore(service.datastore)
+        egress.append({"to": [_peer_of(kube.datastores[store.name])], "ports": [_port(store.port)]})
+    spec = {
+        "podSelector": {"matchLabels": dict(workload.selector)},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": ingress,
+        "egress": egress,
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(plan, service.name, workload.selector),
+        "spec": spec,
+    }
+
+
+def datastore_policy(plan, store: DatastorePlan) -> dict:
+    """Only the owner reaches the datastore; Prometheus reaches its exporter; it reaches DNS only."""
+    kube = plan.kubernetes
+    workload = kube.datastores[store.name]
+    ingress = []
+    if store.owner is not None:
+        ingress.append({"from": [_peer_of(kube.services[store.owner])], "ports": [_port(store.port)]})
+    ingress.append(prometheus_ingress())
+    spec = {
+        "podSelector": {"matchLabels": dict(workload.selector)},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": ingress,
+        "egress": [dns_egress()],
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(plan, store.name, workload.selector),
+        "spec": spec,
+    }
+
+
+# --- services ----------------------------------------------------------------------------
+
+
+def _http_probe(path: str, probe: k8s.ProbePlan, failures: int, initial_delay: int = 0) -> dict:
+    result = {"httpGet": {"path": path, "port": HTTP_PORT}}
+    if initial_delay:
+        result["initialDelaySeconds"] = initial_delay
+    result.update(periodSeconds=probe.period_s, timeoutSeconds=probe.timeout_s, failureThreshold=failures)
+    return result
+
+
+def secret_sources(service: ServicePlan) -> list[dict]:
+    """The wiring contract's files: the service's own secrets and its datastore's password."""
+    sources = []
+    if service.secrets:
+        items = [{"key": name, "path": name} for name in service.secrets]
+        sources.append({"secret": {"name": f"{service.name}-secrets", "items": items}})
+    if service.datastore is not None:
+        items = [{"key": "password", "path": DB_PASSWORD_KEY}]
+        sources.append({"secret": {"name": f"{service.datastore}-credentials", "items": items}})
+    return sources
+
+
+def service_container(plan, service: ServicePlan) -> dict:
+    probe = plan.kubernetes.probes[service.name]
+    ports = [{"name": HTTP_PORT, "containerPort": service.port, "protocol": "TCP"}]
+    if service.metrics_port is not None:
+        ports.append({"name": METRICS_PORT, "containerPort": service.metrics_port, "protocol": "TCP"})
+    mounts = [{"name": TMP_VOLUME, "mountPath": "/tmp"}]
+    if secret_sources(service):
+        mounts.append({"name": SECRETS_VOLUME, "mountPath": SECRETS_DIR, "readOnly": True})
+    container = {
+        "name": service.name,
+        "image": service.image,
+        "ports": ports,
+        "env": [{"name": key, "value": value} for key, value in plan.kubernetes.env[service.name]],
+        "resources": {
+            "requests": quantity(service.requests.cpu, service.requests.memory),
+            "limits": quantity(service.limits.cpu, service.limits.memory),
+        },
+        "startupProbe": _http_probe(service.health_path, probe, probe.startup_failures, probe.initial_delay_s),
+        "readinessProbe": _http_probe(service.health_path, probe, 3),
+        "livenessProbe": _http_probe(service.health_path, probe, 3),
+        "securityContext": container_security(service.run_as_root),
+        "volumeMounts": mounts,
+    }
+    if not container["env"]:
+        del container["env"]
+    return container
+
+
+def service_volumes(service: ServicePlan) -> list[dict]:
+    volumes = [{"name": TMP_VOLUME, "emptyDir": {}}]
+    sources = secret_sources(service)
+    if sources:
+        volumes.append({"name": SECRETS_VOLUME, "projected": {"defaultMode": SECRET_FILE_MODE, "sources": sources}})
+    return volumes
+
+
+def deployment(plan, service: ServicePlan) -> dict:
+    workload = plan.kubernetes.services[service.name]
+    pod_spec = {
+        "serviceAccountName": service.name,
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security(service.run_as_root),
+        **scheduling(plan, workload),
+        "containers": [service_container(plan, service)],
+        "volumes": service_volumes(service),
+    }
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": workload.max_surge, "maxUnavailable": workload.max_unavailable}}
+    spec = {
+        "replicas": workload.replicas,
+        "revisionHistoryLimit": 5,
+        "selector": {"matchLabels": dict(workload.selector)},
+        "strategy": strategy,
+        "template": {"metadata": {"labels": dict(workload.pod_labels)}, "spec": pod_spec},
+    }
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(plan, service.name, workload.selector), "spec": spec}
+
+
+def service_objects(plan, service: ServicePlan) -> list[dict]:
+    workload = plan.kubernetes.services[service.name]
+    return [
+        service_account(plan, workload),
+        cluster_service(plan, workload, service.port, HTTP_PORT),
+        deployment(plan, service),
+        disruption_budget(plan, workload),
+        service_policy(plan, service),
+    ]
+
+
+# --- datastores --------------------------------------------------------------------------
+
+
+# What each official engine image needs on Kubernetes, where msgen runs it directly as the
+# image's own non-root user (the entrypoints skip their chown/gosu step then, so no
+# capability is needed): its uid, where it keeps data, the paths it writes besides the
+# data volume (the root filesystem is read-only), how to probe it, how it takes credentials.
+@dataclass(frozen=True)
+class EngineFacts:
+    uid: int
+    data_dir: str
+    writable: tuple[str, ...]
+    config_mount: str
+    probe: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]  # `{db_name}`/`{db_user}` are filled per datastore
+
+
+_SECRET = SECRETS_DIR
+ENGINE_FACTS = {
+    # hub.docker.com/_/mysql: "Running as an arbitrary user"; mysqladmin ping exits 0 once the server answers
+    "mysql": EngineFacts(
+        999,
+        "/var/lib/mysql",
+        ("/var/run/mysqld", "/tmp"),
+        "/etc/mysql/conf.d/msgen.cnf",
+        ("mysqladmin", "ping", "-h", "127.0.0.1"),
+        (
+            ("MYSQL_ROOT_PASSWORD_FILE", f"{_SECRET}/admin-password"),
+            ("MYSQL_DATABASE", "{db_name}"),
+            ("MYSQL_USER", "{db_user}"),
+            ("MYSQL_PASSWORD_FILE", f"{_SECRET}/{DB_PASSWORD_KEY}"),
+        ),
+    ),
+    # hub.docker.com/_/mariadb: the same conventions with MARIADB_* names; 11.x has no mysqladmin
+    "mariadb": EngineFacts(
+        999,
+        "/var/lib/mysql",
+        ("/run/mysqld", "/tmp"),
+        "/etc/mysql/conf.d/msgen.cnf",
+        ("mariadb-admin", "ping", "-h", "127.0.0.1"),
+        (
+            ("MARIADB_ROOT_PASSWORD_FILE", f"{_SECRET}/admin-password"),
+            ("MARIADB_DATABASE", "{db_name}"),
+            ("MARIADB_USER", "{db_user}"),
+            ("MARIADB_PASSWORD_FILE", f"{_SECRET}/{DB_PASSWORD_KEY}"),
+        ),
+    ),
+    # hub.docker.com/_/postgres: PGDATA in a subdirectory, since a volume's root holds lost+found
+    "postgres": EngineFacts(
+        999,
+        "/var/lib/postgresql/data",
+        ("/var/run/postgresql", "/tmp"),
+        "/etc/postgresql/postgresql.conf",
+        ("pg_isready", "-h", "127.0.0.1", "-U", "postgres"),
+        (("POSTGRES_PASSWORD_FILE", f"{_SECRET}/admin-password"), ("PGDATA", "/var/lib/postgresql/data/pgdata")),
+    ),
+    # hub.docker.com/_/redis: runs as uid 999 and keeps data in /data
+    "redis": EngineFacts(
+        999,
+        "/data",
+        ("/tmp",),
+        "/usr/local/etc/redis/redis.conf",
+        ("sh", "-c", f'REDISCLI_AUTH="$(cat {_SECRET}/{DB_PASSWORD_KEY})" redis-cli ping | grep -q PONG'),
+        (),
+    ),
+}
+# the init script C writes for postgres, run once by the image's entrypoint on an empty volume
+INITDB_MOUNT = "/docker-entrypoint-initdb.d"
+CONFIG_VOLUME = "config"
+DATA_VOLUME = "data"
+
+
+@cache
+def _images():
+    """A's image facts table, once it exists (until then the official images by version)."""
+    try:
+        from msgen import images
+    except ImportError:
+        return None
+    return images
+
+
+def engine_image(store: DatastorePlan) -> str:
+    """The official image pinned to the datastore's version."""
+    images = _images()
+    return images.datastore_image(store.engine, store.version) if images else f"{store.engine}:{store.version}"
+
+
+def exporter_image(key: str) -> str:
+    images = _images()
+    return images.image(key) if images else FALLBACK_EXPORTER_IMAGES[key]
+
+
+FALLBACK_EXPORTER_IMAGES = {
+    "mysqld-exporter": "prom/mysqld-exporter:v0.15.1",
+    "postgres-exporter": "quay.io/prometheuscommunity/postgres-exporter:v0.15.0",
+    "redis-exporter": "oliver006/redis_exporter:v1.62.0",
+}
+
+
+def config_map(plan, store: DatastorePlan, workload: k8s.WorkloadPlan) -> dict:
+    from msgen.targets.datastores import config_files
+
+    files = config_files(plan, store.name)
+    data = {name.rsplit("/", 1)[-1]: text for name, text in sorted(files.items())}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(plan, store.name, workload.selector), "data": data}
+
+
+def _datastore_mounts(store: DatastorePlan, facts: EngineFacts) -> list[dict]:
+    mounts = [{"name": DATA_VOLUME, "mountPath": facts.data_dir}]
+    mounts.append({"name": CONFIG_VOLUME, "mountPath": facts.config_mount, "subPath": store.config_file, "readOnly": True})
+    if store.engine == "postgres":
+        script = POSTGRES_SCRIPT
+        mounts.append({"name": CONFIG_VOLUME, "mountPath": f"{INITDB_MOUNT}/{script}", "subPath": script, "readOnly": True})
+    mounts.append({"name": SECRETS_VOLUME, "mountPath": SECRETS_DIR, "readOnly": True})
+    mounts.extend({"name": _writable_volume(path), "mountPath": path} for path in facts.writable)
+    return mounts
+
+
+def _writable_volume(path: str) -> str:
+    return "run" if path != "/tmp" else TMP_VOLUME
+
+
+def engine_container(store: DatastorePlan, facts: EngineFacts) -> dict:
+    probe = {"exec": {"command": list(facts.probe)}, "periodSeconds": 10, "timeoutSeconds": 5}
+    container: dict = {
+        "name": store.engine,
+        "image": engine_image(store),
+        "ports": [{"name": store.engine, "containerPort": store.port, "protocol": "TCP"}],
+    }
+    if store.engine == "postgres":
+        container["args"] = ["-c", f"config_file={facts.config_mount}"]
+    if store.engine == "redis":
+        # the password reaches the server from the secret file, never through redis.conf
+        start = f'exec redis-server {facts.config_mount} --requirepass "$(cat {SECRETS_DIR}/{DB_PASSWORD_KEY})"'
+        container["command"] = ["sh", "-c", start]
+    env = [{"name": key, "value": value.format(db_name=store.db_name, db_user=store.db_user)} for key, value in facts.env]
+    if env:
+        container["env"] = env
+    amount = quantity(store.cpu, store.memory)
+    container.update(
+        resources={"requests": dict(amount), "limits": dict(amount)},
+        # first start initialises the data directory: give it five minutes before liveness counts
+        startupProbe={**probe, "failureThreshold": 30},
+        readinessProbe={**probe, "failureThreshold": 3},
+        livenessProbe={**probe, "failureThreshold": 6},
+        securityContext=container_security(),
+        volumeMounts=_datastore_mounts(store, facts),
+    )
+    return container
+
+
+def exporter_container(plan, store: DatastorePlan) -> dict:
+    """The exporter sidecar (contract): D's exporter plan, reaching the engine in its own pod."""
+    from msgen.plan.observability import DEFAULT_SIZES, plan_exporter
+
+    exporter = plan_exporter(store)
+    cpu, memory, _ = DEFAULT_SIZES["exporter"]
+    container: dict = {"name": "exporter", "image": exporter_image(exporter.image_key)}
+    if exporter.entrypoint:
+        container["command"] = list(exporter.entrypoint)
+    container["args"] = list(exporter.command)
+    if exporter.environment:
+        container["env"] = [{"name": key, "value": value} for key, value in exporter.environment]
+    amount = quantity(cpu, memory)
+    container.update(
+        ports=[{"name": METRICS_PORT, "containerPort": exporter.port, "protocol": "TCP"}],
+        resources={"requests": dict(amount), "limits": dict(amount)},
+        readinessProbe={"tcpSocket": {"port": METRICS_PORT}, "periodSeconds": 10},
+        securityContext=container_security(),
+        volumeMounts=[
+            {"name": SECRETS_VOLUME, "mountPath": SECRETS_DIR, "readOnly": True},
+            {"name": "exporter-tmp", "mountPath": "/tmp"},
+        ],
+    )
+    return container
+
+
+def _datastore_volumes(store: DatastorePlan, facts: EngineFacts) -> list[dict]:
+    items = [{"key": "password", "path": DB_PASSWORD_KEY}]
+    if store.is_sql:
+        items.append({"key": "admin-password", "path": "admin-password"})
+    secret = {"secretName": f"{store.name}-credentials", "defaultMode": SECRET_FILE_MODE, "items": items}
+    volumes = [
+        {"name": CONFIG_VOLUME, "configMap": {"name": store.name}},
+        {"name": SECRETS_VOLUME, "secret": secret},
+        {"name": "exporter-tmp", "emptyDir": {}},
+    ]
+    volumes.extend({"name": name, "emptyDir": {}} for name in sorted({_writable_volume(path) for path in facts.writable}))
+    return volumes
+
+
+def statefulset(plan, store: DatastorePlan) -> dict:
+    workload = plan.kubernetes.datastores[store.name]
+    facts = ENGINE_FACTS[store.engine]
+    pod_spec = {
+        "serviceAccountName": store.name,
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security(fs_group=facts.uid, user=facts.uid),
+        **scheduling(plan, workload),
+        "containers": [engine_container(store, facts), exporter_container(plan, store)],
+        "volumes": _datastore_volumes(store, facts),
+    }
+    claim = {
+        "metadata": {"name": DATA_VOLUME, "labels": dict(workload.selector)},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": format_bytes(store.storage.bytes)}}},
+    }
+    spec = {
+        "serviceName": store.name,
+        "replicas": 1,
+        "selector": {"matchLabels": dict(workload.selector)},
+        "updateStrategy": {"type": "RollingUpdate"},
+        "template": {"metadata": {"labels": dict(workload.pod_labels)}, "spec": pod_spec},
+        "volumeClaimTemplates": [claim],
+    }
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": metadata(plan, store.name, workload.selector), "spec": spec}
+
+
+def datastore_objects(plan, store: DatastorePlan) -> list[dict]:
+    workload = plan.kubernetes.datastores[store.name]
+    return [
+        service_account(plan, workload),
+        config_map(plan, store, workload),
+        cluster_service(plan, workload, store.port, store.engine, headless=True),
+        statefulset(plan, store),
+        disruption_budget(plan, workload),
+        datastore_policy(plan, store),
+    ]

@@ -1,0 +1,530 @@
+"""Observability: `prometheus/**`, `grafana/provisioning/**` and `loki/**` for the compose stack,
+the monitoring containers A merges into the compose file (`compose_services`), and the
+Kubernetes flavour under `kubernetes/observability/` (`kubernetes_artifacts`).
+
+Every job, rule and query comes from msgen/plan/observability.py; here they are only
+wrapped in each consumer's envelope.
+"""
+
+from __future__ import annotations
+
+from msgen.jinja import render_template
+from msgen.plan import observability as obs
+from msgen.targets import Artifact
+from msgen.units import format_bytes, format_millicores
+
+NAME = "observability"
+PROMETHEUS_DIR = "prometheus"
+PROMETHEUS_CONFIG = f"{PROMETHEUS_DIR}/prometheus.yml"
+RULES_DIR = "rules"  # relative to prometheus.yml: Prometheus resolves rule_files from the config's folder
+GRAFANA_DIR = "grafana/provisioning"
+GRAFANA_DATASOURCES = f"{GRAFANA_DIR}/datasources/datasources.yml"
+GRAFANA_PROVIDERS = f"{GRAFANA_DIR}/dashboards/dashboards.yml"
+GRAFANA_DASHBOARDS = f"{GRAFANA_DIR}/dashboards/msgen"
+LOKI_CONFIG = "loki/loki.yml"
+ALLOY_CONFIG = "loki/config.alloy"
+KUBERNETES_DIR = "kubernetes/observability"
+# where the compose containers see the files (mounted read-only from the output folder)
+PROMETHEUS_MOUNT = "/etc/prometheus"
+GRAFANA_MOUNT = "/etc/grafana/provisioning"
+LOKI_MOUNT = "/etc/loki"
+ALLOY_MOUNT = "/etc/alloy"
+DOCKER_LOGS = "/var/lib/docker/containers"
+GRAFANA_ADMIN_SECRET = "grafana-admin-password"
+DATASOURCE_UIDS = {"prometheus": "prometheus", "loki": "loki"}
+# the pod label E's workloads carry when they are to be scraped, and the port name
+SCRAPE_LABEL = "msgen.dev/scrape"
+METRICS_PORT_NAME = "metrics"
+TRAEFIK_POD_NAME = "traefik"  # the Traefik Helm chart's app.kubernetes.io/name
+
+
+def applies(plan) -> bool:
+    return plan.observability is not None
+
+
+def render(plan) -> list[Artifact]:
+    observability: obs.ObservabilityPlan = plan.observability
+    artifacts: list[Artifact] = []
+    if observability.prometheus:
+        artifacts.append(_yaml_artifact(plan, PROMETHEUS_CONFIG, prometheus_config(observability)))
+        for group in observability.rule_groups:
+            artifacts.append(_yaml_artifact(plan, rule_file(group), {"groups": [group.to_dict()]}))
+    if observability.grafana:
+        artifacts.extend(grafana_artifacts(plan))
+    if observability.loki:
+        artifacts.append(_yaml_artifact(plan, LOKI_CONFIG, loki_config(observability)))
+        artifacts.append(
+            Artifact(ALLOY_CONFIG, render_template("observability/config.alloy.j2", plan=plan, logs=DOCKER_LOGS, loki=LOKI_PUSH), NAME)
+        )
+    return artifacts
+
+
+LOKI_PUSH = f"http://loki:{obs.LOKI_PORT}/loki/api/v1/push"
+
+
+def _yaml_artifact(plan, path: str, document: dict, target: str = NAME) -> Artifact:
+    return Artifact(path, render_template("observability/document.yaml.j2", project=plan.project, document=document), target)
+
+
+def rule_file(group: obs.RuleGroup) -> str:
+    return f"{PROMETHEUS_DIR}/{RULES_DIR}/{group.name}.yml"
+
+
+def _global(observability: obs.ObservabilityPlan) -> dict:
+    return {
+        "scrape_interval": obs.prom_duration(observability.scrape_interval.ms),
+        "scrape_timeout": obs.prom_duration(observability.scrape_timeout.ms),
+        "evaluation_interval": observability.evaluation_interval,
+        "external_labels": {"project": observability.project},
+    }
+
+
+def compose_scrape_config(job: obs.ScrapeJob) -> dict:
+    """A job of the compose flavour: services by DNS (every replica), the rest by name."""
+    config: dict = {"job_name": job.name, "metrics_path": job.metrics_path}
+    if job.dns_sd:
+        config["dns_sd_configs"] = [{"names": [job.host], "type": "A", "port": job.port}]
+    else:
+        config["static_configs"] = [{"targets": [job.target]}]
+    return config
+
+
+def prometheus_config(observability: obs.ObservabilityPlan) -> dict:
+    """prometheus.yml of the compose stack."""
+    config: dict = {"global": _global(observability)}
+    if observability.rule_groups:
+        config["rule_files"] = [f"{RULES_DIR}/{group.name}.yml" for group in observability.rule_groups]
+    config["scrape_configs"] = [compose_scrape_config(job) for job in observability.jobs]
+    return config
+
+
+# --- Grafana -------------------------------------------------------------------------------
+
+
+def grafana_artifacts(plan) -> list[Artifact]:
+    observability: obs.ObservabilityPlan = plan.observability
+    artifacts = [
+        _yaml_artifact(plan, GRAFANA_DATASOURCES, grafana_datasources(observability)),
+        _yaml_artifact(plan, GRAFANA_PROVIDERS, grafana_providers(plan)),
+    ]
+    if observability.prometheus:
+        overview = dashboard(f"{plan.project}-overview", f"{plan.project} / overview", obs.overview_panels(observability, plan.datastores))
+        artifacts.append(Artifact(f"{GRAFANA_DASHBOARDS}/overview.json", _json(overview), NAME))
+        for route in observability.dashboards:
+            board = dashboard(route.uid, route.title, obs.route_panels(route, observability.rate_window))
+            artifacts.append(Artifact(f"{GRAFANA_DASHBOARDS}/{route.service}.json", _json(board), NAME))
+    return artifacts
+
+
+def _json(value: dict) -> str:
+    return render_template("observability/document.json.j2", document=value)
+
+
+def grafana_datasources(observability: obs.ObservabilityPlan) -> dict:
+    datasources = []
+    if observability.prometheus:
+        datasources.append(
+            {
+                "name": "Prometheus",
+                "uid": DATASOURCE_UIDS["prometheus"],
+                "type": "prometheus",
+                "access": "proxy",
+                "url": f"http://prometheus:{obs.PROMETHEUS_PORT}",
+                "isDefault": True,
+                "editable": False,
+                "jsonData": {"timeInterval": obs.prom_duration(observability.scrape_interval.ms)},
+            }
+        )
+    if observability.loki:
+        datasources.append(
+            {
+                "name": "Loki",
+                "uid": DATASOURCE_UIDS["loki"],
+                "type": "loki",
+                "access": "proxy",
+                "url": f"http://loki:{obs.LOKI_PORT}",
+                "isDefault": not observability.prometheus,
+                "editable": False,
+            }
+        )
+    return {"apiVersion": 1, "datasources": datasources}
+
+
+def grafana_providers(plan) -> dict:
+    provider = {
+        "name": "msgen",
+        "folder": plan.project,
+        "type": "file",
+        "disableDeletion": True,
+        "allowUiUpdates": False,
+        "options": {"path": f"{GRAFANA_MOUNT}/dashboards/msgen", "foldersFromFilesStructure": False},
+    }
+    return {"apiVersion": 1, "providers": [provider]}
+
+
+def _panel(index: int, panel: obs.Panel) -> dict:
+    datasource = {"type": "prometheus", "uid": DATASOURCE_UIDS["prometheus"]}
+    steps: list[dict] = [{"color": "green", "value": None}]
+    if panel.threshold is not None:
+        steps.append({"color": "red", "value": panel.threshold})
+    return {
+        "id": index + 1,
+        "type": "timeseries",
+        "title": panel.title,
+        "datasource": datasource,
+        "gridPos": {"h": 8, "w": 12, "x": (index % 2) * 12, "y": (index // 2) * 8},
+        "fieldConfig": {
+            "defaults": {
+                "unit": panel.unit,
+                "thresholds": {"mode": "absolute", "steps": steps},
+                "custom": {"thresholdsStyle": {"mode": "line" if panel.threshold is not None else "off"}},
+            },
+            "overrides": [],
+        },
+        "targets": [
+            {"refId": chr(ord("A") + number), "datasource": datasource, "expr": expr, "legendFormat": legend}
+            for number, (legend, expr) in enumerate(panel.exprs)
+        ],
+    }
+
+
+def dashboard(uid: str, title: str, panels: tuple[obs.Panel, ...]) -> dict:
+    """A Grafana dashboard (JSON model, schemaVersion 39) with one time series panel per Panel."""
+    return {
+        "uid": uid,
+        "title": title,
+        "tags": ["msgen"],
+        "timezone": "utc",
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": False,
+        "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"},
+        "panels": [_panel(index, panel) for index, panel in enumerate(panels)],
+    }
+
+
+# --- Loki ----------------------------------------------------------------------------------
+
+
+def loki_config(observability: obs.ObservabilityPlan) -> dict:
+    """Single-binary Loki 3 with filesystem storage; logs kept as long as the metrics."""
+    return {
+        "auth_enabled": False,
+        "server": {"http_listen_port": obs.LOKI_PORT, "log_level": "warn"},
+        "common": {
+            "instance_addr": "127.0.0.1",
+            "path_prefix": "/loki",
+            "storage": {"filesystem": {"chunks_directory": "/loki/chunks", "rules_directory": "/loki/rules"}},
+            "replication_factor": 1,
+            "ring": {"kvstore": {"store": "inmemory"}},
+        },
+        "schema_config": {
+            "configs": [
+                {
+                    "from": "2024-04-01",
+                    "store": "tsdb",
+                    "object_store": "filesystem",
+                    "schema": "v13",
+                    "index": {"prefix": "index_", "period": "24h"},
+                }
+            ]
+        },
+        "limits_config": {"retention_period": obs.prom_duration(observability.retention.ms)},
+        "compactor": {"working_directory": "/loki/compactor", "retention_enabled": True, "delete_request_store": "filesystem"},
+        "analytics": {"reporting_enabled": False},
+    }
+
+
+def compose_logging() -> dict:
+    """The json-file options that put the compose service name into each log line (Alloy reads `attrs`)."""
+    return {"driver": "json-file", "options": {"labels": "com.docker.compose.service", "max-size": "10m", "max-file": "3"}}
+
+
+# --- compose containers (merged into the compose file by the compose target) ----------------
+
+
+def _image(key: str) -> str:
+    from msgen import images
+
+    return images.image_ref(key)
+
+
+def _limits(observability: obs.ObservabilityPlan, name: str) -> dict:
+    size = observability.size(name)
+    return {"resources": {"limits": {"cpus": format_millicores(size.cpu.millicores), "memory": format_bytes(size.memory.bytes)}}}
+
+
+def _hardened(entry: dict) -> dict:
+    entry.setdefault("restart", "unless-stopped")
+    entry["security_opt"] = ["no-new-privileges:true"]
+    entry["cap_drop"] = ["ALL"]
+    return entry
+
+
+def _http_check(url: str) -> dict:
+    return {"test": ["CMD", "wget", "-q", "-O", "/dev/null", url], "interval": "30s", "timeout": "5s", "retries": 3, "start_period": "30s"}
+
+
+def compose_services(plan) -> dict[str, dict]:
+    """The compose entries of prometheus, grafana, loki, alloy and each `<datastore>-exporter`."""
+    observability: obs.ObservabilityPlan | None = plan.observability
+    if observability is None:
+        return {}
+    services: dict[str, dict] = {}
+    if observability.prometheus:
+        services["prometheus"] = _prometheus_service(observability)
+        for exporter in observability.exporters:
+            services[exporter.name] = _exporter_service(observability, exporter)
+    if observability.grafana:
+        services["grafana"] = _grafana_service(observability)
+    if observability.loki:
+        services["loki"] = _loki_service(observability)
+        services["alloy"] = _alloy_service(observability)
+    return dict(sorted(services.items()))
+
+
+def compose_volumes(plan) -> list[str]:
+    """Named volumes of the monitoring containers (their data outlives the containers)."""
+    observability: obs.ObservabilityPlan | None = plan.observability
+    if observability is None:
+        return []
+    wanted = [("prometheus-data", observability.prometheus), ("grafana-data", observability.grafana)]
+    wanted += [("loki-data", observability.loki), ("alloy-data", observability.loki)]
+    return sorted(name for name, enabled in wanted if enabled)
+
+
+def _prometheus_service(observability: obs.ObservabilityPlan) -> dict:
+    command = [
+        f"--config.file={PROMETHEUS_MOUNT}/prometheus.yml",
+        "--storage.tsdb.path=/prometheus",
+        f"--storage.tsdb.retention.time={obs.prom_duration(observability.retention.ms)}",
+    ]
+    return _hardened(
+        {
+            "image": _image("prometheus"),
+            "command": command,
+            "volumes": [f"../{PROMETHEUS_DIR}:{PROMETHEUS_MOUNT}:ro", "prometheus-data:/prometheus"],
+            "networks": [obs.MONITORING_NETWORK],
+            "healthcheck": _http_check(f"http://localhost:{obs.PROMETHEUS_PORT}/-/healthy"),
+            "deploy": _limits(observability, "prometheus"),
+        }
+    )
+
+
+def _exporter_service(observability: obs.ObservabilityPlan, exporter: obs.ExporterPlan) -> dict:
+    entry: dict = {"image": _image(exporter.image_key)}
+    if exporter.entrypoint is not None:
+        entry["entrypoint"] = list(exporter.entrypoint)
+    entry["command"] = list(exporter.command)
+    if exporter.environment:
+        entry["environment"] = dict(exporter.environment)
+    entry["secrets"] = [{"source": f"{exporter.datastore}-password", "target": obs.EXPORTER_SECRET.rsplit("/", 1)[1]}]
+    entry["networks"] = list(exporter.networks)
+    entry["depends_on"] = {exporter.datastore: {"condition": "service_healthy"}}
+    entry["healthcheck"] = _http_check(f"http://localhost:{exporter.port}/")
+    entry["deploy"] = _limits(observability, exporter.name)
+    if exporter.entrypoint is not None:
+        entry["tmpfs"] = ["/tmp"]  # the assembled credentials file lives in memory only
+    entry["read_only"] = True
+    return _hardened(entry)
+
+
+def _grafana_service(observability: obs.ObservabilityPlan) -> dict:
+    environment = {
+        "GF_SECURITY_ADMIN_PASSWORD__FILE": f"/run/secrets/{GRAFANA_ADMIN_SECRET}",
+        "GF_ANALYTICS_REPORTING_ENABLED": "false",
+        "GF_USERS_ALLOW_SIGN_UP": "false",
+    }
+    depends = {
+        name: {"condition": "service_healthy"}
+        for name, on in (("prometheus", observability.prometheus), ("loki", observability.loki))
+        if on
+    }
+    entry = {
+        "image": _image("grafana"),
+        "environment": environment,
+        "secrets": [GRAFANA_ADMIN_SECRET],
+        "volumes": [f"../{GRAFANA_DIR}:{GRAFANA_MOUNT}:ro", "grafana-data:/var/lib/grafana"],
+        "networks": [obs.MONITORING_NETWORK],
+        "healthcheck": _http_check(f"http://localhost:{obs.GRAFANA_PORT}/api/health"),
+        "deploy": _limits(observability, "grafana"),
+    }
+    if depends:
+        entry["depends_on"] = depends
+    return _hardened(entry)
+
+
+def _loki_service(observability: obs.ObservabilityPlan) -> dict:
+    return _hardened(
+        {
+            "image": _image("loki"),
+            "command": [f"-config.file={LOKI_MOUNT}/loki.yml"],
+            "volumes": [f"../loki/loki.yml:{LOKI_MOUNT}/loki.yml:ro", "loki-data:/loki"],
+            "networks": [obs.MONITORING_NETWORK],
+            "healthcheck": _http_check(f"http://localhost:{obs.LOKI_PORT}/ready"),
+            "deploy": _limits(observability, "loki"),
+        }
+    )
+
+
+def _alloy_service(observability: obs.ObservabilityPlan) -> dict:
+    # reads the json-file logs of every container read-only; never the docker socket (CHECKS.md)
+    return _hardened(
+        {
+            "image": _image("alloy"),
+            "command": [
+                "run",
+                "--storage.path=/var/lib/alloy/data",
+                "--server.http.listen-addr=0.0.0.0:12345",
+                f"{ALLOY_MOUNT}/config.alloy",
+            ],
+            "volumes": [
+                f"../{ALLOY_CONFIG}:{ALLOY_MOUNT}/config.alloy:ro",
+                f"{DOCKER_LOGS}:{DOCKER_LOGS}:ro",
+                "alloy-data:/var/lib/alloy/data",
+            ],
+            "networks": [obs.MONITORING_NETWORK],
+            "depends_on": {"loki": {"condition": "service_healthy"}},
+            "healthcheck": _http_check("http://localhost:12345/-/ready"),
+            "deploy": _limits(observability, "alloy"),
+        }
+    )
+
+
+# --- Kubernetes ----------------------------------------------------------------------------
+
+
+def _namespace(plan) -> str:
+    kubernetes = plan.blueprint.kubernetes
+    return (kubernetes.namespace if kubernetes is not None else None) or plan.project
+
+
+def _gateway_namespace(plan) -> str:
+    kubernetes = plan.blueprint.kubernetes
+    return kubernetes.gateway_namespace if kubernetes is not None else "traefik"
+
+
+def _metadata(plan, name: str, namespace: str) -> dict:
+    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": plan.project, "app.kubernetes.io/managed-by": "msgen"}
+    return {"name": name, "namespace": namespace, "labels": labels}
+
+
+def _meta_label(label: str) -> str:
+    """A pod label as kubernetes_sd exposes it: every character outside [a-zA-Z0-9_] becomes `_`."""
+    return "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() or c == "_" else "_" for c in label)
+
+
+def _keep(source: str, regex: str) -> dict:
+    return {"source_labels": [source], "action": "keep", "regex": regex}
+
+
+def kubernetes_prometheus_config(plan) -> dict:
+    """prometheus.yml for a Prometheus in the cluster: pods found by kubernetes_sd_configs.
+
+    Kept are exactly the pods E labels `msgen.dev/scrape: "true"`, on their port named
+    `metrics`; the job label is the workload's name, so the rules match both flavours.
+    """
+    observability: obs.ObservabilityPlan = plan.observability
+    name_label = _meta_label("app.kubernetes.io/name")
+    pods = {
+        "job_name": "pods",
+        "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [_namespace(plan)]}}],
+        "relabel_configs": [
+            _keep(_meta_label(SCRAPE_LABEL), "true"),
+            _keep("__meta_kubernetes_pod_container_port_name", METRICS_PORT_NAME),
+            {"source_labels": [name_label], "target_label": "job"},
+            *(
+                {"source_labels": [name_label], "regex": job.name, "target_label": "__metrics_path__", "replacement": job.metrics_path}
+                for job in observability.jobs
+                if job.kind == "service" and job.metrics_path != "/metrics"
+            ),
+            {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+        ],
+    }
+    jobs: list[dict] = [{"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{obs.PROMETHEUS_PORT}"]}]}]
+    if plan.gateway is not None:
+        jobs.append(
+            {
+                "job_name": "gateway",
+                "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [_gateway_namespace(plan)]}}],
+                "relabel_configs": [
+                    _keep(name_label, TRAEFIK_POD_NAME),
+                    _keep("__meta_kubernetes_pod_container_port_name", METRICS_PORT_NAME),
+                ],
+            }
+        )
+    jobs.append(pods)
+    config: dict = {"global": _global(observability)}
+    if observability.kubernetes_rule_groups:
+        config["rule_files"] = [f"{PROMETHEUS_MOUNT}/{RULES_DIR}/{group.name}.yml" for group in observability.kubernetes_rule_groups]
+    config["scrape_configs"] = jobs
+    return config
+
+
+def kubernetes_artifacts(plan) -> list[Artifact]:
+    """ConfigMaps for a plain Prometheus, or PodMonitors and a PrometheusRule for the operator."""
+    observability: obs.ObservabilityPlan | None = plan.observability
+    if observability is None or not observability.prometheus or plan.blueprint.kubernetes is None:
+        return []
+    if observability.operator:
+        return _operator_artifacts(plan)
+    namespace = _namespace(plan)
+    config_text = render_template("observability/document.yaml.j2", project=plan.project, document=kubernetes_prometheus_config(plan))
+    config_maps = [_config_map(plan, "prometheus-config", namespace, {"prometheus.yml": config_text})]
+    if observability.kubernetes_rule_groups:
+        rules = {
+            f"{group.name}.yml": render_template(
+                "observability/document.yaml.j2", project=plan.project, document={"groups": [group.to_dict()]}
+            )
+            for group in observability.kubernetes_rule_groups
+        }
+        config_maps.append(_config_map(plan, "prometheus-rules", namespace, rules))
+    text = render_template("observability/config-maps.yaml.j2", project=plan.project, config_maps=config_maps)
+    return [Artifact(f"{KUBERNETES_DIR}/prometheus-config.yaml", text, "kubernetes")]
+
+
+def _config_map(plan, name: str, namespace: str, files: dict[str, str]) -> dict:
+    return {"metadata": _metadata(plan, name, namespace), "files": dict(sorted(files.items()))}
+
+
+def _pod_monitor(plan, job: obs.ScrapeJob, namespace: str) -> dict:
+    observability: obs.ObservabilityPlan = plan.observability
+    endpoint: dict = {
+        "port": METRICS_PORT_NAME,
+        "path": job.metrics_path,
+        "interval": obs.prom_duration(observability.scrape_interval.ms),
+        "scrapeTimeout": obs.prom_duration(observability.scrape_timeout.ms),
+    }
+    if job.kind == "gateway":
+        selector = {"matchLabels": {"app.kubernetes.io/name": TRAEFIK_POD_NAME}}
+        endpoint["relabelings"] = [{"action": "replace", "targetLabel": "job", "replacement": "gateway"}]
+        namespaces = [_gateway_namespace(plan)]
+    else:
+        selector = {"matchLabels": {"app.kubernetes.io/name": job.name, SCRAPE_LABEL: "true"}}
+        namespaces = [namespace]
+    spec = {
+        "jobLabel": "app.kubernetes.io/name",
+        "namespaceSelector": {"matchNames": namespaces},
+        "selector": selector,
+        "podMetricsEndpoints": [endpoint],
+    }
+    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": _metadata(plan, job.name, namespace), "spec": spec}
+
+
+def _operator_artifacts(plan) -> list[Artifact]:
+    observability: obs.ObservabilityPlan = plan.observability
+    namespace = _namespace(plan)
+    monitors = [_pod_monitor(plan, job, namespace) for job in observability.jobs if job.kind != "prometheus"]
+    documents = list(monitors)
+    if observability.kubernetes_rule_groups:
+        rule = {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PrometheusRule",
+            "metadata": _metadata(plan, f"{plan.project}-alerts", namespace),
+            "spec": {"groups": [group.to_dict() for group in observability.kubernetes_rule_groups]},
+        }
+        documents.append(rule)
+    text = render_template("observability/manifests.yaml.j2", project=plan.project, documents=documents)
+    return [Artifact(f"{KUBERNETES_DIR}/monitoring.yaml", text, "kubernetes")]

@@ -1,0 +1,160 @@
+"""The Traefik gateway: `traefik/traefik.yml` (static) and `traefik/dynamic/<project>.yml`
+(file provider), plus the Kubernetes flavour of the same plan (`kubernetes_artifacts`).
+
+Everything here is an envelope around msgen/plan/gateway.py: the routers, services and
+middlewares are computed there once and only wrapped here.
+"""
+
+from __future__ import annotations
+
+from msgen.jinja import render_template
+from msgen.plan import gateway as gw
+from msgen.targets import Artifact
+
+NAME = "traefik"
+KUBERNETES_DIR = "kubernetes/gateway"
+HELM_VALUES = f"{KUBERNETES_DIR}/traefik-values.yaml"
+CRD_API = "traefik.io/v1alpha1"
+# the Helm chart's defaults for the in-pod ports; Services map them to 80/443
+HELM_PORTS = {gw.WEB: 8000, gw.WEBSECURE: 8443}
+HELM_ACME_DIR = "/data"
+DASHBOARD_USERS_K8S_SECRET = "traefik-dashboard-users"
+
+
+def applies(plan) -> bool:
+    return plan.gateway is not None
+
+
+def render(plan) -> list[Artifact]:
+    gateway = plan.gateway
+    static = render_template("traefik/traefik.yml.j2", gateway=gateway, config=gw.static_config(gateway))
+    # in docker mode the routes live on container labels; the file keeps the shared parts
+    dynamic_config = gw.dynamic_config(gateway, with_routes=gateway.provider == "file")
+    dynamic = render_template("traefik/dynamic.yml.j2", gateway=gateway, config=dynamic_config)
+    return [Artifact(gw.STATIC_CONFIG, static, NAME), Artifact(gateway.dynamic_file, dynamic, NAME)]
+
+
+def kubernetes_namespace(plan) -> str:
+    kubernetes = plan.blueprint.kubernetes
+    return (kubernetes.namespace if kubernetes is not None else None) or plan.project
+
+
+def _metadata(plan, name: str, namespace: str) -> dict:
+    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": plan.project, "app.kubernetes.io/managed-by": "msgen"}
+    return {"name": name, "namespace": namespace, "labels": labels}
+
+
+def _manifest(plan, path: str, document: dict) -> Artifact:
+    return Artifact(path, render_template("traefik/manifest.yaml.j2", project=plan.project, document=document), "kubernetes")
+
+
+def ingress_route(plan, route: gw.RoutePlan) -> dict:
+    """The IngressRoute of one routed service: the file provider's router, as a CRD."""
+    gateway = plan.gateway
+    spec_route = {
+        "kind": "Rule",
+        "match": route.rule,
+        "middlewares": [{"name": name} for name in route.middleware_names],
+        "services": [{"name": route.name, "port": route.port}],
+    }
+    spec = {"entryPoints": [gw.WEBSECURE], "routes": [spec_route], "tls": dict(gateway.tls)}
+    return {
+        "apiVersion": CRD_API,
+        "kind": "IngressRoute",
+        "metadata": _metadata(plan, route.name, kubernetes_namespace(plan)),
+        "spec": spec,
+    }
+
+
+def middleware_object(plan, middleware: gw.Middleware, namespace: str) -> dict:
+    options = middleware.options
+    if middleware.kind == "basicAuth":
+        # a CRD reads htpasswd lines from a Secret (key `users`), not from a file
+        options = {"secret": DASHBOARD_USERS_K8S_SECRET, "removeHeader": True, "realm": "traefik"}
+    metadata = _metadata(plan, middleware.name, namespace)
+    return {"apiVersion": CRD_API, "kind": "Middleware", "metadata": metadata, "spec": {middleware.kind: options}}
+
+
+def helm_values(plan) -> dict:
+    """Values for Traefik's official Helm chart (traefik/traefik): the same entrypoints as compose."""
+    gateway = plan.gateway
+    resources = plan.blueprint.gateway.resources
+    amount = {"cpu": resources.cpu.text, "memory": resources.memory.text}
+    websecure: dict = {
+        "port": HELM_PORTS[gw.WEBSECURE],
+        "exposedPort": gw.PORTS[gw.WEBSECURE],
+        "http3": {"enabled": gateway.http3},
+        "tls": {"enabled": True, "certResolver": gateway.tls.get("certResolver", "")},
+    }
+    if gateway.http3:
+        websecure["http3"]["advertisedPort"] = gw.PORTS[gw.WEBSECURE]
+    values: dict = {
+        "deployment": {"replicas": 2},
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "ports": {
+            gw.PING: {"port": gw.PORTS[gw.PING], "expose": {"default": False}},
+            gw.WEB: {
+                "port": HELM_PORTS[gw.WEB],
+                "exposedPort": gw.PORTS[gw.WEB],
+                "redirections": {"entryPoint": {"to": gw.WEBSECURE, "scheme": "https", "permanent": True}},
+            },
+            gw.WEBSECURE: websecure,
+            gw.METRICS: {"port": gw.PORTS[gw.METRICS], "exposedPort": gw.PORTS[gw.METRICS], "expose": {"default": False}},
+        },
+        "metrics": {
+            "prometheus": {
+                "entryPoint": gw.METRICS,
+                "addEntryPointsLabels": True,
+                "addRoutersLabels": True,
+                "addServicesLabels": True,
+                "buckets": ",".join(str(bucket) for bucket in gateway.buckets),
+            }
+        },
+        "logs": {"general": {"format": "json", "level": "INFO"}, "access": {"enabled": True, "format": "json"}},
+        "providers": {"kubernetesCRD": {"enabled": True, "allowCrossNamespace": False}, "kubernetesIngress": {"enabled": False}},
+        "tlsOptions": {"default": {"minVersion": "VersionTLS12"}},
+        "resources": {"requests": dict(amount), "limits": dict(amount)},
+        "api": {"dashboard": gateway.dashboard},
+        "ingressRoute": {"dashboard": _helm_dashboard(gateway)},
+    }
+    if gateway.acme_email:
+        acme = {"email": gateway.acme_email, "storage": f"{HELM_ACME_DIR}/acme.json", "tlsChallenge": {}}
+        values["certificatesResolvers"] = {gw.RESOLVER: {"acme": acme}}
+        values["persistence"] = {"enabled": True, "path": HELM_ACME_DIR, "size": "128Mi"}
+    return values
+
+
+def _helm_dashboard(gateway: gw.GatewayPlan) -> dict:
+    if not gateway.dashboard:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "matchRule": f"Host(`{gateway.dashboard_host}`)",
+        "entryPoints": [gw.WEBSECURE],
+        "middlewares": [{"name": gw.DASHBOARD_AUTH}],
+        "tls": dict(gateway.tls),
+    }
+
+
+def kubernetes_artifacts(plan) -> list[Artifact]:
+    """IngressRoutes and Middlewares under kubernetes/gateway/, and the Helm chart's values."""
+    gateway = plan.gateway
+    if gateway is None:
+        return []
+    namespace = kubernetes_namespace(plan)
+    gateway_namespace = plan.blueprint.kubernetes.gateway_namespace if plan.blueprint.kubernetes else "traefik"
+    artifacts = []
+    for middleware in gateway.shared_middlewares:
+        # the dashboard's auth belongs beside Traefik; the shared headers beside the routes
+        where = gateway_namespace if middleware.kind == "basicAuth" else namespace
+        document = middleware_object(plan, middleware, where)
+        artifacts.append(_manifest(plan, f"{KUBERNETES_DIR}/middleware-{middleware.name}.yaml", document))
+    for route in gateway.routes:
+        artifacts.append(_manifest(plan, f"{KUBERNETES_DIR}/ingressroute-{route.name}.yaml", ingress_route(plan, route)))
+        for middleware in route.middlewares:
+            if not middleware.shared:
+                document = middleware_object(plan, middleware, namespace)
+                artifacts.append(_manifest(plan, f"{KUBERNETES_DIR}/middleware-{middleware.name}.yaml", document))
+    values = render_template("traefik/manifest.yaml.j2", project=plan.project, document=helm_values(plan))
+    artifacts.append(Artifact(HELM_VALUES, values, "kubernetes"))
+    return sorted(artifacts, key=lambda artifact: artifact.path)

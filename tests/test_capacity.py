@@ -1,0 +1,225 @@
+"""Capacity of the compose host and the Kubernetes nodes at the edge; availability findings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from msgen.checks import architecture
+from msgen.cli import app
+from msgen.findings import locate
+from msgen.model.load import load_blueprint
+from msgen.plan import build_plan
+from msgen.plan.capacity import compose_memory_bytes, node_allocatable, os_reserve, quantity
+from msgen.targets.compose import compose_document
+
+MI, GI = 1024**2, 1024**3
+
+
+def svc(memory="256Mi", cpu="500m", request_cpu="100m", request_memory="128Mi", replicas=2, **extra) -> dict:
+    resources = {"requests": {"cpu": request_cpu, "memory": request_memory}, "limits": {"cpu": cpu, "memory": memory}}
+    return {"image": "registry.example.com/app:1.0", "port": 8080, "replicas": replicas, "resources": resources, **extra}
+
+
+def host(name="box-1", memory="4Gi", vcpu=2, region="home", zone=None) -> dict:
+    entry = {"name": name, "region": region, "vcpu": vcpu, "memory": memory, "storage": "ssd"}
+    if zone is not None:
+        entry["zone"] = zone
+    return entry
+
+
+def write(tmp_path: Path, services: dict, hosts: list[dict], **top) -> Path:
+    document = {"version": 1, "project": "shop", "regions": {"home": {"jurisdiction": "NO"}}, "hosts": hosts, "services": services, **top}
+    path = tmp_path / "blueprint.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def capacity(path: Path):
+    loaded = load_blueprint(path)
+    plan = build_plan(loaded.blueprint)
+    found = [*architecture.capacity_findings(plan), *architecture.availability_findings(plan)]
+    return plan, locate(found, loaded.source)
+
+
+def failing(found) -> list[str]:
+    return [f.id for f in found if f.severity != "info"]
+
+
+def test_units():
+    assert os_reserve(4 * GI) == 512 * MI  # 10% is 409.6Mi: the floor wins
+    assert os_reserve(16 * GI) == round(16 * GI / 10)
+    assert compose_memory_bytes("256m") == 256 * MI and compose_memory_bytes("4g") == 4 * GI and compose_memory_bytes(1024) == 1024
+    assert quantity("250m") == 0.25 and quantity("1.5") == 1.5 and quantity("256Mi") == 256 * MI and quantity("1G") == 10**9
+    assert node_allocatable(4 * GI, 2) == (4 * GI - 512 * MI - 100 * MI, 1900)
+
+
+# --- compose ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("memory", "fails"), [("3584Mi", False), ("3585Mi", True)])
+def test_compose_memory_at_the_edge_small_host(tmp_path, memory, fails):
+    # 4Gi host: the OS keeps 512Mi (10% would be less), 3584Mi is left for the one container
+    path = write(tmp_path, {"api": svc(memory=memory, request_memory="128Mi", replicas=1)}, [host()], compose={"host": "box-1"})
+    plan, found = capacity(path)
+    assert plan.capacity.compose.memory_used == int(memory[:-2]) * MI
+    assert failing(found) == (["capacity-memory"] if fails else [])
+    if fails:
+        item = next(f for f in found if f.id == "capacity-memory")
+        assert item.path == "compose.host" and "3.50 GiB" in item.message and "512 MiB for the OS" in item.message
+
+
+@pytest.mark.parametrize(("memory", "fails"), [("14745Mi", False), ("14746Mi", True)])
+def test_compose_memory_at_the_edge_big_host(tmp_path, memory, fails):
+    # 16Gi host: the OS keeps 10% (1638.4Mi), leaving 14745.6Mi
+    path = write(tmp_path, {"api": svc(memory=memory, replicas=1)}, [host(memory="16Gi", vcpu=8)], compose={})
+    _, found = capacity(path)
+    assert failing(found) == (["capacity-memory"] if fails else [])
+    if fails:
+        assert next(f for f in found if f.id == "capacity-memory").path == "compose"
+
+
+def test_compose_memory_counts_replicas(tmp_path):
+    # 7 x 512Mi = 3584Mi fits a 4Gi host exactly; 8 do not
+    path = write(tmp_path, {"api": svc(memory="512Mi", replicas=7)}, [host()], compose={})
+    _, found = capacity(path)
+    assert failing(found) == []
+    path = write(tmp_path, {"api": svc(memory="512Mi", replicas=8)}, [host()], compose={})
+    _, found = capacity(path)
+    assert failing(found) == ["capacity-memory"]
+
+
+@pytest.mark.parametrize(("replicas", "fails"), [(2, False), (3, True)])
+def test_compose_cpu_reservations_at_the_edge(tmp_path, replicas, fails):
+    path = write(tmp_path, {"api": svc(cpu="1000m", request_cpu="1000m", replicas=replicas)}, [host(vcpu=2)], compose={})
+    plan, found = capacity(path)
+    assert plan.capacity.compose.cpu_reserved_m == replicas * 1000
+    assert failing(found) == (["capacity-cpu"] if fails else [])
+    # limits of 3 x 1 CPU on 2 vCPUs: overcommit, reported but never failing
+    assert ("capacity-cpu-overcommit" in [f.id for f in found]) == fails
+
+
+def test_compose_counts_every_container_of_the_compose_file(reference_blueprint):
+    plan = build_plan(load_blueprint(reference_blueprint).blueprint)
+    loads = {load.name: load for load in plan.capacity.compose.loads}
+    assert set(loads) == set(compose_document(plan)["services"])
+    # services 3x256 + 2x256 + 2x256, datastores 4096 + 2048 + 512, gateway 512,
+    # prometheus 1024, grafana 256, loki 512, alloy 256, three exporters 3x64 (MiB)
+    assert plan.capacity.compose.memory_used == (768 + 512 + 512 + 4096 + 2048 + 512 + 512 + 1024 + 256 + 512 + 256 + 192) * MI
+    assert plan.capacity.compose.cpu_reserved_m == 3 * 250 + 2 * 100 + 2 * 100  # datastores' cpu is a limit
+
+
+def test_service_outside_the_compose_hosts_region(tmp_path):
+    document = {
+        "version": 1,
+        "project": "shop",
+        "regions": {"oslo": {"jurisdiction": "NO"}, "frankfurt": {"jurisdiction": "DE"}},
+        "rtt_ms": {"oslo/frankfurt": 30},
+        "hosts": [host(region="oslo")],
+        "compose": {},
+        "services": {"api": svc(region="oslo"), "geo": svc(region="frankfurt")},
+    }
+    path = tmp_path / "blueprint.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    _, found = capacity(path)
+    assert [(f.id, f.severity, f.path) for f in found if f.id == "capacity-compose-region"] == [
+        ("capacity-compose-region", "warning", "services.geo.region")
+    ]
+
+
+def test_compose_without_a_host_says_it_cannot_check(tmp_path):
+    path = write(tmp_path, {"api": svc()}, [], compose={})
+    _, found = capacity(path)
+    assert [(f.id, f.severity) for f in found] == [("capacity-unknown", "info")]
+
+
+# --- kubernetes ------------------------------------------------------------------------------
+
+
+def kube(tmp_path: Path, services: dict, hosts: list[dict]) -> tuple:
+    return capacity(write(tmp_path, services, hosts, kubernetes={"version": "1.30", "anti_affinity": "preferred"}))
+
+
+@pytest.mark.parametrize(("request_memory", "fails"), [("1742Mi", False), ("1743Mi", True)])
+def test_kubernetes_memory_requests_at_the_edge(tmp_path, request_memory, fails):
+    # each 4Gi node offers 4096 - 512 (OS) - 100 (eviction) = 3484Mi: two nodes 6968Mi = 4 x 1742Mi
+    services = {"api": svc(memory="2Gi", request_memory=request_memory, replicas=4)}
+    plan, found = kube(tmp_path, services, [host("n1"), host("n2")])
+    assert plan.capacity.kubernetes.usable_memory == 2 * 3484 * MI
+    assert failing(found) == (["capacity-kubernetes-memory"] if fails else [])
+
+
+@pytest.mark.parametrize(("replicas", "fails"), [(19, False), (20, True)])
+def test_kubernetes_cpu_requests_at_the_edge(tmp_path, replicas, fails):
+    # two 2-vCPU nodes keep 100m each for the kubelet: 3800m for 200m pods
+    plan, found = kube(
+        tmp_path,
+        {"api": svc(cpu="200m", request_cpu="200m", request_memory="64Mi", memory="64Mi", replicas=replicas)},
+        [host("n1"), host("n2")],
+    )
+    assert plan.capacity.kubernetes.cpu_reserved_m == replicas * 200
+    assert failing(found) == (["capacity-kubernetes-cpu"] if fails else [])
+
+
+def test_kubernetes_pod_larger_than_any_node(tmp_path):
+    services = {"api": svc(memory="4Gi", request_memory="3485Mi", replicas=1)}
+    _, found = kube(tmp_path, services, [host("n1"), host("n2"), host("n3")])
+    assert "capacity-pod" in failing(found) and "capacity-kubernetes-memory" not in failing(found)
+
+
+def test_kubernetes_counts_datastores_and_the_gateway(reference_blueprint):
+    plan = build_plan(load_blueprint(reference_blueprint).blueprint)
+    names = {load.name for load in plan.capacity.kubernetes.loads}
+    assert {
+        "deployment/payment",
+        "statefulset/payment-db",
+        "statefulset/ledger-db",
+        "statefulset/fraud-cache",
+        "deployment/traefik",
+    } <= names
+
+
+# --- availability ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("replicas", "warns"), [(1, True), (2, False)])
+def test_routed_service_with_one_replica(tmp_path, replicas, warns):
+    path = write(tmp_path, {"api": svc(replicas=replicas, route={"path_prefix": "/"})}, [host()], gateway={"domain": "shop.example.com"})
+    _, found = capacity(path)
+    assert [(f.id, f.path) for f in found if f.id == "ha-replicas"] == ([("ha-replicas", "services.api.replicas")] if warns else [])
+
+
+def test_internal_service_with_one_replica_is_not_flagged(tmp_path):
+    _, found = capacity(write(tmp_path, {"worker": svc(replicas=1)}, [host()]))
+    assert found == []
+
+
+def test_zone_spread_is_reported_when_hosts_declare_zones(tmp_path):
+    _, found = kube(tmp_path, {"api": svc()}, [host("n1", zone="a"), host("n2", zone="b"), host("n3", zone="a")])
+    zones = [f for f in found if f.id == "ha-zones"]
+    assert [(f.severity, f.path) for f in zones] == [("info", "hosts")] and "a (2), b (1)" in zones[0].message
+    _, found = kube(tmp_path, {"api": svc()}, [host("n1", zone="a"), host("n2", zone="a")])
+    assert [(f.id, f.severity) for f in found if f.id == "ha-zones"] == [("ha-zones", "warning")]
+    _, found = kube(tmp_path, {"api": svc()}, [host("n1"), host("n2")])
+    assert [f for f in found if f.id == "ha-zones"] == []
+
+
+def test_plan_shows_capacity_and_residency(reference_blueprint):
+    result = CliRunner().invoke(app, ["plan", str(reference_blueprint), "--format", "json"])
+    assert result.exit_code == 0
+    sections = {section["title"]: section["rows"] for section in json.loads(result.stdout)}
+    capacity = {row["scope"]: row for row in sections["Capacity (per host, with headroom)"]}
+    assert capacity["compose"]["memory placed / usable"] == "10.94 GiB / 14.40 GiB (memory limits)"
+    assert capacity["compose"]["CPU reserved / usable"] == "1150m / 8"
+    assert capacity["kubernetes"]["hosts"] == "osl-1, osl-2, osl-3, osl-4"
+    residency = sections["Residency (personal data allowed in: NO, EEA)"]
+    assert {(row["name"], row["verdict"]) for row in residency if row["personal data"] == "yes"} == {
+        ("payment", "allowed"),
+        ("ledger", "allowed"),
+        ("payment-db", "allowed"),
+        ("ledger-db", "allowed"),
+    }

@@ -1,0 +1,432 @@
+"""The compose target: structure of compose/docker-compose.yml, escaping, and compose-* findings.
+
+The real compose binary loads these same files in tests/test_compose_real.py.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from msgen import api, images, views
+from msgen.checks import compose as compose_checks
+from msgen.model.blueprint import Blueprint
+from msgen.plan import build_plan
+from msgen.targets import compose
+from tests import compose_variants as variants
+
+YAML12 = YAML(typ="safe", pure=True)
+MONITORING = {"prometheus", "grafana", "loki", "alloy"}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[tuple[str, str | None], tuple]:
+    """(variant, env) -> (output folder, parsed compose file, analysis) for every variant."""
+    result = {}
+    for name, env in variants.RENDERS:
+        folder = tmp_path_factory.mktemp(f"{name}-{env or 'base'}")
+        out = variants.render_variant(folder, name, env)
+        text = (out / variants.COMPOSE_FILE).read_text(encoding="utf-8")
+        analysis = api.analyse(folder / "blueprint.yaml", env)
+        result[(name, env)] = (out, YAML12.load(text), analysis)
+    return result
+
+
+ALL = variants.RENDERS
+
+
+def unescape(value):
+    """What a container sees: compose turns `$$` into `$`."""
+    if isinstance(value, str):
+        return value.replace("$$", "$")
+    if isinstance(value, dict):
+        return {key: unescape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unescape(item) for item in value]
+    return value
+
+
+def findings(analysis, prefix="compose-"):
+    return [f for f in analysis.findings if f.id.startswith(prefix)]
+
+
+# --- the file as written --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ALL, ids=[f"{n}-{e}" for n, e in ALL])
+def test_written_file_is_the_document(rendered, key):
+    _, document, analysis = rendered[key]
+    assert document == compose.compose_document(analysis.plan)
+    assert document["name"] == analysis.plan.project
+
+
+@pytest.mark.parametrize("key", ALL, ids=[f"{n}-{e}" for n, e in ALL])
+def test_only_the_gateway_publishes_ports(rendered, key):
+    _, document, analysis = rendered[key]
+    publishing = sorted(name for name, entry in document["services"].items() if entry.get("ports"))
+    assert publishing == (["gateway"] if analysis.plan.gateway else [])
+    if analysis.plan.gateway:
+        ports = document["services"]["gateway"]["ports"]
+        assert ports[:2] == ["80:80", "443:443"]
+        assert ("443:443/udp" in ports) == analysis.plan.blueprint.gateway.http3
+
+
+@pytest.mark.parametrize("key", ALL, ids=[f"{n}-{e}" for n, e in ALL])
+def test_every_container_is_hardened_sized_and_checked(rendered, key):
+    _, document, analysis = rendered[key]
+    root = {s.name for s in analysis.plan.services if s.run_as_root}
+    for name, entry in document["services"].items():
+        assert entry["restart"] == "unless-stopped", name
+        assert entry["security_opt"] == ["no-new-privileges:true"], name
+        assert ("cap_drop" in entry) == (name not in root), name
+        if name not in root:
+            assert entry["cap_drop"] == ["ALL"]
+        limits = entry["deploy"]["resources"]["limits"]
+        assert re.fullmatch(r"[0-9]+(\.[0-9]+)?", limits["cpus"]), (name, limits)
+        assert re.fullmatch(r"[0-9]+[kmg]?", limits["memory"]), (name, limits)
+        assert entry["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
+        for forbidden in ("privileged", "network_mode", "pid", "ipc"):
+            assert forbidden not in entry, (name, forbidden)
+
+
+@pytest.mark.parametrize("key", ALL, ids=[f"{n}-{e}" for n, e in ALL])
+def test_datastores_share_a_network_only_with_owner_and_exporter(rendered, key):
+    _, document, analysis = rendered[key]
+    containers = document["services"]
+    for store in analysis.plan.datastores:
+        network = f"data-{store.name}"
+        assert containers[store.name]["networks"] == [network]
+        assert document["networks"][network] == {"internal": True}
+        members = {name for name, entry in containers.items() if network in entry.get("networks", [])}
+        expected = {store.name, store.owner} | ({f"{store.name}-exporter"} if f"{store.name}-exporter" in containers else set())
+        assert members == expected
+        owner = containers[store.owner]
+        assert owner["depends_on"][store.name] == {"condition": "service_healthy"}
+
+
+@pytest.mark.parametrize("key", ALL, ids=[f"{n}-{e}" for n, e in ALL])
+def test_networks_of_services_gateway_and_monitoring(rendered, key):
+    _, document, analysis = rendered[key]
+    containers = document["services"]
+    prometheus = "prometheus" in containers
+    for service in analysis.plan.services:
+        networks = set(containers[service.name]["networks"])
+        assert "services" in networks
+        assert ("edge" in networks) == (service.route is not None)
+        assert ("monitoring" in networks) == (service.metrics_port is not None and prometheus)
+    edge = {name for name, entry in containers.items() if "edge" in entry.get("networks", [])}
+    assert edge == ({"gateway"} | {s.name for s in analysis.plan.routed} if analysis.plan.gateway else set())
+    for name in MONITORING & set(containers):
+        assert containers[name]["networks"] == ["monitoring"]
+    for name in containers:
+        if name.endswith("-exporter"):
+            assert containers[name]["networks"] == [f"data-{name.removesuffix('-exporter')}", "monitoring"]
+
+
+@pytest.mark.parametrize("key", ALL, ids=[f"{n}-{e}" for n, e in ALL])
+def test_every_mount_and_secret_points_into_the_output_folder(rendered, key):
+    out, document, _ = rendered[key]
+    folder = out / "compose"
+    for name, entry in document["services"].items():
+        for volume in entry.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("../"):
+                assert (folder / source).exists(), (name, source)  # another target wrote it
+            elif source.startswith("/"):
+                assert source in ("/var/run/docker.sock", "/var/lib/docker/containers"), (name, source)
+            else:
+                assert source in document["volumes"], (name, source)
+        for secret in entry.get("secrets", []):
+            source = secret["source"] if isinstance(secret, dict) else secret
+            assert source in document["secrets"], (name, source)
+    for secret in document.get("secrets", {}).values():
+        assert secret["file"].startswith("../secrets/")
+
+
+def test_docker_socket_only_with_the_docker_provider(rendered):
+    for key, (_, document, analysis) in rendered.items():
+        gateway = document["services"].get("gateway")
+        if gateway is None:
+            continue
+        sockets = [v for v in gateway["volumes"] if v.startswith("/var/run/docker.sock")]
+        if analysis.plan.gateway.provider == "docker":
+            assert sockets == ["/var/run/docker.sock:/var/run/docker.sock:ro"], key
+            assert [f.id for f in findings(analysis)] == ["compose-docker-socket"]
+            assert findings(analysis)[0].severity == "warning"
+        else:
+            assert sockets == [], key
+    others = [f.id for key, (_, _, a) in rendered.items() if key[0] != "docker-provider" for f in findings(a)]
+    assert others == []
+
+
+def test_docker_provider_labels_and_dashboard_secret(rendered):
+    _, document, _ = rendered[("docker-provider", None)]
+    payment = document["services"]["payment"]
+    assert payment["labels"]["traefik.enable"] == "true"
+    assert payment["labels"]["traefik.docker.network"] == "nordic-pay_edge"
+    assert document["services"]["gateway"]["secrets"] == [{"source": "dashboard-users", "target": "dashboard-users"}]
+    assert document["secrets"]["dashboard-users"] == {"file": "../secrets/gateway/dashboard-users"}
+    _, reference, _ = rendered[("reference", None)]
+    assert "labels" not in reference["services"]["payment"]
+
+
+def test_the_gateway_container(rendered):
+    _, document, _ = rendered[("reference", None)]
+    gateway = document["services"]["gateway"]
+    assert gateway["image"] == "traefik:v3.7.15" and gateway["image"] == images.image("traefik")
+    assert gateway["volumes"] == [
+        "../traefik/traefik.yml:/etc/traefik/traefik.yml:ro",
+        "../traefik/dynamic:/etc/traefik/dynamic:ro",
+        "gateway-acme:/letsencrypt",
+    ]
+    assert gateway["healthcheck"]["test"] == ["CMD", "traefik", "healthcheck", "--ping"]
+    assert gateway["deploy"]["resources"]["limits"] == {"cpus": "1", "memory": "512m"}
+    assert gateway["cap_add"] == ["NET_BIND_SERVICE"]
+
+
+def test_images_of_datastores_are_the_official_ones_pinned(rendered):
+    expected = {
+        ("reference", "payment-db"): ("mysql:8.0", ["CMD", "mysqladmin", "ping", "-h", "127.0.0.1", "--silent"]),
+        ("reference", "ledger-db"): ("postgres:16", ["CMD", "pg_isready", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]),
+        ("minimal", "web-db"): ("mariadb:10.11", ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]),
+        ("every-engine", "payment-db"): ("mysql:8.4", None),
+        ("every-engine", "ledger-db"): ("mariadb:11.4", ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]),
+        ("every-engine", "fraud-cache"): ("postgres:17.2", None),
+        ("every-engine", "audit-cache"): ("redis:7", None),
+    }
+    for (variant, store), (image, test) in expected.items():
+        entry = rendered[(variant, None)][1]["services"][store]
+        assert entry["image"] == image
+        if test is not None:
+            assert entry["healthcheck"]["test"] == test
+        assert entry["stop_grace_period"] == "1m"
+
+
+def test_datastore_credentials_config_and_volumes(rendered):
+    _, document, _ = rendered[("every-engine", None)]
+    mysql, mariadb, postgres = (document["services"][n] for n in ("payment-db", "ledger-db", "fraud-cache"))
+    assert mysql["environment"] == {
+        "MYSQL_DATABASE": "payment",
+        "MYSQL_PASSWORD_FILE": "/run/secrets/db-password",
+        "MYSQL_ROOT_PASSWORD_FILE": "/run/secrets/admin-password",
+        "MYSQL_USER": "payment",
+    }
+    assert mysql["volumes"] == ["payment-db-data:/var/lib/mysql", "../datastores/payment-db/my.cnf:/etc/mysql/conf.d/msgen.cnf:ro"]
+    assert set(mariadb["environment"]) == {"MARIADB_DATABASE", "MARIADB_PASSWORD_FILE", "MARIADB_ROOT_PASSWORD_FILE", "MARIADB_USER"}
+    assert postgres["command"] == ["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf"]
+    assert postgres["environment"] == {"POSTGRES_PASSWORD_FILE": "/run/secrets/admin-password"}
+    assert "../datastores/fraud-cache/initdb:/docker-entrypoint-initdb.d:ro" in postgres["volumes"]
+    assert postgres["shm_size"] == "256m"
+    for entry in (mysql, mariadb, postgres):
+        assert [s["target"] for s in entry["secrets"]] == ["db-password", "admin-password"]
+        assert entry["cap_add"] == ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
+
+
+def test_redis_password_reaches_the_server_without_redis_conf(rendered):
+    out, document, _ = rendered[("every-engine", None)]
+    redis = document["services"]["audit-cache"]
+    script = unescape(redis["entrypoint"])
+    assert script[:2] == ["sh", "-c"]
+    assert script[2] == (
+        'exec docker-entrypoint.sh redis-server /usr/local/etc/redis/redis.conf --requirepass "$(cat /run/secrets/db-password)"'
+    )
+    assert redis["entrypoint"][2].count("$$(") == 1  # compose would otherwise interpolate it
+    assert redis["secrets"] == [{"source": "audit-cache-password", "target": "db-password"}]
+    conf = (out / "datastores/audit-cache/redis.conf").read_text()
+    assert "requirepass" not in conf
+    assert redis["volumes"][1] == "../datastores/audit-cache/redis.conf:/usr/local/etc/redis/redis.conf:ro"
+
+
+def test_service_wiring_and_secrets(rendered):
+    _, document, _ = rendered[("reference", None)]
+    payment = document["services"]["payment"]
+    assert payment["environment"]["FRAUD_CHECK_URL"] == "http://fraud-check:8080"
+    assert payment["environment"]["DB_PASSWORD_FILE"] == "/run/secrets/db-password"
+    assert payment["environment"]["DB_PORT"] == "3306"
+    assert payment["secrets"] == [
+        {"source": "payment-PAYMENT_API_KEY", "target": "PAYMENT_API_KEY"},
+        {"source": "payment-db-password", "target": "db-password"},
+    ]
+    assert document["secrets"]["payment-PAYMENT_API_KEY"] == {"file": "../secrets/payment/PAYMENT_API_KEY"}
+    assert payment["deploy"] == {
+        "replicas": 3,
+        "resources": {"limits": {"cpus": "0.5", "memory": "256m"}, "reservations": {"cpus": "0.25", "memory": "128m"}},
+    }
+    assert payment["healthcheck"] == {
+        "test": [
+            "CMD-SHELL",
+            "curl -fsS -o /dev/null http://localhost:8080/health || wget -q -O /dev/null http://localhost:8080/health || exit 1",
+        ],
+        "interval": "10s",
+        "timeout": "3s",
+        "retries": 3,
+        "start_period": "5s",
+    }
+
+
+def test_staging_overlay_changes_replicas(rendered):
+    _, document, _ = rendered[("reference", "staging")]
+    assert document["services"]["payment"]["deploy"]["replicas"] == 1
+    assert document["services"]["ledger"]["deploy"]["replicas"] == 1
+
+
+def test_health_command_forms_and_run_as_root(rendered):
+    _, document, _ = rendered[("run-as-root", None)]
+    containers = document["services"]
+    assert containers["payment"]["healthcheck"]["test"] == ["CMD", "/app/check", "--quick"]
+    assert containers["ledger"]["healthcheck"]["test"] == ["CMD-SHELL", "wget -qO- http://localhost:8080/health | grep -q ok"]
+    assert containers["fraud-check"]["healthcheck"]["test"] == ["CMD-SHELL", "test -f /tmp/ready"]
+    assert "cap_drop" not in containers["payment"]
+    assert containers["ledger"]["cap_drop"] == ["ALL"]
+
+
+def test_odd_env_values_survive_exactly(rendered):
+    out, document, _ = rendered[("odd-env", None)]
+    environment = document["services"]["payment"]["environment"]
+    for key, value in variants.ODD_ENV.items():
+        expected = {True: "true", False: "false"}.get(value, value) if isinstance(value, bool) else str(value)
+        assert unescape(environment[key]) == expected, key
+    assert environment["DOLLAR"] == "pa$$$$word $$HOME $${X:-y} $$"
+    text = (out / variants.COMPOSE_FILE).read_text()
+    for word in ("yes", "on", "NO", "3.10", "0o17", "1e3", "42", "true"):
+        assert f'"{word}"' in text  # quoted: no YAML reader may take it for a bool or a number
+
+
+def test_monitoring_containers_are_merged(rendered):
+    _, document, _ = rendered[("reference", None)]
+    containers = document["services"]
+    assert set(containers) >= MONITORING
+    assert {"payment-db-exporter", "ledger-db-exporter", "fraud-cache-exporter"} <= set(containers)
+    assert {"prometheus-data", "grafana-data", "loki-data"} <= set(document["volumes"])
+    assert containers["prometheus"]["image"] == images.image("prometheus")
+    # with Loki every container logs with its compose service name, which Alloy turns into a label
+    assert all(entry["logging"]["driver"] == "json-file" for entry in containers.values())
+    _, engines, _ = rendered[("every-engine", None)]
+    assert "grafana" not in engines["services"] and "logging" not in engines["services"]["payment"]
+
+
+def test_internal_only_stack(rendered):
+    _, document, _ = rendered[("internal-only", None)]
+    assert set(document["services"]) == {"worker"}
+    assert document["networks"] == {"services": {}}
+    assert "volumes" not in document and "secrets" not in document
+
+
+def test_no_compose_section_no_compose_file(tmp_path):
+    data = variants.internal_only()
+    del data["compose"]
+    path = tmp_path / "b.yaml"
+    path.write_text(variants.dump(data))
+    analysis = api.analyse(path)
+    assert "compose" not in analysis.targets
+    assert not any(a.path == variants.COMPOSE_FILE for a in analysis.artifacts)
+
+
+def test_plan_shows_every_container(rendered):
+    _, document, analysis = rendered[("run-as-root", None)]
+    rows = {row[0]: row for row in compose.compose_rows(analysis.plan)}
+    assert set(rows) == set(document["services"])
+    assert rows["payment"][6] == "all kept (run_as_root)"
+    assert rows["gateway"][1:] == (
+        "traefik:v3.7.15",
+        "edge, monitoring",
+        "1",
+        "512m",
+        "traefik healthcheck --ping",
+        "drop ALL +NET_BIND_SERVICE",
+    )
+    titles = [section.title for section in views.plan_sections(analysis.plan)]
+    assert "Compose stack on osl-1" in titles
+
+
+# --- units ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("millicores", "text"), [(1000, "1"), (250, "0.25"), (500, "0.5"), (1, "0.001"), (2500, "2.5"), (100, "0.1")])
+def test_compose_cpus(millicores, text):
+    assert compose.compose_cpus(millicores) == text
+
+
+@pytest.mark.parametrize(("amount", "text"), [(256 * 1024**2, "256m"), (4 * 1024**3, "4g"), (1536 * 1024, "1536k"), (1000, "1000")])
+def test_compose_memory(amount, text):
+    assert compose.compose_memory(amount) == text
+
+
+# --- findings -------------------------------------------------------------------------------
+
+
+def _analyse(tmp_path, data):
+    path = tmp_path / "blueprint.yaml"
+    path.write_text(variants.dump(data), encoding="utf-8")
+    return api.analyse(path)
+
+
+def test_disabled_healthcheck_is_a_finding_at_the_command(tmp_path):
+    data = variants.load("reference")
+    data["services"]["ledger"]["health"]["command"] = ["NONE"]
+    found = findings(_analyse(tmp_path, data))
+    assert [(f.id, f.severity, f.path) for f in found] == [("compose-no-healthcheck", "warning", "services.ledger.health.command")]
+    assert found[0].line > 0
+
+
+def test_memory_reservation_over_limit_is_an_error(tmp_path):
+    data = variants.load("reference")
+    data["services"]["ledger"]["resources"] = {"requests": {"memory": "512Mi", "cpu": 2}}
+    found = findings(_analyse(tmp_path, data))
+    assert [(f.id, f.severity, f.path) for f in found] == [
+        ("compose-reservation-over-limit", "error", "services.ledger.resources"),
+        ("compose-reservation-over-limit", "warning", "services.ledger.resources"),
+    ]
+
+
+def test_document_checks_guard_merged_containers():
+    """Containers other targets add are held to the same rules (ports, limits, healthcheck)."""
+    at = ("observability",)
+    entry = {"ports": ["9090:9090"], "deploy": {"resources": {"limits": {"memory": "1g"}}}}
+    assert [f.id for f in compose_checks.check_ports("prometheus", entry, at)] == ["compose-published-port"]
+    assert [f.id for f in compose_checks.check_ports("gateway", entry, at)] == []
+    assert [f.message for f in compose_checks.check_limits("prometheus", entry, at)] == [
+        "container prometheus has no cpus limit: one runaway process can starve the host"
+    ]
+    assert [f.id for f in compose_checks.check_healthcheck(None, "prometheus", entry, at)] == ["compose-no-healthcheck"]
+
+
+# --- property: env values survive -----------------------------------------------------------
+
+_BASE = {
+    "version": 1,
+    "project": "prop",
+    "services": {"app": {"image": "example/app:1.0", "port": 8080}},
+    "compose": {},
+}
+env_values = st.one_of(st.text(), st.integers(), st.booleans(), st.text(alphabet="$$$:#{}-\n \"'\\yesnoNO0123456789.e"))
+env_maps = st.dictionaries(st.from_regex(r"[A-Z][A-Z0-9_]{0,6}", fullmatch=True), env_values, max_size=6)
+
+
+def env_as_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def compose_text(env: dict) -> str:
+    data = {**_BASE, "services": {"app": {**_BASE["services"]["app"], "env": env}}}
+    plan = build_plan(Blueprint.model_validate(data))
+    (artifact,) = compose.render(plan)
+    return artifact.text
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(env_maps)
+def test_env_values_parse_back_equal(env):
+    document = YAML12.load(io.StringIO(compose_text(env)))
+    environment = document["services"]["app"].get("environment", {})
+    assert {key: unescape(value) for key, value in environment.items()} == {k: env_as_text(v) for k, v in env.items()}
+    for value in environment.values():
+        assert isinstance(value, str)
+        assert "$" not in value.replace("$$", "")  # every `$` escaped: compose interpolates nothing

@@ -1,0 +1,384 @@
+"""The Kubernetes target: objects valid for the real API (kubernetes-validate's strict schemas,
+the client's models), placement and rollout, NetworkPolicy reachability, the kustomization."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from msgen import api
+from msgen.checks import CheckContext, netpol
+from msgen.checks import kubernetes as checks
+from msgen.errors import BlueprintError
+from msgen.model.load import load_blueprint
+from msgen.targets import kubernetes as target
+from msgen.targets.traefik import HELM_VALUES
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "blueprints" / "reference.yaml"
+
+MULTI_REGION = """\
+version: 1
+project: spread
+regions:
+  oslo: {jurisdiction: "NO"}
+  frankfurt: {jurisdiction: DE}
+rtt_ms: {oslo/frankfurt: 30}
+hosts:
+  - {name: osl-1, region: oslo, vcpu: 4, memory: 8Gi, storage: ssd, zone: a}
+  - {name: osl-2, region: oslo, vcpu: 4, memory: 8Gi, storage: ssd, zone: b}
+  - {name: fra-1, region: frankfurt, vcpu: 4, memory: 8Gi, storage: ssd, zone: a}
+gateway: {domain: spread.example.com}
+services:
+  web:
+    image: example/web:1.0.0
+    port: 8080
+    region: oslo
+    replicas: REPLICAS
+    route: {path_prefix: /}
+    metrics: {path: /metrics}
+    calls: [api]
+    datastore: web-db
+  api:
+    image: example/api:1.0.0
+    port: 9000
+    region: frankfurt
+    replicas: 1
+    run_as_root: true
+    secrets: [TOKEN]
+  lonely:
+    image: example/lonely:1.0.0
+    port: 8000
+    region: oslo
+datastores:
+  web-db: {engine: postgres, version: "16", memory: 1Gi}
+kubernetes: {version: "1.28", anti_affinity: required, image_pull_secret: regcred}
+"""
+
+
+def analyse(path: Path):
+    return api.analyse(path, None)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return analyse(REFERENCE)
+
+
+def k8s_artifacts(analysis) -> dict:
+    return {a.path: a for a in analysis.artifacts if a.path.startswith("kubernetes/")}
+
+
+def parsed_objects(analysis) -> list[tuple[str, dict]]:
+    """Every object of every manifest, parsed from the rendered text (never the cache)."""
+    found = []
+    for path, artifact in sorted(k8s_artifacts(analysis).items()):
+        if target.is_manifest(artifact):
+            found.extend((path, doc) for doc in yaml.safe_load_all(artifact.text) if doc is not None)
+    return found
+
+
+def core_objects(analysis) -> list[tuple[str, dict]]:
+    return [(path, doc) for path, doc in parsed_objects(analysis) if not doc["apiVersion"].startswith("traefik.io/")]
+
+
+def by_kind(analysis, kind: str) -> dict[str, dict]:
+    return {doc["metadata"]["name"]: doc for _, doc in parsed_objects(analysis) if doc["kind"] == kind}
+
+
+def variant(write_blueprint, replicas: int):
+    return analyse(write_blueprint(MULTI_REGION.replace("REPLICAS", str(replicas))))
+
+
+def ids(analysis, prefix: str = "") -> list[str]:
+    return [f.id for f in analysis.findings if f.id.startswith(prefix)]
+
+
+# --- validity ------------------------------------------------------------------------------
+
+
+def test_reference_renders_every_kind_without_kubernetes_findings(reference):
+    kinds = {doc["kind"] for _, doc in parsed_objects(reference)}
+    assert {
+        "Namespace",
+        "NetworkPolicy",
+        "ServiceAccount",
+        "Service",
+        "Deployment",
+        "PodDisruptionBudget",
+        "StatefulSet",
+        "ConfigMap",
+    } <= kinds
+    assert {"IngressRoute", "Middleware"} <= kinds
+    assert [f for f in reference.findings if f.id.startswith("k8s-") or f.id == "anti-affinity"] == []
+
+
+@pytest.mark.parametrize("version", ["1.28", "1.37"])
+def test_every_core_object_passes_kubernetes_validate_strict(reference, version):
+    import kubernetes_validate
+
+    objects = core_objects(reference)
+    assert len(objects) > 20
+    for _path, document in objects:
+        # raises ValidationError with the field on any unknown key, wrong type, missing field
+        kubernetes_validate.validate(document, version, strict=True)
+
+
+def test_every_core_object_passes_the_client_models(reference):
+    from kubernetes.client import models
+
+    for _path, document in core_objects(reference):
+        version = document["apiVersion"].rpartition("/")[2]
+        model = getattr(models, version[:1].upper() + version[1:] + document["kind"])
+        model.model_validate(document)
+
+
+def test_rendered_text_parses_back_to_the_objects_the_checks_reuse(reference):
+    for path, artifact in k8s_artifacts(reference).items():
+        cached = target.rendered_documents(artifact.text)
+        if cached is not None:
+            assert [d for d in yaml.safe_load_all(artifact.text) if d is not None] == cached, path
+
+
+def test_a_typo_is_reported_with_object_and_field(reference):
+    artifacts = dict(k8s_artifacts(reference))
+    path = "kubernetes/services/payment.yaml"
+    text = artifacts[path].text.replace("podAntiAffinity:", "podAntiAfinity:", 1)
+    text = text.replace("readOnlyRootFilesystem: true", "readOnlyRootFilesytem: true", 1)
+    artifacts[path] = replace(artifacts[path], text=text)
+    context = CheckContext(reference.loaded.blueprint, reference.plan, reference.loaded.source, artifacts)
+    found = [f for f in checks.check(context) if f.id in ("k8s-schema", "k8s-model")]
+    messages = "\n".join(f.message for f in found)
+    assert (
+        "Deployment/payment: spec.template.spec.affinity: Additional properties are not allowed ('podAntiAfinity' was unexpected)"
+        in messages
+    )
+    assert "spec.template.spec.containers[0].securityContext" in messages and "readOnlyRootFilesytem" in messages
+    assert "spec.template.spec.affinity.podAntiAfinity: Extra inputs are not permitted (kubernetes client model)" in messages
+    assert {f.path for f in found} == {"services.payment"}
+
+
+def test_crd_typo_is_reported_by_the_known_shape(reference):
+    artifacts = dict(k8s_artifacts(reference))
+    path = "kubernetes/gateway/ingressroute-payment.yaml"
+    artifacts[path] = replace(artifacts[path], text=artifacts[path].text.replace("entryPoints:", "entrypoints:"))
+    context = CheckContext(reference.loaded.blueprint, reference.plan, reference.loaded.source, artifacts)
+    found = [f.message for f in checks.check(context) if f.id == "k8s-crd"]
+    assert any("IngressRoute/payment: spec: Additional properties are not allowed ('entrypoints' was unexpected)" in m for m in found)
+
+
+# --- workloads -----------------------------------------------------------------------------
+
+
+def test_deployment_security_probes_and_wiring(reference):
+    deployment = by_kind(reference, "Deployment")["payment"]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] == "payment"
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports == {"http": 8080, "metrics": 9090}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["LEDGER_URL"] == "http://ledger.nordic-pay.svc:8080"
+    assert env["DB_HOST"] == "payment-db.nordic-pay.svc"
+    assert env["DB_PASSWORD_FILE"] == "/run/secrets/db-password"
+    sources = next(v for v in pod["volumes"] if v["name"] == "secrets")["projected"]["sources"]
+    assert {s["secret"]["name"] for s in sources} == {"payment-secrets", "payment-db-credentials"}
+    assert container["resources"] == {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+
+
+def test_anti_affinity_terms_select_their_own_pods(reference):
+    for _, document in parsed_objects(reference):
+        if document["kind"] != "Deployment":
+            continue
+        labels = document["spec"]["template"]["metadata"]["labels"]
+        terms = document["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert terms and all(term["topologyKey"] == "kubernetes.io/hostname" for term in terms)
+        assert all(netpol.match_labels(term["labelSelector"], labels) for term in terms)
+        assert netpol.match_labels(document["spec"]["selector"], labels)
+        # and no other workload's pods
+        others = [
+            d
+            for _, d in parsed_objects(reference)
+            if d["kind"] in ("Deployment", "StatefulSet") and d["metadata"]["name"] != document["metadata"]["name"]
+        ]
+        assert not any(netpol.match_labels(terms[0]["labelSelector"], o["spec"]["template"]["metadata"]["labels"]) for o in others)
+
+
+def test_pdbs_allow_one_disruption(reference):
+    for budget in by_kind(reference, "PodDisruptionBudget").values():
+        assert budget["spec"]["maxUnavailable"] == 1
+
+
+def test_statefulset_runs_as_the_image_user_with_config_and_exporter(reference):
+    store = by_kind(reference, "StatefulSet")["ledger-db"]
+    pod = store["spec"]["template"]["spec"]
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"] != 0
+    names = [c["name"] for c in pod["containers"]]
+    assert names == ["postgres", "exporter"]
+    engine, exporter = pod["containers"]
+    assert engine["args"] == ["-c", "config_file=/etc/postgresql/postgresql.conf"]
+    assert engine["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
+    assert any(p["name"] == "metrics" for p in exporter["ports"])
+    assert store["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    config = by_kind(reference, "ConfigMap")["ledger-db"]["data"]
+    from msgen.targets.datastores import config_files
+
+    assert config["postgresql.conf"] == config_files(reference.plan, "ledger-db")["postgresql.conf"]
+    assert by_kind(reference, "Service")["ledger-db"]["spec"]["clusterIP"] == "None"
+
+
+def test_required_anti_affinity_with_more_replicas_than_nodes_is_an_error(write_blueprint):
+    analysis = variant(write_blueprint, 3)  # web runs in oslo, which has 2 nodes
+    errors = [f for f in analysis.findings if f.id == "anti-affinity" and f.severity == "error"]
+    assert len(errors) == 1 and errors[0].path == "services.web.replicas"
+    assert "2 are available in region oslo" in errors[0].message
+
+
+def test_replicas_equal_to_nodes_get_the_surge_zero_strategy(write_blueprint):
+    analysis = variant(write_blueprint, 2)
+    warnings = [f for f in analysis.findings if f.id == "anti-affinity"]
+    # api: 1 replica on frankfurt's one node is not a rollout problem (F's ha-* findings judge it)
+    assert sorted((f.severity, f.path) for f in warnings) == [("warning", "services.lonely.replicas"), ("warning", "services.web.replicas")]
+    strategy = by_kind(analysis, "Deployment")["web"]["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    spare = by_kind(analysis, "Deployment")["lonely"]["spec"]["strategy"]["rollingUpdate"]
+    assert spare == {"maxSurge": 0, "maxUnavailable": 1}  # 2 replicas, 2 oslo nodes
+
+
+def test_regions_zones_pull_secret_and_run_as_root(write_blueprint):
+    analysis = variant(write_blueprint, 2)
+    deployments = by_kind(analysis, "Deployment")
+    web = deployments["web"]["spec"]["template"]["spec"]
+    term = web["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+    assert term["matchExpressions"] == [{"key": "topology.kubernetes.io/region", "operator": "In", "values": ["oslo"]}]
+    assert web["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    assert web["imagePullSecrets"] == [{"name": "regcred"}]
+    api_pod = deployments["api"]["spec"]["template"]["spec"]
+    assert "topologySpreadConstraints" not in api_pod  # one replica: nothing to spread
+    own = api_pod["containers"][0]["securityContext"]
+    assert own["runAsNonRoot"] is False and own["capabilities"] == {}
+    assert own["allowPrivilegeEscalation"] is False and own["readOnlyRootFilesystem"] is True
+    assert by_kind(analysis, "Namespace")["spread"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert ids(analysis, "k8s-") == []
+    import kubernetes_validate
+
+    for _, document in core_objects(analysis):
+        kubernetes_validate.validate(document, "1.28", strict=True)
+
+
+def test_unsupported_version_is_a_load_error(write_blueprint):
+    path = write_blueprint(MULTI_REGION.replace("REPLICAS", "1").replace('version: "1.28"', 'version: "1.24"'))
+    with pytest.raises(BlueprintError, match=r"1\.24"):
+        load_blueprint(path, None)
+
+
+# --- network policies ------------------------------------------------------------------------
+
+
+def rendered_network(analysis):
+    objects = list(checks.rendered_objects(k8s_artifacts(analysis)))
+    pods, roles = checks.network_pods(analysis.plan, objects)
+    policies = [doc for _, doc in parsed_objects(analysis) if doc["kind"] == "NetworkPolicy"]
+    return (
+        netpol.Network(pods, policies),
+        {role: next(p for p in pods if roles[p.key] == role) for role in set(roles.values()) if role != "outsider"},
+        pods,
+        roles,
+    )
+
+
+def test_reachability_computed_from_policies_matches_calls_and_datastores(reference):
+    network, pods, everyone, roles = rendered_network(reference)
+    blueprint = reference.loaded.blueprint
+    services = sorted(blueprint.services)
+    for source in services:
+        for callee in services:
+            port = ("TCP", blueprint.services[callee].port)
+            allowed = network.may_connect(pods[f"services:{source}"], pods[f"services:{callee}"], port)
+            assert allowed == (callee in blueprint.services[source].calls), (source, callee)
+        for store_name in blueprint.datastores:
+            port = ("TCP", reference.plan.datastore(store_name).port)
+            allowed = network.may_connect(pods[f"services:{source}"], pods[f"datastores:{store_name}"], port)
+            assert allowed == (blueprint.services[source].datastore == store_name), (source, store_name)
+        routed = blueprint.services[source].route is not None
+        assert network.may_connect(pods["gateway"], pods[f"services:{source}"], ("TCP", blueprint.services[source].port)) == routed
+        assert network.may_connect(pods[f"services:{source}"], pods["dns"], ("UDP", 53))
+    strangers = [p for p in everyone if roles[p.key] == "outsider"]
+    assert len(strangers) == 3
+    for stranger in strangers:
+        for role, pod in pods.items():
+            if ":" in role:
+                assert not any(network.may_connect(stranger, pod, port) for port in pod.numbers), (stranger.key, role)
+    # Prometheus reaches metrics ports only
+    payment = pods["services:payment"]
+    assert network.may_connect(pods["prometheus"], payment, ("TCP", 9090))
+    assert not network.may_connect(pods["prometheus"], payment, ("TCP", 8080))
+    ledger_db = pods["datastores:ledger-db"]
+    assert network.may_connect(pods["prometheus"], ledger_db, ("TCP", 9187))
+    assert not network.may_connect(pods["prometheus"], ledger_db, ("TCP", 5432))
+
+
+def test_a_policy_opening_an_undeclared_path_is_a_finding(reference):
+    artifacts = dict(k8s_artifacts(reference))
+    path = "kubernetes/datastores/payment-db.yaml"
+    text = artifacts[path].text
+    # let every pod labelled part-of nordic-pay in: ledger and fraud-check reach payment-db
+    text = re.sub(
+        r"(  ingress:\n  - from:\n    - podSelector:\n        matchLabels:\n)          app.kubernetes.io/name: payment\n",
+        r"\1",
+        text,
+        count=1,
+    )
+    assert text != artifacts[path].text
+    artifacts[path] = replace(artifacts[path], text=text)
+    context = CheckContext(reference.loaded.blueprint, reference.plan, reference.loaded.source, artifacts)
+    found = [f.message for f in checks.check(context) if f.id == "k8s-network-policy"]
+    assert any("ingress to datastores:payment-db: the policies allow services:ledger on 3306/TCP" in m for m in found), found
+    assert any("services:fraud-check" in m for m in found)
+
+
+# --- kustomization ---------------------------------------------------------------------------
+
+
+def test_kustomization_lists_exactly_the_manifests_written(tmp_path):
+    out = tmp_path / "out"
+    outcome = api.render(REFERENCE, out)
+    assert outcome.wrote
+    folder = out / "kubernetes"
+    listed = yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"]
+    on_disk = sorted(
+        str(path.relative_to(folder)) for path in folder.rglob("*.yaml") if path.name != "kustomization.yaml" and path != out / HELM_VALUES
+    )
+    assert listed == on_disk
+    assert "gateway/traefik-values.yaml" not in listed
+    for name in listed:  # each is a file of Kubernetes objects
+        assert all("apiVersion" in doc and "kind" in doc for doc in yaml.safe_load_all((folder / name).read_text()) if doc)
+
+
+def test_a_missing_manifest_is_reported(reference):
+    artifacts = dict(k8s_artifacts(reference))
+    del artifacts["kubernetes/services/ledger.yaml"]
+    found = [f.message for f in checks.kustomization_findings(artifacts)]
+    assert found == ["kubernetes/kustomization.yaml lists services/ledger.yaml, which msgen does not write"]
+
+
+def test_plan_section_shows_replicas_nodes_and_node_loss(write_blueprint):
+    from msgen.views import plan_sections
+
+    analysis = variant(write_blueprint, 2)
+    section = next(s for s in plan_sections(analysis.plan) if s.title.startswith("Kubernetes"))
+    rows = {row[0]: dict(zip(section.columns, row, strict=True)) for row in section.rows}
+    assert rows["web"]["replicas"] == "2" and rows["web"]["nodes"] == "2 (oslo)"
+    assert rows["web"]["survives losing a node"] == "yes"
+    assert rows["api"]["survives losing a node"] == "no (1 replica)"
+    assert rows["web"]["anti-affinity"] == "required"

@@ -1,0 +1,264 @@
+"""Latency budgets, fan-out, retry amplification and timeouts: hand-computed numbers, exact."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from msgen.checks import CheckContext, architecture
+from msgen.cli import app
+from msgen.errors import BlueprintError
+from msgen.findings import locate
+from msgen.model.blueprint import Blueprint
+from msgen.model.load import load_blueprint
+from msgen.plan import build_plan
+from msgen.plan.latency import plan_latency
+
+runner = CliRunner()
+GATEWAY = {"domain": "shop.example.com"}
+
+
+def svc(p99: str, calls=(), **extra) -> dict:
+    return {"image": "registry.example.com/app:1.0", "port": 8080, "latency": {"p99": p99}, "calls": list(calls), **extra}
+
+
+def write(tmp_path: Path, services: dict, **top) -> Path:
+    document = {"version": 1, "project": "shop", "services": services, **top}
+    path = tmp_path / "blueprint.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def analyse(path: Path):
+    loaded = load_blueprint(path)
+    plan = build_plan(loaded.blueprint)
+    context = CheckContext(loaded.blueprint, plan, loaded.source, {})
+    found = [f for f in architecture.latency_findings(plan) if f.severity != "info"]
+    found += list(architecture.retry_findings(plan)) + list(architecture.timeout_findings(plan))
+    return plan, locate(found, context.source)
+
+
+def ids(found) -> list[str]:
+    return [f.id for f in found]
+
+
+# --- costs -----------------------------------------------------------------------------------
+
+
+def test_chain(tmp_path):
+    plan, _ = analyse(write(tmp_path, {"a": svc("10ms", ["b"]), "b": svc("20ms", ["c"]), "c": svc("30ms")}))
+    # 10 + (2 + 20 + (2 + 30)) within one (implicit) region
+    assert plan.latency.cost_ms == {"c": 30, "b": 52, "a": 64}
+
+
+def test_diamond_sequential_and_parallel(tmp_path):
+    services = {"a": svc("5ms", ["b", "c"]), "b": svc("10ms", ["d"]), "c": svc("20ms", ["d"]), "d": svc("40ms")}
+    plan, _ = analyse(write(tmp_path, services))
+    # d 40; b 10+2+40 = 52; c 20+2+40 = 62; a 5 + (2+52) + (2+62) = 123
+    assert plan.latency.cost_ms == {"d": 40, "b": 52, "c": 62, "a": 123}
+    services["a"]["parallel_calls"] = True
+    plan, _ = analyse(write(tmp_path, services))
+    # the slowest callee only: 5 + 2 + 62
+    assert plan.latency.cost_ms["a"] == 69
+    assert [hop.service for hop in plan.latency.branch("a")] == ["a", "c", "d"]
+
+
+def test_three_region_chain_uses_declared_rtts(tmp_path):
+    regions = {"oslo": {"jurisdiction": "NO"}, "frankfurt": {"jurisdiction": "DE"}, "us-east": {"jurisdiction": "US"}}
+    rtts = {"oslo/frankfurt": 30, "frankfurt/us-east": 90, "oslo/us-east": 100}
+    services = {
+        "a": svc("10ms", ["b"], region="oslo", route={"path_prefix": "/a"}),
+        "b": svc("20ms", ["c"], region="frankfurt"),
+        "c": svc("5ms", region="us-east"),
+    }
+    plan, found = analyse(write(tmp_path, services, regions=regions, rtt_ms=rtts, gateway=GATEWAY))
+    assert plan.latency.cost_ms["a"] == 10 + 30 + 20 + 90 + 5
+    hops = [(h.service, h.region, h.rtt_ms, h.p99_ms) for h in plan.latency.branch("a")]
+    assert hops == [("a", "oslo", 0.0, 10), ("b", "frankfurt", 30, 20), ("c", "us-east", 90, 5)]
+    assert found == []  # 155 ms is within the default 200ms budget
+
+
+def test_cross_region_call_without_rtt_is_a_load_error_at_the_call(tmp_path):
+    regions = {"oslo": {"jurisdiction": "NO"}, "us-east": {"jurisdiction": "US"}}
+    path = write(tmp_path, {"a": svc("10ms", ["b"], region="oslo"), "b": svc("5ms", region="us-east")}, regions=regions)
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(path)
+    text = str(caught.value)
+    line = next(n for n, row in enumerate(path.read_text().splitlines(), 1) if row.strip() == "- b")
+    assert f":{line}:" in text and "oslo/us-east" in text
+
+
+# --- budgets ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("budget", "fails"), [("64ms", False), ("63ms", True)])
+def test_exactly_at_the_budget_passes_one_ms_over_fails(tmp_path, budget, fails):
+    services = {"a": svc("10ms", ["b"], route={"path_prefix": "/a", "budget": budget}), "b": svc("20ms", ["c"]), "c": svc("30ms")}
+    _, found = analyse(write(tmp_path, services, gateway=GATEWAY))
+    assert ids(found) == (["latency-budget"] if fails else [])
+    if fails:
+        item = found[0]
+        assert item.severity == "error" and item.path == "services.a.route.budget"
+        assert "64 ms" in item.message and "1 ms over" in item.message
+        assert "a (p99 10 ms) -> b (RTT 2 ms, p99 20 ms) -> c (RTT 2 ms, p99 30 ms)" in item.message
+
+
+def test_policy_budget_applies_without_a_route_budget(tmp_path):
+    services = {"a": svc("150ms", ["b"], route={"path_prefix": "/a"}), "b": svc("49ms")}
+    path = write(tmp_path, services, gateway=GATEWAY)
+    _, found = analyse(path)
+    assert ids(found) == ["latency-budget"]
+    assert found[0].path == "services.a.route" and "201 ms" in found[0].message and "policy.latency_budget" in found[0].message
+    # the finding's line is the route's line in the file
+    line = next(n for n, row in enumerate(path.read_text().splitlines(), 1) if row.strip().startswith("route:"))
+    assert found[0].line == line
+
+
+def test_routes_sorted_worst_first_and_validate_fails(tmp_path):
+    services = {
+        "a": svc("100ms", route={"path_prefix": "/a"}),
+        "b": svc("90ms", route={"path_prefix": "/b", "budget": "100ms"}),
+        "c": svc("250ms", route={"path_prefix": "/c"}),
+    }
+    path = write(tmp_path, services, gateway=GATEWAY)
+    plan, _ = analyse(path)
+    assert [route.service for route in plan.latency.routes] == ["c", "b", "a"]
+    result = runner.invoke(app, ["validate", str(path), "--format", "json"])
+    assert result.exit_code == 1 and '"latency-budget"' in result.stdout
+
+
+def test_fanout_probability(tmp_path):
+    services = {"a": svc("5ms", ["b", "c", "d"]), "b": svc("1ms"), "c": svc("1ms"), "d": svc("1ms")}
+    plan, _ = analyse(write(tmp_path, services))
+    assert plan.latency.fanout == {"a": pytest.approx(1 - 0.99**3)}
+    found = list(architecture.latency_findings(plan))
+    assert [(f.id, f.severity) for f in found] == [("latency-fanout", "info")] and "2.97%" in found[0].message
+
+
+# --- scale -----------------------------------------------------------------------------------
+
+
+def _blueprint(services: dict) -> Blueprint:
+    return Blueprint.model_validate({"version": 1, "project": "big", "services": services, "gateway": GATEWAY})
+
+
+def test_a_thousand_services_each_calling_the_next_two_is_fast():
+    n = 1000
+    services = {f"s{i}": svc("1ms", [f"s{j}" for j in (i + 1, i + 2) if j < n], route={"path_prefix": f"/s{i}"}) for i in range(n)}
+    blueprint = _blueprint(services)
+    # cost(i) = 1 + (2 + cost(i+1)) + (2 + cost(i+2)): Fibonacci-like, exponential in n, still finite in floats
+    cost = {n - 1: 1.0, n - 2: 1 + 2 + 1.0}
+    for i in range(n - 3, -1, -1):
+        cost[i] = 1 + 2 + cost[i + 1] + 2 + cost[i + 2]
+    started = time.perf_counter()
+    latency = plan_latency(blueprint)
+    plan = SimpleNamespace(blueprint=blueprint, latency=latency)
+    found = [*architecture.latency_findings(plan), *architecture.retry_findings(plan), *architecture.timeout_findings(plan)]
+    elapsed = time.perf_counter() - started
+    assert sum(1 for f in found if f.id == "latency-budget") == sum(1 for i in range(n) if cost[i] > 200)
+    assert latency.cost_ms["s0"] == pytest.approx(cost[0], rel=1e-12) and latency.cost_ms["s500"] == pytest.approx(cost[500], rel=1e-12)
+    assert elapsed < 0.5, f"took {elapsed:.3f} s"
+
+
+def test_a_thousand_deep_chain_needs_no_recursion():
+    n = 3000  # three times Python's default recursion limit
+    services = {f"s{i}": svc("1ms", [f"s{i + 1}"] if i + 1 < n else [], route={"path_prefix": f"/s{i}"}) for i in range(n)}
+    latency = plan_latency(_blueprint(services))
+    assert latency.cost_ms["s0"] == n * 1 + (n - 1) * 2
+    assert len(latency.branch("s0")) == n
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+
+def test_retry_amplification_names_the_path(tmp_path):
+    services = {
+        "a": svc("1ms", ["b"], route={"path_prefix": "/a"}, retry={"attempts": 2}),
+        "b": svc("1ms", ["c"], retry={"attempts": 3}),
+        "c": svc("1ms", ["d"], retry={"attempts": 2}),
+        "d": svc("1ms"),
+    }
+    path = write(tmp_path, services, gateway=GATEWAY, policy={"max_retry_amplification": 10})
+    plan, found = analyse(path)
+    assert {name: a.factor for name, a in plan.latency.amplification.items()} == {"a": 2, "b": 6, "c": 12, "d": 12}
+    assert ids(found) == ["retry-amplification"]  # reported once, where the product first passes 10
+    assert found[0].path == "services.c.retry" and "gateway -> a (x2) -> b (x3) -> c (x2)" in found[0].message
+    assert "12 attempts" in found[0].message
+
+
+def test_retry_amplification_at_the_limit_passes(tmp_path):
+    services = {"a": svc("1ms", ["b"], route={"path_prefix": "/a"}, retry={"attempts": 2}), "b": svc("1ms", retry={"attempts": 5})}
+    _, found = analyse(write(tmp_path, services, gateway=GATEWAY, policy={"max_retry_amplification": 10}))
+    assert found == []
+
+
+def test_retry_amplification_takes_the_worst_of_several_paths(tmp_path):
+    services = {
+        "a": svc("1ms", ["b", "c"]),
+        "b": svc("1ms", ["d"], retry={"attempts": 4}),
+        "c": svc("1ms", ["d"]),
+        "d": svc("1ms", retry={"attempts": 3}),
+    }
+    plan, found = analyse(write(tmp_path, services, policy={"max_retry_amplification": 10}))
+    assert plan.latency.amplification["d"].factor == 12 and plan.latency.amplification["d"].path == (("a", 1), ("b", 4), ("d", 3))
+    assert ids(found) == ["retry-amplification"] and found[0].path == "services.d.retry"
+
+
+# --- timeouts --------------------------------------------------------------------------------
+
+
+def test_caller_timeout_shorter_than_callee_cost(tmp_path):
+    services = {"a": svc("1ms", ["b"], timeout="50ms"), "b": svc("40ms", ["c"]), "c": svc("20ms")}
+    _, found = analyse(write(tmp_path, services))
+    # a waits 50ms; b needs 2 + 40 + 2 + 20 = 64 ms
+    assert ids(found) == ["timeout-short"]
+    assert found[0].path == "services.a.calls[0]" and "64 ms" in found[0].message and "a gives up while b keeps working" in found[0].message
+
+
+def test_caller_timeout_long_enough_passes(tmp_path):
+    services = {"a": svc("1ms", ["b"], timeout="64ms"), "b": svc("40ms", ["c"]), "c": svc("20ms")}
+    _, found = analyse(write(tmp_path, services))
+    assert found == []
+
+
+def test_retries_times_timeout_beyond_the_upstream_timeout(tmp_path):
+    services = {
+        "a": svc("1ms", ["b"], timeout="1s"),
+        "b": svc("1ms", ["c"], timeout="400ms"),
+        "c": svc("1ms", retry={"attempts": 3}),
+    }
+    _, found = analyse(write(tmp_path, services))
+    # b may wait 3 x 400ms = 1200 ms for c, but a gives b only 1s
+    assert ids(found) == ["timeout-retry"]
+    assert found[0].path == "services.a.timeout" and "1200 ms" in found[0].message
+    services["a"]["timeout"] = "1200ms"
+    _, found = analyse(write(tmp_path, services))
+    assert found == []
+
+
+def test_plan_shows_latency_vs_budget_worst_first(tmp_path):
+    services = {
+        "a": svc("100ms", route={"path_prefix": "/a"}),
+        "b": svc("90ms", ["c"], route={"path_prefix": "/b", "budget": "100ms"}, retry={"attempts": 3}),
+        "c": svc("10ms"),
+    }
+    result = runner.invoke(app, ["plan", str(write(tmp_path, services, gateway=GATEWAY)), "--format", "json"])
+    assert result.exit_code == 0
+    section = next(s for s in json.loads(result.stdout) if s["title"].startswith("Latency vs budget"))
+    assert [(row["route"], row["p99 total"], row["status"], row["retry amplification"]) for row in section["rows"]] == [
+        ("b", "102 ms", "over by 2 ms", "x3"),
+        ("a", "100 ms", "ok", "x1"),
+    ]
+    assert section["rows"][0]["heaviest branch"] == "b (p99 90 ms) -> c (RTT 2 ms, p99 10 ms)"
+
+
+def test_inner_timeout_longer_than_the_outer_one_without_retries(tmp_path):
+    services = {"a": svc("1ms", ["b"], timeout="300ms"), "b": svc("1ms", ["c"], timeout="400ms"), "c": svc("1ms")}
+    _, found = analyse(write(tmp_path, services))
+    assert [(f.id, f.path) for f in found] == [("timeout-retry", "services.a.timeout")] and "b may wait 400ms for c" in found[0].message

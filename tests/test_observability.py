@@ -1,0 +1,388 @@
+"""Observability: jobs, alerts, checks, and the files no real program can load here.
+
+Grafana, Loki and Alloy cannot be installed on these machines (REAL_TOOLS.md), and Debian's
+promtool rejects kubernetes_sd_configs: those files are checked structurally, the
+Kubernetes relabeling by applying Prometheus' relabel rules to sample pods.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from msgen.api import analyse
+from msgen.checks import CheckContext
+from msgen.checks import observability as checks
+from msgen.plan.kubernetes import SCRAPE_LABEL
+from msgen.targets import Artifact
+from msgen.targets import observability as target
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "blueprints" / "reference.yaml"
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return analyse(REFERENCE)
+
+
+def files(analysis) -> dict[str, str]:
+    return {artifact.path: artifact.text for artifact in analysis.artifacts}
+
+
+def variant(write_blueprint, change) -> object:
+    """The reference blueprint with `change(dict)` applied, analysed."""
+    # ruamel reads YAML 1.2, like msgen: `NO` stays Norway, not false
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe").load(REFERENCE.read_text())
+    change(data)
+    text = StringIO()
+    YAML(typ="safe").dump(data, text)
+    return analyse(write_blueprint(text.getvalue()))
+
+
+def ids(analysis) -> list[str]:
+    return [item.id for item in analysis.findings]
+
+
+def test_reference_jobs_and_alerts(reference):
+    observability = reference.plan.observability
+    assert [(job.name, job.kind, job.target) for job in observability.jobs] == [
+        ("prometheus", "prometheus", "localhost:9090"),
+        ("gateway", "gateway", "gateway:8082"),
+        ("payment", "service", "payment:9090"),
+        ("fraud-cache", "datastore", "fraud-cache-exporter:9121"),
+        ("ledger-db", "datastore", "ledger-db-exporter:9187"),
+        ("payment-db", "datastore", "payment-db-exporter:9104"),
+    ]
+    alerts = [
+        (rule.alert, dict(rule.labels).get("service") or dict(rule.labels)["datastore"])
+        for g in observability.rule_groups
+        for rule in g.rules
+    ]
+    assert alerts == [
+        ("TargetDown", "{{ $labels.job }}"),
+        ("ServiceErrorRatioHigh", "payment"),
+        ("ServiceLatencyOverBudget", "payment"),
+        ("DatastoreDown", "fraud-cache"),
+        ("DatastoreConnectionsHigh", "fraud-cache"),
+        ("DatastoreDown", "ledger-db"),
+        ("DatastoreConnectionsHigh", "ledger-db"),
+        ("DatastoreDown", "payment-db"),
+        ("DatastoreConnectionsHigh", "payment-db"),
+        ("MemoryNearLimit", "prometheus"),
+        ("MemoryNearLimit", "gateway"),
+        ("MemoryNearLimit", "payment"),
+    ]
+    for group in observability.rule_groups:
+        for rule in group.rules:
+            labels = dict(rule.labels)
+            assert rule.for_ and labels["severity"] in ("critical", "warning") and rule.summary
+
+
+def test_rendered_prometheus_config(reference):
+    config = yaml.safe_load(files(reference)["prometheus/prometheus.yml"])
+    assert config["global"] == {
+        "scrape_interval": "15s",
+        "scrape_timeout": "10s",
+        "evaluation_interval": "15s",
+        "external_labels": {"project": "nordic-pay"},
+    }
+    assert config["rule_files"] == ["rules/availability.yml", "rules/gateway.yml", "rules/datastores.yml", "rules/resources.yml"]
+    payment = next(job for job in config["scrape_configs"] if job["job_name"] == "payment")
+    # three replicas in compose: DNS gives every replica's address
+    assert payment["dns_sd_configs"] == [{"names": ["payment"], "type": "A", "port": 9090}]
+    assert reference.findings and all(
+        item.severity == "info" for item in reference.findings if item.id.startswith(("prometheus-", "observability-"))
+    )
+
+
+def test_latency_alert_and_dashboard_follow_the_route_budget(write_blueprint):
+    def budget(data):
+        data["services"]["payment"]["route"]["budget"] = "150ms"
+
+    analysis = variant(write_blueprint, budget)
+    rules = yaml.safe_load(files(analysis)["prometheus/rules/gateway.yml"])["groups"][0]["rules"]
+    latency = next(rule for rule in rules if rule["alert"] == "ServiceLatencyOverBudget")
+    assert latency["expr"].endswith("> 0.15")
+    assert 0.15 in analysis.plan.gateway.buckets  # the gateway's histogram has a bucket ending at the budget
+    board = json.loads(files(analysis)["grafana/provisioning/dashboards/msgen/payment.json"])
+    panel = next(panel for panel in board["panels"] if panel["title"].startswith("Latency"))
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1] == {"color": "red", "value": 0.15}
+    assert panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "line"
+
+
+def test_scrape_timeout_longer_than_interval_is_an_error(write_blueprint):
+    def slow(data):
+        data["observability"]["prometheus"]["scrape_timeout"] = "20s"
+
+    analysis = variant(write_blueprint, slow)
+    found = [item for item in analysis.findings if item.id == "prometheus-timeout"]
+    assert len(found) == 1 and found[0].severity == "error" and found[0].path == "observability.prometheus.scrape_timeout"
+    assert found[0].line > 0
+
+
+def test_short_interval_lowers_the_default_timeout(write_blueprint):
+    def fast(data):
+        data["observability"]["prometheus"]["scrape_interval"] = "5s"
+
+    analysis = variant(write_blueprint, fast)
+    config = yaml.safe_load(files(analysis)["prometheus/prometheus.yml"])
+    assert config["global"]["scrape_timeout"] == "5s"
+    assert "prometheus-timeout" not in ids(analysis)
+
+
+def test_alerts_off_writes_no_rules(write_blueprint):
+    def quiet(data):
+        data["observability"]["alerts"] = False
+
+    rendered = files(variant(write_blueprint, quiet))
+    assert not any(path.startswith("prometheus/rules/") for path in rendered)
+    assert "rule_files" not in yaml.safe_load(rendered["prometheus/prometheus.yml"])
+
+
+def test_no_observability_section_renders_nothing(write_blueprint):
+    analysis = variant(write_blueprint, lambda data: data.pop("observability"))
+    assert "observability" not in analysis.targets
+    assert not any(a.path.startswith(("prometheus/", "grafana/", "loki/", "kubernetes/observability/")) for a in analysis.artifacts)
+
+
+def _context(reference, path: str, text: str) -> CheckContext:
+    artifacts = {a.path: a for a in reference.artifacts}
+    artifacts[path] = Artifact(path, text, "observability")
+    return CheckContext(reference.loaded.blueprint, reference.plan, reference.loaded.source, artifacts)
+
+
+def test_checks_read_the_rendered_config(reference):
+    text = files(reference)["prometheus/prometheus.yml"]
+    config = yaml.safe_load(text)
+    jobs = config["scrape_configs"]
+    config["scrape_configs"] = [job for job in jobs if job["job_name"] != "ledger-db"] + [dict(jobs[2])]
+    found = list(checks.check(_context(reference, "prometheus/prometheus.yml", yaml.safe_dump(config))))
+    by_id = {item.id: item for item in found}
+    assert by_id["prometheus-job-duplicate"].path == "services.payment.metrics"
+    assert by_id["prometheus-unscraped"].path == "datastores.ledger-db"
+    clean = list(checks.check(_context(reference, "prometheus/prometheus.yml", text)))
+    assert not [item for item in clean if item.severity != "info"]
+
+
+def test_malformed_rule_expression_is_a_finding(reference):
+    path = "prometheus/rules/gateway.yml"
+    text = files(reference)[path].replace("> 0.05", "> ", 1)
+    found = [item for item in checks.check(_context(reference, path, text)) if item.id == "prometheus-rule-expression"]
+    assert len(found) == 1 and "ServiceErrorRatioHigh" in found[0].message and found[0].severity == "error"
+
+
+@pytest.mark.parametrize(
+    "expr, problem",
+    [
+        ("sum(rate(up[5m])", "unclosed"),
+        ("rat(up[5m])", "not a PromQL function"),
+        ("up ==", "ends with"),
+        ('up =~ "x"', "only valid inside a label matcher"),
+        ("up{job='a'}}", "unbalanced"),
+        ("rate(5[5m])", "must follow a selector"),
+        ("up == * 1", "two operators"),
+        ("up @ 5", "unexpected text"),
+        ("", "empty"),
+    ],
+)
+def test_promql_structure_rejects(expr, problem):
+    assert problem in (checks.promql_problem(expr) or "")
+
+
+def test_every_generated_expression_is_well_formed(reference):
+    observability = reference.plan.observability
+    exprs = [rule.expr for group in observability.rule_groups + observability.kubernetes_rule_groups for rule in group.rules]
+    for path, text in files(reference).items():
+        if path.endswith(".json") and path.startswith("grafana/"):
+            exprs += [t["expr"] for panel in json.loads(text)["panels"] for t in panel["targets"]]
+    assert len(exprs) > 20
+    assert [expr for expr in exprs if checks.promql_problem(expr) is not None] == []
+
+
+def test_grafana_provisioning_structure(reference):
+    rendered = files(reference)
+    datasources = yaml.safe_load(rendered["grafana/provisioning/datasources/datasources.yml"])
+    assert datasources["apiVersion"] == 1
+    by_uid = {source["uid"]: source for source in datasources["datasources"]}
+    assert by_uid["prometheus"]["type"] == "prometheus" and by_uid["prometheus"]["url"] == "http://prometheus:9090"
+    assert by_uid["loki"]["type"] == "loki" and by_uid["loki"]["url"] == "http://loki:3100"
+    assert [source["isDefault"] for source in datasources["datasources"]] == [True, False]
+    providers = yaml.safe_load(rendered["grafana/provisioning/dashboards/dashboards.yml"])["providers"]
+    assert len(providers) == 1 and providers[0]["type"] == "file"
+    # the provider's path is where the compose mount puts the JSON files
+    mounted = providers[0]["options"]["path"].removeprefix(target.GRAFANA_MOUNT)
+    boards = sorted(path for path in rendered if path.endswith(".json"))
+    assert boards == [f"{target.GRAFANA_DIR}{mounted}/overview.json", f"{target.GRAFANA_DIR}{mounted}/payment.json"]
+    uids = set()
+    for path in boards:
+        board = json.loads(rendered[path])
+        uids.add(board["uid"])
+        assert board["schemaVersion"] >= 36 and board["panels"] and len(board["uid"]) <= 40
+        ids_ = [panel["id"] for panel in board["panels"]]
+        assert len(set(ids_)) == len(ids_)
+        for panel in board["panels"]:
+            assert panel["type"] == "timeseries" and set(panel["gridPos"]) == {"h", "w", "x", "y"}
+            for query in panel["targets"]:
+                assert query["datasource"]["uid"] in by_uid and query["refId"]
+    assert len(uids) == len(boards)
+    payment = json.loads(rendered[boards[1]])
+    assert [panel["title"] for panel in payment["panels"]] == ["Request rate", "5xx ratio", "Latency (budget 200ms)"]
+    assert all('service="payment@file"' in q["expr"] for panel in payment["panels"] for q in panel["targets"])
+
+
+def test_loki_and_alloy_structure(reference):
+    rendered = files(reference)
+    loki = yaml.safe_load(rendered["loki/loki.yml"])
+    assert loki["server"]["http_listen_port"] == 3100 and loki["auth_enabled"] is False
+    assert loki["limits_config"]["retention_period"] == "15d" and loki["compactor"]["retention_enabled"] is True
+    assert loki["schema_config"]["configs"][0]["schema"] == "v13"
+    alloy = rendered["loki/config.alloy"]
+    code = re.sub(r'"(?:[^"\\]|\\.)*"', '""', re.sub(r"//[^\n]*", "", alloy))
+    assert code.count("{") == code.count("}") and code.count("[") == code.count("]")
+    blocks = re.findall(r'^([a-z_.]+) "([a-z]+)" \{', alloy, re.M)
+    assert blocks == [
+        ("local.file_match", "containers"),
+        ("loki.source.file", "containers"),
+        ("loki.process", "containers"),
+        ("loki.write", "local"),
+    ]
+    # every component a block forwards to is declared
+    for component, label in re.findall(r"([a-z_.]+)\.([a-z]+)\.(?:receiver|targets)", alloy):
+        assert (component, label) in blocks
+    assert '"/var/lib/docker/containers/*/*-json.log"' in alloy and "docker.sock" not in alloy
+    assert 'url = "http://loki:3100/loki/api/v1/push"' in alloy
+
+
+def _relabel(configs: list[dict], labels: dict[str, str]) -> dict[str, str] | None:
+    """Prometheus' relabeling (keep and replace, anchored regexes, `;` separator) on one target."""
+    labels = dict(labels)
+    for config in configs:
+        value = ";".join(labels.get(name, "") for name in config.get("source_labels", []))
+        pattern = re.compile(f"^(?:{config.get('regex', '(.*)')})$")
+        match = pattern.match(value)
+        action = config.get("action", "replace")
+        if action == "keep":
+            if not match:
+                return None
+        elif action == "replace":
+            if match:
+                labels[config["target_label"]] = match.expand(config.get("replacement", "$1").replace("$1", r"\1"))
+        else:  # pragma: no cover - msgen writes only these two
+            raise AssertionError(action)
+    return labels
+
+
+def _pod(name: str, port_name: str, scrape: str | None, namespace: str = "nordic-pay") -> dict[str, str]:
+    labels = {
+        "__address__": "10.1.2.3:9090",
+        "__metrics_path__": "/metrics",
+        "__meta_kubernetes_namespace": namespace,
+        "__meta_kubernetes_pod_name": f"{name}-abc",
+        "__meta_kubernetes_pod_container_port_name": port_name,
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name": name,
+    }
+    if scrape is not None:
+        labels["__meta_kubernetes_pod_label_msgen_dev_scrape"] = scrape
+    return labels
+
+
+def _kubernetes_documents(analysis) -> list[dict]:
+    rendered = files(analysis)
+    return [
+        doc for path, text in rendered.items() if path.startswith("kubernetes/observability/") for doc in yaml.safe_load_all(text) if doc
+    ]
+
+
+def test_kubernetes_config_keeps_exactly_the_labelled_metrics_ports(reference):
+    config_maps = {doc["metadata"]["name"]: doc for doc in _kubernetes_documents(reference)}
+    assert sorted(config_maps) == ["prometheus-config", "prometheus-rules"]
+    config = yaml.safe_load(config_maps["prometheus-config"]["data"]["prometheus.yml"])
+    pods = next(job for job in config["scrape_configs"] if job["job_name"] == "pods")
+    assert pods["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["nordic-pay"]}}]
+    relabel = pods["relabel_configs"]
+    kept = _relabel(relabel, _pod("payment", "metrics", "true"))
+    assert kept is not None and kept["job"] == "payment" and kept["pod"] == "payment-abc"
+    assert _relabel(relabel, _pod("payment", "http", "true")) is None
+    assert _relabel(relabel, _pod("ledger", "metrics", None)) is None
+    assert _relabel(relabel, _pod("ledger", "metrics", "false")) is None
+    # the label name kubernetes_sd derives from E's scrape label
+    assert re.sub(r"[^a-zA-Z0-9_]", "_", SCRAPE_LABEL) == "msgen_dev_scrape"
+    # every workload E marks for scraping becomes a job the alerts know
+    marked = [
+        name
+        for name, w in {**reference.plan.kubernetes.services, **reference.plan.kubernetes.datastores}.items()
+        if w.pod_labels.get(SCRAPE_LABEL) == "true"
+    ]
+    jobs = {job.name for job in reference.plan.observability.jobs}
+    assert marked and set(marked) <= jobs
+    gateway = next(job for job in config["scrape_configs"] if job["job_name"] == "gateway")
+    assert _relabel(gateway["relabel_configs"], _pod("traefik", "metrics", None, "traefik")) is not None
+    rules = config_maps["prometheus-rules"]["data"]
+    assert sorted(rules) == ["availability.yml", "datastores.yml", "gateway.yml", "resources.yml"]
+    assert config["rule_files"] == [
+        f"/etc/prometheus/rules/{name}" for name in ["availability.yml", "gateway.yml", "datastores.yml", "resources.yml"]
+    ]
+    assert 'service="nordic-pay-payment-8080@kubernetescrd"' in rules["gateway.yml"]
+
+
+def test_kubernetes_custom_metrics_path(write_blueprint):
+    def path(data):
+        data["services"]["payment"]["metrics"]["path"] = "/internal/metrics"
+
+    analysis = variant(write_blueprint, path)
+    config_map = next(doc for doc in _kubernetes_documents(analysis) if doc["metadata"]["name"] == "prometheus-config")
+    config = yaml.safe_load(config_map["data"]["prometheus.yml"])
+    relabel = next(job for job in config["scrape_configs"] if job["job_name"] == "pods")["relabel_configs"]
+    assert _relabel(relabel, _pod("payment", "metrics", "true"))["__metrics_path__"] == "/internal/metrics"
+    assert _relabel(relabel, _pod("payment-db", "metrics", "true"))["__metrics_path__"] == "/metrics"
+
+
+def test_kubernetes_objects_pass_the_strict_schema(reference):
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    for document in _kubernetes_documents(reference):
+        kubernetes_validate.validate(document, "1.30", strict=True)
+
+
+def test_operator_flavour(write_blueprint):
+    def operator(data):
+        data["observability"]["prometheus"]["operator"] = True
+
+    analysis = variant(write_blueprint, operator)
+    documents = _kubernetes_documents(analysis)
+    monitors = {doc["metadata"]["name"]: doc for doc in documents if doc["kind"] == "PodMonitor"}
+    assert sorted(monitors) == ["fraud-cache", "gateway", "ledger-db", "payment", "payment-db"]
+    payment = monitors["payment"]["spec"]
+    assert payment["selector"]["matchLabels"] == {"app.kubernetes.io/name": "payment", SCRAPE_LABEL: "true"}
+    assert payment["podMetricsEndpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}]
+    assert monitors["gateway"]["spec"]["namespaceSelector"] == {"matchNames": ["traefik"]}
+    rule = next(doc for doc in documents if doc["kind"] == "PrometheusRule")
+    assert [group["name"] for group in rule["spec"]["groups"]] == ["availability", "gateway", "datastores", "resources"]
+    assert not any(doc["kind"] == "ConfigMap" for doc in documents)
+
+
+def test_exporters_take_credentials_from_the_secret_file(reference):
+    exporters = {exporter.engine: exporter for exporter in reference.plan.observability.exporters}
+    for exporter in exporters.values():
+        assert exporter.networks == (f"data-{exporter.datastore}", "monitoring")
+        text = " ".join(exporter.command) + " ".join(value for _, value in exporter.environment)
+        assert "$" not in text  # compose would interpolate it
+        assert "/run/secrets/db-password" in text
+    assert "--config.my-cnf=/tmp/my.cnf" in exporters["mysql"].command[0]
+    assert dict(exporters["postgres"].environment)["DATA_SOURCE_PASS_FILE"] == "/run/secrets/db-password"
+
+
+def test_rendering_is_deterministic(reference):
+    again = analyse(REFERENCE)
+    assert files(again) == files(reference)
+    assert replace(reference.plan.observability) == again.plan.observability

@@ -1,0 +1,314 @@
+"""The observability files proven by Debian's Prometheus 2.42 and exporters (REAL_TOOLS.md).
+
+- promtool accepts the compose prometheus.yml (with its rule files) and every rule file,
+  and `promtool test rules` passes the rule unit tests in tests/observability/;
+- a real Prometheus, with the rendered config whose targets the test points at local
+  endpoints it starts, reports up == 1 for every job the reference blueprint implies, and
+  0 for one the test then stops;
+- end to end for Redis: redis-server with a password, Debian's redis exporter started by
+  the very start script msgen renders for the compose exporter container, scraped with the
+  rendered job: redis_up == 1.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import realtools
+import yaml
+
+from msgen.api import analyse
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES_TEST = ROOT / "tests" / "observability" / "reference-rules.test.yml"
+pytestmark = pytest.mark.realtool
+
+
+def promtool() -> Path:
+    return realtools.debian_tool("promtool", "prometheus")
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return analyse(ROOT / "blueprints" / "reference.yaml")
+
+
+@pytest.fixture(scope="module")
+def rendered(reference, tmp_path_factory) -> Path:
+    """The reference blueprint's prometheus/ folder written to disk."""
+    out = tmp_path_factory.mktemp("observability")
+    for artifact in reference.artifacts:
+        if artifact.path.startswith("prometheus/"):
+            path = out / artifact.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(artifact.text, encoding="utf-8")
+    return out / "prometheus"
+
+
+def run(args: list, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([str(arg) for arg in args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_promtool_accepts_config_and_rules(rendered):
+    config = run([promtool(), "check", "config", rendered / "prometheus.yml"])
+    assert config.returncode == 0, config.stdout + config.stderr
+    assert "4 rule files found" in config.stdout
+    rule_files = sorted((rendered / "rules").glob("*.yml"))
+    assert [path.name for path in rule_files] == ["availability.yml", "datastores.yml", "gateway.yml", "resources.yml"]
+    rules = run([promtool(), "check", "rules", *rule_files])
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    assert rules.stdout.count("SUCCESS") == len(rule_files)
+
+
+def test_promtool_rule_unit_tests(rendered):
+    shutil.copy(RULES_TEST, rendered / RULES_TEST.name)
+    result = run([promtool(), "test", "rules", rendered / RULES_TEST.name])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_rejects_a_broken_rule(rendered, tmp_path):
+    """The unit tests would notice a wrong rule: the same run fails against a changed threshold."""
+    broken = tmp_path / "prometheus"
+    shutil.copytree(rendered, broken)
+    gateway = broken / "rules" / "gateway.yml"
+    gateway.write_text(gateway.read_text().replace("> 0.05", "> 0.5"), encoding="utf-8")
+    shutil.copy(RULES_TEST, broken / RULES_TEST.name)
+    result = run([promtool(), "test", "rules", broken / RULES_TEST.name])
+    assert result.returncode != 0
+    assert "ServiceErrorRatioHigh" in result.stdout + result.stderr
+
+
+class _Metrics(http.server.BaseHTTPRequestHandler):
+    body = b"# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 1.2e+07\n"
+
+    def do_GET(self):
+        if self.path != self.server.metrics_path:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+class FakeEndpoint:
+    """A metrics endpoint on a free loopback port, serving only the job's metrics path."""
+
+    def __init__(self, metrics_path: str):
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Metrics)
+        self.server.metrics_path = metrics_path
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+def query(port: int, expr: str) -> dict[str, float]:
+    """job -> value of an instant vector query."""
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=5) as response:
+        data = json.load(response)
+    return {item["metric"].get("job", ""): float(item["value"][1]) for item in data["data"]["result"]}
+
+
+def wait_for(port: int, expr: str, want: dict[str, float], timeout: float = 40.0) -> dict[str, float]:
+    deadline = time.monotonic() + timeout
+    seen: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        try:
+            seen = query(port, expr)
+        except OSError:
+            seen = {}
+        if all(seen.get(job) == value for job, value in want.items()):
+            return seen
+        time.sleep(0.5)
+    raise AssertionError(f"{expr}: wanted {want}, Prometheus reports {seen}")
+
+
+def exporter_script(reference, redis_port: int, exporter_port: int, secret: Path) -> str:
+    """The compose exporter's rendered start script, pointed at local paths and ports."""
+    exporter = next(e for e in reference.plan.observability.exporters if e.datastore == "fraud-cache")
+    assert exporter.entrypoint == ("/bin/sh", "-c")
+    script = exporter.command[0]
+    replacements = {
+        "/run/secrets/db-password": str(secret),
+        "/redis_exporter": str(realtools.debian_tool("prometheus-redis-exporter", "prometheus-redis-exporter")),
+        "redis://fraud-cache:6379": f"redis://127.0.0.1:{redis_port}",
+        "-web.listen-address=:9121": f"-web.listen-address=127.0.0.1:{exporter_port}",
+    }
+    for old, new in replacements.items():
+        assert old in script, f"the rendered script no longer contains {old}: {script}"
+        script = script.replace(old, new)
+    return script
+
+
+def mariadb_with_app_user(work: Path, user: str, password: str) -> tuple[subprocess.Popen, int]:
+    """A MariaDB 10.11 on a free loopback port with the application user the image would create."""
+    mariadbd = realtools.debian_tool("mariadbd", "mariadb-server")
+    install = realtools.debian_tool("mariadb-install-db", "mariadb-server")
+    client = realtools.debian_tool("mariadb", "mariadb-client")
+    data = work / "data"
+    data.mkdir()
+    shutil.chown(data, "mysql", "mysql")
+    install_args = ["runuser", "-u", "mysql", "--", str(install), "--no-defaults", f"--datadir={data}"]
+    install_args += ["--auth-root-authentication-method=normal", "--skip-test-db", "--innodb-log-file-size=1M"]
+    subprocess.run(install_args, check=True, capture_output=True, timeout=120)
+    socket, port = work / "mysqld.sock", realtools.free_port()
+    args = [str(mariadbd), "--no-defaults", "--user=mysql", f"--datadir={data}", f"--socket={socket}", f"--pid-file={work / 'pid'}"]
+    args += [f"--log-error={work / 'mariadb.err'}", f"--port={port}", "--bind-address=127.0.0.1", "--innodb-buffer-pool-size=64M"]
+    process = realtools.start(args, work / "mariadb.log")
+    realtools.wait_for_port(port, timeout=60, process=process)
+    setup = f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'; CREATE DATABASE `{user}`; GRANT ALL ON `{user}`.* TO '{user}'@'%';"
+    subprocess.run([str(client), "--no-defaults", "-uroot", f"--socket={socket}", "-e", setup], check=True, capture_output=True, timeout=30)
+    return process, port
+
+
+def mysqld_exporter_script(reference, mariadb_port: int, exporter_port: int, secret: Path, work: Path) -> str:
+    """The compose exporter's rendered start script for MySQL/MariaDB, pointed at local paths and ports."""
+    exporter = next(e for e in reference.plan.observability.exporters if e.datastore == "payment-db")
+    script = exporter.command[0]
+    replacements = {
+        "/run/secrets/db-password": str(secret),
+        "/bin/mysqld_exporter": str(realtools.debian_tool("prometheus-mysqld-exporter", "prometheus-mysqld-exporter")),
+        "/tmp/my.cnf": str(work / "exporter-my.cnf"),
+        "'payment-db'": "'127.0.0.1'",
+        "'3306'": f"'{mariadb_port}'",
+        "--web.listen-address=:9104": f"--web.listen-address=127.0.0.1:{exporter_port}",
+    }
+    for old, new in replacements.items():
+        assert old in script, f"the rendered script no longer contains {old}: {script}"
+        script = script.replace(old, new)
+    return script
+
+
+@pytest.fixture(scope="module")
+def stack(reference, rendered, tmp_path_factory):
+    """Prometheus with the rendered config, every job's target pointed at a local endpoint."""
+    prometheus_bin = realtools.debian_tool("prometheus", "prometheus")
+    redis_bin = realtools.debian_tool("redis-server", "redis-server")
+    work = tmp_path_factory.mktemp("stack")
+    processes: list[subprocess.Popen] = []
+    fakes: dict[str, FakeEndpoint] = {}
+    mariadb_dir: Path | None = None
+    try:
+        secret = work / "fraud-cache-password"
+        secret.write_text("s3cret-for-test\n", encoding="utf-8")
+        secret.chmod(0o600)
+        redis_port, exporter_port, prometheus_port = realtools.free_port(), realtools.free_port(), realtools.free_port()
+        redis_args = [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        redis_args += ["--requirepass", "s3cret-for-test", "--dir", str(work)]
+        processes.append(realtools.start([str(arg) for arg in redis_args], work / "redis.log"))
+        realtools.wait_for_port(redis_port, process=processes[-1])
+        script = exporter_script(reference, redis_port, exporter_port, secret)
+        processes.append(realtools.start(["/bin/sh", "-c", script], work / "exporter.log"))
+        realtools.wait_for_port(exporter_port, process=processes[-1])
+
+        # MariaDB and Debian's mysqld-exporter 0.14, started by the rendered script (my.cnf assembly)
+        # pytest's tmp_path is private to root: MariaDB's own user needs a folder it can reach
+        mariadb_dir = Path(tempfile.mkdtemp(prefix="msgen-obs-"))
+        mariadb_dir.chmod(0o755)
+        shutil.chown(mariadb_dir, "mysql", "mysql")
+        mariadb, mariadb_port = mariadb_with_app_user(mariadb_dir, "payment", "pw-for-test")
+        processes.append(mariadb)
+        mysql_secret = work / "payment-db-password"
+        mysql_secret.write_text("pw-for-test\n", encoding="utf-8")
+        mysql_exporter_port = realtools.free_port()
+        script = mysqld_exporter_script(reference, mariadb_port, mysql_exporter_port, mysql_secret, work)
+        processes.append(realtools.start(["/bin/sh", "-c", script], work / "mysqld-exporter.log"))
+        realtools.wait_for_port(mysql_exporter_port, process=processes[-1])
+
+        config = yaml.safe_load((rendered / "prometheus.yml").read_text())
+        # the test copy only: scrape every second so that results appear within seconds
+        config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+        for job in config["scrape_configs"]:
+            name = job["job_name"]
+            if name == "prometheus":
+                port = prometheus_port
+            elif name == "fraud-cache":
+                port = exporter_port
+            elif name == "payment-db":
+                port = mysql_exporter_port
+            else:
+                fakes[name] = FakeEndpoint(job.get("metrics_path", "/metrics"))
+                port = fakes[name].port
+            job.pop("dns_sd_configs", None)
+            job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
+        test_config = rendered / "prometheus-test.yml"  # beside the rendered one: rule_files resolve the same
+        test_config.write_text(yaml.safe_dump(config), encoding="utf-8")
+        args = [
+            str(prometheus_bin),
+            f"--config.file={test_config}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+        ]
+        processes.append(realtools.start(args, work / "prometheus.log"))
+        realtools.wait_for_port(prometheus_port, process=processes[-1])
+        yield {"port": prometheus_port, "fakes": fakes, "jobs": [job["job_name"] for job in config["scrape_configs"]], "log": work}
+    finally:
+        for fake in fakes.values():
+            fake.stop()
+        for process in reversed(processes):
+            realtools.stop(process)
+        if mariadb_dir is not None:
+            shutil.rmtree(mariadb_dir, ignore_errors=True)
+
+
+def test_every_job_is_up_then_a_stopped_target_is_down(reference, stack):
+    jobs = stack["jobs"]
+    assert sorted(jobs) == sorted(job.name for job in reference.plan.observability.jobs)
+    assert set(jobs) == {"prometheus", "gateway", "payment", "fraud-cache", "ledger-db", "payment-db"}
+    wait_for(stack["port"], "up", {job: 1.0 for job in jobs})
+    stack["fakes"]["payment"].stop()
+    seen = wait_for(stack["port"], "up", {"payment": 0.0, "gateway": 1.0}, timeout=20)
+    assert {job: value for job, value in seen.items() if job != "payment"} == {job: 1.0 for job in jobs if job != "payment"}
+
+
+def test_mariadb_is_up_through_the_rendered_exporter(stack):
+    """mysqld-exporter read the my.cnf the rendered script assembled from the secret file."""
+    seen = wait_for(stack["port"], "mysql_up", {"payment-db": 1.0})
+    assert seen == {"payment-db": 1.0}
+    limit = wait_for(stack["port"], "mysql_global_variables_max_connections", {"payment-db": 151.0})
+    assert limit["payment-db"] == 151.0  # the metric the connections alert divides by
+
+
+def test_redis_is_up_through_the_rendered_exporter(stack):
+    """The engine's own up metric, from Debian's exporter started with msgen's settings."""
+    seen = wait_for(stack["port"], "redis_up", {"fraud-cache": 1.0})
+    assert seen == {"fraud-cache": 1.0}
+    clients = wait_for(stack["port"], "redis_config_maxclients", {"fraud-cache": 10000.0})
+    assert clients["fraud-cache"] == 10000.0  # the metric the connections alert divides by
+
+
+def test_prometheus_loaded_the_rendered_rules(stack):
+    url = f"http://127.0.0.1:{stack['port']}/api/v1/rules"
+    deadline = time.monotonic() + 20
+    names: list[str] = []
+    while time.monotonic() < deadline and not names:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            groups = json.load(response)["data"]["groups"]
+        names = sorted(rule["name"] for group in groups for rule in group["rules"])
+        time.sleep(0.2)
+    assert names == sorted(
+        ["TargetDown", "ServiceErrorRatioHigh", "ServiceLatencyOverBudget"]
+        + ["DatastoreDown", "DatastoreConnectionsHigh"] * 3
+        + ["MemoryNearLimit"] * 3
+    )

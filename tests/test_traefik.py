@@ -1,0 +1,299 @@
+"""The gateway plan, its three renderings (file provider, docker labels, Kubernetes CRDs),
+and the traefik-* findings. The real Traefik proves the files in test_traefik_real.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import yaml
+
+from msgen.api import analyse
+from msgen.checks import CheckContext, run_checks
+from msgen.checks.traefik_expression import expression_problem
+from msgen.plan import gateway as gw
+from msgen.targets import Artifact
+from msgen.targets.traefik import kubernetes_artifacts
+
+BASE = """\
+version: 1
+project: shop
+regions:
+  home: {jurisdiction: DE}
+gateway:
+  domain: shop.example.com
+  acme_email: ops@example.com
+  http3: true
+  provider: PROVIDER
+  rate_limit: {average: 40, burst: 20, period: 2s}
+services:
+  web:
+    image: example/web:1.0.0
+    port: 8080
+    route: {path_prefix: /shop, budget: 120ms}
+    rate_limit: {average: 7}
+    circuit_breaker: {failure_ratio: 1, min_requests: 5, open_for: 30s}
+    retry: {attempts: 3, initial_interval: 1s}
+  api:
+    image: example/api:1.0.0
+    port: 9000
+    route: {host: api.example.com}
+    health: {path: /ready, period: 5s, timeout: 1s}
+    circuit_breaker: {expression: "LatencyAtQuantileMS(99.0) > 250"}
+  worker:
+    image: example/worker:1.0.0
+    port: 7000
+EXTRA
+"""
+
+
+def blueprint_text(provider: str = "file", extra: str = "", base: str = BASE) -> str:
+    return base.replace("PROVIDER", provider).replace("EXTRA", extra)
+
+
+@pytest.fixture
+def analysed(write_blueprint):
+    def run(text: str):
+        return analyse(write_blueprint(text))
+
+    return run
+
+
+def ids(findings) -> list[str]:
+    return sorted(f.id for f in findings)
+
+
+def test_plan_names_routes_and_middlewares(analysed):
+    gateway = analysed(blueprint_text()).plan.gateway
+    assert [route.name for route in gateway.routes] == ["api", "web"]  # worker has no route
+    web = gateway.route("web")
+    assert web.rule == "Host(`shop.example.com`) && PathPrefix(`/shop`)"
+    assert web.middleware_names == ("secure-headers", "web-ratelimit", "web-breaker", "web-retry")
+    assert gateway.route("api").rule == "Host(`api.example.com`)"
+    assert gateway.route("api").middleware_names == ("secure-headers", "api-ratelimit", "api-breaker")
+
+
+def test_rate_limit_falls_back_field_by_field(analysed):
+    gateway = analysed(blueprint_text()).plan.gateway
+    web, api = gateway.route("web").rate_limit, gateway.route("api").rate_limit
+    assert (web.average, web.burst, web.period.ms) == (7, 20, 2000)
+    assert dict(web.origins) == {"average": "service", "burst": "gateway", "period": "gateway"}
+    assert (api.average, api.burst, api.period.ms) == (40, 20, 2000)
+
+
+def test_breaker_maps_gobreaker_onto_traefik(analysed):
+    analysis = analysed(blueprint_text())
+    dynamic = yaml.safe_load(next(a.text for a in analysis.artifacts if a.path == "traefik/dynamic/shop.yml"))
+    breaker = dynamic["http"]["middlewares"]["web-breaker"]["circuitBreaker"]
+    # a ratio of 1 must stay a float literal: oxy rejects `>= 1` against a float metric
+    assert breaker == {
+        "expression": "NetworkErrorRatio() >= 1.0 || ResponseCodeRatio(500, 600, 0, 600) >= 1.0",
+        "checkPeriod": "100ms",
+        "fallbackDuration": "30s",
+        "recoveryDuration": "10s",
+        "responseCode": 503,
+    }
+    assert expression_problem(breaker["expression"]) is None
+    own = dynamic["http"]["middlewares"]["api-breaker"]["circuitBreaker"]
+    assert own["expression"] == "LatencyAtQuantileMS(99.0) > 250"
+    assert own["fallbackDuration"] == own["recoveryDuration"] == "10s"
+    retry = dynamic["http"]["middlewares"]["web-retry"]["retry"]
+    assert retry == {"attempts": 3, "initialInterval": "1s", "status": ["502", "504"]}
+
+
+def test_file_provider_output(analysed):
+    analysis = analysed(blueprint_text())
+    files = {a.path: a for a in analysis.artifacts if a.target == "traefik"}
+    assert sorted(files) == ["traefik/dynamic/shop.yml", "traefik/traefik.yml"]
+    static = yaml.safe_load(files["traefik/traefik.yml"].text)
+    assert static["entryPoints"]["web"]["http"]["redirections"]["entryPoint"] == {"to": "websecure", "scheme": "https", "permanent": True}
+    assert static["entryPoints"]["websecure"]["http3"] == {"advertisedPort": 443}
+    assert static["entryPoints"]["metrics"]["address"] == ":8082"
+    assert static["ping"] == {"entryPoint": "traefik"}
+    assert "api" not in static  # dashboard off
+    assert static["metrics"]["prometheus"]["buckets"] == [0.1, 0.12, 0.2, 0.3, 1.2, 5.0]
+    assert static["certificatesResolvers"]["letsencrypt"]["acme"] == {
+        "email": "ops@example.com",
+        "storage": "/letsencrypt/acme.json",
+        "tlsChallenge": {},
+    }
+    assert static["providers"] == {"file": {"directory": "/etc/traefik/dynamic", "watch": True}}
+    dynamic = yaml.safe_load(files["traefik/dynamic/shop.yml"].text)
+    service = dynamic["http"]["services"]["api"]["loadBalancer"]
+    assert service["servers"] == [{"url": "http://api:9000"}]
+    assert service["healthCheck"] == {"path": "/ready", "interval": "5s", "timeout": "1s"}
+    assert dynamic["http"]["routers"]["web"]["tls"] == {"certResolver": "letsencrypt"}
+    assert ids(analysis.findings) == []
+
+
+def test_docker_labels_carry_the_same_router(analysed):
+    file_plan = analysed(blueprint_text()).plan
+    analysis = analysed(blueprint_text("docker"))
+    plan = analysis.plan
+    labels = gw.compose_labels(plan, "web")
+    assert gw.compose_labels(file_plan, "web") == {}
+    assert gw.compose_labels(plan, "worker") == {}
+    assert labels["traefik.enable"] == "true"
+    assert labels["traefik.docker.network"] == "shop_edge"
+    assert labels["traefik.http.routers.web.rule"] == "Host(`shop.example.com`) && PathPrefix(`/shop`)"
+    assert labels["traefik.http.routers.web.middlewares"] == "secure-headers@file,web-ratelimit,web-breaker,web-retry"
+    assert labels["traefik.http.routers.web.tls.certresolver"] == "letsencrypt"
+    assert labels["traefik.http.services.web.loadbalancer.server.port"] == "8080"
+    assert labels["traefik.http.middlewares.web-retry.retry.status"] == "502,504"
+    # every middleware option of the file provider appears as a label, lower-cased
+    file_dynamic = gw.dynamic_config(file_plan.gateway, with_routes=True)["http"]["middlewares"]
+    for name in ("web-ratelimit", "web-breaker", "web-retry"):
+        for kind, options in file_dynamic[name].items():
+            for key, value in options.items():
+                shown = ",".join(value) if isinstance(value, list) else str(value)
+                assert labels[f"traefik.http.middlewares.{name}.{kind.lower()}.{key.lower()}"] == shown
+    static = yaml.safe_load(next(a.text for a in analysis.artifacts if a.path == "traefik/traefik.yml"))
+    assert static["providers"]["docker"] == {
+        "endpoint": "unix:///var/run/docker.sock",
+        "exposedByDefault": False,
+        "network": "shop_edge",
+        "watch": True,
+    }
+    dynamic = yaml.safe_load(next(a.text for a in analysis.artifacts if a.path == "traefik/dynamic/shop.yml"))
+    assert "routers" not in dynamic["http"] and "secure-headers" in dynamic["http"]["middlewares"]
+    assert ids(analysis.findings) == []
+
+
+def test_dashboard_is_a_router_behind_basic_auth(analysed):
+    analysis = analysed(blueprint_text().replace("  http3: true\n", "  http3: true\n  dashboard: true\n"))
+    static = yaml.safe_load(next(a.text for a in analysis.artifacts if a.path == "traefik/traefik.yml"))
+    assert static["api"] == {"dashboard": True, "insecure": False}
+    dynamic = yaml.safe_load(next(a.text for a in analysis.artifacts if a.path == "traefik/dynamic/shop.yml"))
+    router = dynamic["http"]["routers"]["gateway_dashboard"]
+    assert router["service"] == "api@internal" and router["rule"] == "Host(`traefik.shop.example.com`)"
+    assert dynamic["http"]["middlewares"]["dashboard-auth"]["basicAuth"]["usersFile"] == "/run/secrets/dashboard-users"
+    assert ids(analysis.findings) == []
+
+
+def test_kubernetes_artifacts_mirror_the_plan(analysed):
+    extra = 'kubernetes: {namespace: shop-prod, version: "1.30"}'
+    plan = analysed(blueprint_text(extra=extra)).plan
+    artifacts = {a.path: yaml.safe_load(a.text) for a in kubernetes_artifacts(plan)}
+    assert all(a.target == "kubernetes" for a in kubernetes_artifacts(plan))
+    route = artifacts["kubernetes/gateway/ingressroute-web.yaml"]
+    assert route["apiVersion"] == "traefik.io/v1alpha1" and route["metadata"]["namespace"] == "shop-prod"
+    spec = route["spec"]["routes"][0]
+    assert spec["match"] == "Host(`shop.example.com`) && PathPrefix(`/shop`)"
+    assert spec["services"] == [{"name": "web", "port": 8080}]
+    middlewares = {doc["metadata"]["name"]: doc for doc in artifacts.values() if doc.get("kind") == "Middleware"}
+    for reference in spec["middlewares"]:
+        assert middlewares[reference["name"]]["metadata"]["namespace"] == "shop-prod"
+    file_dynamic = gw.dynamic_config(plan.gateway, with_routes=True)["http"]["middlewares"]
+    for name, document in middlewares.items():
+        assert document["spec"] == file_dynamic[name]
+    values = artifacts["kubernetes/gateway/traefik-values.yaml"]
+    assert values["ports"]["websecure"]["http3"] == {"enabled": True, "advertisedPort": 443}
+    assert values["ports"]["metrics"]["port"] == 8082 and values["ports"]["metrics"]["expose"] == {"default": False}
+    assert values["metrics"]["prometheus"]["buckets"] == "0.1,0.12,0.2,0.3,1.2,5.0"
+    assert values["certificatesResolvers"]["letsencrypt"]["acme"]["storage"] == "/data/acme.json"
+    assert values["resources"]["limits"] == {"cpu": "1", "memory": "256Mi"}
+    assert values["ingressRoute"]["dashboard"] == {"enabled": False}
+
+
+def test_breaker_expression_typo_is_a_finding_at_its_line(write_blueprint):
+    extra_service = '    circuit_breaker: {expression: "NetworkErorRatio() > 0.5"}\n'
+    text = blueprint_text().replace('    circuit_breaker: {expression: "LatencyAtQuantileMS(99.0) > 250"}\n', extra_service)
+    path = write_blueprint(text)
+    line = text.splitlines().index(extra_service.rstrip("\n")) + 1
+    result = subprocess.run([sys.executable, "-m", "msgen", "validate", str(path), "--format", "json"], capture_output=True, text=True)
+    assert result.returncode == 1, result.stderr
+    found = [f for f in json.loads(result.stdout) if f["id"] == "traefik-breaker-expression"]
+    assert len(found) == 1
+    assert found[0]["line"] == line and found[0]["path"] == "services.api.circuit_breaker.expression"
+    assert "did you mean NetworkErrorRatio" in found[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("change", "finding_id", "path"),
+    [
+        ("    rate_limit: {average: 0}\n", "traefik-rate-limit", "services.web.rate_limit.average"),
+        ("    rate_limit: {burst: 0}\n", "traefik-rate-limit", "services.web.rate_limit.burst"),
+        ("    rate_limit: {source: {ip_depth: 1, request_host: true}}\n", "traefik-source-criterion", "services.web.rate_limit.source"),
+    ],
+)
+def test_rate_limit_findings(analysed, change, finding_id, path):
+    analysis = analysed(blueprint_text().replace("    rate_limit: {average: 7}\n", change))
+    found = [f for f in analysis.findings if f.id == finding_id]
+    assert [(f.path, f.severity) for f in found] == [(path, "error")]
+    assert found[0].line > 0
+
+
+def test_retry_attempts_zero_is_a_warning_and_emits_no_retry(analysed):
+    analysis = analysed(blueprint_text().replace("attempts: 3, initial_interval: 1s", "attempts: 0"))
+    assert [(f.id, f.path) for f in analysis.findings] == [("traefik-retry-attempts", "services.web.retry.attempts")]
+    assert "web-retry" not in analysis.plan.gateway.route("web").middleware_names
+
+
+def _rechecked(analysis, path: str, edit) -> list[str]:
+    artifacts = {a.path: a for a in analysis.artifacts}
+    document = yaml.safe_load(artifacts[path].text)
+    edit(document)
+    artifacts[path] = Artifact(path, yaml.safe_dump(document), "traefik")
+    context = CheckContext(analysis.loaded.blueprint, analysis.plan, analysis.loaded.source, artifacts)
+    return [f.id for f in run_checks(context) if f.id.startswith("traefik-")]
+
+
+def test_rendered_output_rules_catch_broken_files(analysed):
+    analysis = analysed(blueprint_text())
+    dynamic, static = "traefik/dynamic/shop.yml", "traefik/traefik.yml"
+
+    def drop_middleware(doc):
+        del doc["http"]["middlewares"]["web-retry"]
+
+    def unknown_entrypoint(doc):
+        doc["http"]["routers"]["api"]["entryPoints"] = ["public"]
+
+    def http3_without_tls(doc):
+        del doc["entryPoints"]["websecure"]["http"]
+
+    def insecure_api(doc):
+        doc["api"] = {"insecure": True}
+
+    def docker_in_file_mode(doc):
+        doc["providers"]["docker"] = {"exposedByDefault": False}
+
+    def open_dashboard(doc):
+        doc["http"]["routers"]["peek"] = {"rule": "Host(`x`)", "service": "api@internal", "entryPoints": ["websecure"]}
+
+    assert _rechecked(analysis, dynamic, drop_middleware) == ["traefik-reference"]
+    assert _rechecked(analysis, dynamic, unknown_entrypoint) == ["traefik-reference"]
+    assert _rechecked(analysis, static, http3_without_tls) == ["traefik-http3"]
+    assert _rechecked(analysis, static, insecure_api) == ["traefik-dashboard-auth"]
+    assert _rechecked(analysis, static, docker_in_file_mode) == ["traefik-docker-socket"]
+    assert _rechecked(analysis, dynamic, open_dashboard) == ["traefik-dashboard-auth"]
+
+
+def test_compose_socket_and_udp_rules(analysed):
+    analysis = analysed(blueprint_text())
+    compose = {"services": {"gateway": {"ports": ["80:80", "443:443"], "volumes": ["/var/run/docker.sock:/var/run/docker.sock:ro"]}}}
+    artifacts = {a.path: a for a in analysis.artifacts}
+    artifacts["compose/docker-compose.yml"] = Artifact("compose/docker-compose.yml", yaml.safe_dump(compose), "compose")
+    context = CheckContext(analysis.loaded.blueprint, analysis.plan, analysis.loaded.source, artifacts)
+    assert sorted(f.id for f in run_checks(context) if f.id.startswith("traefik-")) == ["traefik-docker-socket", "traefik-http3"]
+
+
+def test_go_durations_and_float_literals():
+    from msgen.units import Duration
+
+    assert [gw.go_duration(Duration.parse(t)) for t in ("250ms", "90s", "2m", "15d", "1500ms")] == ["250ms", "90s", "2m", "360h", "1500ms"]
+    assert [gw.float_literal(v) for v in (1, 0.6, 1e-7)] == ["1.0", "0.6", "1e-07"]
+
+
+def test_plan_section_shows_effective_limits(analysed):
+    from msgen.views import gateway_section
+
+    plan = analysed(blueprint_text()).plan
+    (section,) = gateway_section(plan)
+    rows = {row[0]: dict(zip(section.columns, row, strict=True)) for row in section.rows}
+    assert rows["web"]["rate limit (origin)"] == "7/2s burst 20 (service, gateway, gateway)"
+    assert "min_requests 5 not expressible" in rows["web"]["circuit breaker"]
+    assert rows["api"]["retry"] == "-"
+    assert gateway_section(replace(plan, gateway=None)) == []
