@@ -9,8 +9,8 @@ own targets' `kubernetes_artifacts` and are listed here too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
+from msgen import images
 from msgen.jinja import render_template, yaml_scalar
 from msgen.plan import kubernetes as k8s
 from msgen.plan.services import DB_PASSWORD_FILE, SECRETS_DIR, DatastorePlan, ServicePlan
@@ -505,101 +505,68 @@ def service_objects(plan, service: ServicePlan) -> list[dict]:
 # --- datastores --------------------------------------------------------------------------
 
 
-# What each official engine image needs on Kubernetes, where msgen runs it directly as the
-# image's own non-root user (the entrypoints skip their chown/gosu step then, so no
-# capability is needed): its uid, where it keeps data, the paths it writes besides the
-# data volume (the root filesystem is read-only), how to probe it, how it takes credentials.
+# What Kubernetes needs beyond msgen/images.py (the one image facts table: image, uid,
+# data dir, config path, credential variables). msgen runs each engine directly as the
+# image's own non-root uid (the entrypoints then skip their chown/gosu step, so no
+# capability is needed); the root filesystem is read-only, so the paths it writes besides
+# the data volume get emptyDirs; exec probes use the client each image ships.
+@dataclass(frozen=True)
+class EngineRuntime:
+    writable: tuple[str, ...]
+    probe: tuple[str, ...]
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+
+ENGINE_RUNTIME = {
+    "mysql": EngineRuntime(("/var/run/mysqld", "/tmp"), ("mysqladmin", "ping", "-h", "127.0.0.1")),
+    # MariaDB 11 images have no mysqladmin; mariadb-admin ships in 10.11 and 11.x
+    "mariadb": EngineRuntime(("/run/mysqld", "/tmp"), ("mariadb-admin", "ping", "-h", "127.0.0.1")),
+    # PGDATA one folder below the volume root, which holds lost+found on most volume types
+    "postgres": EngineRuntime(
+        ("/var/run/postgresql", "/tmp"),
+        ("pg_isready", "-h", "127.0.0.1", "-U", "postgres"),
+        (("PGDATA", "/var/lib/postgresql/data/pgdata"),),
+    ),
+    "redis": EngineRuntime(
+        ("/tmp",), ("sh", "-c", f'REDISCLI_AUTH="$(cat {SECRETS_DIR}/{DB_PASSWORD_KEY})" redis-cli ping | grep -q PONG')
+    ),
+}
+
+
 @dataclass(frozen=True)
 class EngineFacts:
+    """The image facts of an engine joined with its Kubernetes runtime needs."""
+
     uid: int
     data_dir: str
-    writable: tuple[str, ...]
     config_mount: str
+    writable: tuple[str, ...]
     probe: tuple[str, ...]
     env: tuple[tuple[str, str], ...]  # `{db_name}`/`{db_user}` are filled per datastore
 
 
-_SECRET = SECRETS_DIR
-ENGINE_FACTS = {
-    # hub.docker.com/_/mysql: "Running as an arbitrary user"; mysqladmin ping exits 0 once the server answers
-    "mysql": EngineFacts(
-        999,
-        "/var/lib/mysql",
-        ("/var/run/mysqld", "/tmp"),
-        "/etc/mysql/conf.d/msgen.cnf",
-        ("mysqladmin", "ping", "-h", "127.0.0.1"),
-        (
-            ("MYSQL_ROOT_PASSWORD_FILE", f"{_SECRET}/admin-password"),
-            ("MYSQL_DATABASE", "{db_name}"),
-            ("MYSQL_USER", "{db_user}"),
-            ("MYSQL_PASSWORD_FILE", f"{_SECRET}/{DB_PASSWORD_KEY}"),
-        ),
-    ),
-    # hub.docker.com/_/mariadb: the same conventions with MARIADB_* names; 11.x has no mysqladmin
-    "mariadb": EngineFacts(
-        999,
-        "/var/lib/mysql",
-        ("/run/mysqld", "/tmp"),
-        "/etc/mysql/conf.d/msgen.cnf",
-        ("mariadb-admin", "ping", "-h", "127.0.0.1"),
-        (
-            ("MARIADB_ROOT_PASSWORD_FILE", f"{_SECRET}/admin-password"),
-            ("MARIADB_DATABASE", "{db_name}"),
-            ("MARIADB_USER", "{db_user}"),
-            ("MARIADB_PASSWORD_FILE", f"{_SECRET}/{DB_PASSWORD_KEY}"),
-        ),
-    ),
-    # hub.docker.com/_/postgres: PGDATA in a subdirectory, since a volume's root holds lost+found
-    "postgres": EngineFacts(
-        999,
-        "/var/lib/postgresql/data",
-        ("/var/run/postgresql", "/tmp"),
-        "/etc/postgresql/postgresql.conf",
-        ("pg_isready", "-h", "127.0.0.1", "-U", "postgres"),
-        (("POSTGRES_PASSWORD_FILE", f"{_SECRET}/admin-password"), ("PGDATA", "/var/lib/postgresql/data/pgdata")),
-    ),
-    # hub.docker.com/_/redis: runs as uid 999 and keeps data in /data
-    "redis": EngineFacts(
-        999,
-        "/data",
-        ("/tmp",),
-        "/usr/local/etc/redis/redis.conf",
-        ("sh", "-c", f'REDISCLI_AUTH="$(cat {_SECRET}/{DB_PASSWORD_KEY})" redis-cli ping | grep -q PONG'),
-        (),
-    ),
-}
+def engine_facts(engine: str) -> EngineFacts:
+    image = images.facts(engine)
+    runtime = ENGINE_RUNTIME[engine]
+    return EngineFacts(
+        uid=image.uid,
+        data_dir=image.data_dir or "/data",
+        config_mount=image.config_path or "",
+        writable=runtime.writable,
+        probe=runtime.probe,
+        env=(*image.credential_env, *runtime.extra_env),
+    )
+
+
 # the init script C writes for postgres, run once by the image's entrypoint on an empty volume
 INITDB_MOUNT = "/docker-entrypoint-initdb.d"
 CONFIG_VOLUME = "config"
 DATA_VOLUME = "data"
 
 
-@cache
-def _images():
-    """A's image facts table, once it exists (until then the official images by version)."""
-    try:
-        from msgen import images
-    except ImportError:
-        return None
-    return images
-
-
 def engine_image(store: DatastorePlan) -> str:
     """The official image pinned to the datastore's version."""
-    images = _images()
-    return images.datastore_image(store.engine, store.version) if images else f"{store.engine}:{store.version}"
-
-
-def exporter_image(key: str) -> str:
-    images = _images()
-    return images.image(key) if images else FALLBACK_EXPORTER_IMAGES[key]
-
-
-FALLBACK_EXPORTER_IMAGES = {
-    "mysqld-exporter": "prom/mysqld-exporter:v0.15.1",
-    "postgres-exporter": "quay.io/prometheuscommunity/postgres-exporter:v0.15.0",
-    "redis-exporter": "oliver006/redis_exporter:v1.62.0",
-}
+    return images.datastore_image(store.engine, store.version)
 
 
 def config_map(plan, store: DatastorePlan, workload: k8s.WorkloadPlan) -> dict:
@@ -660,7 +627,7 @@ def exporter_container(plan, store: DatastorePlan) -> dict:
 
     exporter = plan_exporter(store)
     cpu, memory, _ = DEFAULT_SIZES["exporter"]
-    container: dict = {"name": "exporter", "image": exporter_image(exporter.image_key)}
+    container: dict = {"name": "exporter", "image": images.image(exporter.image_key)}
     if exporter.entrypoint:
         container["command"] = list(exporter.entrypoint)
     container["args"] = list(exporter.command)
@@ -696,7 +663,7 @@ def _datastore_volumes(store: DatastorePlan, facts: EngineFacts) -> list[dict]:
 
 def statefulset(plan, store: DatastorePlan) -> dict:
     workload = plan.kubernetes.datastores[store.name]
-    facts = ENGINE_FACTS[store.engine]
+    facts = engine_facts(store.engine)
     pod_spec = {
         "serviceAccountName": store.name,
         "automountServiceAccountToken": False,
