@@ -47,8 +47,6 @@ def analyse(path: Path, env: str | None = None) -> Analysis:
     plan = build_plan(loaded.blueprint, env)
     targets = applicable_targets(plan)
     artifacts = render_targets(plan, targets)
-    for artifact in artifacts:
-        check_well_formed(artifact)
     context = CheckContext(loaded.blueprint, plan, loaded.source, {a.path: a for a in artifacts})
     return Analysis(loaded, plan, artifacts, run_checks(context), targets)
 
@@ -99,6 +97,9 @@ def render(
     if fails(analysis.findings, strict):
         return outcome
     artifacts = [a for a in analysis.artifacts if a.target in chosen]
+    # parsed back here, before anything reaches the disk (`validate` writes nothing, so it skips this)
+    for artifact in artifacts:
+        check_well_formed(artifact)
     if check:
         outcome.changes = compare(out_dir, artifacts, chosen, want_diffs=diff)
         return outcome

@@ -132,8 +132,12 @@ def render(
     except MsgenError as error:
         raise _fail(error) from None
     findings = outcome.analysis.findings
-    if findings:
-        err.print(findings_text(findings), markup=False)
+    # render shows what needs attention; `msgen validate` lists the info findings too
+    notable = [item for item in findings if item.severity != "info"]
+    if notable:
+        err.print(findings_text(notable), markup=False)
+    if len(notable) < len(findings):
+        err.print(f"{len(findings) - len(notable)} info finding(s): see `msgen validate`", markup=False)
     if fails(findings, strict):
         err.print("nothing written: fix the findings above (or suppress them with a reason)", markup=False)
         raise typer.Exit(1)

@@ -14,6 +14,7 @@ import yaml
 from msgen.checks.traefik_expression import expression_problem
 from msgen.findings import Finding, finding
 from msgen.plan import gateway as gw
+from msgen.targets.compose import document_of
 
 COMPOSE_FILE = "compose/docker-compose.yml"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -29,12 +30,21 @@ def check(context) -> Iterator[Finding]:
     yield from check_routes(context.blueprint, gateway)
     static = _load(context.artifacts, gw.STATIC_CONFIG)
     dynamic = _load(context.artifacts, gateway.dynamic_file)
-    compose = _load(context.artifacts, COMPOSE_FILE)
+    compose = _compose(context)
     if static is not None and dynamic is not None:
         yield from check_references(context.plan, static, dynamic)
         yield from check_http3(static, dynamic, compose)
         yield from check_dashboard(static, dynamic)
         yield from check_docker_socket(gateway, static, compose)
+
+
+def _compose(context) -> dict | None:
+    """The compose file as a dict; the largest artifact, so not parsed again when msgen rendered it as it is."""
+    artifact = context.artifacts.get(COMPOSE_FILE)
+    if artifact is None:
+        return None
+    document = document_of(context.plan, artifact.text)
+    return document if document is not None else _load(context.artifacts, COMPOSE_FILE)
 
 
 def _load(artifacts: dict, path: str) -> dict | None:

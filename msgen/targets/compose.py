@@ -48,9 +48,20 @@ def applies(plan) -> bool:
     return plan.blueprint.compose is not None
 
 
+_RENDERED: list = []  # (plan, text) of the last render, so checks can skip parsing it back
+
+
 def render(plan) -> list[Artifact]:
     text = render_template("compose/docker-compose.yml.j2", project=plan.project, body=dump(compose_document(plan)).rstrip("\n"))
+    _RENDERED[:] = [plan, text]
     return [Artifact(COMPOSE_FILE, text, NAME)]
+
+
+def document_of(plan, text: str) -> dict | None:
+    """compose_document(plan) when `text` is exactly what render(plan) produced, else None."""
+    if _RENDERED and _RENDERED[0] is plan and _RENDERED[1] is text:
+        return compose_document(plan)
+    return None
 
 
 # --- units and escaping ---------------------------------------------------------------------

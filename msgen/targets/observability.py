@@ -463,8 +463,19 @@ def kubernetes_prometheus_config(plan) -> dict:
     return config
 
 
+_KUBERNETES_CACHE: list = []  # (plan, artifacts) of the last call: the target and the capacity plan ask
+
+
 def kubernetes_artifacts(plan) -> list[Artifact]:
     """ConfigMaps for a plain Prometheus, or PodMonitors and a PrometheusRule for the operator."""
+    if _KUBERNETES_CACHE and _KUBERNETES_CACHE[0] is plan:
+        return list(_KUBERNETES_CACHE[1])
+    artifacts = _kubernetes_artifacts(plan)
+    _KUBERNETES_CACHE[:] = [plan, artifacts]
+    return list(artifacts)
+
+
+def _kubernetes_artifacts(plan) -> list[Artifact]:
     observability: obs.ObservabilityPlan | None = plan.observability
     if observability is None or not observability.prometheus or plan.blueprint.kubernetes is None:
         return []
