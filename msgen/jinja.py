@@ -8,7 +8,6 @@ from functools import cache
 from pathlib import Path
 
 import jinja2
-import yaml
 
 _PACKAGE = Path(__file__).resolve().parent
 # installed wheels carry templates inside the package; a checkout has them at the top level
@@ -21,7 +20,6 @@ TEMPLATES_DIR = next(
 _PLAIN_SAFE = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@+-]*")
 # words YAML 1.1 or 1.2 readers turn into booleans or null
 _SPECIAL_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def yaml_scalar(value: object) -> str:
@@ -51,11 +49,9 @@ def _escape_char(match: re.Match) -> str:
 
 def to_yaml(value: object, indent: int = 0) -> str:
     """A structure as block YAML, keys in the order given, indented by `indent` spaces."""
-    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=False, sort_keys=False, allow_unicode=True, width=10_000)
-    if indent:
-        pad = " " * indent
-        text = "".join(pad + line if line.strip() else line for line in text.splitlines(keepends=True))
-    return text.rstrip("\n")
+    from msgen.yamlout import dump  # yamlout builds on yaml_scalar above
+
+    return dump(value, indent)
 
 
 def to_json(value: object) -> str:

@@ -333,7 +333,8 @@ def test_kubernetes_config_keeps_exactly_the_labelled_metrics_ports(reference):
     assert config["rule_files"] == [
         f"/etc/prometheus/rules/{name}" for name in ["availability.yml", "gateway.yml", "datastores.yml", "resources.yml"]
     ]
-    assert 'service="nordic-pay-payment-8080@kubernetescrd"' in rules["gateway.yml"]
+    expressions = [rule["expr"] for group in yaml.safe_load(rules["gateway.yml"])["groups"] for rule in group["rules"]]
+    assert any('service="nordic-pay-payment-8080@kubernetescrd"' in expr for expr in expressions)
 
 
 def test_kubernetes_custom_metrics_path(write_blueprint):

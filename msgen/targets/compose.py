@@ -11,8 +11,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from msgen import images
-from msgen.jinja import render_template, yaml_scalar
+from msgen import images, yamlout
+from msgen.jinja import render_template
 from msgen.plan import gateway as gw
 from msgen.plan.services import DatastorePlan, ServicePlan
 from msgen.targets import Artifact
@@ -385,63 +385,9 @@ def _build_document(plan) -> dict:
 # --- YAML -----------------------------------------------------------------------------------
 
 
-def yaml_string(text: str) -> str:
-    """A string as a YAML scalar every YAML 1.1 and 1.2 reader reads back as the same string."""
-    return yaml_scalar(text)
-
-
-def _scalar(value: Any, cache: dict) -> str:
-    if isinstance(value, str):
-        text = cache.get(value)
-        if text is None:
-            text = cache[value] = yaml_string(value)
-        return text
-    return yaml_scalar(value)
-
-
-def _emit(value: Any, pad: str, lines: list[str], cache: dict) -> None:
-    """Block YAML of a dict or list, each line prefixed by `pad` (lists sit at their key's indent)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            head = f"{pad}{_scalar(key, cache)}:"
-            if isinstance(item, dict | list) and item and not _flat(item):
-                lines.append(head)
-                _emit(item, pad if isinstance(item, list) else pad + "  ", lines, cache)
-            else:
-                lines.append(f"{head} {_inline(item, cache)}")
-        return
-    for item in value:
-        if isinstance(item, dict | list) and item and not _flat(item):
-            start = len(lines)
-            _emit(item, pad + "  ", lines, cache)
-            lines[start] = f"{pad}- {lines[start][len(pad) + 2 :]}"
-        else:
-            lines.append(f"{pad}- {_inline(item, cache)}")
-
-
-def _inline(value: Any, cache: dict) -> str:
-    if isinstance(value, dict):
-        return "{}"
-    if isinstance(value, list):
-        # plain scalars never hold `,[]{}` (yaml_scalar quotes them), so they are safe in flow style
-        return "[" + ", ".join(_scalar(item, cache) for item in value) + "]"
-    return _scalar(value, cache)
-
-
-def _flat(value: Any) -> bool:
-    return isinstance(value, list) and not any(isinstance(item, dict | list) for item in value)
-
-
 def dump(document: dict) -> str:
-    """YAML in the document's key order: block maps, flow lists of scalars (an encoder: every
-    scalar goes through `yaml_string`).
-
-    msgen's own emitter because PyYAML's takes 1.3 s for a 1000-service stack and this 0.1 s;
-    the tests parse every output back with YAML 1.2 (ruamel), PyYAML, and compose itself.
-    """
-    lines: list[str] = []
-    _emit(document, "", lines, {})
-    return "\n".join(lines) + "\n"
+    """The compose file's YAML: block maps, flow lists of scalars (msgen's one emitter)."""
+    return yamlout.dump(document, flow_lists=True) + "\n"
 
 
 # --- `msgen plan` ---------------------------------------------------------------------------

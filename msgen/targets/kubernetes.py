@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from msgen import images
-from msgen.jinja import render_template, yaml_scalar
+from msgen.jinja import render_template
 from msgen.plan import kubernetes as k8s
 from msgen.plan.services import DB_PASSWORD_FILE, SECRETS_DIR, DatastorePlan, ServicePlan
 from msgen.targets import Artifact
 from msgen.units import format_bytes, format_millicores
+from msgen.yamlout import dump
 
 NAME = "kubernetes"
 ROOT = "kubernetes"
@@ -57,88 +58,8 @@ def rendered_documents(text: str) -> list[dict] | None:
 
 
 def to_yaml(document: dict) -> str:
-    """One object as block YAML, keys in the order built here.
-
-    A small emitter for what objects hold (dicts, lists, str, int, bool): PyYAML's
-    representer costs ~0.5 ms per object, minutes of a 1000-service render; this costs a
-    tenth of it. Scalars go through yaml_scalar, the one escaping filter; multi-line text
-    (config files in ConfigMaps) becomes a literal block so it reads well in diffs. The
-    tests parse every rendered file back and compare it with the objects.
-    """
-    lines: list[str] = []
-    _emit_mapping(document, "", lines)
-    return "\n".join(lines)
-
-
-def _emit_mapping(mapping: dict, pad: str, lines: list[str], first: str | None = None) -> None:
-    lead = pad if first is None else first
-    deeper = pad + "  "
-    for key, value in mapping.items():
-        head = f"{lead}{_key(key)}:"
-        lead = pad
-        if type(value) is dict and value:
-            lines.append(head)
-            _emit_mapping(value, deeper, lines)
-        elif type(value) is list and value:
-            lines.append(head)
-            _emit_sequence(value, pad, lines)
-        else:
-            lines.append(f"{head} {_scalar(value, deeper)}")
-
-
-def _emit_sequence(items: list, pad: str, lines: list[str]) -> None:
-    deeper = pad + "  "
-    for item in items:
-        if type(item) is dict and item:
-            _emit_mapping(item, deeper, lines, first=f"{pad}- ")
-        elif type(item) is list and item:
-            raise ValueError("nested lists are not used in Kubernetes objects")
-        else:
-            lines.append(f"{pad}- {_scalar(item, deeper)}")
-
-
-# the same few thousand keys and values recur in every object: escape each once
-_KEYS: dict[str, str] = {}
-_TEXTS: dict[str, str] = {}
-
-
-def _key(key: str) -> str:
-    text = _KEYS.get(key)
-    if text is None:
-        text = _KEYS[key] = yaml_scalar(key)
-    return text
-
-
-def _scalar(value, pad: str) -> str:
-    if type(value) is str:
-        if "\n" in value and _literal_safe(value):
-            return _literal(value, pad)
-        text = _TEXTS.get(value)
-        if text is None:
-            text = yaml_scalar(value)
-            if len(_TEXTS) < 100_000:  # bounded: a long-running process renders many blueprints
-                _TEXTS[value] = text
-        return text
-    if isinstance(value, dict):
-        return "{}"
-    if isinstance(value, list):
-        return "[]"
-    return yaml_scalar(value)
-
-
-def _literal(value: str, pad: str) -> str:
-    body = value.rstrip("\n")
-    trailing = len(value) - len(body)
-    chomp = "-" if trailing == 0 else ("" if trailing == 1 else "+")
-    kept = value[: len(body) + max(trailing - 1, 0)]
-    return f"|{chomp}\n" + "\n".join(f"{pad}{line}" if line else "" for line in kept.split("\n"))
-
-
-def _literal_safe(text: str) -> bool:
-    """Whether a literal block keeps the text exactly (else it is written as a quoted string)."""
-    if text.startswith((" ", "\n")) or "\r" in text or "\t" in text:
-        return False
-    return all(line == line.rstrip(" ") and line.isprintable() for line in text.split("\n"))
+    """One object as block YAML, keys in the order built here (msgen's one emitter)."""
+    return dump(document)
 
 
 def _artifact(plan, path: str, documents: list[dict]) -> Artifact:
