@@ -16,6 +16,7 @@ import yaml
 
 from msgen.findings import Finding, finding
 from msgen.plan.observability import prom_duration
+from msgen.targets import parsed
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -213,7 +214,7 @@ def _rendered_yaml(context, path: str) -> dict | None:
     artifact = context.artifacts.get(path)
     if artifact is None:
         return None
-    return yaml.load(artifact.text, Loader=_LOADER)
+    return parsed(artifact)
 
 
 def _job_findings(plan, config: dict) -> list[Finding]:
@@ -257,7 +258,7 @@ def _rule_findings(context) -> list[Finding]:
     for path in sorted(context.artifacts):
         if not (path.startswith("prometheus/rules/") and path.endswith(".yml")):
             continue
-        document = yaml.load(context.artifacts[path].text, Loader=_LOADER) or {}
+        document = parsed(context.artifacts[path]) or {}
         for group in document.get("groups") or []:
             for rule in group.get("rules") or []:
                 problem = promql_problem(str(rule.get("expr", "")))

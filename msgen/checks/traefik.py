@@ -14,7 +14,7 @@ import yaml
 from msgen.checks.traefik_expression import expression_problem
 from msgen.findings import Finding, finding
 from msgen.plan import gateway as gw
-from msgen.targets.compose import document_of
+from msgen.targets import parsed
 
 COMPOSE_FILE = "compose/docker-compose.yml"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -30,7 +30,7 @@ def check(context) -> Iterator[Finding]:
     yield from check_routes(context.blueprint, gateway)
     static = _load(context.artifacts, gw.STATIC_CONFIG)
     dynamic = _load(context.artifacts, gateway.dynamic_file)
-    compose = _compose(context)
+    compose = _load(context.artifacts, COMPOSE_FILE)
     if static is not None and dynamic is not None:
         yield from check_references(context.plan, static, dynamic)
         yield from check_http3(static, dynamic, compose)
@@ -38,20 +38,11 @@ def check(context) -> Iterator[Finding]:
         yield from check_docker_socket(gateway, static, compose)
 
 
-def _compose(context) -> dict | None:
-    """The compose file as a dict; the largest artifact, so not parsed again when msgen rendered it as it is."""
-    artifact = context.artifacts.get(COMPOSE_FILE)
-    if artifact is None:
-        return None
-    document = document_of(context.plan, artifact.text)
-    return document if document is not None else _load(context.artifacts, COMPOSE_FILE)
-
-
 def _load(artifacts: dict, path: str) -> dict | None:
     artifact = artifacts.get(path)
     if artifact is None:
         return None
-    return yaml.load(artifact.text, Loader=_LOADER) or {}
+    return parsed(artifact) or {}
 
 
 def check_expressions(blueprint) -> Iterator[Finding]:

@@ -15,7 +15,7 @@ from msgen import images, yamlout
 from msgen.jinja import render_template
 from msgen.plan import gateway as gw
 from msgen.plan.services import DatastorePlan, ServicePlan
-from msgen.targets import Artifact
+from msgen.targets import Artifact, remember
 from msgen.units import Cpu, Memory
 
 NAME = "compose"
@@ -48,20 +48,9 @@ def applies(plan) -> bool:
     return plan.blueprint.compose is not None
 
 
-_RENDERED: list = []  # (plan, text) of the last render, so checks can skip parsing it back
-
-
 def render(plan) -> list[Artifact]:
     text = render_template("compose/docker-compose.yml.j2", project=plan.project, body=dump(compose_document(plan)).rstrip("\n"))
-    _RENDERED[:] = [plan, text]
-    return [Artifact(COMPOSE_FILE, text, NAME)]
-
-
-def document_of(plan, text: str) -> dict | None:
-    """compose_document(plan) when `text` is exactly what render(plan) produced, else None."""
-    if _RENDERED and _RENDERED[0] is plan and _RENDERED[1] is text:
-        return compose_document(plan)
-    return None
+    return [Artifact(COMPOSE_FILE, remember(text, compose_document(plan)), NAME)]
 
 
 # --- units and escaping ---------------------------------------------------------------------

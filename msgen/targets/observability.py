@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from msgen.jinja import render_template
 from msgen.plan import observability as obs
-from msgen.targets import Artifact
+from msgen.targets import Artifact, remember
 from msgen.units import format_bytes, format_millicores
 
 NAME = "observability"
@@ -63,7 +63,8 @@ LOKI_PUSH = f"http://loki:{obs.LOKI_PORT}/loki/api/v1/push"
 
 
 def _yaml_artifact(plan, path: str, document: dict, target: str = NAME) -> Artifact:
-    return Artifact(path, render_template("observability/document.yaml.j2", project=plan.project, document=document), target)
+    text = render_template("observability/document.yaml.j2", project=plan.project, document=document)
+    return Artifact(path, remember(text, document), target)
 
 
 def rule_file(group: obs.RuleGroup) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from msgen.jinja import render_template
 from msgen.plan import gateway as gw
-from msgen.targets import Artifact
+from msgen.targets import Artifact, remember
 
 NAME = "traefik"
 KUBERNETES_DIR = "kubernetes/gateway"
@@ -27,10 +27,11 @@ def applies(plan) -> bool:
 
 def render(plan) -> list[Artifact]:
     gateway = plan.gateway
-    static = render_template("traefik/traefik.yml.j2", gateway=gateway, config=gw.static_config(gateway))
+    static_config = gw.static_config(gateway)
+    static = remember(render_template("traefik/traefik.yml.j2", gateway=gateway, config=static_config), static_config)
     # in docker mode the routes live on container labels; the file keeps the shared parts
     dynamic_config = gw.dynamic_config(gateway, with_routes=gateway.provider == "file")
-    dynamic = render_template("traefik/dynamic.yml.j2", gateway=gateway, config=dynamic_config)
+    dynamic = remember(render_template("traefik/dynamic.yml.j2", gateway=gateway, config=dynamic_config), dynamic_config)
     return [Artifact(gw.STATIC_CONFIG, static, NAME), Artifact(gateway.dynamic_file, dynamic, NAME)]
 
 
