@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from msgen.targets import Artifact
 
 MANIFEST = ".msgen-manifest.json"
 _TMP_SUFFIX = ".msgen-tmp"
+# called with each artifact and its text before anything is written; raises to stop the render
+Verify = Callable[[Artifact, str], None]
 
 
 def sha256(text: str) -> str:
@@ -87,36 +90,55 @@ def _safe_destination(out_dir: Path, relative: str) -> Path:
     return out_dir / relative
 
 
-def compare(out_dir: Path, artifacts: list[Artifact], targets: list[str], want_diffs: bool = False) -> Changes:
+def compare(
+    out_dir: Path, artifacts: list[Artifact], targets: list[str], want_diffs: bool = False, verify: Verify | None = None
+) -> Changes:
     """Compare what would be written with what is on disk, and refuse foreign files."""
     manifest = Manifest.read(out_dir)
     changes = Changes()
-    produced = {artifact.path for artifact in artifacts}
-    for artifact in artifacts:
-        destination = _safe_destination(out_dir, artifact.path)
-        _refuse_foreign_parents(out_dir, destination)
-        if destination.is_dir():
-            raise OutputError(f"{destination}: is a folder where msgen writes a file; move it away")
-        if not destination.exists():
-            changes.created.append(artifact.path)
-            if want_diffs:
-                changes.diffs.append(_diff(artifact.path, "", artifact.text))
-            continue
-        if artifact.path not in manifest.files:
-            raise OutputError(f"{destination}: exists and was not written by msgen; move it away or choose another output folder")
-        current = destination.read_bytes()
-        if current == artifact.text.encode("utf-8"):
-            changes.unchanged.append(artifact.path)
-        else:
-            changes.changed.append(artifact.path)
-            if want_diffs:
-                changes.diffs.append(_diff(artifact.path, current.decode("utf-8", "replace"), artifact.text))
-    for path, entry in sorted(manifest.files.items()):
-        if entry["target"] in targets and path not in produced and (out_dir / path).exists():
-            changes.pruned.append(path)
-            if want_diffs:
-                changes.diffs.append(_diff(path, (out_dir / path).read_text(encoding="utf-8", errors="replace"), ""))
+    for artifact, data in _contents(artifacts, verify):
+        state = _state(out_dir, manifest, artifact, data)
+        getattr(changes, state).append(artifact.path)
+        if want_diffs and state != "unchanged":
+            before = (out_dir / artifact.path).read_text(encoding="utf-8", errors="replace") if state == "changed" else ""
+            changes.diffs.append(_diff(artifact.path, before, data.decode("utf-8")))
+    changes.pruned = _prunable(out_dir, manifest, artifacts, targets)
+    if want_diffs:
+        for path in changes.pruned:
+            changes.diffs.append(_diff(path, (out_dir / path).read_text(encoding="utf-8", errors="replace"), ""))
     return changes
+
+
+def _contents(artifacts: list[Artifact], verify: Verify | None) -> Iterator[tuple[Artifact, bytes]]:
+    """Each artifact with its bytes, formatted one at a time (and checked by `verify`)."""
+    for artifact in artifacts:
+        text = artifact.text
+        if verify is not None:
+            verify(artifact, text)
+        yield artifact, text.encode("utf-8")
+
+
+def _state(out_dir: Path, manifest: Manifest, artifact: Artifact, data: bytes) -> str:
+    """created, changed or unchanged; a file msgen did not write is refused."""
+    destination = _safe_destination(out_dir, artifact.path)
+    _refuse_foreign_parents(out_dir, destination)
+    if destination.is_dir():
+        raise OutputError(f"{destination}: is a folder where msgen writes a file; move it away")
+    if not destination.exists():
+        return "created"
+    if artifact.path not in manifest.files:
+        raise OutputError(f"{destination}: exists and was not written by msgen; move it away or choose another output folder")
+    return "unchanged" if destination.read_bytes() == data else "changed"
+
+
+def _prunable(out_dir: Path, manifest: Manifest, artifacts: list[Artifact], targets: list[str]) -> list[str]:
+    """Files msgen wrote for the rendered targets that they no longer produce."""
+    produced = {artifact.path for artifact in artifacts}
+    return [
+        path
+        for path, entry in sorted(manifest.files.items())
+        if entry["target"] in targets and path not in produced and (out_dir / path).exists()
+    ]
 
 
 def _refuse_foreign_parents(out_dir: Path, destination: Path) -> None:
@@ -134,23 +156,39 @@ def _diff(path: str, before: str, after: str) -> str:
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
-def write(out_dir: Path, artifacts: list[Artifact], targets: list[str], blueprint_digest: str) -> Changes:
-    """Bring the output folder in line with `artifacts` for the rendered `targets`."""
-    changes = compare(out_dir, artifacts, targets)
+def write(out_dir: Path, artifacts: list[Artifact], targets: list[str], blueprint_digest: str, verify: Verify | None = None) -> Changes:
+    """Bring the output folder in line with `artifacts` for the rendered `targets`.
+
+    One pass: each file is formatted, compared and, when new or changed, written beside its
+    destination under a temporary name; only when every file is staged are they renamed into
+    place. Until then nothing visible has changed, so a failure (a foreign file, a full disk)
+    removes what was staged and leaves the output folder as it was.
+    """
     manifest = Manifest.read(out_dir)
-    to_write = set(changes.created) | set(changes.changed)
-    pending = [a for a in artifacts if a.path in to_write]
-    _stage_and_replace(out_dir, pending)
+    changes = Changes()
+    staging = _Staging(out_dir)
+    try:
+        for artifact, data in _contents(artifacts, verify):
+            state = _state(out_dir, manifest, artifact, data)
+            getattr(changes, state).append(artifact.path)
+            if state != "unchanged":
+                staging.stage(artifact.path, data)
+            manifest.files[artifact.path] = {"target": artifact.target, "sha256": hashlib.sha256(data).hexdigest()}
+    except OSError as error:
+        staging.discard()
+        raise OutputError(f"cannot write {error.filename}: {error.strerror}; the output folder was left as it was") from None
+    except BaseException:
+        staging.discard()
+        raise
+    staging.commit()
+    changes.pruned = _prunable(out_dir, manifest, artifacts, targets)
     for path in changes.pruned:
         (out_dir / path).unlink(missing_ok=True)
         _remove_empty_parents(out_dir, (out_dir / path).parent)
-        manifest.files.pop(path, None)
     produced = {artifact.path for artifact in artifacts}
     for path in list(manifest.files):
         if manifest.files[path]["target"] in targets and path not in produced:
-            manifest.files.pop(path)  # listed but already gone from disk
-    for artifact in artifacts:
-        manifest.files[artifact.path] = {"target": artifact.target, "sha256": sha256(artifact.text)}
+            manifest.files.pop(path)  # pruned now, or listed but already gone from disk
     manifest.blueprint_digest = blueprint_digest
     manifest_path = out_dir / MANIFEST
     new_manifest = manifest.text()
@@ -161,30 +199,30 @@ def write(out_dir: Path, artifacts: list[Artifact], targets: list[str], blueprin
     return changes
 
 
-def _stage_and_replace(out_dir: Path, pending: list[Artifact]) -> None:
-    """Write every file beside its destination, then rename them all into place.
+class _Staging:
+    """Files written beside their destinations under temporary names, and the folders made for them."""
 
-    Until every temporary file is written nothing visible has changed, so a failure (a full
-    disk, a permission) removes the temporary files and the folders made for them and
-    leaves the output folder as it was.
-    """
-    staged: list[tuple[Path, Path]] = []
-    made: list[Path] = []
-    try:
-        for artifact in pending:
-            destination = _safe_destination(out_dir, artifact.path)
-            made.extend(_make_parents(out_dir, destination.parent))
-            temporary = destination.with_name(destination.name + _TMP_SUFFIX)
-            staged.append((temporary, destination))
-            temporary.write_bytes(artifact.text.encode("utf-8"))
-    except OSError as error:
-        for temporary, _ in staged:
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.staged: list[tuple[Path, Path]] = []
+        self.made: list[Path] = []
+
+    def stage(self, relative: str, data: bytes) -> None:
+        destination = _safe_destination(self.out_dir, relative)
+        self.made.extend(_make_parents(self.out_dir, destination.parent))
+        temporary = destination.with_name(destination.name + _TMP_SUFFIX)
+        self.staged.append((temporary, destination))
+        temporary.write_bytes(data)
+
+    def discard(self) -> None:
+        for temporary, _ in self.staged:
             temporary.unlink(missing_ok=True)
-        for folder in reversed(made):
-            _remove_empty_parents(out_dir, folder)
-        raise OutputError(f"cannot write {error.filename}: {error.strerror}; the output folder was left as it was") from None
-    for temporary, destination in staged:
-        os.replace(temporary, destination)
+        for folder in reversed(self.made):
+            _remove_empty_parents(self.out_dir, folder)
+
+    def commit(self) -> None:
+        for temporary, destination in self.staged:
+            os.replace(temporary, destination)
 
 
 def _make_parents(out_dir: Path, folder: Path) -> list[Path]:

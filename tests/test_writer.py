@@ -218,15 +218,22 @@ def test_a_manifest_naming_paths_outside_the_folder_is_refused(tmp_path):
     assert outside.read_text() == "keep me"
 
 
-def test_malformed_yaml_never_reaches_the_disk():
+def test_malformed_yaml_never_reaches_the_disk(tmp_path):
     from msgen.api import check_well_formed
     from msgen.errors import MsgenError
 
-    check_well_formed(Artifact("ok.yml", "a: [1, 2]\n", "alpha"))
+    check_well_formed(A1, A1.text)
     with pytest.raises(MsgenError, match=r"rendered broken.yml is not well formed"):
-        check_well_formed(Artifact("broken.yml", "a: [1, 2\nb: 3\n", "alpha"))
+        check_well_formed(Artifact("broken.yml", "", "alpha"), "a: [1, 2\nb: 3\n")
     with pytest.raises(MsgenError, match=r"rendered broken.json is not well formed"):
-        check_well_formed(Artifact("broken.json", "{", "alpha"))
+        check_well_formed(Artifact("broken.json", "", "alpha"), "{")
+    # found after good files were staged: those are removed again and nothing is written
+    out = tmp_path / "out"
+    out.mkdir()
+    broken = Artifact("beta/broken.yml", "a: [1, 2\nb: 3\n", "beta")
+    with pytest.raises(MsgenError, match="not well formed"):
+        write(out, [A1, A2, broken], ["alpha", "beta"], "digest", verify=check_well_formed)
+    assert list(out.rglob("*")) == []
 
 
 def test_cli_target_renders_and_prunes_only_that_target(tmp_path, reference_blueprint):

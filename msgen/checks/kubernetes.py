@@ -11,14 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import yaml
-
 from msgen import k8s_schemas
 from msgen.checks import netpol
 from msgen.findings import Finding, finding
 from msgen.plan import kubernetes as k8s
+from msgen.targets import all_documents, parsed
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 MAX_NAME = 63
 TRAEFIK_API = "traefik.io/v1alpha1"
@@ -52,17 +50,14 @@ def origin(path: str) -> tuple:
 
 
 def rendered_objects(artifacts: dict) -> Iterator[RenderedObject]:
-    """Every Kubernetes object msgen renders, parsed back (or reused when unchanged)."""
+    """Every Kubernetes object msgen renders (the objects themselves; an edited file is parsed)."""
     from msgen.targets import kubernetes as target
 
     for path in sorted(artifacts):
         artifact = artifacts[path]
         if not path.startswith(f"{target.ROOT}/") or not target.is_manifest(artifact):
             continue
-        documents = target.rendered_documents(artifact.text)
-        if documents is None:
-            documents = [document for document in yaml.load_all(artifact.text, Loader=_LOADER) if document is not None]
-        for index, document in enumerate(documents):
+        for index, document in enumerate(all_documents(artifact)):
             yield RenderedObject(path, index, document, origin(path))
 
 
@@ -298,7 +293,7 @@ def kustomization_findings(artifacts: dict) -> Iterator[Finding]:
     artifact = artifacts.get(target.KUSTOMIZATION)
     if artifact is None:
         return
-    listed = set((yaml.load(artifact.text, Loader=_LOADER) or {}).get("resources") or [])
+    listed = set((parsed(artifact) or {}).get("resources") or [])
     written = {
         path.removeprefix(f"{target.ROOT}/")
         for path, item in artifacts.items()

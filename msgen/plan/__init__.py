@@ -6,7 +6,8 @@ computed by its own module under msgen/plan/.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from msgen.model.blueprint import Blueprint, Host
@@ -33,6 +34,15 @@ class Plan:
     observability: ObservabilityPlan | None  # scrape jobs, alerts, exporters, dashboards; None without `observability:`
     latency: LatencyPlan  # request costs vs budgets, fan-out, retry amplification
     residency: ResidencyPlan  # where personal data lives and which calls carry it out
+    # objects a target builds from this plan that others read again (the compose document,
+    # the Kubernetes objects: capacity counts them, checks judge them): built once, on first use
+    _built: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def built(self, key: str, make: Callable[[], object]):
+        """`make()`, computed the first time `key` is asked for and kept with this plan."""
+        if key not in self._built:
+            self._built[key] = make()
+        return self._built[key]
 
     def service(self, name: str) -> ServicePlan:
         return self._services_by_name[name]

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import yaml
-
 from msgen.units import GI, KI, MI
 
 OS_RESERVE_SHARE = 0.10  # TUNING.md: a reserve for the OS, 10% ...
@@ -20,8 +18,6 @@ OS_RESERVE_MIN = 512 * MI  # ... and at least 512Mi
 EVICTION_RESERVE = 100 * MI  # the kubelet's default hard eviction threshold (memory.available<100Mi)
 KUBE_CPU_RESERVE_M = 100  # per node for the kubelet and the container runtime (kube-reserved)
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
-_WORKLOAD_KIND = re.compile(r"^kind: *(Deployment|StatefulSet|DaemonSet|ReplicaSet) *$", re.M)
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _COMPOSE_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([bkmg]?)b?$", re.IGNORECASE)
 _COMPOSE_FACTOR = {"": 1, "b": 1, "k": KI, "m": MI, "g": GI}
@@ -204,13 +200,13 @@ def kubernetes_capacity(plan) -> HostCapacity | None:
 
 def kubernetes_loads(plan, nodes: int) -> list[Load]:
     """Every pod template msgen writes for the cluster, with its replicas and summed requests."""
+    from msgen.targets import all_documents
     from msgen.targets import kubernetes as target
 
     documents = [document for objects in target.manifests(plan).values() for document in objects]
     for artifact in _observability_artifacts(plan):
-        # parsing every ConfigMap of a large platform costs seconds; only files with a workload matter
-        if target.is_manifest(artifact) and _WORKLOAD_KIND.search(artifact.text):
-            documents.extend(document for document in yaml.load_all(artifact.text, Loader=_LOADER) if isinstance(document, dict))
+        if target.is_manifest(artifact):
+            documents.extend(document for document in all_documents(artifact) if isinstance(document, dict))
     loads = [_workload_load(document, nodes) for document in documents if document.get("kind") in WORKLOAD_KINDS]
     gateway = _gateway_load(plan)
     return [load for load in loads if load is not None] + ([gateway] if gateway else [])

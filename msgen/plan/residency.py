@@ -63,7 +63,12 @@ def plan_residency(blueprint: Blueprint) -> ResidencyPlan:
     policy = tuple(blueprint.policy.personal_data_in) if blueprint.policy.personal_data_in is not None else None
     allowed = allowed_codes(policy) if policy is not None else None
     placements = [_service(blueprint, name, allowed) for name in sorted(blueprint.services)]
-    placements.extend(_datastore(blueprint, name, allowed) for name in sorted(blueprint.datastores))
+    owners: dict[str, list[str]] = {}
+    for service_name in sorted(blueprint.services):
+        datastore = blueprint.services[service_name].datastore
+        if datastore is not None:
+            owners.setdefault(datastore, []).append(service_name)
+    placements.extend(_datastore(blueprint, name, owners.get(name, []), allowed) for name in sorted(blueprint.datastores))
     return ResidencyPlan(policy, tuple(placements), _transfers(blueprint, allowed))
 
 
@@ -91,10 +96,9 @@ def _service(blueprint: Blueprint, name: str, allowed: frozenset[str] | None) ->
     )
 
 
-def _datastore(blueprint: Blueprint, name: str, allowed: frozenset[str] | None) -> Placement:
-    """A datastore sits in its host's region, else its owner's, and inherits the owner's personal data."""
+def _datastore(blueprint: Blueprint, name: str, owners: list[str], allowed: frozenset[str] | None) -> Placement:
+    """A datastore sits in its host's region, else its owner's (`owners`, sorted), and inherits the owner's personal data."""
     datastore = blueprint.datastores[name]
-    owners = sorted(service for service, entry in blueprint.services.items() if entry.datastore == name)
     personal = any(blueprint.services[owner].personal_data for owner in owners)
     if datastore.host is not None:
         host = next(host for host in blueprint.hosts if host.name == datastore.host)

@@ -6,20 +6,53 @@ Adding a target: a module here, templates/<name>/, and a line in TARGET_MODULES.
 from __future__ import annotations
 
 import importlib
+import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
 import yaml
 
+from msgen.jinja import render_template
 
-@dataclass(frozen=True)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True, eq=False)
 class Artifact:
-    """One generated file: its path relative to the output folder, its text, its target."""
+    """One generated file: its path relative to the output folder, its text, its target.
+
+    A file built from objects keeps them in `documents` (its YAML documents, or the one JSON
+    value) and `content` is then the function that formats them: checks read the objects,
+    only writing needs the text, which is formatted each time `text` is read and never kept.
+    So `validate` formats nothing, and `render` holds one file's text at a time (a
+    5000-service platform writes ~170 MB).
+    """
 
     path: str
-    text: str
+    content: str | Callable[[], str]
     target: str
+    documents: tuple | None = None
+
+    @property
+    def text(self) -> str:
+        return self.content if isinstance(self.content, str) else self.content()
+
+    def edited(self, text: str) -> Artifact:
+        """The same file with other text (as a hand edit would leave it): its objects are parsed from the text."""
+        return Artifact(self.path, text, self.target)
+
+
+def templated(path: str, target: str, template: str, context: dict, **document: object) -> Artifact:
+    """A file that holds one document, written by `template`, which finds the document under
+    the one keyword name given here (`config=...`) beside `context`."""
+    ((_, value),) = document.items()
+
+    def text() -> str:
+        return render_template(template, **context, **document)
+
+    return Artifact(path, text, target, (value,))
 
 
 # the order in which targets render; `base` (the output folder's .gitignore) always applies
@@ -38,30 +71,23 @@ def applicable_targets(plan) -> list[str]:
     return [name for name in TARGET_MODULES if target_module(name).applies(plan)]
 
 
-# The document behind each YAML text a target rendered from one (by the text's identity),
-# so that checks read what was rendered without parsing it back; a text changed after
-# rendering (as tests do) is not found and gets parsed.
-_DOCUMENTS: dict[int, tuple[str, object]] = {}
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def remember(text: str, document: object) -> str:
-    """Record that `text` is the YAML of `document`; returns the text."""
-    _DOCUMENTS[id(text)] = (text, document)
-    return text
+def all_documents(artifact: Artifact) -> list:
+    """Every object a YAML or JSON artifact holds, in order (do not mutate them)."""
+    if artifact.documents is not None:
+        return list(artifact.documents)
+    if artifact.path.endswith(".json"):
+        return [json.loads(artifact.text)]
+    return [document for document in yaml.load_all(artifact.text, Loader=_YAML_LOADER) if document is not None]
 
 
 def parsed(artifact: Artifact) -> object:
-    """The document a YAML artifact holds (do not mutate it)."""
-    entry = _DOCUMENTS.get(id(artifact.text))
-    if entry is not None and entry[0] is artifact.text:
-        return entry[1]
-    return yaml.load(artifact.text, Loader=_YAML_LOADER)
+    """The one document a YAML or JSON artifact holds (do not mutate it)."""
+    documents = all_documents(artifact)
+    return documents[0] if documents else None
 
 
 def render_targets(plan, names: list[str]) -> list[Artifact]:
     """Render the named targets, in registry order, into artifacts sorted by path."""
-    _DOCUMENTS.clear()  # one render at a time: keep only this one's documents
     artifacts: list[Artifact] = []
     for name in TARGET_MODULES:
         if name in names:

@@ -15,7 +15,7 @@ from msgen import images, yamlout
 from msgen.jinja import render_template
 from msgen.plan import gateway as gw
 from msgen.plan.services import DatastorePlan, ServicePlan
-from msgen.targets import Artifact, remember
+from msgen.targets import Artifact
 from msgen.units import Cpu, Memory
 
 NAME = "compose"
@@ -49,8 +49,12 @@ def applies(plan) -> bool:
 
 
 def render(plan) -> list[Artifact]:
-    text = render_template("compose/docker-compose.yml.j2", project=plan.project, body=dump(compose_document(plan)).rstrip("\n"))
-    return [Artifact(COMPOSE_FILE, remember(text, compose_document(plan)), NAME)]
+    document = compose_document(plan)
+
+    def text() -> str:
+        return render_template("compose/docker-compose.yml.j2", project=plan.project, body=dump(document).rstrip("\n"))
+
+    return [Artifact(COMPOSE_FILE, text, NAME, (document,))]
 
 
 # --- units and escaping ---------------------------------------------------------------------
@@ -336,16 +340,9 @@ def _networks(plan) -> dict[str, dict]:
     return dict(sorted(networks.items()))
 
 
-_DOCUMENT_CACHE: list = []  # (plan, document) of the last call: the target and two checks ask
-
-
 def compose_document(plan) -> dict:
     """The compose file as a dict, exactly as written (`$` already doubled). Do not mutate it."""
-    if _DOCUMENT_CACHE and _DOCUMENT_CACHE[0] is plan:
-        return _DOCUMENT_CACHE[1]
-    document = escape(_build_document(plan))
-    _DOCUMENT_CACHE[:] = [plan, document]
-    return document
+    return plan.built("compose", lambda: escape(_build_document(plan)))
 
 
 def _build_document(plan) -> dict:

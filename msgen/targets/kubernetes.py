@@ -14,7 +14,7 @@ from msgen import images
 from msgen.jinja import render_template
 from msgen.plan import kubernetes as k8s
 from msgen.plan.services import DB_PASSWORD_FILE, SECRETS_DIR, DatastorePlan, ServicePlan
-from msgen.targets import Artifact
+from msgen.targets import Artifact, templated
 from msgen.units import format_bytes, format_millicores
 from msgen.yamlout import dump
 
@@ -34,10 +34,6 @@ SECRET_FILE_MODE = 0o444
 DB_PASSWORD_KEY = DB_PASSWORD_FILE.rsplit("/", 1)[1]
 POSTGRES_SCRIPT = "10-app-user.sh"  # C's initdb/10-app-user.sh, flattened into the ConfigMap
 
-# documents rendered by the last `render`, by text: the checks reuse them instead of
-# parsing thousands of files again; any other text (an edited artifact) is parsed
-_RENDERED: dict[str, list[dict]] = {}
-
 
 def applies(plan) -> bool:
     return plan.kubernetes is not None
@@ -45,16 +41,10 @@ def applies(plan) -> bool:
 
 def render(plan) -> list[Artifact]:
     """Every manifest, the gateway and observability objects, and the kustomization listing them."""
-    _RENDERED.clear()
     artifacts = [_artifact(plan, path, documents) for path, documents in manifests(plan).items()]
     artifacts.extend(foreign_artifacts(plan))
     artifacts.append(_kustomization(plan, artifacts))
     return sorted(artifacts, key=lambda artifact: artifact.path)
-
-
-def rendered_documents(text: str) -> list[dict] | None:
-    """The documents behind a text this module rendered, or None for any other text."""
-    return _RENDERED.get(text)
 
 
 def to_yaml(document: dict) -> str:
@@ -63,10 +53,11 @@ def to_yaml(document: dict) -> str:
 
 
 def _artifact(plan, path: str, documents: list[dict]) -> Artifact:
-    texts = [to_yaml(document) for document in documents]
-    text = render_template("kubernetes/manifests.yaml.j2", project=plan.project, documents=texts)
-    _RENDERED[text] = documents
-    return Artifact(path, text, NAME)
+    def text() -> str:
+        texts = [to_yaml(document) for document in documents]
+        return render_template("kubernetes/manifests.yaml.j2", project=plan.project, documents=texts)
+
+    return Artifact(path, text, NAME, tuple(documents))
 
 
 def foreign_artifacts(plan) -> list[Artifact]:
@@ -91,18 +82,20 @@ def is_manifest(artifact: Artifact) -> bool:
 def _kustomization(plan, artifacts: list[Artifact]) -> Artifact:
     resources = sorted(artifact.path.removeprefix(f"{ROOT}/") for artifact in artifacts if is_manifest(artifact))
     document = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
-    text = render_template(
-        "kubernetes/kustomization.yaml.j2",
-        project=plan.project,
-        document=document,
-        gateway_namespace=plan.kubernetes.gateway_namespace,
-        secrets_hint="<service>-secrets, <datastore>-credentials",
-    )
-    return Artifact(KUSTOMIZATION, text, NAME)
+    context = {
+        "project": plan.project,
+        "gateway_namespace": plan.kubernetes.gateway_namespace,
+        "secrets_hint": "<service>-secrets, <datastore>-credentials",
+    }
+    return templated(KUSTOMIZATION, NAME, "kubernetes/kustomization.yaml.j2", context, document=document)
 
 
 def manifests(plan) -> dict[str, list[dict]]:
-    """Relative path -> the objects of that file, in apply order within the file."""
+    """Relative path -> the objects of that file, in apply order within the file (do not mutate them)."""
+    return plan.built("kubernetes", lambda: _manifests(plan))
+
+
+def _manifests(plan) -> dict[str, list[dict]]:
     files = {NAMESPACE_FILE: [namespace_object(plan)], DEFAULT_DENY_FILE: [default_deny(plan)]}
     for service in plan.services:
         files[f"{SERVICES_DIR}/{service.name}.yaml"] = service_objects(plan, service)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from msgen.jinja import render_template
 from msgen.plan import observability as obs
-from msgen.targets import Artifact, remember
+from msgen.targets import Artifact, templated
 from msgen.units import format_bytes, format_millicores
 
 NAME = "observability"
@@ -63,8 +63,7 @@ LOKI_PUSH = f"http://loki:{obs.LOKI_PORT}/loki/api/v1/push"
 
 
 def _yaml_artifact(plan, path: str, document: dict, target: str = NAME) -> Artifact:
-    text = render_template("observability/document.yaml.j2", project=plan.project, document=document)
-    return Artifact(path, remember(text, document), target)
+    return templated(path, target, "observability/document.yaml.j2", {"project": plan.project}, document=document)
 
 
 def rule_file(group: obs.RuleGroup) -> str:
@@ -110,15 +109,15 @@ def grafana_artifacts(plan) -> list[Artifact]:
     ]
     if observability.prometheus:
         overview = dashboard(f"{plan.project}-overview", f"{plan.project} / overview", obs.overview_panels(observability, plan.datastores))
-        artifacts.append(Artifact(f"{GRAFANA_DASHBOARDS}/overview.json", _json(overview), NAME))
+        artifacts.append(_json_artifact(f"{GRAFANA_DASHBOARDS}/overview.json", overview))
         for route in observability.dashboards:
             board = dashboard(route.uid, route.title, obs.route_panels(route, observability.rate_window))
-            artifacts.append(Artifact(f"{GRAFANA_DASHBOARDS}/{route.service}.json", _json(board), NAME))
+            artifacts.append(_json_artifact(f"{GRAFANA_DASHBOARDS}/{route.service}.json", board))
     return artifacts
 
 
-def _json(value: dict) -> str:
-    return render_template("observability/document.json.j2", document=value)
+def _json_artifact(path: str, value: dict) -> Artifact:
+    return templated(path, NAME, "observability/document.json.j2", {}, document=value)
 
 
 def grafana_datasources(observability: obs.ObservabilityPlan) -> dict:
@@ -464,16 +463,9 @@ def kubernetes_prometheus_config(plan) -> dict:
     return config
 
 
-_KUBERNETES_CACHE: list = []  # (plan, artifacts) of the last call: the target and the capacity plan ask
-
-
 def kubernetes_artifacts(plan) -> list[Artifact]:
     """ConfigMaps for a plain Prometheus, or PodMonitors and a PrometheusRule for the operator."""
-    if _KUBERNETES_CACHE and _KUBERNETES_CACHE[0] is plan:
-        return list(_KUBERNETES_CACHE[1])
-    artifacts = _kubernetes_artifacts(plan)
-    _KUBERNETES_CACHE[:] = [plan, artifacts]
-    return list(artifacts)
+    return list(plan.built("observability-kubernetes", lambda: _kubernetes_artifacts(plan)))
 
 
 def _kubernetes_artifacts(plan) -> list[Artifact]:
@@ -493,12 +485,16 @@ def _kubernetes_artifacts(plan) -> list[Artifact]:
             for group in observability.kubernetes_rule_groups
         }
         config_maps.append(_config_map(plan, "prometheus-rules", namespace, rules))
-    text = render_template("observability/config-maps.yaml.j2", project=plan.project, config_maps=config_maps)
-    return [Artifact(f"{KUBERNETES_DIR}/prometheus-config.yaml", text, "kubernetes")]
+    context = {"project": plan.project, "config_maps": config_maps}
+    return [_manifests(f"{KUBERNETES_DIR}/prometheus-config.yaml", "observability/config-maps.yaml.j2", context, config_maps)]
+
+
+def _manifests(path: str, template: str, context: dict, documents: list[dict]) -> Artifact:
+    return Artifact(path, lambda: render_template(template, **context), "kubernetes", tuple(documents))
 
 
 def _config_map(plan, name: str, namespace: str, files: dict[str, str]) -> dict:
-    return {"metadata": _metadata(plan, name, namespace), "files": dict(sorted(files.items()))}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(plan, name, namespace), "data": dict(sorted(files.items()))}
 
 
 def _pod_monitor(plan, job: obs.ScrapeJob, namespace: str) -> dict:
@@ -538,5 +534,5 @@ def _operator_artifacts(plan) -> list[Artifact]:
             "spec": {"groups": [group.to_dict() for group in observability.kubernetes_rule_groups]},
         }
         documents.append(rule)
-    text = render_template("observability/manifests.yaml.j2", project=plan.project, documents=documents)
-    return [Artifact(f"{KUBERNETES_DIR}/monitoring.yaml", text, "kubernetes")]
+    context = {"project": plan.project, "documents": documents}
+    return [_manifests(f"{KUBERNETES_DIR}/monitoring.yaml", "observability/manifests.yaml.j2", context, documents)]

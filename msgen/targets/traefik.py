@@ -7,9 +7,8 @@ middlewares are computed there once and only wrapped here.
 
 from __future__ import annotations
 
-from msgen.jinja import render_template
 from msgen.plan import gateway as gw
-from msgen.targets import Artifact, remember
+from msgen.targets import Artifact, templated
 
 NAME = "traefik"
 KUBERNETES_DIR = "kubernetes/gateway"
@@ -28,11 +27,12 @@ def applies(plan) -> bool:
 def render(plan) -> list[Artifact]:
     gateway = plan.gateway
     static_config = gw.static_config(gateway)
-    static = remember(render_template("traefik/traefik.yml.j2", gateway=gateway, config=static_config), static_config)
     # in docker mode the routes live on container labels; the file keeps the shared parts
     dynamic_config = gw.dynamic_config(gateway, with_routes=gateway.provider == "file")
-    dynamic = remember(render_template("traefik/dynamic.yml.j2", gateway=gateway, config=dynamic_config), dynamic_config)
-    return [Artifact(gw.STATIC_CONFIG, static, NAME), Artifact(gateway.dynamic_file, dynamic, NAME)]
+    return [
+        templated(gw.STATIC_CONFIG, NAME, "traefik/traefik.yml.j2", {"gateway": gateway}, config=static_config),
+        templated(gateway.dynamic_file, NAME, "traefik/dynamic.yml.j2", {"gateway": gateway}, config=dynamic_config),
+    ]
 
 
 def kubernetes_namespace(plan) -> str:
@@ -46,7 +46,7 @@ def _metadata(plan, name: str, namespace: str) -> dict:
 
 
 def _manifest(plan, path: str, document: dict) -> Artifact:
-    return Artifact(path, render_template("traefik/manifest.yaml.j2", project=plan.project, document=document), "kubernetes")
+    return templated(path, "kubernetes", "traefik/manifest.yaml.j2", {"project": plan.project}, document=document)
 
 
 def ingress_route(plan, route: gw.RoutePlan) -> dict:
@@ -156,6 +156,5 @@ def kubernetes_artifacts(plan) -> list[Artifact]:
             if not middleware.shared:
                 document = middleware_object(plan, middleware, namespace)
                 artifacts.append(_manifest(plan, f"{KUBERNETES_DIR}/middleware-{middleware.name}.yaml", document))
-    values = render_template("traefik/manifest.yaml.j2", project=plan.project, document=helm_values(plan))
-    artifacts.append(Artifact(HELM_VALUES, values, "kubernetes"))
+    artifacts.append(_manifest(plan, HELM_VALUES, helm_values(plan)))
     return sorted(artifacts, key=lambda artifact: artifact.path)
