@@ -31,13 +31,26 @@ def yaml_scalar(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return repr(value)
+        return _yaml_float(value)
     text = str(value)
     if _PLAIN_SAFE.fullmatch(text) and text.lower() not in _SPECIAL_WORDS and not text.endswith((":", "-")):
         return text
     # a JSON string is a valid YAML double-quoted scalar, once the characters YAML forbids raw
     # (DEL, C1 controls, BOM, U+FFFE/F) or reads as line breaks (NEL, LS, PS) are escaped too
     return _UNSAFE_RAW.sub(_escape_char, json.dumps(text, ensure_ascii=False))
+
+
+def _yaml_float(value: float) -> str:
+    """A float both YAML 1.1 (a `.` in the mantissa: `1.0e-05`, not `1e-05`) and 1.2 read as one."""
+    if value != value:
+        return ".nan"
+    if value in (float("inf"), float("-inf")):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value)
+    mantissa, e, exponent = text.partition("e")
+    if e and "." not in mantissa:
+        return f"{mantissa}.0e{exponent}"
+    return text
 
 
 _UNSAFE_RAW = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")

@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,8 +81,8 @@ class Changes:
 
 
 def _is_inside(relative: str) -> bool:
-    parts = Path(relative).parts
-    return bool(parts) and not Path(relative).is_absolute() and ".." not in parts and "\\" not in relative
+    parts = relative.split("/")
+    return bool(relative) and not relative.startswith("/") and ".." not in parts and "\\" not in relative
 
 
 def _safe_destination(out_dir: Path, relative: str) -> Path:
@@ -96,8 +97,9 @@ def compare(
     """Compare what would be written with what is on disk, and refuse foreign files."""
     manifest = Manifest.read(out_dir)
     changes = Changes()
+    folders = _Folders(out_dir)
     for artifact, data in _contents(artifacts, verify):
-        state = _state(out_dir, manifest, artifact, data)
+        state = _state(folders, manifest, artifact, data)
         getattr(changes, state).append(artifact.path)
         if want_diffs and state != "unchanged":
             before = (out_dir / artifact.path).read_text(encoding="utf-8", errors="replace") if state == "changed" else ""
@@ -118,17 +120,56 @@ def _contents(artifacts: list[Artifact], verify: Verify | None) -> Iterator[tupl
         yield artifact, text.encode("utf-8")
 
 
-def _state(out_dir: Path, manifest: Manifest, artifact: Artifact, data: bytes) -> str:
+def _state(folders: _Folders, manifest: Manifest, artifact: Artifact, data: bytes) -> str:
     """created, changed or unchanged; a file msgen did not write is refused."""
-    destination = _safe_destination(out_dir, artifact.path)
-    _refuse_foreign_parents(out_dir, destination)
-    if destination.is_dir():
-        raise OutputError(f"{destination}: is a folder where msgen writes a file; move it away")
-    if not destination.exists():
+    _safe_destination(folders.out_dir, artifact.path)
+    folder = artifact.path.rpartition("/")[0]
+    if not folders.exists(folder):
         return "created"
+    destination = folders.out_dir / artifact.path
+    try:
+        mode = os.stat(destination).st_mode
+    except FileNotFoundError:
+        return "created"
+    if stat.S_ISDIR(mode):
+        raise OutputError(f"{destination}: is a folder where msgen writes a file; move it away")
     if artifact.path not in manifest.files:
         raise OutputError(f"{destination}: exists and was not written by msgen; move it away or choose another output folder")
     return "unchanged" if destination.read_bytes() == data else "changed"
+
+
+class _Folders:
+    """The output folder's sub-folders (relative, `a/b`), each looked at once: thousands of
+    files share a few hundred folders. A file where a folder belongs is refused."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.present: dict[str, bool] = {"": True}
+
+    def exists(self, folder: str) -> bool:
+        if folder not in self.present:
+            parent = folder.rpartition("/")[0]
+            self.present[folder] = self.exists(parent) and self._is_folder(self.out_dir / folder)
+        return self.present[folder]
+
+    @staticmethod
+    def _is_folder(path: Path) -> bool:
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISDIR(mode):
+            raise OutputError(f"{path}: is a file where msgen needs a folder; move it away or choose another output folder")
+        return True
+
+    def make(self, folder: str) -> list[Path]:
+        """Create `folder` and its missing parents; return the ones made, outermost first."""
+        if self.exists(folder):
+            return []
+        made = self.make(folder.rpartition("/")[0])
+        (self.out_dir / folder).mkdir()
+        self.present[folder] = True
+        return [*made, self.out_dir / folder]
 
 
 def _prunable(out_dir: Path, manifest: Manifest, artifacts: list[Artifact], targets: list[str]) -> list[str]:
@@ -139,14 +180,6 @@ def _prunable(out_dir: Path, manifest: Manifest, artifacts: list[Artifact], targ
         for path, entry in sorted(manifest.files.items())
         if entry["target"] in targets and path not in produced and (out_dir / path).exists()
     ]
-
-
-def _refuse_foreign_parents(out_dir: Path, destination: Path) -> None:
-    folder = destination.parent
-    while folder != out_dir:
-        if folder.exists() and not folder.is_dir():
-            raise OutputError(f"{folder}: is a file where msgen needs a folder; move it away or choose another output folder")
-        folder = folder.parent
 
 
 def _diff(path: str, before: str, after: str) -> str:
@@ -166,10 +199,11 @@ def write(out_dir: Path, artifacts: list[Artifact], targets: list[str], blueprin
     """
     manifest = Manifest.read(out_dir)
     changes = Changes()
-    staging = _Staging(out_dir)
+    folders = _Folders(out_dir)
+    staging = _Staging(folders)
     try:
         for artifact, data in _contents(artifacts, verify):
-            state = _state(out_dir, manifest, artifact, data)
+            state = _state(folders, manifest, artifact, data)
             getattr(changes, state).append(artifact.path)
             if state != "unchanged":
                 staging.stage(artifact.path, data)
@@ -202,14 +236,15 @@ def write(out_dir: Path, artifacts: list[Artifact], targets: list[str], blueprin
 class _Staging:
     """Files written beside their destinations under temporary names, and the folders made for them."""
 
-    def __init__(self, out_dir: Path) -> None:
-        self.out_dir = out_dir
+    def __init__(self, folders: _Folders) -> None:
+        self.folders = folders
+        self.out_dir = folders.out_dir
         self.staged: list[tuple[Path, Path]] = []
         self.made: list[Path] = []
 
     def stage(self, relative: str, data: bytes) -> None:
         destination = _safe_destination(self.out_dir, relative)
-        self.made.extend(_make_parents(self.out_dir, destination.parent))
+        self.made.extend(self.folders.make(relative.rpartition("/")[0]))
         temporary = destination.with_name(destination.name + _TMP_SUFFIX)
         self.staged.append((temporary, destination))
         temporary.write_bytes(data)
@@ -223,17 +258,6 @@ class _Staging:
     def commit(self) -> None:
         for temporary, destination in self.staged:
             os.replace(temporary, destination)
-
-
-def _make_parents(out_dir: Path, folder: Path) -> list[Path]:
-    """Create `folder` and its missing parents inside `out_dir`; return the ones made, outermost first."""
-    missing = []
-    while not folder.is_dir() and folder != out_dir:
-        missing.append(folder)
-        folder = folder.parent
-    for path in reversed(missing):
-        path.mkdir()
-    return list(reversed(missing))
 
 
 def _remove_empty_parents(out_dir: Path, folder: Path) -> None:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from msgen.jinja import yaml_scalar
 
-# the same few thousand keys and values recur in every object: escape each once
-_TEXTS: dict[object, str] = {}
-_CACHE_LIMIT = 100_000  # bounded: a long-running process renders many blueprints
+# the same few thousand keys and strings recur in every object: escape each once (by type,
+# so that 1, 1.0 and True stay apart); bounded, since a long-running process renders many
+_STRINGS: dict[str, str] = {}
+_OTHERS: dict[tuple[type, object], str] = {}
+_CACHE_LIMIT = 100_000
 
 
 def dump(value: object, indent: int = 0, flow_lists: bool = False) -> str:
@@ -33,30 +35,36 @@ def dump(value: object, indent: int = 0, flow_lists: bool = False) -> str:
 def _mapping(mapping: dict, pad: str, lines: list[str], flow: bool, first: str | None = None) -> None:
     lead = pad if first is None else first
     deeper = pad + "  "
+    append = lines.append
     for key, value in mapping.items():
-        head = f"{lead}{_scalar(key, deeper)}:"
+        head = lead + (_STRINGS.get(key) or _key(key)) + ":"
         lead = pad
-        if type(value) is dict and value:
-            lines.append(head)
+        kind = type(value)
+        if kind is str:
+            # the common case first: a cached plain string (multi-line text is never cached)
+            append(head + " " + (_STRINGS.get(value) or _scalar(value, deeper)))
+        elif kind is dict and value:
+            append(head)
             _mapping(value, deeper, lines, flow)
-        elif type(value) is list and value and not (flow and _flat(value)):
-            lines.append(head)
+        elif kind is list and value and not (flow and _flat(value)):
+            append(head)
             _sequence(value, pad, lines, flow)
         else:
-            lines.append(f"{head} {_inline(value, deeper, flow)}")
+            append(head + " " + _inline(value, deeper, flow))
 
 
 def _sequence(items: list, pad: str, lines: list[str], flow: bool) -> None:
     deeper = pad + "  "
+    dash = pad + "- "
     for item in items:
         if type(item) is dict and item:
-            _mapping(item, deeper, lines, flow, first=f"{pad}- ")
+            _mapping(item, deeper, lines, flow, first=dash)
         elif type(item) is list and item and not (flow and _flat(item)):
             start = len(lines)
             _sequence(item, deeper, lines, flow)
-            lines[start] = f"{pad}- {lines[start][len(deeper):]}"
+            lines[start] = dash + lines[start][len(deeper) :]
         else:
-            lines.append(f"{pad}- {_inline(item, deeper, flow)}")
+            lines.append(dash + _inline(item, deeper, flow))
 
 
 def _flat(items: list) -> bool:
@@ -67,20 +75,36 @@ def _inline(value: object, pad: str, flow: bool) -> str:
     if isinstance(value, dict):
         return "{}"
     if isinstance(value, list):
-        # plain scalars never hold `,[]{}` (yaml_scalar quotes them), so they are safe in flow style
-        return "[" + ", ".join(_scalar(item, pad) for item in value) + "]"
+        # plain scalars never hold `,[]{}` (yaml_scalar quotes them), so they are safe in flow
+        # style; a block (multi-line text) is not, so those are quoted like keys
+        return "[" + ", ".join(_key(item) for item in value) + "]"
     return _scalar(value, pad)
 
 
+def _key(key: object) -> str:
+    """A mapping key: never a literal block (YAML has no block keys), so multi-line keys are quoted."""
+    if type(key) is str and "\n" in key:
+        return yaml_scalar(key)
+    return _scalar(key, "")
+
+
 def _scalar(value: object, pad: str) -> str:
-    if type(value) is str and "\n" in value and _literal_safe(value):
-        return _literal(value, pad)
+    if type(value) is str:
+        text = _STRINGS.get(value)
+        if text is not None:
+            return text
+        if "\n" in value and _literal_safe(value):
+            return _literal(value, pad)  # depends on the indentation: not cached
+        text = yaml_scalar(value)
+        if len(_STRINGS) < _CACHE_LIMIT:
+            _STRINGS[value] = text
+        return text
     key = (type(value), value)
-    text = _TEXTS.get(key)
+    text = _OTHERS.get(key)
     if text is None:
         text = yaml_scalar(value)
-        if len(_TEXTS) < _CACHE_LIMIT:
-            _TEXTS[key] = text
+        if len(_OTHERS) < _CACHE_LIMIT:
+            _OTHERS[key] = text
     return text
 
 
