@@ -1,7 +1,10 @@
 """msgen's one YAML emitter (msgen/yamlout.py): whatever it is given, YAML 1.1 and 1.2
-readers read back exactly that value, at any indentation and in both list styles."""
+readers read back exactly that value, at any indentation and in both list styles; and its
+JSON writer (msgen.jinja.to_json) writes what the json module writes."""
 
 from __future__ import annotations
+
+import json
 
 import yaml
 from hypothesis import given, settings
@@ -9,6 +12,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from msgen import yamlout
+from msgen.jinja import to_json
 
 YAML12 = YAML(typ="safe", pure=True)
 
@@ -48,3 +52,16 @@ def test_block_layout_is_what_a_reviewer_expects():
     document = {"a": {"b": [1, {"c": "x", "d": []}], "e": {}}, "f": "two\nlines\n", "g": ["ALL"]}
     assert yamlout.dump(document) == "a:\n  b:\n  - 1\n  - c: x\n    d: []\n  e: {}\nf: |\n  two\n  lines\ng:\n- ALL"
     assert yamlout.dump({"cap_drop": ["ALL"]}, flow_lists=True) == "cap_drop: [ALL]"
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.recursive(
+    st.one_of(SCALARS, st.floats()),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.one_of(KEYS, st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False)), children, max_size=4),
+    ),
+    max_leaves=25,
+))  # fmt: skip
+def test_json_is_byte_for_byte_what_the_json_module_writes(value):
+    assert to_json(value) == json.dumps(value, indent=2, ensure_ascii=False)
