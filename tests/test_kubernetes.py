@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from msgen import api
-from msgen.checks import CheckContext, netpol
+from msgen.checks import CheckContext, netpol, run_checks
 from msgen.checks import kubernetes as checks
 from msgen.errors import BlueprintError
 from msgen.model.load import load_blueprint
@@ -148,14 +148,16 @@ def test_rendered_text_parses_back_to_the_objects_the_checks_read(reference):
             assert [d for d in yaml.safe_load_all(artifact.text) if d is not None] == list(artifact.documents), artifact.path
 
 
-def test_a_typo_is_reported_with_object_and_field(reference):
+@pytest.mark.parametrize("apart", [False, True], ids=["one process", "models judged in a second process"])
+def test_a_typo_is_reported_with_object_and_field(reference, apart, monkeypatch):
+    monkeypatch.setattr(checks, "MODELS_APART_FROM", 0 if apart else 10**9)
     artifacts = dict(k8s_artifacts(reference))
     path = "kubernetes/services/payment.yaml"
     text = artifacts[path].text.replace("podAntiAffinity:", "podAntiAfinity:", 1)
     text = text.replace("readOnlyRootFilesystem: true", "readOnlyRootFilesytem: true", 1)
     artifacts[path] = artifacts[path].edited(text)
     context = CheckContext(reference.loaded.blueprint, reference.plan, reference.loaded.source, artifacts)
-    found = [f for f in checks.check(context) if f.id in ("k8s-schema", "k8s-model")]
+    found = [f for f in run_checks(context) if f.id in ("k8s-schema", "k8s-model")]
     messages = "\n".join(f.message for f in found)
     assert (
         "Deployment/payment: spec.template.spec.affinity: Additional properties are not allowed ('podAntiAfinity' was unexpected)"

@@ -54,9 +54,18 @@ CHECK_MODULES: list[str] = ["compose", "datastores", "traefik", "kubernetes", "o
 
 def run_checks(context: CheckContext) -> list[Finding]:
     """Run every check, apply the blueprint's `suppress` entries, locate and sort."""
+    from msgen.checks import kubernetes
+
+    # slow judges that need no other check's result start first (in a second process on a
+    # large platform); their findings are collected last
+    pending = [kubernetes.start_models(context)]
     found: list[Finding] = []
-    for check in all_checks():
-        found.extend(check(context))
+    try:
+        for check in all_checks():
+            found.extend(check(context))
+    finally:
+        for collect in pending:  # also after a failure: a second process must be waited for
+            found.extend(collect())
     return locate(apply_suppressions(found, context.blueprint), context.source)
 
 

@@ -1,0 +1,84 @@
+"""A second process for a share of a large run: the machine's other core.
+
+`in_child(work)` forks; the child computes `work()` and sends the result back pickled
+through a pipe, while the parent goes on with its own share and then calls the returned
+function to collect the child's result (or exception). The child shares the parent's
+memory copy-on-write, so nothing is pickled on the way in.
+
+Where fork is missing (Windows), or other threads run (fork copies only the calling
+thread, so a lock another thread holds would stay held in the child), `work` runs at
+once in this process: the same result on one core.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def can_fork() -> bool:
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def in_child(work: Callable[[], T]) -> Callable[[], T]:
+    """Start `work` in a child process; the returned function waits for it and gives its
+    result, or raises what it raised. Call it exactly once, also when the parent's own
+    share failed: the child may be writing files the caller has to clean up."""
+    if not can_fork():
+        outcome = _outcome(work)
+        return lambda: _unwrap(outcome)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; coverage does not follow it
+        _child(work, read_end, write_end)
+    os.close(write_end)
+
+    def collect() -> T:
+        with os.fdopen(read_end, "rb") as pipe:
+            payload = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if not payload:
+            raise RuntimeError(f"msgen's second process ended without a result (wait status {status}); please report it")
+        return _unwrap(pickle.loads(payload))
+
+    return collect
+
+
+def _child(work: Callable[[], object], read_end: int, write_end: int) -> None:  # pragma: no cover - runs in the child
+    """Run `work`, send its outcome, and leave without running the parent's exit handlers."""
+    status = 0
+    try:
+        os.close(read_end)
+        outcome = _outcome(work)
+        try:
+            payload = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.loads(payload)  # some exceptions pickle but do not unpickle
+        except Exception as error:  # send what can be said in words
+            kind, value = outcome
+            text = f"{type(value).__name__}: {value}" if kind == "error" else f"its result could not be sent back ({error})"
+            payload = pickle.dumps(("error", RuntimeError(text)))
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(payload)
+    except BaseException:
+        status = 1
+    finally:
+        os._exit(status)
+
+
+def _outcome(work: Callable[[], T]) -> tuple[str, object]:
+    try:
+        return ("ok", work())
+    except Exception as error:
+        return ("error", error)
+
+
+def _unwrap(outcome: tuple[str, object]):
+    kind, value = outcome
+    if kind == "error":
+        raise value  # type: ignore[misc]
+    return value

@@ -1,0 +1,66 @@
+"""msgen/fork.py: a share of the work in a second process, with the same result or error."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from msgen import fork
+from msgen.errors import OutputError
+
+
+def test_the_child_computes_the_result_in_another_process():
+    collect = fork.in_child(lambda: (os.getpid(), [1, "two", {"three": 3}]))
+    pid, value = collect()
+    assert pid != os.getpid()
+    assert value == [1, "two", {"three": 3}]
+
+
+def test_an_error_in_the_child_is_raised_in_the_parent():
+    def fail():
+        raise OutputError("disk full")
+
+    collect = fork.in_child(fail)
+    with pytest.raises(OutputError, match="disk full"):
+        collect()
+
+
+def test_an_error_that_does_not_pickle_arrives_as_its_text():
+    class Local(Exception):  # a local class cannot be pickled
+        pass
+
+    def fail():
+        raise Local("no way back")
+
+    with pytest.raises(RuntimeError, match="Local: no way back"):
+        fork.in_child(fail)()
+
+
+def children() -> set[str]:
+    """This process's children (zombies included), from Linux's /proc."""
+    return set((Path("/proc/self/task") / str(os.getpid()) / "children").read_text().split())
+
+
+def test_the_child_is_waited_for(tmp_path):
+    before = children()
+    marker = tmp_path / "done"
+    collect = fork.in_child(lambda: marker.write_text("x"))
+    assert children() - before  # it runs beside this process
+    collect()
+    assert marker.read_text() == "x"
+    assert children() == before  # and is gone after, not even a zombie
+
+
+def test_with_other_threads_running_the_work_runs_here():
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    try:
+        assert not fork.can_fork()
+        assert fork.in_child(os.getpid)() == os.getpid()
+    finally:
+        stop.set()
+        worker.join()
