@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -12,10 +13,11 @@ import yaml
 from msgen.checks import CheckContext, run_checks
 from msgen.errors import MsgenError
 from msgen.findings import Finding, fails
+from msgen.fork import in_child
 from msgen.model.load import LoadedBlueprint, load_blueprint
 from msgen.plan import Plan, build_plan
 from msgen.targets import Artifact, applicable_targets, render_targets, target_names
-from msgen.writer import Changes, compare, write
+from msgen.writer import Changes, Staging, compare, stage
 
 
 def _parse_events(text: str) -> None:
@@ -51,14 +53,25 @@ class RenderOutcome:
     wrote: bool = False
 
 
-def analyse(path: Path, env: str | None = None) -> Analysis:
-    """Load, plan, render every applicable target in memory, and run every check."""
+def prepare(path: Path, env: str | None = None) -> Analysis:
+    """Load, plan and render every applicable target in memory; no checks yet."""
     loaded = load_blueprint(path, env)
     plan = build_plan(loaded.blueprint, env)
     targets = applicable_targets(plan)
-    artifacts = render_targets(plan, targets)
-    context = CheckContext(loaded.blueprint, plan, loaded.source, {a.path: a for a in artifacts})
-    return Analysis(loaded, plan, artifacts, run_checks(context), targets)
+    return Analysis(loaded, plan, render_targets(plan, targets), [], targets)
+
+
+def judge(analysis: Analysis) -> list[Finding]:
+    """Every check over the blueprint, its plan and everything it renders."""
+    context = CheckContext(analysis.loaded.blueprint, analysis.plan, analysis.loaded.source, {a.path: a for a in analysis.artifacts})
+    return run_checks(context)
+
+
+def analyse(path: Path, env: str | None = None) -> Analysis:
+    """Load, plan, render every applicable target in memory, and run every check."""
+    analysis = prepare(path, env)
+    analysis.findings = judge(analysis)
+    return analysis
 
 
 def check_well_formed(artifact: Artifact, text: str) -> None:
@@ -89,6 +102,12 @@ def select_targets(analysis: Analysis, requested: list[str] | None) -> list[str]
     return [name for name in known if name in requested or name == "base"]
 
 
+# From this many files on, `render` runs the checks in a second process (msgen/fork.py)
+# while this one formats and stages the files; nothing is renamed into place unless the
+# checks pass. At 1000 services that overlaps ~0.5 s of checks with ~0.9 s of staging.
+CHECK_WHILE_STAGING_FROM = 1000
+
+
 def render(
     path: Path,
     out_dir: Path,
@@ -99,24 +118,77 @@ def render(
     strict: bool = False,
 ) -> RenderOutcome:
     """Validate, then write (or with `check`, compare) the chosen targets' files."""
-    analysis = analyse(path, env)
+    analysis = prepare(path, env)
     chosen = select_targets(analysis, targets)
     outcome = RenderOutcome(analysis, out_dir, chosen)
     outcome.not_rendered = [name for name in analysis.targets if name not in chosen]
-    if fails(analysis.findings, strict):
-        return outcome
     artifacts = [a for a in analysis.artifacts if a.target in chosen]
     # each text is parsed as it is formatted, before anything reaches the disk
     # (`validate` formats no text, so it skips this)
-    if check:
-        outcome.changes = compare(out_dir, artifacts, chosen, want_diffs=diff, verify=check_well_formed)
-        return outcome
+    if check or len(artifacts) < CHECK_WHILE_STAGING_FROM:
+        analysis.findings = judge(analysis)
+        if fails(analysis.findings, strict):
+            return outcome
+        if check:
+            outcome.changes = compare(out_dir, artifacts, chosen, want_diffs=diff, verify=check_well_formed)
+            return outcome
+        made = _make_output_folder(out_dir)
+        staging = _stage_or_unmake(out_dir, made, artifacts)
+    else:
+        findings = in_child(lambda: judge(analysis))
+        made = None
+        try:
+            made = _make_output_folder(out_dir)
+            staging = _stage_or_unmake(out_dir, made, artifacts)
+        except MsgenError:
+            analysis.findings = findings()
+            if fails(analysis.findings, strict):
+                return outcome  # the blueprint's own errors come first, as when checks run first
+            raise
+        except BaseException:
+            findings()
+            raise
+        analysis.findings = findings()
+        if fails(analysis.findings, strict):
+            staging.discard()
+            _unmake(out_dir, made)
+            return outcome
+    outcome.changes = staging.commit(chosen, blueprint_digest(analysis.loaded))
+    outcome.wrote = True
+    return outcome
+
+
+def _make_output_folder(out_dir: Path) -> Path | None:
+    """Create the output folder and its missing parents; the outermost one made, if any."""
     if out_dir.exists() and not out_dir.is_dir():
         raise MsgenError(f"{out_dir}: exists and is not a folder")
+    outermost = None
+    folder = out_dir.absolute()
+    while not folder.exists():
+        outermost, folder = folder, folder.parent
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise MsgenError(f"cannot create {out_dir}: {error.strerror}") from None
-    outcome.changes = write(out_dir, artifacts, chosen, blueprint_digest(analysis.loaded), verify=check_well_formed)
-    outcome.wrote = True
-    return outcome
+    return outermost
+
+
+def _stage_or_unmake(out_dir: Path, made: Path | None, artifacts: list[Artifact]) -> Staging:
+    try:
+        return stage(out_dir, artifacts, verify=check_well_formed)
+    except BaseException:
+        _unmake(out_dir, made)
+        raise
+
+
+def _unmake(out_dir: Path, made: Path | None) -> None:
+    """Remove the output folder and the parents render made for it, those that are empty."""
+    if made is None:
+        return
+    folder = out_dir.absolute()
+    while True:
+        with contextlib.suppress(OSError):  # rmdir never removes a folder that holds anything
+            folder.rmdir()
+        if folder == made or folder == folder.parent:
+            return
+        folder = folder.parent

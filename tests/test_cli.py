@@ -111,7 +111,17 @@ def test_validate_with_env(reference_blueprint):
     assert unknown.exit_code == 2 and "unknown environment 'prod'" in unknown.stderr
 
 
-def test_render_writes_and_reports(tmp_path, reference_blueprint):
+@pytest.fixture(params=["checks, then files", "checks while staging files"])
+def overlap(request, monkeypatch) -> str:
+    """render as small platforms do (checks first), or as large ones do (checks in a second
+    process while the files are staged, msgen/api.py CHECK_WHILE_STAGING_FROM)."""
+    from msgen import api
+
+    monkeypatch.setattr(api, "CHECK_WHILE_STAGING_FROM", 10**9 if request.param == "checks, then files" else 0)
+    return request.param
+
+
+def test_render_writes_and_reports(tmp_path, reference_blueprint, overlap):
     out_dir = tmp_path / "out"
     first = runner.invoke(app, ["render", str(reference_blueprint), "-o", str(out_dir)])
     assert first.exit_code == 0 and " created, " in first.stdout
@@ -120,13 +130,31 @@ def test_render_writes_and_reports(tmp_path, reference_blueprint):
     assert again.exit_code == 0 and "0 created, 0 updated" in again.stdout
 
 
-def test_render_with_failing_findings_writes_nothing(tmp_path, write_blueprint):
+def test_render_with_failing_findings_writes_nothing(tmp_path, write_blueprint, overlap):
     path = write_blueprint(ROOT_AS.replace("'a:1'", "nginx"))
-    result = runner.invoke(app, ["render", str(path), "-o", str(tmp_path / "out")])
+    result = runner.invoke(app, ["render", str(path), "-o", str(tmp_path / "out" / "deeper")])
     assert result.exit_code == 1 and "nothing written" in result.stderr and "image-latest" in result.stderr
     assert not (tmp_path / "out").exists()
     strict = runner.invoke(app, ["render", str(write_blueprint(ROOT_AS, "w.yaml")), "-o", str(tmp_path / "out"), "--strict"])
     assert strict.exit_code == 1 and not (tmp_path / "out").exists()
+    # an output folder that exists keeps exactly what it held, a foreign file included:
+    # the blueprint's errors are reported (exit 1), not the foreign file (exit 2)
+    out = tmp_path / "kept"
+    out.mkdir()
+    (out / "compose").write_text("not msgen's\n")
+    again = runner.invoke(app, ["render", str(path), "-o", str(out)])
+    assert again.exit_code == 1 and "image-latest" in again.stderr
+    assert [p.name for p in out.rglob("*")] == ["compose"] and (out / "compose").read_text() == "not msgen's\n"
+
+
+def test_render_refuses_a_foreign_file_and_leaves_the_folder(tmp_path, reference_blueprint, overlap):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "compose").mkdir()
+    (out / "compose" / "docker-compose.yml").write_text("mine\n")
+    result = runner.invoke(app, ["render", str(reference_blueprint), "-o", str(out)])
+    assert result.exit_code == 2 and "was not written by msgen" in result.stderr and "Traceback" not in result.output
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["compose", "compose/docker-compose.yml"]
 
 
 def test_render_target_errors(tmp_path, reference_blueprint):

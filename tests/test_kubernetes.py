@@ -170,7 +170,7 @@ def test_a_typo_is_reported_with_object_and_field(reference, apart, monkeypatch)
 
 def test_crd_typo_is_reported_by_the_known_shape(reference):
     artifacts = dict(k8s_artifacts(reference))
-    path = "kubernetes/gateway/ingressroute-payment.yaml"
+    path = "kubernetes/gateway/route-payment.yaml"
     artifacts[path] = artifacts[path].edited(artifacts[path].text.replace("entryPoints:", "entrypoints:"))
     context = CheckContext(reference.loaded.blueprint, reference.plan, reference.loaded.source, artifacts)
     found = [f.message for f in checks.check(context) if f.id == "k8s-crd"]

@@ -176,20 +176,22 @@ def test_dashboard_is_a_router_behind_basic_auth(analysed):
 def test_kubernetes_artifacts_mirror_the_plan(analysed):
     extra = 'kubernetes: {namespace: shop-prod, version: "1.30"}'
     plan = analysed(blueprint_text(extra=extra)).plan
-    artifacts = {a.path: yaml.safe_load(a.text) for a in kubernetes_artifacts(plan)}
+    files = {a.path: [doc for doc in yaml.safe_load_all(a.text) if doc] for a in kubernetes_artifacts(plan)}
     assert all(a.target == "kubernetes" for a in kubernetes_artifacts(plan))
-    route = artifacts["kubernetes/gateway/ingressroute-web.yaml"]
-    assert route["apiVersion"] == "traefik.io/v1alpha1" and route["metadata"]["namespace"] == "shop-prod"
+    # the route's file: its own middlewares first, then the IngressRoute that uses them
+    *own, route = files["kubernetes/gateway/route-web.yaml"]
+    assert [doc["kind"] for doc in own] == ["Middleware"] * len(own) and own
+    assert route["kind"] == "IngressRoute" and route["apiVersion"] == "traefik.io/v1alpha1" and route["metadata"]["namespace"] == "shop-prod"
     spec = route["spec"]["routes"][0]
     assert spec["match"] == "Host(`shop.example.com`) && PathPrefix(`/shop`)"
     assert spec["services"] == [{"name": "web", "port": 8080}]
-    middlewares = {doc["metadata"]["name"]: doc for doc in artifacts.values() if doc.get("kind") == "Middleware"}
+    middlewares = {doc["metadata"]["name"]: doc for docs in files.values() for doc in docs if doc.get("kind") == "Middleware"}
     for reference in spec["middlewares"]:
         assert middlewares[reference["name"]]["metadata"]["namespace"] == "shop-prod"
     file_dynamic = gw.dynamic_config(plan.gateway, with_routes=True)["http"]["middlewares"]
     for name, document in middlewares.items():
         assert document["spec"] == file_dynamic[name]
-    values = artifacts["kubernetes/gateway/traefik-values.yaml"]
+    (values,) = files["kubernetes/gateway/traefik-values.yaml"]
     assert values["ports"]["websecure"]["http3"] == {"enabled": True, "advertisedPort": 443}
     assert values["ports"]["metrics"]["port"] == 8082 and values["ports"]["metrics"]["expose"] == {"default": False}
     assert values["metrics"]["prometheus"]["buckets"] == "0.1,0.12,0.2,0.3,1.2,5.0"

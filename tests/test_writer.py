@@ -96,7 +96,28 @@ def test_pruned_datastore_files_are_named(tmp_path):
     assert changes.pruned_datastores() == ["orders-db"]
 
 
-def test_a_failure_half_way_leaves_the_old_output_intact(tmp_path, monkeypatch):
+@pytest.fixture(params=["one process", "two processes"])
+def processes(request, monkeypatch) -> str:
+    """Write in one process, or share the files with a second one (as large renders do)."""
+    monkeypatch.setattr(writer, "WRITE_APART_FROM", 10**9 if request.param == "one process" else 0)
+    return request.param
+
+
+def test_two_processes_write_what_one_writes(tmp_path, monkeypatch):
+    artifacts = [Artifact(f"alpha/{index % 7}/file-{index}.yml", f"n: {index}\n", "alpha") for index in range(40)] + [A1, B1]
+    trees = {}
+    for apart_from in (10**9, 0):
+        monkeypatch.setattr(writer, "WRITE_APART_FROM", apart_from)
+        out = tmp_path / str(apart_from)
+        out.mkdir()
+        changes = write(out, artifacts, ["alpha", "beta"], "d")
+        assert len(changes.created) == len(artifacts)
+        trees[apart_from] = tree(out)
+    assert trees[0] == trees[10**9]
+    assert not list(tmp_path.rglob("*.msgen-tmp"))
+
+
+def test_a_failure_half_way_leaves_the_old_output_intact(tmp_path, monkeypatch, processes):
     write(tmp_path, [A1, B1], ["alpha", "beta"], "old")
     before = tree(tmp_path)
     new = [
@@ -104,19 +125,19 @@ def test_a_failure_half_way_leaves_the_old_output_intact(tmp_path, monkeypatch):
         Artifact("alpha/new/x.yml", "x: 1\n", "alpha"),
         Artifact(B1.path, "b: 2\n", "beta"),
     ]
-    real_write_bytes = Path.write_bytes
+    real_write_file = writer._write_file
     calls = []
 
-    def failing_write_bytes(self, data):
-        calls.append(self)
+    def failing_write_file(path, data):
+        calls.append(path)
         if len(calls) == 2:
-            raise OSError(28, "No space left on device", str(self))
-        return real_write_bytes(self, data)
+            raise OSError(28, "No space left on device", path)
+        return real_write_file(path, data)
 
-    monkeypatch.setattr(Path, "write_bytes", failing_write_bytes)
+    monkeypatch.setattr(writer, "_write_file", failing_write_file)
     with pytest.raises(OutputError, match="No space left on device; the output folder was left as it was"):
         write(tmp_path, new, ["alpha", "beta"], "new")
-    assert len(calls) == 2
+    assert len(calls) == 2  # this process's calls; with two processes the other wrote alpha/new/x.yml
     assert tree(tmp_path) == before
     assert not (tmp_path / "alpha/new").exists()
 
@@ -127,10 +148,10 @@ def test_a_failed_render_via_the_cli_keeps_the_old_output(tmp_path, monkeypatch,
     (out_dir / ".gitignore").write_text("edited\n")
     before = tree(out_dir)
 
-    def failing_write_bytes(self, data):
-        raise OSError(13, "Permission denied", str(self))
+    def failing_write_file(path, data):
+        raise OSError(13, "Permission denied", path)
 
-    monkeypatch.setattr(Path, "write_bytes", failing_write_bytes)
+    monkeypatch.setattr(writer, "_write_file", failing_write_file)
     result = CliRunner().invoke(app, ["render", str(minimal_blueprint), "-o", str(out_dir)])
     assert result.exit_code == 2 and "Permission denied" in result.output and "Traceback" not in result.output
     assert tree(out_dir) == before
@@ -218,7 +239,7 @@ def test_a_manifest_naming_paths_outside_the_folder_is_refused(tmp_path):
     assert outside.read_text() == "keep me"
 
 
-def test_malformed_yaml_never_reaches_the_disk(tmp_path):
+def test_malformed_yaml_never_reaches_the_disk(tmp_path, processes):
     from msgen.api import check_well_formed
     from msgen.errors import MsgenError
 

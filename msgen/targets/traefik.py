@@ -7,6 +7,7 @@ middlewares are computed there once and only wrapped here.
 
 from __future__ import annotations
 
+from msgen.jinja import render_template
 from msgen.plan import gateway as gw
 from msgen.targets import Artifact, templated
 
@@ -47,6 +48,10 @@ def _metadata(plan, name: str, namespace: str) -> dict:
 
 def _manifest(plan, path: str, document: dict) -> Artifact:
     return templated(path, "kubernetes", "traefik/manifest.yaml.j2", {"project": plan.project}, document=document)
+
+
+def _text(template: str, context: dict):
+    return lambda: render_template(template, **context)
 
 
 def ingress_route(plan, route: gw.RoutePlan) -> dict:
@@ -151,10 +156,10 @@ def kubernetes_artifacts(plan) -> list[Artifact]:
         document = middleware_object(plan, middleware, where)
         artifacts.append(_manifest(plan, f"{KUBERNETES_DIR}/middleware-{middleware.name}.yaml", document))
     for route in gateway.routes:
-        artifacts.append(_manifest(plan, f"{KUBERNETES_DIR}/ingressroute-{route.name}.yaml", ingress_route(plan, route)))
-        for middleware in route.middlewares:
-            if not middleware.shared:
-                document = middleware_object(plan, middleware, namespace)
-                artifacts.append(_manifest(plan, f"{KUBERNETES_DIR}/middleware-{middleware.name}.yaml", document))
+        # one file a route, as one a service: its own middlewares first, then the route using them
+        documents = [middleware_object(plan, middleware, namespace) for middleware in route.middlewares if not middleware.shared]
+        documents.append(ingress_route(plan, route))
+        context = {"project": plan.project, "documents": documents}
+        artifacts.append(Artifact(f"{KUBERNETES_DIR}/route-{route.name}.yaml", _text("traefik/manifests.yaml.j2", context), "kubernetes", tuple(documents)))
     artifacts.append(_manifest(plan, HELM_VALUES, helm_values(plan)))
     return sorted(artifacts, key=lambda artifact: artifact.path)
