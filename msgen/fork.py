@@ -21,6 +21,10 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+# set in a child: a process that exits when its work is done may skip imports' side work
+IN_CHILD = False
+
+
 def can_fork() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1
 
@@ -51,6 +55,8 @@ def in_child(work: Callable[[], T]) -> Callable[[], T]:
 
 def _child(work: Callable[[], object], read_end: int, write_end: int) -> None:  # pragma: no cover - runs in the child
     """Run `work`, send its outcome, and leave without running the parent's exit handlers."""
+    global IN_CHILD
+    IN_CHILD = True
     status = 0
     try:
         os.close(read_end)

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from msgen import fork
 
 # kubernetes-validate's schema files point at their shared definitions by this absolute
 # URI; pointing it at a local `$defs` lets one document compile without a retriever
@@ -108,10 +111,23 @@ def schema_problems(document: dict, version: str) -> list[Problem]:
     )
 
 
-@cache
-def _model_class(api_version: str, kind: str):
+def _client_models():
+    """kubernetes.client.models. The `kubernetes` package's own __init__ imports the config
+    loaders, the dynamic client, watch and stream (0.09 s) that validation never uses; a
+    child process of msgen/fork.py, which ends with its work, skips it by registering the
+    package without running it. Anywhere else the package is imported as usual."""
+    if fork.IN_CHILD and "kubernetes" not in sys.modules:
+        spec = importlib.util.find_spec("kubernetes")
+        if spec is not None and spec.submodule_search_locations:
+            sys.modules["kubernetes"] = importlib.util.module_from_spec(spec)
     from kubernetes.client import models
 
+    return models
+
+
+@cache
+def _model_class(api_version: str, kind: str):
+    models = _client_models()
     version = api_version.rpartition("/")[2]
     return getattr(models, version[:1].upper() + version[1:] + kind, None)
 

@@ -8,6 +8,7 @@ from the gateway plan, the monitoring containers from the observability target.
 
 from __future__ import annotations
 
+import json
 import shlex
 from typing import Any
 
@@ -72,6 +73,19 @@ def compose_memory(amount: int) -> str:
         if amount % factor == 0:
             return f"{amount // factor}{suffix}"
     return str(amount)
+
+
+def escape_document(document: dict) -> dict:
+    """`escape` for a whole compose file, walking only the service entries and sections that
+    hold a `$` at all (one C-speed json pass each finds them; most hold none)."""
+
+    def escaped(part: Any) -> Any:
+        return escape(part) if "$" in json.dumps(part, default=str) else part
+
+    return {
+        key: {name: escaped(entry) for name, entry in part.items()} if key == "services" else escaped(part)
+        for key, part in document.items()
+    }
 
 
 def escape(value: Any) -> Any:
@@ -342,7 +356,7 @@ def _networks(plan) -> dict[str, dict]:
 
 def compose_document(plan) -> dict:
     """The compose file as a dict, exactly as written (`$` already doubled). Do not mutate it."""
-    return plan.built("compose", lambda: escape(_build_document(plan)))
+    return plan.built("compose", lambda: escape_document(_build_document(plan)))
 
 
 def _build_document(plan) -> dict:

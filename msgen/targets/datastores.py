@@ -22,7 +22,12 @@ def applies(plan) -> bool:
 
 
 def config_files(plan, datastore_name: str) -> dict[str, str]:
-    """File name (relative to datastores/<name>/) -> text, for one datastore."""
+    """File name (relative to datastores/<name>/) -> text, for one datastore (rendered once:
+    compose mounts the files and Kubernetes embeds the same text in a ConfigMap)."""
+    return plan.built(f"datastore-files/{datastore_name}", lambda: _config_files(plan, datastore_name))
+
+
+def _config_files(plan, datastore_name: str) -> dict[str, str]:
     store = plan.datastore(datastore_name)
     tuning = plan.tuning[datastore_name]
     peak = f"{human_bytes(tuning.peak)}" if tuning.peak is not None else ""
