@@ -146,7 +146,8 @@ def render(
                 return outcome  # the blueprint's own errors come first, as when checks run first
             raise
         except BaseException:
-            findings()
+            with contextlib.suppress(Exception):  # waited for, whatever it says
+                findings()
             raise
         analysis.findings = findings()
         if fails(analysis.findings, strict):

@@ -5,9 +5,9 @@ through a pipe, while the parent goes on with its own share and then calls the r
 function to collect the child's result (or exception). The child shares the parent's
 memory copy-on-write, so nothing is pickled on the way in.
 
-Where fork is missing (Windows), or other threads run (fork copies only the calling
-thread, so a lock another thread holds would stay held in the child), `work` runs at
-once in this process: the same result on one core.
+Where fork is missing (Windows), other threads run (fork copies only the calling thread,
+so a lock another thread holds would stay held in the child), or MSGEN_SINGLE_PROCESS=1 is
+set, `work` runs at once in this process: the same result on one core.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ IN_CHILD = False
 
 
 def can_fork() -> bool:
-    return hasattr(os, "fork") and threading.active_count() == 1
+    """Whether a second process may be forked; MSGEN_SINGLE_PROCESS=1 says never."""
+    return hasattr(os, "fork") and threading.active_count() == 1 and os.environ.get("MSGEN_SINGLE_PROCESS") != "1"
 
 
 def in_child(work: Callable[[], T]) -> Callable[[], T]:

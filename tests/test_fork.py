@@ -64,3 +64,28 @@ def test_with_other_threads_running_the_work_runs_here():
     finally:
         stop.set()
         worker.join()
+
+
+def test_single_process_when_asked(monkeypatch):
+    monkeypatch.setenv("MSGEN_SINGLE_PROCESS", "1")
+    assert not fork.can_fork()
+    assert fork.in_child(os.getpid)() == os.getpid()
+
+
+def test_an_interrupted_parent_still_waits_for_the_child_and_raises_its_own(monkeypatch):
+    """A failure in the parent's share of the checks: the Kubernetes models' child is
+    reaped and the parent's own exception (not the child's) is what the caller sees."""
+    from msgen import api
+    from msgen.checks import kubernetes
+
+    monkeypatch.setattr(kubernetes, "MODELS_APART_FROM", 0)
+    analysis = api.prepare(Path(__file__).resolve().parent.parent / "blueprints" / "reference.yaml")
+
+    def interrupted(context):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kubernetes, "check", interrupted)
+    before = children()
+    with pytest.raises(KeyboardInterrupt):
+        api.judge(analysis)
+    assert children() == before

@@ -6,6 +6,7 @@ findings should be computed (cheap blueprint checks first).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -63,9 +64,13 @@ def run_checks(context: CheckContext) -> list[Finding]:
     try:
         for check in all_checks():
             found.extend(check(context))
-    finally:
-        for collect in pending:  # also after a failure: a second process must be waited for
-            found.extend(collect())
+    except BaseException:
+        for collect in pending:  # a second process is waited for, whatever it says
+            with contextlib.suppress(Exception):
+                collect()
+        raise
+    for collect in pending:
+        found.extend(collect())
     return locate(apply_suppressions(found, context.blueprint), context.source)
 
 
