@@ -6,7 +6,8 @@ slowest-memory run (from wait4's rusage: the process, or its largest child, whic
 larger). `render` writes into a new folder every run, so every file is really written; the
 folders are removed only after all runs, because on ext4 creating files right after
 deleting thousands costs more than msgen's work (the inode allocator reads every recently
-deleted inode: +1.7 s of system time at 1000 services, seen with `perf record`).
+deleted inode: +1.7 s of system time at 1000 services, seen with `perf record`). Leave a few
+minutes between two benchmark runs for the same reason.
 `render again` renders into the folder of the last run: nothing changes, as in CI's
 `render --check` or a re-render of an unchanged blueprint. Results go to stdout and
 benchmarks/out/results.json; nothing here is committed.
@@ -71,8 +72,7 @@ def bench(count: int) -> dict:
     files = [path for path in folders[-1].rglob("*") if path.is_file()]
     result["files_written"] = len(files)
     result["output_mib"] = round(sum(path.stat().st_size for path in files) / 2**20, 1)
-    for folder in folders:
-        shutil.rmtree(folder)
+    result["folders"] = [str(folder) for folder in folders]
     return result
 
 
@@ -110,6 +110,9 @@ def main() -> None:
             + ("" if codes == {0} else f"  (exit codes {sorted(codes)})"),
             flush=True,
         )
+    for row in results:  # only now: see the module's docstring
+        for folder in row.pop("folders"):
+            shutil.rmtree(folder)
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
 

@@ -126,6 +126,7 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates do not change during a run: no stat of the file per render
     )
     env.filters["yaml_scalar"] = yaml_scalar
     env.filters["to_yaml"] = to_yaml
@@ -133,5 +134,10 @@ def environment() -> jinja2.Environment:
     return env
 
 
+@cache
+def _template(name: str) -> jinja2.Template:
+    return environment().get_template(name)
+
+
 def render_template(name: str, **context: object) -> str:
-    return environment().get_template(name).render(**context)
+    return _template(name).render(**context)

@@ -387,3 +387,12 @@ def test_rendering_is_deterministic(reference):
     again = analyse(REFERENCE)
     assert files(again) == files(reference)
     assert replace(reference.plan.observability) == again.plan.observability
+
+
+def test_promql_shapes_are_remembered_only_for_well_formed_expressions():
+    """msgen checks one expression per shape (string literals emptied): a malformed string
+    changes the shape, so it is still found after a well-formed sibling was remembered."""
+    assert checks.promql_problem('up{job="a"} > 0') is None
+    assert checks.promql_problem('up{job="b"} > 0') is None
+    assert "unexpected text" in (checks.promql_problem('up{job="c} > 0') or "")
+    assert "unclosed" in (checks.promql_problem('sum(up{job="d"} > 0') or "")
