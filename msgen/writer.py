@@ -18,6 +18,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from msgen import __version__
 from msgen.errors import OutputError
@@ -32,6 +33,7 @@ Verify = Callable[[Artifact, str], None]
 # what staging did to one file: its state, the sha256 of its bytes, and the temporary file
 # written beside it (None when unchanged)
 Staged = tuple[str, str, "str | None"]
+T = TypeVar("T")
 
 
 def sha256(text: str) -> str:
@@ -102,19 +104,32 @@ def compare(
 ) -> Changes:
     """Compare what would be written with what is on disk, and refuse foreign files."""
     manifest = Manifest.read(out_dir)
-    changes = Changes()
     folders = _Folders(out_dir)
-    for artifact, data in _contents(artifacts, verify):
-        state = _state(folders, manifest, artifact, data)
+    shares = _shares(artifacts) if len(artifacts) >= WRITE_APART_FROM else [artifacts]
+    compared = _on_two_cores(shares, lambda share: _compare(folders, manifest, share, want_diffs, verify))
+    changes = Changes()
+    for artifact, (state, diff) in zip(artifacts, [item for part in compared for item in part], strict=True):
         getattr(changes, state).append(artifact.path)
-        if want_diffs and state != "unchanged":
-            before = (out_dir / artifact.path).read_text(encoding="utf-8", errors="replace") if state == "changed" else ""
-            changes.diffs.append(_diff(artifact.path, before, data.decode("utf-8")))
+        if diff is not None:
+            changes.diffs.append(diff)
     changes.pruned = _prunable(out_dir, manifest, artifacts, targets)
     if want_diffs:
         for path in changes.pruned:
             changes.diffs.append(_diff(path, (out_dir / path).read_text(encoding="utf-8", errors="replace"), ""))
     return changes
+
+
+def _compare(folders: _Folders, manifest: Manifest, artifacts: list[Artifact], want_diffs: bool, verify: Verify | None) -> list:
+    """(state, diff or None) for each artifact."""
+    compared = []
+    for artifact, data in _contents(artifacts, verify):
+        state = _state(folders, manifest, artifact, data)
+        diff = None
+        if want_diffs and state != "unchanged":
+            before = (folders.out_dir / artifact.path).read_text(encoding="utf-8", errors="replace") if state == "changed" else ""
+            diff = _diff(artifact.path, before, data.decode("utf-8"))
+        compared.append((state, diff))
+    return compared
 
 
 def _contents(artifacts: list[Artifact], verify: Verify | None) -> Iterator[tuple[Artifact, bytes]]:
@@ -307,22 +322,33 @@ Share = tuple[list[Staged], list[Path]]
 
 
 def _stage_shares(folders: _Folders, manifest: Manifest, shares: list[list[Artifact]], verify: Verify | None) -> Share:
-    """Stage the first share here and the second, if any, in a second process."""
+    staged = _on_two_cores(
+        shares, lambda share: _stage(folders, manifest, share, verify), lambda share: _undo(folders.out_dir, share)
+    )
+    return [item for share in staged for item in share[0]], [folder for share in staged for folder in share[1]]
+
+
+def _on_two_cores(shares: list[list[Artifact]], work: Callable[[list[Artifact]], T], undo: Callable[[T], None] | None = None) -> list[T]:
+    """`work` on each share: the first here, the second (if any) in a second process. When
+    either fails, `undo` takes back what the other did, and the failure is raised."""
     if len(shares) == 1:
-        return _stage(folders, manifest, shares[0], verify)
-    collect = in_child(lambda: _stage(folders, manifest, shares[1], verify))
+        return [work(shares[0])]
+    collect = in_child(lambda: work(shares[1]))
     try:
-        mine = _stage(folders, manifest, shares[0], verify)
+        mine = work(shares[0])
     except BaseException:
-        with contextlib.suppress(Exception):  # if it failed too, it removed its own files
-            _undo(folders.out_dir, collect())
+        with contextlib.suppress(Exception):  # if it failed too, it took back its own work
+            theirs = collect()
+            if undo is not None:
+                undo(theirs)
         raise
     try:
         theirs = collect()
     except BaseException:
-        _undo(folders.out_dir, mine)
+        if undo is not None:
+            undo(mine)
         raise
-    return mine[0] + theirs[0], mine[1] + theirs[1]
+    return [mine, theirs]
 
 
 def _stage(folders: _Folders, manifest: Manifest, artifacts: list[Artifact], verify: Verify | None) -> Share:

@@ -158,7 +158,7 @@ def test_a_failed_render_via_the_cli_keeps_the_old_output(tmp_path, monkeypatch,
     assert tree(out_dir) == before
 
 
-def test_check_on_clean_edited_missing_and_prunable_files(tmp_path):
+def test_check_on_clean_edited_missing_and_prunable_files(tmp_path, processes):
     write(tmp_path, [A1, A2, B1], ["alpha", "beta"], "d")
     before = tree(tmp_path)
     assert not compare(tmp_path, [A1, A2, B1], ["alpha", "beta"]).drift
@@ -190,7 +190,10 @@ def test_an_unreadable_manifest_is_an_output_error(tmp_path):
         write(tmp_path, [A1], ["alpha"], "d")
 
 
-def test_cli_check_and_diff(tmp_path, minimal_blueprint):
+def test_cli_check_and_diff(tmp_path, minimal_blueprint, processes, monkeypatch):
+    from msgen import api
+
+    monkeypatch.setattr(api, "CHECK_WHILE_STAGING_FROM", 0 if processes == "two processes" else 10**9)
     out_dir = tmp_path / "out"
     runner = CliRunner()
     missing = runner.invoke(app, ["render", str(minimal_blueprint), "-o", str(out_dir), "--check"])
