@@ -22,7 +22,7 @@ from msgen.targets import Artifact, applicable_targets, render_targets, target_n
 from msgen.writer import Changes, Staging, compare, stage
 
 
-def _parse_events(text: str) -> None:
+def _parse_events(text: str | bytes) -> None:
     """Parse YAML into events and drop them: libyaml's `raw_parse` builds no Python objects
     (4x faster than iterating `yaml.parse`); the pure-Python parser where libyaml is missing."""
     try:
@@ -76,7 +76,7 @@ def analyse(path: Path, env: str | None = None) -> Analysis:
     return analysis
 
 
-def check_well_formed(artifact: Artifact, text: str) -> None:
+def check_well_formed(artifact: Artifact, text: str | bytes) -> None:
     """A fast event-level parse of every YAML and JSON artifact: a bug here must never reach a disk."""
     try:
         if artifact.path.endswith((".yml", ".yaml")):

@@ -28,8 +28,8 @@ from msgen.targets import Artifact
 
 MANIFEST = ".msgen-manifest.json"
 _TMP_SUFFIX = ".msgen-tmp"
-# called with each artifact and its text before anything is written; raises to stop the render
-Verify = Callable[[Artifact, str], None]
+# called with each artifact and its UTF-8 bytes before anything is written; raises to stop the render
+Verify = Callable[[Artifact, bytes], None]
 # what staging did to one file: its state, the sha256 of its bytes, and the temporary file
 # written beside it (None when unchanged)
 Staged = tuple[str, str, "str | None"]
@@ -135,10 +135,10 @@ def _compare(folders: _Folders, manifest: Manifest, artifacts: list[Artifact], w
 def _contents(artifacts: list[Artifact], verify: Verify | None) -> Iterator[tuple[Artifact, bytes]]:
     """Each artifact with its bytes, formatted one at a time (and checked by `verify`)."""
     for artifact in artifacts:
-        text = artifact.text
+        data = artifact.text.encode("utf-8")
         if verify is not None:
-            verify(artifact, text)
-        yield artifact, text.encode("utf-8")
+            verify(artifact, data)
+        yield artifact, data
 
 
 def _state(folders: _Folders, manifest: Manifest, artifact: Artifact, data: bytes) -> str:
