@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from msgen.errors import MsgenError
+
 T = TypeVar("T")
 
 
@@ -47,8 +49,11 @@ def in_child(work: Callable[[], T]) -> Callable[[], T]:
         with os.fdopen(read_end, "rb") as pipe:
             payload = pipe.read()
         _, status = os.waitpid(pid, 0)
-        if not payload:
-            raise RuntimeError(f"msgen's second process ended without a result (wait status {status}); please report it")
+        if not payload:  # killed (out of memory, a signal) before it could answer
+            raise MsgenError(
+                f"msgen's second process ended without a result (wait status {status}); "
+                "run again with MSGEN_SINGLE_PROCESS=1, and report it if that works"
+            )
         return _unwrap(pickle.loads(payload))
 
     return collect

@@ -89,3 +89,12 @@ def test_an_interrupted_parent_still_waits_for_the_child_and_raises_its_own(monk
     with pytest.raises(KeyboardInterrupt):
         api.judge(analysis)
     assert children() == before
+
+
+def test_a_child_killed_before_it_answers_is_a_clear_error():
+    """Out of memory or a signal: the caller gets an MsgenError (exit 2, no traceback)."""
+    from msgen.errors import MsgenError
+
+    collect = fork.in_child(lambda: os.kill(os.getpid(), 9))
+    with pytest.raises(MsgenError, match=r"second process ended without a result.*MSGEN_SINGLE_PROCESS=1"):
+        collect()

@@ -105,6 +105,7 @@ def processes(request, monkeypatch) -> str:
 
 def test_two_processes_write_what_one_writes(tmp_path, monkeypatch):
     artifacts = [Artifact(f"alpha/{index % 7}/file-{index}.yml", f"n: {index}\n", "alpha") for index in range(40)] + [A1, B1]
+    assert [len(share) for share in writer._shares(artifacts)] != [len(artifacts)]  # two shares, not one
     trees = {}
     for apart_from in (10**9, 0):
         monkeypatch.setattr(writer, "WRITE_APART_FROM", apart_from)

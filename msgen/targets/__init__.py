@@ -55,6 +55,16 @@ def templated(path: str, target: str, template: str, context: dict, **document: 
     return Artifact(path, text, target, (value,))
 
 
+def templated_documents(path: str, target: str, template: str, context: dict, documents: list) -> Artifact:
+    """A file of several YAML documents (`documents`), written by `template` from `context`."""
+    return Artifact(path, lambda: render_template(template, **context), target, tuple(documents))
+
+
+# the shared templates: one document after msgen's header, or several, each after `---`
+DOCUMENT_TEMPLATE = "common/document.yaml.j2"
+DOCUMENTS_TEMPLATE = "common/documents.yaml.j2"
+
+
 # the order in which targets render; `base` (the output folder's .gitignore) always applies
 TARGET_MODULES: tuple[str, ...] = ("base", "compose", "traefik", "kubernetes", "datastores", "observability")
 

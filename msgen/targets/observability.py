@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from msgen.jinja import render_template
 from msgen.plan import observability as obs
-from msgen.targets import Artifact, templated
+from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents
 from msgen.units import format_bytes, format_millicores
 
 NAME = "observability"
@@ -63,7 +63,7 @@ LOKI_PUSH = f"http://loki:{obs.LOKI_PORT}/loki/api/v1/push"
 
 
 def _yaml_artifact(plan, path: str, document: dict, target: str = NAME) -> Artifact:
-    return templated(path, target, "observability/document.yaml.j2", {"project": plan.project}, document=document)
+    return templated(path, target, DOCUMENT_TEMPLATE, {"project": plan.project}, document=document)
 
 
 def rule_file(group: obs.RuleGroup) -> str:
@@ -475,22 +475,19 @@ def _kubernetes_artifacts(plan) -> list[Artifact]:
     if observability.operator:
         return _operator_artifacts(plan)
     namespace = _namespace(plan)
-    config_text = render_template("observability/document.yaml.j2", project=plan.project, document=kubernetes_prometheus_config(plan))
+    config_text = render_template(DOCUMENT_TEMPLATE, project=plan.project, document=kubernetes_prometheus_config(plan))
     config_maps = [_config_map(plan, "prometheus-config", namespace, {"prometheus.yml": config_text})]
     if observability.kubernetes_rule_groups:
         rules = {
             f"{group.name}.yml": render_template(
-                "observability/document.yaml.j2", project=plan.project, document={"groups": [group.to_dict()]}
+                DOCUMENT_TEMPLATE, project=plan.project, document={"groups": [group.to_dict()]}
             )
             for group in observability.kubernetes_rule_groups
         }
         config_maps.append(_config_map(plan, "prometheus-rules", namespace, rules))
     context = {"project": plan.project, "config_maps": config_maps}
-    return [_manifests(f"{KUBERNETES_DIR}/prometheus-config.yaml", "observability/config-maps.yaml.j2", context, config_maps)]
-
-
-def _manifests(path: str, template: str, context: dict, documents: list[dict]) -> Artifact:
-    return Artifact(path, lambda: render_template(template, **context), "kubernetes", tuple(documents))
+    path = f"{KUBERNETES_DIR}/prometheus-config.yaml"
+    return [templated_documents(path, "kubernetes", "observability/config-maps.yaml.j2", context, config_maps)]
 
 
 def _config_map(plan, name: str, namespace: str, files: dict[str, str]) -> dict:
@@ -535,4 +532,4 @@ def _operator_artifacts(plan) -> list[Artifact]:
         }
         documents.append(rule)
     context = {"project": plan.project, "documents": documents}
-    return [_manifests(f"{KUBERNETES_DIR}/monitoring.yaml", "observability/manifests.yaml.j2", context, documents)]
+    return [templated_documents(f"{KUBERNETES_DIR}/monitoring.yaml", "kubernetes", DOCUMENTS_TEMPLATE, context, documents)]

@@ -7,9 +7,8 @@ middlewares are computed there once and only wrapped here.
 
 from __future__ import annotations
 
-from msgen.jinja import render_template
 from msgen.plan import gateway as gw
-from msgen.targets import Artifact, templated
+from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents
 
 NAME = "traefik"
 KUBERNETES_DIR = "kubernetes/gateway"
@@ -47,11 +46,7 @@ def _metadata(plan, name: str, namespace: str) -> dict:
 
 
 def _manifest(plan, path: str, document: dict) -> Artifact:
-    return templated(path, "kubernetes", "traefik/manifest.yaml.j2", {"project": plan.project}, document=document)
-
-
-def _text(template: str, context: dict):
-    return lambda: render_template(template, **context)
+    return templated(path, "kubernetes", DOCUMENT_TEMPLATE, {"project": plan.project}, document=document)
 
 
 def ingress_route(plan, route: gw.RoutePlan) -> dict:
@@ -160,6 +155,6 @@ def kubernetes_artifacts(plan) -> list[Artifact]:
         documents = [middleware_object(plan, middleware, namespace) for middleware in route.middlewares if not middleware.shared]
         documents.append(ingress_route(plan, route))
         context = {"project": plan.project, "documents": documents}
-        artifacts.append(Artifact(f"{KUBERNETES_DIR}/route-{route.name}.yaml", _text("traefik/manifests.yaml.j2", context), "kubernetes", tuple(documents)))
+        artifacts.append(templated_documents(f"{KUBERNETES_DIR}/route-{route.name}.yaml", "kubernetes", DOCUMENTS_TEMPLATE, context, documents))
     artifacts.append(_manifest(plan, HELM_VALUES, helm_values(plan)))
     return sorted(artifacts, key=lambda artifact: artifact.path)
