@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,12 +58,22 @@ def format_path(path: KeyPath) -> str:
     return text
 
 
+COLUMNS = 1 << 20  # a position is packed as line * COLUMNS + column
+
+
+def packed(mark) -> int:
+    """A parser mark's 1-based position as one int (a column past COLUMNS is shown as COLUMNS - 1)."""
+    return (mark.line + 1) * COLUMNS + min(mark.column + 1, COLUMNS - 1)
+
+
 @dataclass
 class SourceMap:
     """Where each key path of a loaded document stands in its file (1-based)."""
 
     file: str
-    positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+    # key path -> line * COLUMNS + column: one int, not a tuple of two (a 5000-service
+    # blueprint has ~400,000 positions, and they live as long as the findings may need them)
+    positions: dict[KeyPath, int] = field(default_factory=dict)
     # the source text of plain scalars that YAML read as numbers (so hints can quote them)
     number_texts: dict[KeyPath, str] = field(default_factory=dict)
     # after `--env NAME`: the paths whose value came from the overlay, and the overlay's own
@@ -78,8 +89,8 @@ class SourceMap:
         return ()
 
     def locate(self, path: KeyPath) -> tuple[int, int]:
-        """The position of `path`, else of its nearest ancestor that has one."""
-        return self.positions.get(self.anchor(path), (1, 1))
+        """The position (line, column) of `path`, else of its nearest ancestor that has one."""
+        return divmod(self.positions.get(self.anchor(path), COLUMNS + 1), COLUMNS)
 
     def shown_path(self, path: KeyPath) -> str:
         """The key path as a person finds it in the file (inside the overlay when it came from one)."""
@@ -203,7 +214,7 @@ class _Builder:
             if key in result:
                 raise self.fail(key_mark, child, f"duplicate key {key!r}", "each key may appear once in a mapping")
             if key != MERGE_KEY:
-                self.source.positions[child] = (key_mark.line + 1, key_mark.column + 1)
+                self.source.positions[child] = packed(key_mark)
             value, child_size = self.value(self.next_event(), child)
             size += child_size
             if key == MERGE_KEY:
@@ -224,7 +235,8 @@ class _Builder:
     def key(self, event, path: KeyPath) -> str:
         if not isinstance(event, yaml.ScalarEvent):
             raise self.fail(event.start_mark, path, "mapping keys must be plain strings")
-        return event.value
+        # one string object per distinct key: thousands of services repeat the same keys
+        return sys.intern(event.value)
 
     def sequence(self, path: KeyPath) -> tuple[list, int]:
         result: list[object] = []
@@ -234,7 +246,7 @@ class _Builder:
             if isinstance(event, yaml.SequenceEndEvent):
                 break
             child = (*path, len(result))
-            self.source.positions[child] = (event.start_mark.line + 1, event.start_mark.column + 1)
+            self.source.positions[child] = packed(event.start_mark)
             value, child_size = self.value(event, child)
             result.append(value)
             size += child_size
@@ -277,7 +289,7 @@ def load_yaml(text: str, file: str) -> tuple[object, SourceMap]:
         raise BlueprintError([LoadIssue(file, line, column, "", message)]) from None
     except yaml.YAMLError as error:
         raise BlueprintError([LoadIssue(file, 1, 1, "", f"YAML syntax: {error}")]) from None
-    source.positions.setdefault((), (1, 1))
+    source.positions.setdefault((), COLUMNS + 1)
     return root, source
 
 
