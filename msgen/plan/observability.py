@@ -198,8 +198,10 @@ def plan_observability(
     timeout = (prometheus.scrape_timeout if prometheus else None) or min(DEFAULT_SCRAPE_TIMEOUT, interval)
     jobs = scrape_jobs(services, datastores, gateway) if prometheus else ()
     window = at_least(MIN_RATE_WINDOW, interval, 4)
-    rule_args = (blueprint, services, datastores, gateway, interval, window)
     alerts = section.alerts and prometheus is not None
+    flavours = ("compose", "kubernetes") if blueprint.kubernetes else ("compose",)
+    groups = rule_groups(blueprint, services, datastores, gateway, interval, window, flavours) if alerts else ((), ())
+    compose_rules, kubernetes_rules = groups[0], (groups[1] if len(groups) > 1 else ())
     return ObservabilityPlan(
         project=blueprint.project,
         prometheus=prometheus is not None,
@@ -212,8 +214,8 @@ def plan_observability(
         loki=section.loki,
         alerts=alerts,
         jobs=jobs,
-        rule_groups=rule_groups(*rule_args, "compose") if alerts else (),
-        kubernetes_rule_groups=rule_groups(*rule_args, "kubernetes") if alerts and blueprint.kubernetes else (),
+        rule_groups=compose_rules,
+        kubernetes_rule_groups=kubernetes_rules,
         exporters=tuple(plan_exporter(store) for store in datastores) if prometheus else (),
         dashboards=route_dashboards(blueprint, services, gateway),
         sizes=container_sizes(section.grafana, section.loki, prometheus is not None, datastores),
@@ -293,16 +295,20 @@ def _rule(
     return AlertRule(alert, expr, for_, tuple(sorted(labels)), summary, description, at)
 
 
-def rule_groups(blueprint, services, datastores, gateway, interval: Duration, window: str, flavour: str) -> tuple[RuleGroup, ...]:
-    """Alert rule groups; the flavours differ only in how Traefik names a routed service."""
+def rule_groups(
+    blueprint, services, datastores, gateway, interval: Duration, window: str, flavours: tuple[str, ...]
+) -> tuple[tuple[RuleGroup, ...], ...]:
+    """Alert rule groups for each flavour (compose, kubernetes). The flavours differ only in
+    how Traefik names a routed service: the other groups are the same objects in both."""
     every = prom_duration(interval.ms)
-    groups = [
-        RuleGroup("availability", every, (_target_down(interval),)),
-        RuleGroup("gateway", every, _route_rules(blueprint, gateway, window, interval, flavour)),
-        RuleGroup("datastores", every, _datastore_rules(datastores, interval, window)),
-        RuleGroup("resources", every, _memory_rules(blueprint, services, gateway, interval)),
-    ]
-    return tuple(group for group in groups if group.rules)
+    availability = RuleGroup("availability", every, (_target_down(interval),))
+    datastore_group = RuleGroup("datastores", every, _datastore_rules(datastores, interval, window))
+    resources = RuleGroup("resources", every, _memory_rules(blueprint, services, gateway, interval))
+    flavoured = []
+    for flavour in flavours:
+        gateway_group = RuleGroup("gateway", every, _route_rules(blueprint, gateway, window, interval, flavour))
+        flavoured.append(tuple(group for group in (availability, gateway_group, datastore_group, resources) if group.rules))
+    return tuple(flavoured)
 
 
 def _target_down(interval: Duration) -> AlertRule:
