@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from msgen import api
+from msgen import plan as plan_module
 from msgen.checks import CheckContext, netpol, run_checks
 from msgen.checks import kubernetes as checks
 from msgen.errors import BlueprintError
@@ -143,9 +144,9 @@ def test_rendered_text_parses_back_to_the_objects_the_checks_read(reference):
     assert {artifact.target for artifact in held} == {"compose", "traefik", "kubernetes", "observability"}
     for artifact in held:
         if artifact.path.endswith(".json"):
-            assert [json.loads(artifact.text)] == list(artifact.documents), artifact.path
+            assert [json.loads(artifact.text)] == list(artifact.objects()), artifact.path
         else:
-            assert [d for d in yaml.safe_load_all(artifact.text) if d is not None] == list(artifact.documents), artifact.path
+            assert [d for d in yaml.safe_load_all(artifact.text) if d is not None] == list(artifact.objects()), artifact.path
 
 
 @pytest.mark.parametrize("apart", [False, True], ids=["one process", "models judged in a second process"])
@@ -292,8 +293,10 @@ def test_unsupported_version_is_a_load_error(write_blueprint):
 
 
 def rendered_network(analysis):
-    objects = list(checks.rendered_objects(k8s_artifacts(analysis)))
-    pods, roles = checks.network_pods(analysis.plan, objects)
+    gathered = checks.Gathered()
+    for item in checks.rendered_objects(k8s_artifacts(analysis)):
+        gathered.add(item)
+    pods, roles = checks.network_pods(analysis.plan, gathered.workloads)
     policies = [doc for _, doc in parsed_objects(analysis) if doc["kind"] == "NetworkPolicy"]
     return (
         netpol.Network(pods, policies),
@@ -334,7 +337,12 @@ def test_reachability_computed_from_policies_matches_calls_and_datastores(refere
     assert not network.may_connect(pods["prometheus"], ledger_db, ("TCP", 5432))
 
 
-def test_a_policy_opening_an_undeclared_path_is_a_finding(reference):
+@pytest.mark.parametrize("keep", [True, False], ids=["objects kept", "objects built per use"])
+def test_a_policy_opening_an_undeclared_path_is_a_finding(keep, monkeypatch):
+    """Also when policies are gathered as slim copies with shared peers (a large platform)."""
+    monkeypatch.setattr(plan_module, "KEEP_BUILT_UP_TO", 10**9 if keep else 0)
+    reference = analyse(REFERENCE)
+    assert reference.plan.keeps_built is keep
     artifacts = dict(k8s_artifacts(reference))
     path = "kubernetes/datastores/payment-db.yaml"
     text = artifacts[path].text

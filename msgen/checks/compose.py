@@ -1,6 +1,6 @@
 """Findings about the compose file (CHECKS.md, "Compose output").
 
-They read the compose document as written (`compose_document`), so the monitoring
+They read the compose services as written (`compose_entries`), so the monitoring
 containers merged from the observability target are held to the same rules. Only what
 msgen can render is checked: privileged mode, host namespaces or writable sockets are never
 written, so no finding exists for them; the user reaches the rest through `health.command`,
@@ -23,11 +23,10 @@ def check(context: CheckContext) -> Iterable[Finding]:
     plan = context.plan
     if not compose.applies(plan):
         return
-    document = compose.compose_document(plan)
-    containers = document["services"]
-    yield from check_docker_socket(plan, containers)
     origins = container_origins(plan)
-    for name, entry in containers.items():
+    for name, entry in compose.compose_entries(plan):
+        if name == compose.GATEWAY:
+            yield from check_docker_socket(entry)
         at = origins.get(name, ("observability",))
         yield from check_healthcheck(plan, name, entry, at)
         yield from check_limits(name, entry, at)
@@ -43,8 +42,7 @@ def container_origins(plan) -> dict[str, tuple]:
     return origins
 
 
-def check_docker_socket(plan, containers: dict) -> Iterator[Finding]:
-    gateway = containers.get(compose.GATEWAY) or {}
+def check_docker_socket(gateway: dict) -> Iterator[Finding]:
     if any(str(volume).split(":")[0] == gw.DOCKER_SOCKET for volume in gateway.get("volumes") or []):
         yield finding(
             "compose-docker-socket",

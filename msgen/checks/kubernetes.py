@@ -64,20 +64,19 @@ def rendered_objects(artifacts: dict) -> Iterator[RenderedObject]:
 
 # The client models are the slowest judge (importing them 0.2 s, then ~25 us an object): on a
 # large platform a second process (msgen/fork.py) runs them while this one does every other
-# check. Below this many objects forking costs more than it saves.
-MODELS_APART_FROM = 2000
+# check. Below this many files forking costs more than it saves.
+MODELS_APART_FROM = 700  # files under kubernetes/, ~2000 objects (files are counted: objects may not be built yet)
 
 
 def start_models(context) -> Callable[[], list[Finding]]:
     """Start judging every object by the client's models; the returned function gives the findings."""
     if context.plan.kubernetes is None:
         return list
-    objects = list(rendered_objects(context.artifacts))
 
     def judge() -> list[Finding]:
-        return [found for item in objects for found in model_findings(item)]
+        return [found for item in rendered_objects(context.artifacts) for found in model_findings(item)]
 
-    if len(objects) < MODELS_APART_FROM:
+    if sum(1 for path in context.artifacts if path.startswith("kubernetes/")) < MODELS_APART_FROM:
         return judge
     return in_child(judge)
 
@@ -88,14 +87,16 @@ def check(context) -> Iterator[Finding]:
     if plan.kubernetes is None:
         return
     yield from anti_affinity_findings(plan)
-    objects = list(rendered_objects(context.artifacts))
     yield from kustomization_findings(context.artifacts)
-    for item in objects:
+    # one pass over the objects, which on a large platform are built for it and dropped
+    # after it (Plan.keeps_built): what the checks across objects need is gathered slim
+    gathered = Gathered(slim=not plan.keeps_built)
+    for item in rendered_objects(context.artifacts):
         yield from object_findings(plan.kubernetes.version, item)
-    index = WorkloadIndex(objects)
-    yield from service_selector_findings(objects, index)
-    yield from budget_findings(objects, index)
-    yield from network_findings(plan, objects)
+        gathered.add(item)
+    yield from service_selector_findings(gathered)
+    yield from budget_findings(gathered)
+    yield from network_findings(plan, gathered)
 
 
 # --- placement ---------------------------------------------------------------------------
@@ -338,67 +339,128 @@ def kustomization_findings(artifacts: dict) -> Iterator[Finding]:
         yield finding("k8s-kustomization", "error", ("kubernetes",), f"{target.KUSTOMIZATION} does not list {path}", "render again")
 
 
-class WorkloadIndex:
-    """The rendered workloads' pod labels, indexed by label so a selector finds its pods
-    without scanning every workload (thousands of Services and PDBs each look once)."""
+@dataclass(frozen=True)
+class Selecting:
+    """A Service or PodDisruptionBudget as the checks across objects see it: where it is,
+    its selector, and a budget's limits."""
 
-    def __init__(self, objects: list[RenderedObject]):
-        self._by_label: dict[tuple, list[tuple[str, dict, dict]]] = {}
-        for item in objects:
-            template = pod_template(item.document)
-            if template is None:
-                continue
-            namespace = (item.document.get("metadata") or {}).get("namespace", "")
-            labels = (template.get("metadata") or {}).get("labels") or {}
-            for label in labels.items():
-                self._by_label.setdefault(label, []).append((namespace, labels, item.document))
+    where: str
+    at: tuple
+    namespace: str
+    kind: str
+    selector: dict | None
+    max_unavailable: object = None
+    min_available: object = None
 
-    def matching(self, namespace: str, selector: dict) -> list[dict]:
+
+@dataclass(frozen=True)
+class Workload:
+    """A workload's pods as the checks across objects see them."""
+
+    at: tuple
+    pod: netpol.Pod
+    replicas: int
+
+
+class Gathered:
+    """What the checks across objects need from every object (selectors, pod labels and
+    ports, replicas, policies), gathered in the one pass over them, without the objects.
+    Workloads are indexed by label so a selector finds its pods without scanning every
+    workload (thousands of Services and PDBs each look once)."""
+
+    def __init__(self, slim: bool = False) -> None:
+        self.slim = slim  # share equal parts of policies (worth it only when the objects are not kept)
+        self.workloads: list[Workload] = []
+        self.selecting: list[Selecting] = []
+        self.policies: list[dict] = []
+        self._by_label: dict[tuple, list[Workload]] = {}
+        self._seen: dict[str, object] = {}
+
+    def add(self, item: RenderedObject) -> None:
+        document = item.document
+        if not isinstance(document, dict):
+            return
+        kind = document.get("kind")
+        namespace = (document.get("metadata") or {}).get("namespace", "")
+        template = pod_template(document)
+        if template is not None:
+            key = f"{namespace or 'default'}/{(document.get('metadata') or {}).get('name')}"
+            pod = netpol.pod_from_template(key, namespace or "default", template)
+            workload = Workload(item.at, pod, (document.get("spec") or {}).get("replicas", 1))
+            self.workloads.append(workload)
+            for label in pod.labels.items():
+                self._by_label.setdefault(label, []).append(workload)
+        elif kind in ("Service", "PodDisruptionBudget"):
+            spec = document.get("spec") or {}
+            limits = (spec.get("maxUnavailable"), spec.get("minAvailable"))
+            self.selecting.append(Selecting(item.where(), item.at, namespace, kind, spec.get("selector"), *limits))
+        elif kind == "NetworkPolicy":
+            spec = document.get("spec") or {}
+            self.policies.append({"metadata": {"namespace": namespace or "default"}, "spec": self._slim_policy(spec) if self.slim else spec})
+
+    def _slim_policy(self, spec: dict) -> dict:
+        """A policy's spec with its selectors, peers and ports shared with every equal one seen
+        before: thousands of policies name the same few peers (DNS, Prometheus, each service),
+        and as copies they took ~6 KB a policy."""
+        slim = {key: value for key, value in spec.items() if key not in ("podSelector", "ingress", "egress")}
+        slim["podSelector"] = self._shared(spec.get("podSelector"))
+        for section, direction in (("ingress", "from"), ("egress", "to")):
+            if section in spec:
+                rules = spec[section] or []
+                slim[section] = [
+                    {**rule, direction: self._shared_list(rule.get(direction)), "ports": self._shared_list(rule.get("ports"))}
+                    for rule in rules
+                ]
+        return slim
+
+    def _shared_list(self, items: list | None) -> list | None:
+        return items if not items else [self._shared(item) for item in items]
+
+    def _shared(self, value: object) -> object:
+        """`value` (JSON-like), or an equal value seen before: for these types equal reprs mean
+        equal values (and 1, 1.0 and True stay apart), and repr is C-fast."""
+        return self._seen.setdefault(repr(value), value)
+
+    def matching(self, namespace: str, selector: dict) -> list[Workload]:
         """The workloads in `namespace` whose pods a label selector picks."""
         match = selector.get("matchLabels") or {}
         if not match:
             return []  # msgen's selectors always name labels; an empty one is reported as matching nothing
         first = next(iter(match.items()))
-        return [doc for ns, labels, doc in self._by_label.get(first, []) if ns == namespace and netpol.match_labels(selector, labels)]
+        namespace = namespace or "default"
+        return [w for w in self._by_label.get(first, []) if w.pod.namespace == namespace and netpol.match_labels(selector, w.pod.labels)]
 
 
-def service_selector_findings(objects: list[RenderedObject], index: WorkloadIndex) -> Iterator[Finding]:
+def service_selector_findings(gathered: Gathered) -> Iterator[Finding]:
     """Every Service selects the pods of some workload in its namespace."""
-    for item in objects:
-        if item.document.get("kind") != "Service":
-            continue
-        selector = (item.document.get("spec") or {}).get("selector")
-        namespace = (item.document.get("metadata") or {}).get("namespace", "")
-        if not selector:
+    for item in gathered.selecting:
+        selector = item.selector
+        if item.kind != "Service" or not selector:
             continue  # a Service without selector is managed by hand (EndpointSlices)
-        if not index.matching(namespace, {"matchLabels": selector}):
+        if not gathered.matching(item.namespace, {"matchLabels": selector}):
             yield finding(
                 "k8s-service-selector",
                 "error",
                 item.at,
-                f"{item.where()}: the selector {selector} matches no workload's pods",
+                f"{item.where}: the selector {selector} matches no workload's pods",
                 "the selector must match a Deployment or StatefulSet's pod labels",
             )
 
 
-def budget_findings(objects: list[RenderedObject], index: WorkloadIndex) -> Iterator[Finding]:
+def budget_findings(gathered: Gathered) -> Iterator[Finding]:
     """A PodDisruptionBudget must allow one eviction, or every node drain blocks on it."""
-    for item in objects:
-        if item.document.get("kind") != "PodDisruptionBudget":
+    for item in gathered.selecting:
+        if item.kind != "PodDisruptionBudget":
             continue
-        spec = item.document.get("spec") or {}
-        namespace = (item.document.get("metadata") or {}).get("namespace", "")
-        replicas = sum(
-            (document.get("spec") or {}).get("replicas", 1) for document in index.matching(namespace, spec.get("selector") or {})
-        )
-        unavailable, available = spec.get("maxUnavailable"), spec.get("minAvailable")
+        replicas = sum(workload.replicas for workload in gathered.matching(item.namespace, item.selector or {}))
+        unavailable, available = item.max_unavailable, item.min_available
         blocks = unavailable in (0, "0%") or available == "100%" or (isinstance(available, int) and available >= replicas)
         if blocks:
             yield finding(
                 "k8s-pdb",
                 "error",
                 item.at,
-                f"{item.where()}: the budget allows no disruption of its {replicas} pod(s): a node drain would block",
+                f"{item.where}: the budget allows no disruption of its {replicas} pod(s): a node drain would block",
                 "use maxUnavailable: 1",
             )
 
@@ -420,20 +482,14 @@ DNS_ROLE = "dns"
 OUTSIDER_ROLE = "outsider"
 
 
-def network_pods(plan, objects: list[RenderedObject]) -> tuple[list[netpol.Pod], dict[str, str]]:
+def network_pods(plan, workloads: list[Workload]) -> tuple[list[netpol.Pod], dict[str, str]]:
     """The namespace's pods from the rendered workloads, and the pods around it that matter
     (Traefik, Prometheus, DNS, and strangers inside and outside): pod key -> role."""
     kube = plan.kubernetes
     pods, roles = [], {}
-    for item in objects:
-        template = pod_template(item.document)
-        if template is None:
-            continue
-        namespace = (item.document.get("metadata") or {}).get("namespace", "default")
-        key = f"{namespace}/{item.document['metadata']['name']}"
-        pod = netpol.pod_from_template(key, namespace, template)
-        pods.append(pod)
-        roles[key] = _role(item, pod)
+    for workload in workloads:
+        pods.append(workload.pod)
+        roles[workload.pod.key] = _role(workload.at, workload.pod)
     outsiders = [
         (f"{kube.gateway_namespace}/traefik", kube.gateway_namespace, dict(k8s.TRAEFIK_POD), GATEWAY_ROLE),
         ("monitoring/prometheus", "monitoring", dict(k8s.PROMETHEUS_POD), PROMETHEUS_ROLE),
@@ -449,9 +505,9 @@ def network_pods(plan, objects: list[RenderedObject]) -> tuple[list[netpol.Pod],
     return pods, roles
 
 
-def _role(item: RenderedObject, pod: netpol.Pod) -> str:
-    if item.at[0] in ("services", "datastores"):
-        return f"{item.at[0]}:{item.at[1]}"
+def _role(at: tuple, pod: netpol.Pod) -> str:
+    if at[0] in ("services", "datastores"):
+        return f"{at[0]}:{at[1]}"
     if netpol.match_labels({"matchLabels": k8s.PROMETHEUS_POD}, pod.labels):
         return PROMETHEUS_ROLE
     return OUTSIDER_ROLE
@@ -502,11 +558,10 @@ def _by_role(allowed: dict | None, roles: dict[str, str], everyone: list[netpol.
     return result
 
 
-def network_findings(plan, objects: list[RenderedObject]) -> Iterator[Finding]:
+def network_findings(plan, gathered: Gathered) -> Iterator[Finding]:
     """Reachability computed from the rendered policies equals what the blueprint declares."""
-    pods, roles = network_pods(plan, objects)
-    policies = [item.document for item in objects if item.document.get("kind") == "NetworkPolicy"]
-    network = netpol.Network(pods, policies)
+    pods, roles = network_pods(plan, gathered.workloads)
+    network = netpol.Network(pods, gathered.policies)
     pods_by_role = {roles[pod.key]: pod for pod in pods if ":" in roles[pod.key]}
     for pod in pods:
         role = roles[pod.key]

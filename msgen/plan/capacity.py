@@ -8,6 +8,7 @@ without this module knowing about it.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -137,10 +138,10 @@ def compose_capacity(plan) -> HostCapacity | None:
     host = plan.compose_host
     if host is None:
         return None
-    from msgen.targets.compose import compose_document
+    from msgen.targets.compose import compose_entries
 
     loads, unsized = [], []
-    for name, entry in sorted(compose_document(plan).get("services", {}).items()):
+    for name, entry in compose_entries(plan):
         deploy = entry.get("deploy") or {}
         resources = deploy.get("resources") or {}
         limits, reservations = resources.get("limits") or {}, resources.get("reservations") or {}
@@ -203,11 +204,14 @@ def kubernetes_loads(plan, nodes: int) -> list[Load]:
     from msgen.targets import all_documents
     from msgen.targets import kubernetes as target
 
-    documents = [document for objects in target.manifests(plan).values() for document in objects]
-    for artifact in _observability_artifacts(plan):
-        if target.is_manifest(artifact):
-            documents.extend(document for document in all_documents(artifact) if isinstance(document, dict))
-    loads = [_workload_load(document, nodes) for document in documents if document.get("kind") in WORKLOAD_KINDS]
+    # built one at a time and dropped: on a large platform they are not kept (Plan.keeps_built)
+    documents = itertools.chain(
+        target.workload_documents(plan),
+        (document for artifact in _observability_artifacts(plan) if target.is_manifest(artifact) for document in all_documents(artifact)),
+    )
+    loads = [
+        _workload_load(document, nodes) for document in documents if isinstance(document, dict) and document.get("kind") in WORKLOAD_KINDS
+    ]
     gateway = _gateway_load(plan)
     return [load for load in loads if load is not None] + ([gateway] if gateway else [])
 

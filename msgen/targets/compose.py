@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from msgen import images, yamlout
 from msgen.jinja import render_template
 from msgen.plan import gateway as gw
 from msgen.plan.services import DatastorePlan, ServicePlan
-from msgen.targets import Artifact
+from msgen.targets import Artifact, deferred, one_document
 from msgen.units import Cpu, Memory
 
 NAME = "compose"
@@ -50,12 +52,19 @@ def applies(plan) -> bool:
 
 
 def render(plan) -> list[Artifact]:
-    document = compose_document(plan)
+    document = deferred(plan, lambda: compose_document(plan))
+    return [Artifact(COMPOSE_FILE, lambda: compose_text(plan), NAME, one_document(document))]
 
-    def text() -> str:
-        return render_template("compose/docker-compose.yml.j2", project=plan.project, body=dump(document).rstrip("\n"))
 
-    return [Artifact(COMPOSE_FILE, text, NAME, (document,))]
+def compose_text(plan) -> str:
+    """The compose file. Its services are formatted one at a time, as they are built: at
+    5000 services the document takes ~65 MB, which then never exists as a whole."""
+    header = render_template("compose/docker-compose.yml.j2", project=plan.project).rstrip("\n")
+    sections = _sections(plan)
+    chunks = [header, yamlout.dump({"name": escaped(plan.project)}), "services:" if sections["services"] else "services: {}"]
+    chunks.extend(yamlout.dump({name: entry}, indent=2, flow_lists=True) for name, entry in compose_entries(plan))
+    chunks.extend(yamlout.dump({key: part}, flow_lists=True) for key, part in sections.items() if key != "services")
+    return "\n".join(chunks) + "\n"
 
 
 # --- units and escaping ---------------------------------------------------------------------
@@ -75,17 +84,10 @@ def compose_memory(amount: int) -> str:
     return str(amount)
 
 
-def escape_document(document: dict) -> dict:
-    """`escape` for a whole compose file, walking only the service entries and sections that
-    hold a `$` at all (one C-speed json pass each finds them; most hold none)."""
-
-    def escaped(part: Any) -> Any:
-        return escape(part) if "$" in json.dumps(part, default=str) else part
-
-    return {
-        key: {name: escaped(entry) for name, entry in part.items()} if key == "services" else escaped(part)
-        for key, part in document.items()
-    }
+def escaped(part: Any) -> Any:
+    """`escape` for a part of a compose file, walked only if it holds a `$` at all (one
+    C-speed json pass finds out; most parts hold none)."""
+    return escape(part) if "$" in json.dumps(part, default=str) else part
 
 
 def escape(value: Any) -> Any:
@@ -293,17 +295,19 @@ def _prometheus_on(plan) -> bool:
     return plan.observability is not None and plan.blueprint.observability.prometheus is not None
 
 
-def _observability(plan) -> tuple[dict[str, dict], list[str]]:
+def _observability(plan) -> tuple[dict[str, Callable[[], dict]], list[str]]:
     if plan.observability is None:
         return {}, []
     from msgen.targets import observability
 
-    entries = {name: _compose_units(entry) for name, entry in observability.compose_services(plan).items()}
+    entries = {name: partial(_compose_units, build) for name, build in observability.compose_services(plan).items()}
     return entries, list(observability.compose_volumes(plan))
 
 
-def _compose_units(entry: dict) -> dict:
-    """Resource amounts written as Kubernetes quantities (`250m`, `256Mi`) in compose's own units."""
+def _compose_units(build: Callable[[], dict]) -> dict:
+    """The entry `build` makes, with resource amounts written as Kubernetes quantities
+    (`250m`, `256Mi`) in compose's own units."""
+    entry = build()
     resources = (entry.get("deploy") or {}).get("resources") or {}
     for amounts in resources.values():
         if isinstance(amounts.get("cpus"), str) and amounts["cpus"].endswith("m"):
@@ -356,38 +360,50 @@ def _networks(plan) -> dict[str, dict]:
 
 def compose_document(plan) -> dict:
     """The compose file as a dict, exactly as written (`$` already doubled). Do not mutate it."""
-    return plan.built("compose", lambda: escape_document(_build_document(plan)))
+
+    def build() -> dict:
+        sections = _sections(plan)
+        sections["services"] = dict(_entries(plan, sections["services"]))
+        return {"name": escaped(plan.project), **sections}
+
+    return plan.built("compose", build)
 
 
-def _build_document(plan) -> dict:
-    services: dict[str, dict] = {service.name: service_entry(plan, service) for service in plan.services}
-    services.update((store.name, datastore_entry(store)) for store in plan.datastores)
+def compose_entries(plan) -> Iterable[tuple[str, dict]]:
+    """(name, entry) of every compose service, sorted, as written; built one at a time when
+    the plan keeps nothing (Plan.keeps_built), so that the whole document never exists."""
+    if plan.keeps_built:
+        return compose_document(plan)["services"].items()
+    return _entries(plan, _sections(plan)["services"])
+
+
+def _sections(plan) -> dict:
+    """The file's top-level sections; `services` maps each name to the function that builds its entry."""
+    builders: dict[str, Callable[[], dict]] = {service.name: partial(service_entry, plan, service) for service in plan.services}
+    builders.update((store.name, partial(datastore_entry, store)) for store in plan.datastores)
     if plan.gateway is not None:
-        services[GATEWAY] = gateway_entry(plan)
+        builders[GATEWAY] = partial(gateway_entry, plan)
     monitoring, monitoring_volumes = _observability(plan)
-    services.update(monitoring)
-    logging = _logging(plan)
-    if logging is not None:
-        for entry in services.values():
-            entry.setdefault("logging", logging)
+    builders.update(monitoring)
     volumes = [data_volume(store.name) for store in plan.datastores] + monitoring_volumes
     if plan.gateway is not None:
         volumes.append(ACME_VOLUME)
-    document: dict = {"name": plan.project, "services": dict(sorted(services.items())), "networks": _networks(plan)}
+    sections: dict = {"services": dict(sorted(builders.items())), "networks": escaped(_networks(plan))}
     if volumes:
-        document["volumes"] = {name: {} for name in sorted(volumes)}
+        sections["volumes"] = escaped({name: {} for name in sorted(volumes)})
     secrets = _secret_files(plan)
     if secrets:
-        document["secrets"] = {name: {"file": path} for name, path in sorted(secrets.items())}
-    return document
+        sections["secrets"] = escaped({name: {"file": path} for name, path in sorted(secrets.items())})
+    return sections
 
 
-# --- YAML -----------------------------------------------------------------------------------
-
-
-def dump(document: dict) -> str:
-    """The compose file's YAML: block maps, flow lists of scalars (msgen's one emitter)."""
-    return yamlout.dump(document, flow_lists=True) + "\n"
+def _entries(plan, builders: dict[str, Callable[[], dict]]) -> Iterator[tuple[str, dict]]:
+    logging = _logging(plan)
+    for name, build in builders.items():
+        entry = build()
+        if logging is not None:
+            entry.setdefault("logging", logging)
+        yield name, escaped(entry)
 
 
 # --- `msgen plan` ---------------------------------------------------------------------------

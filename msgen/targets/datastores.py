@@ -8,8 +8,8 @@ datastore's ConfigMap (E's target): both read them through `config_files`.
 from __future__ import annotations
 
 from msgen.jinja import render_template
-from msgen.plan.services import DB_PASSWORD_FILE
-from msgen.targets import Artifact
+from msgen.plan.services import DB_PASSWORD_FILE, DatastorePlan
+from msgen.targets import Artifact, deferred
 from msgen.units import human_bytes
 
 NAME = "datastores"
@@ -27,6 +27,11 @@ def config_files(plan, datastore_name: str) -> dict[str, str]:
     return plan.built(f"datastore-files/{datastore_name}", lambda: _config_files(plan, datastore_name))
 
 
+def file_names(store: DatastorePlan) -> list[str]:
+    """The files a datastore gets, sorted: its config file, and postgres's init script."""
+    return sorted([store.config_file, POSTGRES_INIT_SCRIPT] if store.engine == "postgres" else [store.config_file])
+
+
 def _config_files(plan, datastore_name: str) -> dict[str, str]:
     store = plan.datastore(datastore_name)
     tuning = plan.tuning[datastore_name]
@@ -40,6 +45,7 @@ def _config_files(plan, datastore_name: str) -> dict[str, str]:
 def render(plan) -> list[Artifact]:
     artifacts = []
     for store in plan.datastores:
-        for file_name, text in sorted(config_files(plan, store.name).items()):
+        for file_name in file_names(store):
+            text = deferred(plan, lambda store=store, file_name=file_name: config_files(plan, store.name)[file_name])
             artifacts.append(Artifact(f"datastores/{store.name}/{file_name}", text, NAME))
     return artifacts

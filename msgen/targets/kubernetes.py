@@ -8,13 +8,15 @@ own targets' `kubernetes_artifacts` and are listed here too.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from msgen import images
 from msgen.jinja import render_template
 from msgen.plan import kubernetes as k8s
 from msgen.plan.services import DB_PASSWORD_FILE, SECRETS_DIR, DatastorePlan, ServicePlan
-from msgen.targets import Artifact, templated
+from msgen.targets import Artifact, Documents, deferred, realized, templated
 from msgen.units import format_bytes, format_millicores
 from msgen.yamlout import dump
 
@@ -32,7 +34,8 @@ SECRETS_VOLUME = "secrets"
 # files under /run/secrets are read by whatever non-root uid the image runs as
 SECRET_FILE_MODE = 0o444
 DB_PASSWORD_KEY = DB_PASSWORD_FILE.rsplit("/", 1)[1]
-POSTGRES_SCRIPT = "10-app-user.sh"  # C's initdb/10-app-user.sh, flattened into the ConfigMap
+POSTGRES_SCRIPT = "10-app-user.sh"
+WORKLOADS = ("Deployment", "StatefulSet")  # C's initdb/10-app-user.sh, flattened into the ConfigMap
 
 
 def applies(plan) -> bool:
@@ -52,12 +55,12 @@ def to_yaml(document: dict) -> str:
     return dump(document)
 
 
-def _artifact(plan, path: str, documents: list[dict]) -> Artifact:
+def _artifact(plan, path: str, documents: Documents) -> Artifact:
     def text() -> str:
-        texts = [to_yaml(document) for document in documents]
+        texts = [to_yaml(document) for document in realized(documents)]
         return render_template("kubernetes/manifests.yaml.j2", project=plan.project, documents=texts)
 
-    return Artifact(path, text, NAME, tuple(documents))
+    return Artifact(path, text, NAME, documents)
 
 
 def foreign_artifacts(plan) -> list[Artifact]:
@@ -90,18 +93,29 @@ def _kustomization(plan, artifacts: list[Artifact]) -> Artifact:
     return templated(KUSTOMIZATION, NAME, "kubernetes/kustomization.yaml.j2", context, document=document)
 
 
-def manifests(plan) -> dict[str, list[dict]]:
-    """Relative path -> the objects of that file, in apply order within the file (do not mutate them)."""
+def manifests(plan) -> dict[str, Documents]:
+    """Relative path -> the objects of that file, in apply order within the file, built or
+    deferred (`realized` builds them; do not mutate them)."""
     return plan.built("kubernetes", lambda: _manifests(plan))
 
 
-def _manifests(plan) -> dict[str, list[dict]]:
-    files = {NAMESPACE_FILE: [namespace_object(plan)], DEFAULT_DENY_FILE: [default_deny(plan)]}
+def _manifests(plan) -> dict[str, Documents]:
+    files: dict[str, Documents] = {NAMESPACE_FILE: (namespace_object(plan),), DEFAULT_DENY_FILE: (default_deny(plan),)}
     for service in plan.services:
-        files[f"{SERVICES_DIR}/{service.name}.yaml"] = service_objects(plan, service)
+        files[f"{SERVICES_DIR}/{service.name}.yaml"] = deferred(plan, lambda service=service: tuple(service_objects(plan, service)))
     for store in plan.datastores:
-        files[f"{DATASTORES_DIR}/{store.name}.yaml"] = datastore_objects(plan, store)
+        files[f"{DATASTORES_DIR}/{store.name}.yaml"] = deferred(plan, lambda store=store: tuple(datastore_objects(plan, store)))
     return files
+
+
+def workload_documents(plan) -> Iterator[dict]:
+    """Every Deployment and StatefulSet of the services and datastores (when they are not
+    kept, only these are built, one at a time)."""
+    if plan.keeps_built:
+        return (document for documents in manifests(plan).values() for document in documents if document["kind"] in WORKLOADS)
+    return itertools.chain(
+        (deployment(plan, service) for service in plan.services), (statefulset(plan, store) for store in plan.datastores)
+    )
 
 
 # --- shared pieces ---------------------------------------------------------------------

@@ -8,9 +8,12 @@ wrapped in each consumer's envelope.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from msgen.jinja import render_template
 from msgen.plan import observability as obs
-from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents
+from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, deferred, templated, templated_documents
 from msgen.units import format_bytes, format_millicores
 
 NAME = "observability"
@@ -46,9 +49,9 @@ def render(plan) -> list[Artifact]:
     observability: obs.ObservabilityPlan = plan.observability
     artifacts: list[Artifact] = []
     if observability.prometheus:
-        artifacts.append(_yaml_artifact(plan, PROMETHEUS_CONFIG, prometheus_config(observability)))
+        artifacts.append(_yaml_artifact(plan, PROMETHEUS_CONFIG, deferred(plan, lambda: prometheus_config(observability))))
         for group in observability.rule_groups:
-            artifacts.append(_yaml_artifact(plan, rule_file(group), {"groups": [group.to_dict()]}))
+            artifacts.append(_yaml_artifact(plan, rule_file(group), deferred(plan, lambda group=group: {"groups": [group.to_dict()]})))
     if observability.grafana:
         artifacts.extend(grafana_artifacts(plan))
     if observability.loki:
@@ -62,7 +65,7 @@ def render(plan) -> list[Artifact]:
 LOKI_PUSH = f"http://loki:{obs.LOKI_PORT}/loki/api/v1/push"
 
 
-def _yaml_artifact(plan, path: str, document: dict, target: str = NAME) -> Artifact:
+def _yaml_artifact(plan, path: str, document: dict | Callable[[], dict], target: str = NAME) -> Artifact:
     return templated(path, target, DOCUMENT_TEMPLATE, {"project": plan.project}, document=document)
 
 
@@ -108,15 +111,18 @@ def grafana_artifacts(plan) -> list[Artifact]:
         _yaml_artifact(plan, GRAFANA_PROVIDERS, grafana_providers(plan)),
     ]
     if observability.prometheus:
-        overview = dashboard(f"{plan.project}-overview", f"{plan.project} / overview", obs.overview_panels(observability, plan.datastores))
+        panels = partial(obs.overview_panels, observability, plan.datastores)
+        overview = deferred(plan, lambda: dashboard(f"{plan.project}-overview", f"{plan.project} / overview", panels()))
         artifacts.append(_json_artifact(f"{GRAFANA_DASHBOARDS}/overview.json", overview))
         for route in observability.dashboards:
-            board = dashboard(route.uid, route.title, obs.route_panels(route, observability.rate_window))
+            board = deferred(
+                plan, lambda route=route: dashboard(route.uid, route.title, obs.route_panels(route, observability.rate_window))
+            )
             artifacts.append(_json_artifact(f"{GRAFANA_DASHBOARDS}/{route.service}.json", board))
     return artifacts
 
 
-def _json_artifact(path: str, value: dict) -> Artifact:
+def _json_artifact(path: str, value: dict | Callable[[], dict]) -> Artifact:
     return templated(path, NAME, "observability/document.json.j2", {}, document=value)
 
 
@@ -266,22 +272,23 @@ def _http_check(url: str) -> dict:
     return {"test": ["CMD", "wget", "-q", "-O", "/dev/null", url], "interval": "30s", "timeout": "5s", "retries": 3, "start_period": "30s"}
 
 
-def compose_services(plan) -> dict[str, dict]:
-    """The compose entries of prometheus, grafana, loki, alloy and each `<datastore>-exporter`."""
+def compose_services(plan) -> dict[str, Callable[[], dict]]:
+    """The compose entries of prometheus, grafana, loki, alloy and each `<datastore>-exporter`,
+    by name, each as the function that builds it (the compose target builds one at a time)."""
     observability: obs.ObservabilityPlan | None = plan.observability
     if observability is None:
         return {}
-    services: dict[str, dict] = {}
+    services: dict[str, Callable[[], dict]] = {}
     if observability.prometheus:
-        services["prometheus"] = _prometheus_service(observability)
+        services["prometheus"] = partial(_prometheus_service, observability)
         for exporter in observability.exporters:
-            services[exporter.name] = _exporter_service(observability, exporter)
+            services[exporter.name] = partial(_exporter_service, observability, exporter)
     if observability.grafana:
-        services["grafana"] = _grafana_service(observability)
+        services["grafana"] = partial(_grafana_service, observability)
     if observability.loki:
-        services["loki"] = _loki_service(observability)
-        services["alloy"] = _alloy_service(observability)
-    return dict(sorted(services.items()))
+        services["loki"] = partial(_loki_service, observability)
+        services["alloy"] = partial(_alloy_service, observability)
+    return services
 
 
 def compose_volumes(plan) -> list[str]:
@@ -473,21 +480,29 @@ def _kubernetes_artifacts(plan) -> list[Artifact]:
     if observability is None or not observability.prometheus or plan.blueprint.kubernetes is None:
         return []
     if observability.operator:
-        return _operator_artifacts(plan)
+        path, template, documents = f"{KUBERNETES_DIR}/monitoring.yaml", DOCUMENTS_TEMPLATE, lambda: _operator_objects(plan)
+    else:
+        path, template, documents = (
+            f"{KUBERNETES_DIR}/prometheus-config.yaml",
+            "observability/config-maps.yaml.j2",
+            lambda: _config_maps(plan),
+        )
+    return [templated_documents(path, "kubernetes", template, {"project": plan.project}, deferred(plan, documents))]
+
+
+def _config_maps(plan) -> tuple[dict, ...]:
+    """Prometheus's configuration and its rule files, for a Prometheus without the operator."""
+    observability: obs.ObservabilityPlan = plan.observability
     namespace = _namespace(plan)
     config_text = render_template(DOCUMENT_TEMPLATE, project=plan.project, document=kubernetes_prometheus_config(plan))
     config_maps = [_config_map(plan, "prometheus-config", namespace, {"prometheus.yml": config_text})]
     if observability.kubernetes_rule_groups:
         rules = {
-            f"{group.name}.yml": render_template(
-                DOCUMENT_TEMPLATE, project=plan.project, document={"groups": [group.to_dict()]}
-            )
+            f"{group.name}.yml": render_template(DOCUMENT_TEMPLATE, project=plan.project, document={"groups": [group.to_dict()]})
             for group in observability.kubernetes_rule_groups
         }
         config_maps.append(_config_map(plan, "prometheus-rules", namespace, rules))
-    context = {"project": plan.project, "config_maps": config_maps}
-    path = f"{KUBERNETES_DIR}/prometheus-config.yaml"
-    return [templated_documents(path, "kubernetes", "observability/config-maps.yaml.j2", context, config_maps)]
+    return tuple(config_maps)
 
 
 def _config_map(plan, name: str, namespace: str, files: dict[str, str]) -> dict:
@@ -518,11 +533,11 @@ def _pod_monitor(plan, job: obs.ScrapeJob, namespace: str) -> dict:
     return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": _metadata(plan, job.name, namespace), "spec": spec}
 
 
-def _operator_artifacts(plan) -> list[Artifact]:
+def _operator_objects(plan) -> tuple[dict, ...]:
+    """PodMonitors and one PrometheusRule, for the Prometheus operator."""
     observability: obs.ObservabilityPlan = plan.observability
     namespace = _namespace(plan)
-    monitors = [_pod_monitor(plan, job, namespace) for job in observability.jobs if job.kind != "prometheus"]
-    documents = list(monitors)
+    documents = [_pod_monitor(plan, job, namespace) for job in observability.jobs if job.kind != "prometheus"]
     if observability.kubernetes_rule_groups:
         rule = {
             "apiVersion": "monitoring.coreos.com/v1",
@@ -531,5 +546,4 @@ def _operator_artifacts(plan) -> list[Artifact]:
             "spec": {"groups": [group.to_dict() for group in observability.kubernetes_rule_groups]},
         }
         documents.append(rule)
-    context = {"project": plan.project, "documents": documents}
-    return [templated_documents(f"{KUBERNETES_DIR}/monitoring.yaml", "kubernetes", DOCUMENTS_TEMPLATE, context, documents)]
+    return tuple(documents)

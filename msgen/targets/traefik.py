@@ -8,7 +8,7 @@ middlewares are computed there once and only wrapped here.
 from __future__ import annotations
 
 from msgen.plan import gateway as gw
-from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents
+from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, deferred, templated, templated_documents
 
 NAME = "traefik"
 KUBERNETES_DIR = "kubernetes/gateway"
@@ -28,7 +28,7 @@ def render(plan) -> list[Artifact]:
     gateway = plan.gateway
     static_config = gw.static_config(gateway)
     # in docker mode the routes live on container labels; the file keeps the shared parts
-    dynamic_config = gw.dynamic_config(gateway, with_routes=gateway.provider == "file")
+    dynamic_config = deferred(plan, lambda: gw.dynamic_config(gateway, with_routes=gateway.provider == "file"))
     return [
         templated(gw.STATIC_CONFIG, NAME, "traefik/traefik.yml.j2", {"gateway": gateway}, config=static_config),
         templated(gateway.dynamic_file, NAME, "traefik/dynamic.yml.j2", {"gateway": gateway}, config=dynamic_config),
@@ -137,6 +137,12 @@ def _helm_dashboard(gateway: gw.GatewayPlan) -> dict:
     }
 
 
+def route_objects(plan, route: gw.RoutePlan, namespace: str) -> tuple[dict, ...]:
+    """One file a route, as one a service: its own middlewares first, then the route using them."""
+    middlewares = (middleware_object(plan, middleware, namespace) for middleware in route.middlewares if not middleware.shared)
+    return (*middlewares, ingress_route(plan, route))
+
+
 def kubernetes_artifacts(plan) -> list[Artifact]:
     """IngressRoutes and Middlewares under kubernetes/gateway/, and the Helm chart's values."""
     gateway = plan.gateway
@@ -151,10 +157,8 @@ def kubernetes_artifacts(plan) -> list[Artifact]:
         document = middleware_object(plan, middleware, where)
         artifacts.append(_manifest(plan, f"{KUBERNETES_DIR}/middleware-{middleware.name}.yaml", document))
     for route in gateway.routes:
-        # one file a route, as one a service: its own middlewares first, then the route using them
-        documents = [middleware_object(plan, middleware, namespace) for middleware in route.middlewares if not middleware.shared]
-        documents.append(ingress_route(plan, route))
-        context = {"project": plan.project, "documents": documents}
-        artifacts.append(templated_documents(f"{KUBERNETES_DIR}/route-{route.name}.yaml", "kubernetes", DOCUMENTS_TEMPLATE, context, documents))
+        documents = deferred(plan, lambda route=route: route_objects(plan, route, namespace))
+        path = f"{KUBERNETES_DIR}/route-{route.name}.yaml"
+        artifacts.append(templated_documents(path, "kubernetes", DOCUMENTS_TEMPLATE, {"project": plan.project}, documents))
     artifacts.append(_manifest(plan, HELM_VALUES, helm_values(plan)))
     return sorted(artifacts, key=lambda artifact: artifact.path)
