@@ -191,12 +191,31 @@ def plan(
     # piped or in CI there is no terminal width to respect: a truncated cell hides the value
     console = out if out.is_terminal else Console(highlight=False, emoji=False, width=1000)
     for section in sections:
+        if len(section.rows) >= PLAIN_TABLE_FROM:
+            console.print(plain_table(section.title, section.columns, section.rows), markup=False, highlight=False, soft_wrap=True)
+            continue
         table = Table(title=section.title, title_justify="left")
         for column in section.columns:
             table.add_column(column)
         for row in section.rows:
             table.add_row(*(Text(cell) for cell in row))  # Text: a '[' in a value is not markup
         console.print(table)
+
+
+# rich measures and wraps every cell: ~10 ms a row, 13 s for the tables of 1000 services.
+# From this many rows a table is printed as plain aligned columns instead.
+PLAIN_TABLE_FROM = 200
+
+
+def plain_table(title: str, columns: tuple[str, ...], rows: tuple[tuple[str, ...], ...]) -> str:
+    """A table as text: the title, the column names, a rule, then one line a row, each column
+    as wide as its widest cell (nothing is wrapped or cut)."""
+    widths = [max(len(column), *(len(row[index]) for row in rows)) for index, column in enumerate(columns)]
+
+    def line(cells: tuple[str, ...] | list[str]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([title, line(columns), line(["-" * width for width in widths]), *(line(row) for row in rows)]) + "\n"
 
 
 class GraphFormat(StrEnum):

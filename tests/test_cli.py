@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from msgen import __version__
+from msgen import __version__, cli
 from msgen.cli import app
 from msgen.loader import load_yaml
 from msgen.starters import schema_text
@@ -173,6 +173,26 @@ def test_plan_text_and_json(reference_blueprint):
     staging = json.loads(runner.invoke(app, ["plan", str(reference_blueprint), "--env", "staging", "--format", "json"]).stdout)
     assert staging != sections
     assert runner.invoke(app, ["plan", "/nonexistent.yaml"]).exit_code == 2
+
+
+def test_plan_prints_large_tables_as_plain_columns(reference_blueprint, monkeypatch):
+    """From cli.PLAIN_TABLE_FROM rows on (rich takes ~10 ms a row), a table is plain aligned
+    text: every value whole, each column starting at the same place on every line."""
+    sections = json.loads(runner.invoke(app, ["plan", str(reference_blueprint), "--format", "json"]).stdout)
+    services = next(section for section in sections if section["title"] == "Services")
+    monkeypatch.setattr(cli, "PLAIN_TABLE_FROM", len(services["rows"]))
+    printed = runner.invoke(app, ["plan", str(reference_blueprint)])
+    assert printed.exit_code == 0
+    lines = printed.stdout.splitlines()
+    start = lines.index("Services")
+    header, rule, *rows = lines[start + 1 : start + 3 + len(services["rows"])]
+    assert set(rule) <= {"-", " "}
+    starts = [index for index, char in enumerate(rule) if char == "-" and (index == 0 or rule[index - 1] == " ")]
+    columns = list(services["rows"][0])
+    assert len(starts) == len(columns)
+    for line, cells in zip([header, *rows], [columns, *(list(row.values()) for row in services["rows"])], strict=True):
+        assert [line[begin:].split("  ")[0].strip() for begin in starts] == cells
+    assert "│" in printed.stdout, "smaller tables are still rich tables"
 
 
 def test_schema_to_stdout_and_file(tmp_path):
