@@ -86,5 +86,8 @@ def test_compose_entries_one_at_a_time_are_the_document(monkeypatch):
     analysis = analysed(BLUEPRINTS / "reference.yaml", False, monkeypatch)
     document = compose.compose_document(analysis.plan)
     assert list(compose.compose_entries(analysis.plan)) == list(document["services"].items())
+    for name in (compose.GATEWAY, "payment", "payment-db"):
+        assert compose.compose_entry(analysis.plan, name) == document["services"][name], name
+    assert compose.compose_entry(analysis.plan, "no-such-service") is None
     text = compose.compose_text(analysis.plan)
     assert text.endswith(yamlout.dump(document, flow_lists=True) + "\n")

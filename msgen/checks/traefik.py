@@ -30,12 +30,24 @@ def check(context) -> Iterator[Finding]:
     yield from check_routes(context.blueprint, gateway)
     static = _load(context.artifacts, gw.STATIC_CONFIG)
     dynamic = _load(context.artifacts, gateway.dynamic_file)
-    compose = _load(context.artifacts, COMPOSE_FILE)
+    compose = _compose_gateway(context)
     if static is not None and dynamic is not None:
         yield from check_references(context.plan, static, dynamic)
         yield from check_http3(static, dynamic, compose)
         yield from check_dashboard(static, dynamic)
         yield from check_docker_socket(gateway, static, compose)
+
+
+def _compose_gateway(context) -> dict | None:
+    """The compose file reduced to its gateway service (what these checks read), or None
+    without a compose file: msgen's own file builds that one entry; an edited file is parsed."""
+    from msgen.targets import compose
+
+    artifact = context.artifacts.get(COMPOSE_FILE)
+    if artifact is None or artifact.documents is None:
+        return _load(context.artifacts, COMPOSE_FILE)
+    entry = compose.compose_entry(context.plan, compose.GATEWAY)
+    return {"services": {} if entry is None else {compose.GATEWAY: entry}}
 
 
 def _load(artifacts: dict, path: str) -> dict | None:

@@ -377,6 +377,12 @@ def compose_entries(plan) -> Iterable[tuple[str, dict]]:
     return _entries(plan, _sections(plan)["services"])
 
 
+def compose_entry(plan, name: str) -> dict | None:
+    """One service of the compose file as written, built alone; None if there is none of that name."""
+    build = _sections(plan)["services"].get(name)
+    return None if build is None else next(_entries(plan, {name: build}))[1]
+
+
 def _sections(plan) -> dict:
     """The file's top-level sections; `services` maps each name to the function that builds its entry."""
     builders: dict[str, Callable[[], dict]] = {service.name: partial(service_entry, plan, service) for service in plan.services}
