@@ -57,10 +57,20 @@ class RenderOutcome:
 
 def prepare(path: Path, env: str | None = None) -> Analysis:
     """Load, plan and render every applicable target in memory; no checks yet."""
+    return rendered(planned(path, env))
+
+
+def planned(path: Path, env: str | None = None) -> Analysis:
+    """Load and plan; nothing rendered yet (`artifacts` is empty)."""
     loaded = load_blueprint(path, env)
     plan = build_plan(loaded.blueprint, env)
-    targets = applicable_targets(plan)
-    return Analysis(loaded, plan, render_targets(plan, targets), [], targets)
+    return Analysis(loaded, plan, [], [], applicable_targets(plan))
+
+
+def rendered(analysis: Analysis) -> Analysis:
+    """`analysis` with every applicable target rendered in memory."""
+    analysis.artifacts = render_targets(analysis.plan, analysis.targets)
+    return analysis
 
 
 def judge(analysis: Analysis) -> list[Finding]:
@@ -106,11 +116,13 @@ def select_targets(analysis: Analysis, requested: list[str] | None) -> list[str]
 
 T = TypeVar("T")
 
-# From this many files on, `render` runs the checks in a second process (msgen/fork.py)
-# while this one formats and stages (or with --check compares) the files; nothing is renamed
-# into place unless the checks pass. At 1000 services that overlaps ~0.5 s of checks with
-# ~1 s of staging.
-CHECK_WHILE_STAGING_FROM = 1000
+# From this many services and datastores together on (~1000 files), `render` runs the checks
+# in a second process (msgen/fork.py) from right after planning: it renders in memory what
+# the checks read, while this one renders the chosen targets, building each file's objects
+# only as it formats the file, and stages (or with --check compares) the files; nothing is
+# renamed into place unless the checks pass. At 1000 services the checks (~0.5 s, and the
+# client models in a third process) overlap with building and staging (~1.4 s on two cores).
+CHECK_WHILE_STAGING_FROM = 400
 
 
 def render(
@@ -122,19 +134,28 @@ def render(
     diff: bool = False,
     strict: bool = False,
 ) -> RenderOutcome:
-    """Validate, then write (or with `check`, compare) the chosen targets' files."""
-    analysis = prepare(path, env)
+    """Validate, then write (or with `check`, compare) the chosen targets' files.
+
+    `outcome.analysis.artifacts` holds every applicable target's files when the checks ran
+    in this process, the chosen targets' files when they ran apart."""
+    analysis = planned(path, env)
     chosen = select_targets(analysis, targets)
     outcome = RenderOutcome(analysis, out_dir, chosen)
     outcome.not_rendered = [name for name in analysis.targets if name not in chosen]
-    artifacts = [a for a in analysis.artifacts if a.target in chosen]
+
+    def chosen_artifacts() -> list[Artifact]:
+        if not analysis.artifacts:  # the checks run apart: this process renders only what it writes
+            analysis.artifacts = render_targets(analysis.plan, chosen)
+        return [a for a in analysis.artifacts if a.target in chosen]
+
     # each text is parsed as it is formatted, before anything reaches the disk
     # (`validate` formats no text, so it skips this)
     if check:
-        outcome.changes = _checked(analysis, strict, artifacts, lambda: compare(out_dir, artifacts, chosen, diff, check_well_formed))
+        outcome.changes = _checked(analysis, strict, lambda: compare(out_dir, chosen_artifacts(), chosen, diff, check_well_formed))
         return outcome
 
     def stage_files() -> tuple[Staging, Path | None]:
+        artifacts = chosen_artifacts()
         made = _make_output_folder(out_dir)
         return _stage_or_unmake(out_dir, made, artifacts), made
 
@@ -143,26 +164,27 @@ def render(
         staging.discard()
         _unmake(out_dir, made)
 
-    staged = _checked(analysis, strict, artifacts, stage_files, undo)
+    staged = _checked(analysis, strict, stage_files, undo)
     if staged is not None:
         outcome.changes = staged[0].commit(chosen, blueprint_digest(analysis.loaded))
         outcome.wrote = True
     return outcome
 
 
-def _checked(
-    analysis: Analysis, strict: bool, artifacts: list[Artifact], work: Callable[[], T], undo: Callable[[T], None] | None = None
-) -> T | None:
+def _checked(analysis: Analysis, strict: bool, work: Callable[[], T], undo: Callable[[T], None] | None = None) -> T | None:
     """Run every check (into analysis.findings), and `work` unless they fail; None when they fail.
 
-    For a small platform the checks run first. From CHECK_WHILE_STAGING_FROM files on they
-    run in a second process while this one does `work`; when they fail, `undo` takes back
-    what `work` did, and an error of `work` counts only if the checks pass, as if they had
-    run first."""
-    if len(artifacts) < CHECK_WHILE_STAGING_FROM:
-        analysis.findings = judge(analysis)
+    For a small platform everything is rendered and checked first. From
+    CHECK_WHILE_STAGING_FROM services and datastores on the checks run in a second process
+    that renders what they read, while this one does `work` with nothing kept (the writer
+    reads each file's objects once); when they fail, `undo` takes back what `work` did, and
+    an error of `work` counts only if the checks pass, as if they had run first."""
+    plan = analysis.plan
+    if len(plan.services) + len(plan.datastores) < CHECK_WHILE_STAGING_FROM:
+        analysis.findings = judge(rendered(analysis))
         return None if fails(analysis.findings, strict) else work()
-    findings = in_child(lambda: judge(analysis))
+    findings = in_child(lambda: judge(rendered(analysis)))
+    plan.build_per_use()
     try:
         result = work()
     except MsgenError:

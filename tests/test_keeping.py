@@ -91,3 +91,24 @@ def test_compose_entries_one_at_a_time_are_the_document(monkeypatch):
     assert compose.compose_entry(analysis.plan, "no-such-service") is None
     text = compose.compose_text(analysis.plan)
     assert text.endswith(yamlout.dump(document, flow_lists=True) + "\n")
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("targets", [[], ["--target", "kubernetes"]], ids=["every target", "one target"])
+def test_render_with_the_checks_apart_writes_the_same_files(tmp_path, monkeypatch, targets):
+    """From api.CHECK_WHILE_STAGING_FROM on, the checks render in their own process and the
+    writer builds each file's objects only as it formats it (its plan keeps nothing)."""
+    outcomes = {}
+    for apart in (False, True):
+        monkeypatch.setattr(api, "CHECK_WHILE_STAGING_FROM", 0 if apart else 10**9)
+        chosen = [name for name in targets if name != "--target"] or None
+        outcomes[apart] = api.render(BLUEPRINTS / "reference.yaml", tmp_path / str(apart), targets=chosen)
+        assert outcomes[apart].wrote
+    assert tree(tmp_path / "True") == tree(tmp_path / "False")
+    assert findings(outcomes[True].analysis) == findings(outcomes[False].analysis)
+    assert outcomes[True].analysis.plan.keeps_built is False and outcomes[True].analysis.plan._built == {}
+    if targets:
+        assert {artifact.target for artifact in outcomes[True].analysis.artifacts} <= {"base", "kubernetes"}

@@ -52,6 +52,13 @@ class Plan:
         the objects alone take ~450 MB) for some time spent building twice or three times."""
         return len(self.services) + len(self.datastores) < KEEP_BUILT_UP_TO
 
+    def build_per_use(self) -> None:
+        """Keep nothing built from this plan from now on (keeps_built becomes False): for a
+        process that reads each file's objects once, as the writer does while the checks run
+        in another process."""
+        self.__dict__["keeps_built"] = False  # where cached_property keeps its value
+        self._built.clear()
+
     def built(self, key: str, make: Callable[[], object]):
         """`make()`, computed the first time `key` is asked for and kept with this plan (only
         while it keeps_built; otherwise computed at each call)."""
