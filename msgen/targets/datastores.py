@@ -7,9 +7,11 @@ datastore's ConfigMap (E's target): both read them through `config_files`.
 
 from __future__ import annotations
 
+from functools import partial
+
 from msgen.jinja import render_template
 from msgen.plan.services import DB_PASSWORD_FILE, DatastorePlan
-from msgen.targets import Artifact, deferred
+from msgen.targets import Artifact
 from msgen.units import human_bytes
 
 NAME = "datastores"
@@ -34,18 +36,23 @@ def file_names(store: DatastorePlan) -> list[str]:
 
 def _config_files(plan, datastore_name: str) -> dict[str, str]:
     store = plan.datastore(datastore_name)
-    tuning = plan.tuning[datastore_name]
+    return {file_name: config_file(plan, store, file_name) for file_name in file_names(store)}
+
+
+def config_file(plan, store: DatastorePlan, file_name: str) -> str:
+    """The text of one of a datastore's files (`file_names`)."""
+    if file_name == POSTGRES_INIT_SCRIPT:
+        return render_template("datastores/postgres-app-user.sh.j2", store=store, password_file=DB_PASSWORD_FILE)
+    tuning = plan.tuning[store.name]
     peak = f"{human_bytes(tuning.peak)}" if tuning.peak is not None else ""
-    files = {store.config_file: render_template(f"datastores/{TEMPLATES[store.config_file]}", store=store, tuning=tuning, peak=peak)}
-    if store.engine == "postgres":
-        files[POSTGRES_INIT_SCRIPT] = render_template("datastores/postgres-app-user.sh.j2", store=store, password_file=DB_PASSWORD_FILE)
-    return files
+    return render_template(f"datastores/{TEMPLATES[file_name]}", store=store, tuning=tuning, peak=peak)
 
 
 def render(plan) -> list[Artifact]:
     artifacts = []
     for store in plan.datastores:
         for file_name in file_names(store):
-            text = deferred(plan, lambda store=store, file_name=file_name: config_files(plan, store.name)[file_name])
+            # kept: the text Kubernetes embeds too; not kept: this one file's text, for each use
+            text = config_files(plan, store.name)[file_name] if plan.keeps_built else partial(config_file, plan, store, file_name)
             artifacts.append(Artifact(f"datastores/{store.name}/{file_name}", text, NAME))
     return artifacts
