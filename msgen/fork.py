@@ -12,10 +12,13 @@ set, `work` runs at once in this process: the same result on one core.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
+import struct
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from msgen.errors import MsgenError
@@ -94,3 +97,37 @@ def _unwrap(outcome: tuple[str, object]):
     if kind == "error":
         raise value  # type: ignore[misc]
     return value
+
+
+class Claims:
+    """The numbers 0..count-1, claimed by two processes from opposite ends: one takes the
+    lowest number left, the other the highest, until they meet. Each process so works on one
+    run of neighbours (its own folders, templates and caches), and both finish together
+    however uneven the work is. The two ends are kept in an unnamed temporary file, under a
+    POSIX record lock: per process, so it excludes a forked child too, and released by the
+    kernel if a process dies holding it."""
+
+    _ENDS = struct.Struct("<qq")
+
+    def __init__(self, count: int) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as the claims, closed by close()
+        os.pwrite(self._file.fileno(), self._ENDS.pack(0, count), 0)
+
+    def take(self, from_the_top: bool = False) -> Iterator[int]:
+        """Numbers from the bottom (or the top), one at a time, until none is left."""
+        descriptor = self._file.fileno()
+        while True:
+            fcntl.lockf(descriptor, fcntl.LOCK_EX)
+            try:
+                low, high = self._ENDS.unpack(os.pread(descriptor, self._ENDS.size, 0))
+                if low >= high:
+                    return
+                number = high - 1 if from_the_top else low
+                ends = (low, number) if from_the_top else (number + 1, high)
+                os.pwrite(descriptor, self._ENDS.pack(*ends), 0)
+            finally:
+                fcntl.lockf(descriptor, fcntl.LOCK_UN)
+            yield number
+
+    def close(self) -> None:
+        self._file.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -104,18 +105,44 @@ def processes(request, monkeypatch) -> str:
 
 
 def test_two_processes_write_what_one_writes(tmp_path, monkeypatch):
+    """Both processes claim chunks (of 3 files here) until none is left: each writes some."""
     artifacts = [Artifact(f"alpha/{index % 7}/file-{index}.yml", f"n: {index}\n", "alpha") for index in range(40)] + [A1, B1]
-    assert [len(share) for share in writer._shares(artifacts)] != [len(artifacts)]  # two shares, not one
+    monkeypatch.setattr(writer, "CHUNK", 3)
+    real_write_file, writers = writer._write_file, tmp_path / "writers.log"
+
+    def slow_write_file(path, data):  # slow enough that the second process gets chunks too
+        time.sleep(0.005)
+        with open(writers, "a") as log:
+            log.write(f"{os.getpid()}\n")
+        return real_write_file(path, data)
+
+    monkeypatch.setattr(writer, "_write_file", slow_write_file)
     trees = {}
     for apart_from in (10**9, 0):
         monkeypatch.setattr(writer, "WRITE_APART_FROM", apart_from)
+        writers.unlink(missing_ok=True)
         out = tmp_path / str(apart_from)
         out.mkdir()
         changes = write(out, artifacts, ["alpha", "beta"], "d")
-        assert len(changes.created) == len(artifacts)
+        assert changes.created == [artifact.path for artifact in artifacts]  # in order, whoever wrote them
         trees[apart_from] = tree(out)
+        assert len(set(writers.read_text().split())) == (2 if apart_from == 0 else 1)
     assert trees[0] == trees[10**9]
     assert not list(tmp_path.rglob("*.msgen-tmp"))
+
+
+def test_claims_hand_out_each_number_once_from_both_ends():
+    from msgen.fork import Claims, in_child
+
+    claims = Claims(5000)
+    try:
+        theirs = in_child(lambda: list(claims.take(from_the_top=True)))
+        mine = list(claims.take())
+        top = theirs()
+    finally:
+        claims.close()
+    assert mine == list(range(len(mine))), "the bottom run, in order"
+    assert top == list(range(4999, len(mine) - 1, -1)), "the top run, downwards, meeting the bottom one"
 
 
 def test_a_failure_half_way_leaves_the_old_output_intact(tmp_path, monkeypatch, processes):
@@ -273,3 +300,16 @@ def test_cli_target_renders_and_prunes_only_that_target(tmp_path, reference_blue
     assert result.exit_code == 0 and "not rendered now: " in result.stderr
     assert tree(out_dir) == before
     assert sorted(json.loads((out_dir / MANIFEST).read_text())["files"]) == sorted(owned)
+
+
+def test_a_folder_the_other_process_made_first_is_used_not_claimed(tmp_path):
+    """Two processes sharing a render may both need a folder: the one that loses the race to
+    make it uses it, and does not list it among the folders to remove on failure."""
+    folders = writer._Folders(tmp_path)
+    assert not folders.exists("a/b")  # looked at before the other process made it
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    assert folders.make("a/b") == []
+    assert folders.exists("a/b") and "a/b" not in folders.fresh
+    (tmp_path / "c").write_text("a file where a folder belongs")
+    with pytest.raises(OutputError, match="is a file where msgen needs a folder"):
+        folders.make("c/d")
