@@ -21,6 +21,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Generate a m
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
+
+def _print_plain(text: str, end: str = "\n") -> None:
+    """Text as it is on stdout: JSON, SARIF, diffs and tables that can run to megabytes, which
+    rich would lay out first (`plan --format json` at 5000 services: 14 s and 1.5 GB)."""
+    out.file.write(text + end)
+    out.file.flush()
+
 BlueprintArg = Annotated[Path, typer.Argument(help="the blueprint YAML file", show_default=False)]
 EnvOption = Annotated[str | None, typer.Option("--env", help="overlay environments.NAME before validating")]
 
@@ -103,12 +110,12 @@ def _print_findings(findings, format: FindingsFormat) -> None:
     from msgen import report
 
     if format is FindingsFormat.json:
-        out.print(report.findings_json(findings), markup=False)
+        _print_plain(report.findings_json(findings))
     elif format is FindingsFormat.sarif:
-        out.print(json.dumps(report.findings_sarif(findings), indent=2), markup=False)
+        _print_plain(json.dumps(report.findings_sarif(findings), indent=2))
     else:
         if findings:
-            out.print(report.findings_text(findings), markup=False)
+            _print_plain(report.findings_text(findings))
         out.print(report.summary(findings), markup=False)
 
 
@@ -147,7 +154,7 @@ def render(
         err.print(f"not rendered now: {', '.join(outcome.not_rendered)} (files the compose stack mounts may be missing)", markup=False)
     if check or diff:
         for text in changes.diffs:
-            out.print(text, markup=False, end="")
+            _print_plain(text, end="")
         for label, paths in (("changed", changes.changed), ("missing", changes.created), ("would be pruned", changes.pruned)):
             for path in paths:
                 out.print(f"drift: {label}: {path}", markup=False)
@@ -186,13 +193,13 @@ def plan(
     except MsgenError as error:
         raise _fail(error) from None
     if format is PlanFormat.json:
-        out.print(json.dumps([section.to_dict() for section in sections], indent=2), markup=False)
+        _print_plain(json.dumps([section.to_dict() for section in sections], indent=2))
         return
     # piped or in CI there is no terminal width to respect: a truncated cell hides the value
     console = out if out.is_terminal else Console(highlight=False, emoji=False, width=1000)
     for section in sections:
         if len(section.rows) >= PLAIN_TABLE_FROM:
-            console.print(plain_table(section.title, section.columns, section.rows), markup=False, highlight=False, soft_wrap=True)
+            _print_plain(plain_table(section.title, section.columns, section.rows), end="")
             continue
         table = Table(title=section.title, title_justify="left")
         for column in section.columns:
@@ -259,7 +266,7 @@ def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="w
 
     text = schema_text()
     if output is None:
-        out.print(text, markup=False, end="")
+        _print_plain(text, end="")
         return
     try:
         output.write_text(text, encoding="utf-8")
