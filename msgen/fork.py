@@ -12,7 +12,6 @@ set, `work` runs at once in this process: the same result on one core.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import pickle
 import struct
@@ -115,6 +114,8 @@ class Claims:
 
     def take(self, from_the_top: bool = False) -> Iterator[int]:
         """Numbers from the bottom (or the top), one at a time, until none is left."""
+        import fcntl  # POSIX only, as fork is: msgen.fork itself imports everywhere
+
         descriptor = self._file.fileno()
         while True:
             fcntl.lockf(descriptor, fcntl.LOCK_EX)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from msgen import __version__
 from msgen.errors import OutputError
-from msgen.fork import Claims, in_child
+from msgen.fork import Claims, can_fork, in_child
 from msgen.jinja import to_json
 from msgen.targets import Artifact
 
@@ -188,12 +188,19 @@ class _Folders:
         if self.exists(folder):
             return []
         made = self.make(folder.rpartition("/")[0])
-        self.present[folder] = True
         try:
             (self.out_dir / folder).mkdir()
         except FileExistsError:  # made a moment ago by the other process of a shared render
             self._is_folder(self.out_dir / folder)  # refuses a file
+            self.present[folder] = True
             return made
+        except OSError:  # the parents made for it are taken back: no empty folders are left
+            for parent in reversed(made):
+                parent.rmdir()
+                self.present[str(parent.relative_to(self.out_dir))] = False
+                self.fresh.discard(str(parent.relative_to(self.out_dir)))
+            raise
+        self.present[folder] = True
         self.fresh.add(folder)
         return [*made, self.out_dir / folder]
 
@@ -312,7 +319,7 @@ def _in_chunks(
     left one core idle for up to 0.4 s at 1000 services. When either process fails, `undo`
     takes back what the other did, and the failure is raised."""
     chunks = [artifacts[start : start + CHUNK] for start in range(0, len(artifacts), CHUNK)]
-    if len(artifacts) < WRITE_APART_FROM:
+    if len(artifacts) < WRITE_APART_FROM or not can_fork():
         done = work(enumerate(chunks))
     else:
         claims = Claims(len(chunks))

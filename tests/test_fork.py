@@ -29,8 +29,8 @@ def test_an_error_in_the_child_is_raised_in_the_parent():
 
 
 def test_an_error_that_does_not_pickle_arrives_as_its_text():
-    class Local(Exception):  # a local class cannot be pickled
-        pass
+    class Local(Exception):
+        """A local class: pickle cannot find it by name, so it cannot be sent back."""
 
     def fail():
         raise Local("no way back")

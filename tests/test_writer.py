@@ -313,3 +313,40 @@ def test_a_folder_the_other_process_made_first_is_used_not_claimed(tmp_path):
     (tmp_path / "c").write_text("a file where a folder belongs")
     with pytest.raises(OutputError, match="is a file where msgen needs a folder"):
         folders.make("c/d")
+
+
+def test_claims_alternate_between_the_two_ends():
+    from msgen.fork import Claims
+
+    claims = Claims(5)
+    try:
+        bottom, top = claims.take(), claims.take(from_the_top=True)
+        assert [next(bottom), next(top), next(bottom), next(top), next(bottom)] == [0, 4, 1, 3, 2]
+        assert list(top) == [] and list(bottom) == []
+    finally:
+        claims.close()
+
+
+def test_one_process_where_no_second_may_be_forked(tmp_path, monkeypatch):
+    """MSGEN_SINGLE_PROCESS=1 (or no fork): the files are written in one process, without claims."""
+    monkeypatch.setenv("MSGEN_SINGLE_PROCESS", "1")
+    monkeypatch.setattr(writer, "WRITE_APART_FROM", 0)
+    monkeypatch.setattr(writer, "Claims", None)  # calling it would fail the test
+    artifacts = [Artifact(f"alpha/file-{index}.yml", f"n: {index}\n", "alpha") for index in range(120)]
+    changes = write(tmp_path, artifacts, ["alpha"], "d")
+    assert changes.created == [artifact.path for artifact in artifacts]
+
+
+def test_a_folder_that_cannot_be_made_leaves_no_empty_parents(tmp_path, monkeypatch):
+    """A write that fails making a deep folder takes back the parents it made for it."""
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self.name == "deepest":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(OutputError, match="Permission denied"):
+        write(tmp_path, [Artifact("alpha/deeper/deepest/x.yml", "x: 1\n", "alpha")], ["alpha"], "d")
+    assert list(tmp_path.iterdir()) == []

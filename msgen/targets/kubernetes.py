@@ -34,8 +34,8 @@ SECRETS_VOLUME = "secrets"
 # files under /run/secrets are read by whatever non-root uid the image runs as
 SECRET_FILE_MODE = 0o444
 DB_PASSWORD_KEY = DB_PASSWORD_FILE.rsplit("/", 1)[1]
-POSTGRES_SCRIPT = "10-app-user.sh"
-WORKLOADS = ("Deployment", "StatefulSet")  # C's initdb/10-app-user.sh, flattened into the ConfigMap
+POSTGRES_SCRIPT = "10-app-user.sh"  # C's initdb/10-app-user.sh, flattened into the ConfigMap
+WORKLOADS = ("Deployment", "StatefulSet")  # the kinds capacity counts (workload_documents)
 
 
 def applies(plan) -> bool:
