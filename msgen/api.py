@@ -1,100 +1,143 @@
-"""The operations behind the CLI's commands: typed in, typed out, no printing."""
+"""The operations behind the CLI's commands, as stages: load -> plan -> render -> check -> write.
+
+Typed in, typed out, no printing. Whatever the platform's size there is one way through:
+every file is built once, in one pass, where the checks read its objects and the writer (when
+writing or comparing) formats, verifies and stages its text; then the findings decide whether
+the staged files are committed.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
 
 import yaml
 
-from msgen.checks import CheckContext, run_checks
+from msgen.checks import CheckContext
+from msgen.checks.registry import CHECKS, inspectors
 from msgen.errors import MsgenError
-from msgen.findings import Finding, fails
-from msgen.fork import in_child
+from msgen.findings import Finding, apply_suppressions, fails, locate
 from msgen.model.load import LoadedBlueprint, load_blueprint
 from msgen.plan import Plan, build_plan
-from msgen.targets import Artifact, applicable_targets, render_targets, target_names
-from msgen.writer import Changes, Staging, compare, stage
+from msgen.targets import Built, Target, build_each, render_targets
+from msgen.targets.registry import applicable, target_names
+from msgen.verify import VerifyContext
+from msgen.verify.registry import verify
+from msgen.writer import Changes, Comparison, Staging
 
 
-def _parse_events(text: str | bytes) -> None:
-    """Parse YAML into events and drop them: libyaml's `raw_parse` builds no Python objects
-    (4x faster than iterating `yaml.parse`); the pure-Python parser where libyaml is missing."""
-    try:
-        from yaml._yaml import CParser
-    except ImportError:  # pragma: no cover - PyYAML built without libyaml
-        for _ in yaml.parse(text, Loader=yaml.SafeLoader):
-            pass
-        return
-    CParser(text).raw_parse()
-
-
-@dataclass
-class Analysis:
-    """A loaded blueprint, its plan, everything it renders, and the findings over all of it."""
+@dataclass(frozen=True)
+class Planned:
+    """A loaded blueprint, its plan, and the targets that apply to it."""
 
     loaded: LoadedBlueprint
     plan: Plan
-    artifacts: list[Artifact]
-    findings: list[Finding]
-    targets: list[str]
+    targets: tuple[Target, ...]
 
 
-@dataclass
+@dataclass(frozen=True)
+class Analysis:
+    """A planned blueprint and the findings over it and everything it renders."""
+
+    planned: Planned
+    findings: tuple[Finding, ...]
+
+    @property
+    def plan(self) -> Plan:
+        return self.planned.plan
+
+    @property
+    def loaded(self) -> LoadedBlueprint:
+        return self.planned.loaded
+
+
+class Mode(StrEnum):
+    write = "write"  # stage every file, commit when no finding fails
+    check = "check"  # compare with the output folder, write nothing
+    diff = "diff"  # check, with unified diffs
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    blueprint: Path
+    out_dir: Path
+    env: str | None = None
+    targets: tuple[str, ...] = ()  # none: every target that applies
+    mode: Mode = Mode.write
+    strict: bool = False
+    deep: bool = False
+
+
+@dataclass(frozen=True)
 class RenderOutcome:
     analysis: Analysis
-    out_dir: Path
-    targets: list[str]
-    changes: Changes | None = None
-    not_rendered: list[str] = field(default_factory=list)  # targets that apply but were not asked for
+    targets: tuple[str, ...]  # the targets rendered
+    not_rendered: tuple[str, ...] = ()  # targets that apply but were not asked for
+    changes: Changes | None = None  # None when failing findings stopped the render
     wrote: bool = False
 
 
-def prepare(path: Path, env: str | None = None) -> Analysis:
-    """Load, plan and render every applicable target in memory; no checks yet."""
-    return rendered(planned(path, env))
-
-
-def planned(path: Path, env: str | None = None) -> Analysis:
-    """Load and plan; nothing rendered yet (`artifacts` is empty)."""
+def plan_blueprint(path: Path, env: str | None = None) -> Planned:
+    """Load and plan."""
     loaded = load_blueprint(path, env)
     plan = build_plan(loaded.blueprint, env)
-    return Analysis(loaded, plan, [], [], applicable_targets(plan))
+    return Planned(loaded, plan, applicable(plan))
 
 
-def rendered(analysis: Analysis) -> Analysis:
-    """`analysis` with every applicable target rendered in memory."""
-    analysis.artifacts = render_targets(analysis.plan, analysis.targets)
-    return analysis
+def analyse(path: Path, env: str | None = None, deep: bool = False) -> Analysis:
+    """Load, plan, build every file in memory, and find what the user can fix (and with
+    `deep`, verify msgen's own output)."""
+    planned = plan_blueprint(path, env)
+    return Analysis(planned, one_pass(planned, deep))
 
 
-def judge(analysis: Analysis) -> list[Finding]:
-    """Every check over the blueprint, its plan and everything it renders."""
-    context = CheckContext(analysis.loaded.blueprint, analysis.plan, analysis.loaded.source, {a.path: a for a in analysis.artifacts})
-    return run_checks(context)
+def one_pass(planned: Planned, deep: bool = False, take: Callable[[Built], None] | None = None) -> tuple[Finding, ...]:
+    """Build each file once: the checks' inspectors read its objects, `--deep` keeps it for
+    verification, and `take` (the writer's side of a render) gets it; then every finding,
+    with the blueprint's suppressions applied, located and sorted."""
+    loaded, plan = planned.loaded, planned.plan
+    context = CheckContext(loaded.blueprint, plan, loaded.source)
+    readers = inspectors(context)
+    verifying = VerifyContext(loaded.blueprint, plan) if deep else None
+    for built in build_each(render_targets(plan, planned.targets)):
+        for reader in readers:
+            reader.read(built)
+        if verifying is not None:
+            verifying.read(built)
+        if take is not None:
+            take(built)
+    found = [item for module in CHECKS for item in module.check(context)]
+    found.extend(item for reader in readers for item in reader.findings())
+    if verifying is not None:
+        found.extend(verify(verifying))
+    return tuple(locate(apply_suppressions(found, loaded.blueprint), loaded.source))
 
 
-def analyse(path: Path, env: str | None = None) -> Analysis:
-    """Load, plan, render every applicable target in memory, and run every check."""
-    analysis = prepare(path, env)
-    analysis.findings = judge(analysis)
-    return analysis
-
-
-def check_well_formed(artifact: Artifact, text: str | bytes) -> None:
-    """A fast event-level parse of every YAML and JSON artifact: a bug here must never reach a disk."""
+def check_well_formed(path: str, data: bytes) -> None:
+    """A fast event-level parse of every YAML and JSON file: a bug here must never reach a disk."""
     try:
-        if artifact.path.endswith((".yml", ".yaml")):
-            _parse_events(text)
-        elif artifact.path.endswith(".json"):
-            json.loads(text)
+        if path.endswith((".yml", ".yaml")):
+            _parse_events(data)
+        elif path.endswith(".json"):
+            json.loads(data)
     except (yaml.YAMLError, ValueError) as error:
-        raise MsgenError(f"internal error: rendered {artifact.path} is not well formed ({error}); please report it") from None
+        raise MsgenError(f"internal error: rendered {path} is not well formed ({error}); please report it") from None
+
+
+def _parse_events(data: bytes) -> None:
+    """Parse YAML into events and drop them: libyaml's `raw_parse` builds no Python objects;
+    the pure-Python parser where PyYAML was built without libyaml."""
+    try:
+        from yaml._yaml import CParser
+    except ImportError:  # pragma: no cover - PyYAML built without libyaml
+        for _ in yaml.parse(data, Loader=yaml.SafeLoader):
+            pass
+        return
+    CParser(data).raw_parse()
 
 
 def blueprint_digest(loaded: LoadedBlueprint) -> str:
@@ -102,139 +145,49 @@ def blueprint_digest(loaded: LoadedBlueprint) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def select_targets(analysis: Analysis, requested: list[str] | None) -> list[str]:
+def select_targets(planned: Planned, requested: tuple[str, ...]) -> tuple[str, ...]:
+    applying = [module.NAME for module in planned.targets]
     if not requested:
-        return list(analysis.targets)
+        return tuple(applying)
     known = target_names()
     for name in requested:
         if name not in known:
             raise MsgenError(f"unknown target {name!r}; known targets: {', '.join(n for n in known if n != 'base')}")
-        if name not in analysis.targets:
+        if name not in applying:
             raise MsgenError(f"target {name!r} does not apply to this blueprint (its section or a service that uses it is missing)")
-    return [name for name in known if name in requested or name == "base"]
+    return tuple(name for name in known if name in requested or name == "base")
 
 
-T = TypeVar("T")
+def render(request: RenderRequest) -> RenderOutcome:
+    """Validate, then write (or compare) the chosen targets' files; the checks always see every
+    applicable target's files, so the findings are those of `validate`."""
+    planned = plan_blueprint(request.blueprint, request.env)
+    chosen = select_targets(planned, request.targets)
+    not_rendered = tuple(module.NAME for module in planned.targets if module.NAME not in chosen)
+    sink: Comparison | Staging
+    sink = Staging(request.out_dir) if request.mode is Mode.write else Comparison(request.out_dir, request.mode is Mode.diff)
 
-# From this many services and datastores together on (~1000 files), `render` runs the checks
-# in a second process (msgen/fork.py) from right after planning: it renders in memory what
-# the checks read, while this one renders the chosen targets, building each file's objects
-# only as it formats the file, and stages (or with --check compares) the files; nothing is
-# renamed into place unless the checks pass. At 1000 services the checks (~0.5 s, and the
-# client models in a third process) overlap with building and staging (~1.4 s on two cores).
-CHECK_WHILE_STAGING_FROM = 400
+    def take(built: Built) -> None:
+        if built.target in chosen:
+            data = built.text().encode("utf-8")
+            check_well_formed(built.path, data)
+            sink.add(built.path, built.target, data)
 
-
-def render(
-    path: Path,
-    out_dir: Path,
-    env: str | None = None,
-    targets: list[str] | None = None,
-    check: bool = False,
-    diff: bool = False,
-    strict: bool = False,
-) -> RenderOutcome:
-    """Validate, then write (or with `check`, compare) the chosen targets' files.
-
-    `outcome.analysis.artifacts` holds every applicable target's files when the checks ran
-    in this process, the chosen targets' files when they ran apart."""
-    analysis = planned(path, env)
-    chosen = select_targets(analysis, targets)
-    outcome = RenderOutcome(analysis, out_dir, chosen)
-    outcome.not_rendered = [name for name in analysis.targets if name not in chosen]
-
-    def chosen_artifacts() -> list[Artifact]:
-        if not analysis.artifacts:  # the checks run apart: this process renders only what it writes
-            analysis.artifacts = render_targets(analysis.plan, chosen)
-        return [a for a in analysis.artifacts if a.target in chosen]
-
-    # each text is parsed as it is formatted, before anything reaches the disk
-    # (`validate` formats no text, so it skips this)
-    if check:
-        outcome.changes = _checked(analysis, strict, lambda: compare(out_dir, chosen_artifacts(), chosen, diff, check_well_formed))
-        return outcome
-
-    def stage_files() -> tuple[Staging, Path | None]:
-        artifacts = chosen_artifacts()
-        made = _make_output_folder(out_dir)
-        return _stage_or_unmake(out_dir, made, artifacts), made
-
-    def undo(result: tuple[Staging, Path | None]) -> None:
-        staging, made = result
-        staging.discard()
-        _unmake(out_dir, made)
-
-    staged = _checked(analysis, strict, stage_files, undo)
-    if staged is not None:
-        outcome.changes = staged[0].commit(chosen, blueprint_digest(analysis.loaded))
-        outcome.wrote = True
-    return outcome
-
-
-def _checked(analysis: Analysis, strict: bool, work: Callable[[], T], undo: Callable[[T], None] | None = None) -> T | None:
-    """Run every check (into analysis.findings), and `work` unless they fail; None when they fail.
-
-    For a small platform everything is rendered and checked first. From
-    CHECK_WHILE_STAGING_FROM services and datastores on the checks run in a second process
-    that renders what they read, while this one does `work` with nothing kept (the writer
-    reads each file's objects once); when they fail, `undo` takes back what `work` did, and
-    an error of `work` counts only if the checks pass, as if they had run first."""
-    plan = analysis.plan
-    if len(plan.services) + len(plan.datastores) < CHECK_WHILE_STAGING_FROM:
-        analysis.findings = judge(rendered(analysis))
-        return None if fails(analysis.findings, strict) else work()
-    findings = in_child(lambda: judge(rendered(analysis)))
-    plan.build_per_use()
     try:
-        result = work()
-    except MsgenError:
-        analysis.findings = findings()
-        if fails(analysis.findings, strict):
-            return None
-        raise
+        findings = one_pass(planned, request.deep, take)
     except BaseException:
-        with contextlib.suppress(Exception):  # waited for, whatever it says
-            findings()
+        if isinstance(sink, Staging):
+            sink.discard()
         raise
-    analysis.findings = findings()
-    if fails(analysis.findings, strict):
-        if undo is not None:
-            undo(result)
-        return None
-    return result
+    analysis = Analysis(planned, findings)
+    if fails(findings, request.strict):
+        if isinstance(sink, Staging):
+            sink.discard()
+        return RenderOutcome(analysis, chosen, not_rendered)
+    if isinstance(sink, Comparison):
+        return RenderOutcome(analysis, chosen, not_rendered, sink.finish(list(chosen)))
+    changes = sink.commit(list(chosen), blueprint_digest(planned.loaded))
+    return RenderOutcome(analysis, chosen, not_rendered, changes, wrote=True)
 
 
-def _make_output_folder(out_dir: Path) -> Path | None:
-    """Create the output folder and its missing parents; the outermost one made, if any."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise MsgenError(f"{out_dir}: exists and is not a folder")
-    outermost = None
-    folder = out_dir.absolute()
-    while not folder.exists():
-        outermost, folder = folder, folder.parent
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise MsgenError(f"cannot create {out_dir}: {error.strerror}") from None
-    return outermost
 
-
-def _stage_or_unmake(out_dir: Path, made: Path | None, artifacts: list[Artifact]) -> Staging:
-    try:
-        return stage(out_dir, artifacts, verify=check_well_formed)
-    except BaseException:
-        _unmake(out_dir, made)
-        raise
-
-
-def _unmake(out_dir: Path, made: Path | None) -> None:
-    """Remove the output folder and the parents render made for it, those that are empty."""
-    if made is None:
-        return
-    folder = out_dir.absolute()
-    while True:
-        with contextlib.suppress(OSError):  # rmdir never removes a folder that holds anything
-            folder.rmdir()
-        if folder == made or folder == folder.parent:
-            return
-        folder = folder.parent

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 from enum import StrEnum
@@ -24,12 +23,15 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 def _print_plain(text: str, end: str = "\n") -> None:
     """Text as it is on stdout: JSON, SARIF, diffs and tables that can run to megabytes, which
-    rich would lay out first (`plan --format json` at 5000 services: 14 s and 1.5 GB)."""
+    rich would lay out first."""
     out.file.write(text + end)
     out.file.flush()
 
 BlueprintArg = Annotated[Path, typer.Argument(help="the blueprint YAML file", show_default=False)]
 EnvOption = Annotated[str | None, typer.Option("--env", help="overlay environments.NAME before validating")]
+DeepOption = Annotated[
+    bool, typer.Option("--deep", help="also verify msgen's own output (schemas, client models, references): slower; a problem is a bug in msgen")
+]
 
 
 class FindingsFormat(StrEnum):
@@ -93,13 +95,14 @@ def validate(
     env: EnvOption = None,
     format: Annotated[FindingsFormat, typer.Option("--format", help="text, json or sarif (SARIF 2.1.0)")] = FindingsFormat.text,
     strict: Annotated[bool, typer.Option("--strict", help="warnings fail too")] = False,
+    deep: DeepOption = False,
 ) -> None:
     """Run every check; exit 0 ok, 1 findings that fail, 2 the blueprint cannot be read."""
     from msgen.api import analyse
     from msgen.findings import fails
 
     try:
-        analysis = analyse(blueprint, env)
+        analysis = analyse(blueprint, env, deep)
     except MsgenError as error:
         raise _fail(error) from None
     _print_findings(analysis.findings, format)
@@ -128,14 +131,17 @@ def render(
     check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 if the folder differs")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="with --check: show unified diffs (implies --check)")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="warnings fail too")] = False,
+    deep: DeepOption = False,
 ) -> None:
     """Validate, then write the generated files (or compare them with --check)."""
     from msgen import api
     from msgen.findings import fails
     from msgen.report import findings_text
 
+    mode = api.Mode.diff if diff else api.Mode.check if check else api.Mode.write
+    request = api.RenderRequest(blueprint, output, env, tuple(target or ()), mode, strict, deep)
     try:
-        outcome = api.render(blueprint, output, env, target, check or diff, diff, strict)
+        outcome = api.render(request)
     except MsgenError as error:
         raise _fail(error) from None
     findings = outcome.analysis.findings
@@ -209,8 +215,8 @@ def plan(
         console.print(table)
 
 
-# rich measures and wraps every cell: ~10 ms a row, 13 s for the tables of 1000 services.
-# From this many rows a table is printed as plain aligned columns instead.
+# rich measures and wraps every cell, which is slow for long tables: from this many rows a
+# table is printed as plain aligned columns instead (a presentation choice, same values).
 PLAIN_TABLE_FROM = 200
 
 
@@ -276,8 +282,6 @@ def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="w
 
 
 def main() -> None:
-    # the run is short and builds many small objects: the cyclic collector only costs time
-    gc.disable()
     try:
         app()
     except KeyboardInterrupt:

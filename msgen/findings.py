@@ -1,4 +1,4 @@
-"""Findings: a blueprint that loads but breaks a rule (CHECKS.md, "A finding")."""
+"""Findings: a blueprint that loads but breaks a rule a user can fix."""
 
 from __future__ import annotations
 
@@ -71,3 +71,28 @@ def fails(findings: list[Finding], strict: bool = False) -> bool:
     """Whether these findings make `validate` exit 1."""
     failing = {"error", "warning"} if strict else {"error"}
     return any(f.severity in failing and f.suppressed is None for f in findings)
+
+
+def apply_suppressions(found: list[Finding], blueprint) -> list[Finding]:
+    """Mark the findings a `suppress` entry silences; an entry that matches none is itself a finding."""
+    entries = {(entry.id, entry.at): entry for entry in blueprint.suppress}
+    used: set[tuple[str, str]] = set()
+    result = []
+    for item in found:
+        entry = entries.get((item.id, item.path))
+        if entry is not None:
+            used.add((item.id, item.path))
+            item = replace(item, suppressed=entry.reason)
+        result.append(item)
+    for index, entry in enumerate(blueprint.suppress):
+        if (entry.id, entry.at) not in used:
+            result.append(
+                finding(
+                    "suppress-unused",
+                    "info",
+                    ("suppress", index),
+                    f"suppress entry {entry.id} at {entry.at} matches no finding",
+                    "remove it, or check the id and key path",
+                )
+            )
+    return result

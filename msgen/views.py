@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from msgen.checks.capacity import Capacity, Inspector, capacity_table
 from msgen.plan import Plan
+from msgen.plan.gateway import gateway_rows
+from msgen.plan.latency import latency_table
+from msgen.plan.observability import observability_tables
+from msgen.plan.residency import residency_table
+from msgen.targets import build_each, compose, kubernetes, render_targets
+from msgen.units import human_bytes
 
 
 @dataclass(frozen=True)
@@ -83,8 +90,6 @@ def defaults_section(plan: Plan) -> list[Section]:
 
 def tuning_section(plan: Plan) -> list[Section]:
     """Every tuned datastore setting with its value and reason (msgen/plan/tuning.py)."""
-    from msgen.units import human_bytes
-
     rows = []
     for name, tuning in plan.tuning.items():
         rows.extend((name, setting.name, setting.value, setting.why) for setting in tuning.settings)
@@ -95,8 +100,6 @@ def tuning_section(plan: Plan) -> list[Section]:
 
 def gateway_section(plan: Plan) -> list[Section]:
     """The Traefik gateway's routes, middleware chains and effective limits (msgen/plan/gateway.py)."""
-    from msgen.plan.gateway import gateway_rows
-
     if plan.gateway is None:
         return []
     columns = ("route", "rule", "backend", "middlewares", "rate limit (origin)", "circuit breaker", "retry")
@@ -105,8 +108,6 @@ def gateway_section(plan: Plan) -> list[Section]:
 
 def observability_section(plan: Plan) -> list[Section]:
     """Scrape jobs, alerts and the monitoring containers' sizes (msgen/plan/observability.py)."""
-    from msgen.plan.observability import observability_tables
-
     return [Section(title, columns, rows) for title, columns, rows in observability_tables(plan.observability)]
 
 
@@ -126,27 +127,34 @@ def kubernetes_section(plan: Plan) -> list[Section]:
 
 def compose_section(plan: Plan) -> list[Section]:
     """The compose stack's containers as written (msgen/targets/compose.py)."""
-    from msgen.targets import compose
-
     if not compose.applies(plan):
         return []
     host = f" on {plan.compose_host.name}" if plan.compose_host else ""
     columns = ("container", "image", "networks", "cpus", "memory", "healthcheck", "capabilities")
-    return [Section(f"Compose stack{host}", columns, compose.compose_rows(plan))]
+    return [Section(f"Compose stack{host}", columns, compose_rows(compose.compose_document(plan)))]
+
+
+def compose_rows(document: dict) -> tuple[tuple[str, ...], ...]:
+    """One row per container: image, networks, limits, healthcheck and capabilities, as written."""
+    rows = []
+    for name, entry in document["services"].items():
+        limits = entry["deploy"]["resources"]["limits"]
+        test = entry["healthcheck"]["test"]
+        capabilities = (
+            "all kept (run_as_root)" if "cap_drop" not in entry else " ".join(["drop ALL", *(f"+{c}" for c in entry.get("cap_add", []))])
+        )
+        rows.append((name, entry["image"], ", ".join(entry["networks"]), limits["cpus"], limits["memory"], " ".join(test[1:]), capabilities))
+    return tuple(rows)
 
 
 def architecture_section(plan: Plan) -> list[Section]:
-    """Latency vs budget, residency and capacity (msgen/plan/{latency,residency,capacity}.py)."""
-    from msgen.plan.capacity import capacity_table
-    from msgen.plan.latency import latency_table
-    from msgen.plan.residency import residency_table
-
+    """Latency vs budget, residency, and capacity as the compose and Kubernetes objects place it."""
     policy = ", ".join(plan.residency.policy) if plan.residency.policy is not None else "no policy"
     sections = [
         Section("Latency vs budget (routed services, worst first)", *latency_table(plan.latency)),
         Section(f"Residency (personal data allowed in: {policy})", *residency_table(plan.residency)),
     ]
-    columns, rows = capacity_table(plan.capacity)
+    columns, rows = capacity_table(placed_capacity(plan))
     if rows:
         sections.append(Section("Capacity (per host, with headroom)", columns, rows))
     return sections
@@ -160,3 +168,12 @@ def plan_sections(plan: Plan) -> list[Section]:
     for build in SECTIONS:
         sections.extend(build(plan))
     return sections
+
+
+def placed_capacity(plan: Plan) -> Capacity:
+    """What the compose and Kubernetes objects place on the hosts, read as the checks read it."""
+    inspector = Inspector(plan)
+    modules = tuple(module for module in (compose, kubernetes) if module.applies(plan))
+    for built in build_each(render_targets(plan, modules)):
+        inspector.read(built)
+    return inspector.capacity()

@@ -25,10 +25,10 @@ def make_example(blueprint: Path, folder: Path) -> int:
     folder.mkdir(parents=True)
     copy = folder / "blueprint.yaml"
     shutil.copyfile(blueprint, copy)
-    outcome = api.render(copy, folder)
+    outcome = api.render(api.RenderRequest(copy, folder))
     if fails(outcome.analysis.findings) or not outcome.wrote:
         raise SystemExit(f"{blueprint.name}: not rendered\n{findings_text(outcome.analysis.findings)}")
-    return len(outcome.analysis.artifacts)
+    return len(outcome.changes.created)
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
-"""Architecture: latency budgets, retries and timeouts, data residency, capacity, availability.
+"""Architecture: latency budgets, retries and timeouts, data residency, availability.
 
-Physics and law decide whether the platform works before any code runs (CHECKS.md,
-Architecture). The numbers are computed in msgen/plan/{latency,residency,capacity}.py;
-this module only turns them into findings a person can act on.
+Physics and law decide whether the platform works before any code runs. The numbers are
+computed in msgen/plan/latency.py and residency.py; this module only turns them into findings
+a person can act on.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 from msgen.findings import Finding, finding
 from msgen.plan.latency import EPSILON_MS, attempts, describe_branch, describe_path, format_ms, rtt_ms
-from msgen.units import format_millicores, human_bytes
 
 FANOUT_PERCENT = "{:.2f}".format
 
@@ -22,7 +21,6 @@ def check(context) -> Iterator[Finding]:
     yield from retry_findings(plan)
     yield from timeout_findings(plan)
     yield from residency_findings(plan)
-    yield from capacity_findings(plan)
     yield from availability_findings(plan)
 
 
@@ -172,116 +170,6 @@ def residency_findings(plan) -> Iterator[Finding]:
         )
 
 
-# --- capacity --------------------------------------------------------------------------------
-
-
-def capacity_findings(plan) -> Iterator[Finding]:
-    capacity = plan.capacity
-    blueprint = plan.blueprint
-    if blueprint.compose is not None and capacity.compose is None:
-        yield finding(
-            "capacity-unknown",
-            "info",
-            ("compose",),
-            "no host is declared for the compose stack, so msgen cannot check that it fits",
-            "declare the host under hosts: (and compose.host)",
-        )
-    if capacity.compose is not None:
-        yield from compose_findings(plan, capacity.compose)
-    if capacity.kubernetes is not None:
-        yield from kubernetes_findings(capacity.kubernetes)
-
-
-def _compose_at(plan) -> tuple:
-    return ("compose", "host") if plan.blueprint.compose.host is not None else ("compose",)
-
-
-def _largest(loads, key) -> str:
-    heaviest = sorted(loads, key=lambda load: (-key(load) * load.replicas, load.name))[:3]
-    return ", ".join(
-        f"{load.name} {human_bytes(key(load) * load.replicas)}"
-        if key(load) > 10_000
-        else f"{load.name} {format_millicores(key(load) * load.replicas)}"
-        for load in heaviest
-    )
-
-
-def compose_findings(plan, host) -> Iterator[Finding]:
-    at = _compose_at(plan)
-    if host.memory_used > host.usable_memory:
-        yield finding(
-            "capacity-memory",
-            "error",
-            at,
-            f"the compose stack's memory limits add up to {human_bytes(host.memory_used)} (replicas included), more than "
-            f"{host.where} can give: {human_bytes(host.memory)} minus {human_bytes(host.reserve_memory)} for the OS = "
-            f"{human_bytes(host.usable_memory)}; largest: {_largest(host.loads, lambda load: load.memory)}",
-            "lower memory limits or replicas, or run the stack on a bigger host",
-        )
-    if host.cpu_reserved_m > host.vcpu_m:
-        yield finding(
-            "capacity-cpu",
-            "error",
-            at,
-            f"the compose stack reserves {format_millicores(host.cpu_reserved_m)} CPU (requests x replicas) on {host.where}, "
-            f"which has {host.vcpu_m // 1000} vCPUs: Docker cannot guarantee them",
-            "lower resources.requests.cpu or replicas, or use a host with more vCPUs",
-        )
-    if host.cpu_limits_m > host.vcpu_m:
-        yield finding(
-            "capacity-cpu-overcommit",
-            "info",
-            at,
-            f"CPU limits on {host.where} add up to {format_millicores(host.cpu_limits_m)} of {host.vcpu_m // 1000} vCPUs: "
-            "normal overcommit (limits are caps, not reservations), but they cannot all peak at once",
-        )
-    for name in host.unsized:
-        yield finding("capacity-unknown", "info", at, f"compose container {name} has no memory limit; counted as 0")
-    region = plan.compose_host.region
-    for service in plan.services:
-        if service.region is not None and service.region != region:
-            yield finding(
-                "capacity-compose-region",
-                "warning",
-                ("services", service.name, "region"),
-                f"{service.name} is placed in {service.region}, but the compose stack runs everything on {host.where} in {region}: "
-                "with compose its region (latency, residency) is not what runs",
-                f"move {service.name} to {region} for compose, or deploy it with kubernetes",
-            )
-
-
-def kubernetes_findings(nodes) -> Iterator[Finding]:
-    if nodes.memory_used > nodes.usable_memory:
-        yield finding(
-            "capacity-kubernetes-memory",
-            "error",
-            ("hosts",),
-            f"pods request {human_bytes(nodes.memory_used)} of memory, more than the nodes' allocatable "
-            f"{human_bytes(nodes.usable_memory)} ({human_bytes(nodes.memory)} minus the OS, kubelet and eviction reserves); "
-            f"largest: {_largest(nodes.loads, lambda load: load.memory)}; the rest stays Pending",
-            "lower memory requests or replicas, or add nodes",
-        )
-    if nodes.cpu_reserved_m > nodes.usable_cpu_m:
-        yield finding(
-            "capacity-kubernetes-cpu",
-            "error",
-            ("hosts",),
-            f"pods request {format_millicores(nodes.cpu_reserved_m)} CPU, more than the nodes' allocatable "
-            f"{format_millicores(nodes.usable_cpu_m)}; the rest stays Pending",
-            "lower CPU requests or replicas, or add nodes",
-        )
-    for load in nodes.loads:
-        if load.memory > nodes.largest_node_memory or load.cpu_reserved_m > nodes.largest_node_cpu_m:
-            yield finding(
-                "capacity-pod",
-                "error",
-                ("hosts",),
-                f"one pod of {load.name} requests {human_bytes(load.memory)} and {format_millicores(load.cpu_reserved_m)} CPU; "
-                f"the largest node offers {human_bytes(nodes.largest_node_memory)} and {format_millicores(nodes.largest_node_cpu_m)}: "
-                "it can never be scheduled",
-                "lower its requests or add a bigger node",
-            )
-
 
 # --- availability ----------------------------------------------------------------------------
 
@@ -296,7 +184,7 @@ def availability_findings(plan) -> Iterator[Finding]:
                 f"{service.name} is routed from the internet with one replica: every restart, deploy or crash is an outage",
                 "run at least 2 replicas",
             )
-    zones = plan.capacity.zones
+    zones = host_zones(plan.blueprint)
     if not zones or plan.kubernetes is None:
         return  # zones matter to the cluster; the compose stack is one host
     counts = ", ".join(f"{zone} ({len(hosts)})" for zone, hosts in zones.items())
@@ -318,3 +206,17 @@ def availability_findings(plan) -> Iterator[Finding]:
             "so a service with at least as many replicas as zones keeps one through a zone outage"
             + (f"; hosts without a zone: {', '.join(unzoned)}" if unzoned else ""),
         )
+
+
+def host_zones(blueprint) -> dict[str, tuple[str, ...]]:
+    """Zone -> the hosts in it, for hosts that declare a zone."""
+    zones: dict[str, list[str]] = {}
+    for host in blueprint.hosts:
+        if host.zone is not None:
+            zones.setdefault(host.zone, []).append(host.name)
+    return {zone: tuple(sorted(names)) for zone, names in sorted(zones.items())}
+
+
+def inspector(context) -> None:
+    """Nothing here reads built objects."""
+    return None

@@ -1,7 +1,7 @@
-"""Findings about the compose file (CHECKS.md, "Compose output").
+"""Findings about the compose stack as it will be deployed.
 
-They read the compose services as written (`compose_entries`), so the monitoring
-containers merged from the observability target are held to the same rules. Only what
+They read the compose services as built, so the monitoring containers merged from the
+observability target are held to the same rules. Only what
 msgen can render is checked: privileged mode, host namespaces or writable sockets are never
 written, so no finding exists for them; the user reaches the rest through `health.command`,
 `gateway.provider` and `resources`.
@@ -11,27 +11,43 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from msgen.checks import CheckContext
 from msgen.findings import Finding, finding
 from msgen.plan import gateway as gw
-from msgen.targets import compose
+from msgen.targets import Built, compose
 
 DISABLED_HEALTH = "NONE"
 
 
-def check(context: CheckContext) -> Iterable[Finding]:
-    plan = context.plan
-    if not compose.applies(plan):
-        return
-    origins = container_origins(plan)
-    for name, entry in compose.compose_entries(plan):
-        if name == compose.GATEWAY:
-            yield from check_docker_socket(entry)
-        at = origins.get(name, ("observability",))
-        yield from check_healthcheck(plan, name, entry, at)
-        yield from check_limits(name, entry, at)
-        yield from check_ports(name, entry, at)
-    yield from check_reservations(plan)
+def check(context) -> Iterable[Finding]:
+    if compose.applies(context.plan):
+        yield from check_reservations(context.plan)
+
+
+class Inspector:
+    """Reads the compose file's containers as the file is built."""
+
+    def __init__(self, plan) -> None:
+        self.plan = plan
+        self.found: list[Finding] = []
+
+    def read(self, built: Built) -> None:
+        if built.path != compose.COMPOSE_FILE:
+            return
+        origins = container_origins(self.plan)
+        for name, entry in built.document()["services"].items():
+            if name == compose.GATEWAY:
+                self.found.extend(check_docker_socket(entry))
+            at = origins.get(name, ("observability",))
+            self.found.extend(check_healthcheck(self.plan, name, entry, at))
+            self.found.extend(check_limits(name, entry, at))
+            self.found.extend(check_ports(name, entry, at))
+
+    def findings(self) -> list[Finding]:
+        return self.found
+
+
+def inspector(context) -> Inspector | None:
+    return Inspector(context.plan) if compose.applies(context.plan) else None
 
 
 def container_origins(plan) -> dict[str, tuple]:

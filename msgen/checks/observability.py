@@ -1,207 +1,13 @@
-"""Prometheus and observability findings (CHECKS.md, "Prometheus and datastores").
-
-They read the rendered prometheus.yml and rule files, so that what is checked is what is
-written: unique job names, scrape_timeout <= scrape_interval, every service with metrics
-and every datastore scraped, rule expressions well formed (msgen's own structural PromQL
-check; promtool runs in the project's tests, never in `validate`).
+"""Observability findings: a scrape timeout Prometheus would refuse, and what the blueprint
+leaves unwatched.
 """
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Iterable
-
-import yaml
 
 from msgen.findings import Finding, finding
 from msgen.plan.observability import prom_duration
-from msgen.targets import parsed
-
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-# PromQL's functions and aggregations (Prometheus 2.42 .. 3.x)
-FUNCTIONS = frozenset(
-    [
-        "abs",
-        "absent",
-        "absent_over_time",
-        "acos",
-        "acosh",
-        "asin",
-        "asinh",
-        "atan",
-        "atanh",
-        "avg_over_time",
-        "ceil",
-        "changes",
-        "clamp",
-        "clamp_max",
-        "clamp_min",
-        "cos",
-        "cosh",
-        "count_over_time",
-        "day_of_month",
-        "day_of_week",
-        "day_of_year",
-        "days_in_month",
-        "deg",
-        "delta",
-        "deriv",
-        "exp",
-        "floor",
-        "histogram_avg",
-        "histogram_count",
-        "histogram_fraction",
-        "histogram_quantile",
-        "histogram_stddev",
-        "histogram_stdvar",
-        "histogram_sum",
-        "holt_winters",
-        "double_exponential_smoothing",
-        "hour",
-        "idelta",
-        "increase",
-        "irate",
-        "label_join",
-        "label_replace",
-        "last_over_time",
-        "ln",
-        "log10",
-        "log2",
-        "mad_over_time",
-        "max_over_time",
-        "min_over_time",
-        "minute",
-        "month",
-        "pi",
-        "predict_linear",
-        "present_over_time",
-        "quantile_over_time",
-        "rad",
-        "rate",
-        "resets",
-        "round",
-        "scalar",
-        "sgn",
-        "sin",
-        "sinh",
-        "sort",
-        "sort_by_label",
-        "sort_by_label_desc",
-        "sort_desc",
-        "sqrt",
-        "stddev_over_time",
-        "stdvar_over_time",
-        "sum_over_time",
-        "tan",
-        "tanh",
-        "time",
-        "timestamp",
-        "vector",
-        "year",
-    ]
-)
-AGGREGATIONS = frozenset(
-    [
-        "sum",
-        "min",
-        "max",
-        "avg",
-        "group",
-        "stddev",
-        "stdvar",
-        "count",
-        "count_values",
-        "bottomk",
-        "topk",
-        "quantile",
-        "limitk",
-        "limit_ratio",
-    ]
-)
-KEYWORDS = frozenset(["by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset"])
-_TOKEN = re.compile(
-    r"""\s*(?:
-    (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-  | (?P<range>\[[0-9]+(?:ms|[smhdwy])(?:[0-9]+(?:ms|[smhdwy]))*(?::(?:[0-9]+(?:ms|[smhdwy]))?)?\])
-  | (?P<number>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)
-  | (?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)
-  | (?P<matchop>=~|!~|!=)
-  | (?P<op>==|>=|<=|[-+*/%^<>=])
-  | (?P<open>[({])
-  | (?P<close>[)}])
-  | (?P<comma>,)
-    )""",
-    re.VERBOSE,
-)
-_PAIRS = {")": "(", "}": "{"}
-
-
-# msgen writes the same few rule shapes for every service, differing only in label values:
-# the structural check of one expression is valid for every expression of the same shape
-_SHAPES: dict[str, bool] = {}
-
-
-def promql_problem(expr: str) -> str | None:
-    """Why `expr` is not well-formed PromQL, or None (checked once per shape: the expression
-    with every string literal emptied; string tokens are opaque to the structural check)."""
-    shape = _STRING.sub('""', expr)
-    if _SHAPES.get(shape):
-        return None
-    problem = _promql_problem(expr)
-    if problem is None and len(_SHAPES) < 10_000:
-        _SHAPES[shape] = True
-    return problem
-
-
-_STRING = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'""")
-
-
-def _promql_problem(expr: str) -> str | None:
-    """Why `expr` is not well-formed PromQL, or None. Structural: tokens, brackets, names, matchers."""
-    if not expr.strip():
-        return "the expression is empty"
-    tokens = []
-    position = 0
-    while position < len(expr):
-        if not expr[position:].strip():
-            break
-        match = _TOKEN.match(expr, position)
-        if match is None or match.end() == position:
-            return f"unexpected text at character {position + 1}: {expr[position : position + 12]!r}"
-        tokens.append((match.lastgroup, match.group(match.lastgroup)))
-        position = match.end()
-    return _structure_problem(tokens)
-
-
-def _structure_problem(tokens: list[tuple[str, str]]) -> str | None:
-    stack: list[str] = []
-    previous: tuple[str, str] | None = None
-    for kind, text in tokens:
-        if kind == "open":
-            if text == "(" and previous and previous[0] == "name" and not _callable(previous[1]):
-                return f"{previous[1]!r} is not a PromQL function or aggregation"
-            stack.append(text)
-        elif kind == "close":
-            if not stack or stack.pop() != _PAIRS[text]:
-                return f"unbalanced {text!r}"
-        elif kind == "range" and (previous is None or previous[0] not in ("close", "name")):
-            return f"range {text} must follow a selector"
-        elif kind == "matchop" and not (stack and stack[-1] == "{"):
-            return f"{text!r} is only valid inside a label matcher {{...}}"
-        elif kind == "op" and previous is not None and previous[0] == "op" and text not in "-+":
-            return f"two operators in a row: {previous[1]} {text}"
-        previous = (kind, text)
-    if stack:
-        return f"unclosed {stack[-1]!r}"
-    if previous is not None and previous[0] in ("op", "matchop", "comma"):
-        return f"the expression ends with {previous[1]!r}"
-    return None
-
-
-def _callable(name: str) -> bool:
-    return name in FUNCTIONS or name in AGGREGATIONS or name in KEYWORDS
 
 
 def check(context) -> Iterable[Finding]:
@@ -222,78 +28,7 @@ def check(context) -> Iterable[Finding]:
                 f"use at most {prom_duration(prometheus.scrape_interval.ms)}",
             )
         )
-    config = _rendered_yaml(context, "prometheus/prometheus.yml")
-    if config is not None:
-        found.extend(_job_findings(plan, config))
-    found.extend(_rule_findings(context))
     found.extend(_coverage_hints(plan))
-    return found
-
-
-def _rendered_yaml(context, path: str) -> dict | None:
-    artifact = context.artifacts.get(path)
-    if artifact is None:
-        return None
-    return parsed(artifact)
-
-
-def _job_findings(plan, config: dict) -> list[Finding]:
-    found = []
-    jobs = [job.get("job_name") for job in config.get("scrape_configs") or []]
-    by_name = {job.name: job for job in plan.observability.jobs}
-    for name, count in sorted(Counter(jobs).items()):
-        if count > 1:
-            at = by_name[name].at if name in by_name else ("observability",)
-            found.append(
-                finding(
-                    "prometheus-job-duplicate", "error", at, f"{count} scrape jobs are named {name!r}", "rename the service or datastore"
-                )
-            )
-    scraped = set(jobs)
-    for service in plan.services:
-        if service.metrics_port is not None and service.name not in scraped:
-            at = ("services", service.name, "metrics")
-            found.append(
-                finding(
-                    "prometheus-unscraped",
-                    "error",
-                    at,
-                    f"service {service.name} has metrics but no scrape job",
-                    "please report this: msgen plans one job per service",
-                )
-            )
-    for store in plan.datastores:
-        if store.name not in scraped:
-            at = ("datastores", store.name)
-            found.append(
-                finding(
-                    "prometheus-unscraped", "error", at, f"datastore {store.name} has no scrape job for its exporter", "please report this"
-                )
-            )
-    return found
-
-
-def _rule_findings(context) -> list[Finding]:
-    found = []
-    for path in sorted(context.artifacts):
-        if not (path.startswith("prometheus/rules/") and path.endswith(".yml")):
-            continue
-        document = parsed(context.artifacts[path]) or {}
-        for group in document.get("groups") or []:
-            for rule in group.get("rules") or []:
-                problem = promql_problem(str(rule.get("expr", "")))
-                if problem is not None:
-                    name = rule.get("alert") or rule.get("record")
-                    message = f"{path}: rule {name} in group {group.get('name')}: {problem}"
-                    found.append(
-                        finding(
-                            "prometheus-rule-expression",
-                            "error",
-                            ("observability", "alerts"),
-                            message,
-                            "please report this: msgen wrote the rule",
-                        )
-                    )
     return found
 
 
@@ -335,3 +70,8 @@ def _coverage_hints(plan) -> list[Finding]:
             )
         )
     return found
+
+
+def inspector(context) -> None:
+    """Nothing here reads built objects."""
+    return None

@@ -1,13 +1,12 @@
 """The plan: every derived value, computed once; templates read only this.
 
-Each later stage (gateway, tuning, observability, latency, capacity) adds one field here,
-computed by its own module under msgen/plan/.
+Each part (services, gateway, tuning, kubernetes, observability, latency, residency) is
+computed by its own module under msgen/plan/; the plan holds decisions, never a target's files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from msgen.model.blueprint import Blueprint, Host
@@ -18,12 +17,6 @@ from msgen.plan.observability import ObservabilityPlan, plan_observability
 from msgen.plan.residency import ResidencyPlan, plan_residency
 from msgen.plan.services import DatastorePlan, ServicePlan, plan_datastores, plan_services
 from msgen.plan.tuning import DatastoreTuning, plan_tuning
-
-# From this many services and datastores together on, objects built from the plan are not
-# kept (Plan.keeps_built). Below it keeping them is affordable (a render of 1000 services
-# with 1000 datastores peaks at ~185 MiB) and saves building them for each of checks,
-# capacity and writer.
-KEEP_BUILT_UP_TO = 4000
 
 
 @dataclass(frozen=True)
@@ -40,45 +33,9 @@ class Plan:
     observability: ObservabilityPlan | None  # scrape jobs, alerts, exporters, dashboards; None without `observability:`
     latency: LatencyPlan  # request costs vs budgets, fan-out, retry amplification
     residency: ResidencyPlan  # where personal data lives and which calls carry it out
-    # objects a target builds from this plan that others read again (the compose document,
-    # the Kubernetes objects: capacity counts them, checks judge them, the writer formats
-    # them): built once, on first use, while the platform is small (keeps_built)
-    _built: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    @cached_property
-    def keeps_built(self) -> bool:
-        """Whether what targets build from this plan is kept for every later use. On a large
-        platform it is not: each use builds a file's objects again and drops them, so memory
-        holds one file's objects at a time instead of the whole platform's (at 5000 services
-        the objects alone take ~450 MB) for some time spent building twice or three times."""
-        return len(self.services) + len(self.datastores) < KEEP_BUILT_UP_TO
-
-    def build_per_use(self) -> None:
-        """Keep nothing built from this plan from now on (keeps_built becomes False): for a
-        process that reads each file's objects once, as the writer does while the checks run
-        in another process."""
-        self.__dict__["keeps_built"] = False  # where cached_property keeps its value
-        self._built.clear()
-
-    def built(self, key: str, make: Callable[[], object]):
-        """`make()`, computed the first time `key` is asked for and kept with this plan (only
-        while it keeps_built; otherwise computed at each call)."""
-        if not self.keeps_built:
-            return make()
-        if key not in self._built:
-            self._built[key] = make()
-        return self._built[key]
 
     def service(self, name: str) -> ServicePlan:
         return self._services_by_name[name]
-
-    @cached_property
-    def capacity(self):
-        """The compose host's and the nodes' load (msgen/plan/capacity.py): computed on first use,
-        because it is read from the compose file and the manifests, which are built from this plan."""
-        from msgen.plan.capacity import plan_capacity
-
-        return plan_capacity(self)
 
     def datastore(self, name: str) -> DatastorePlan:
         return self._datastores_by_name[name]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from msgen.jinja import render_template
-from msgen.targets import Artifact
+from msgen.targets import Artifact, text_file
 
 NAME = "base"
 
@@ -13,4 +13,4 @@ def applies(plan) -> bool:
 
 
 def render(plan) -> list[Artifact]:
-    return [Artifact(".gitignore", render_template("base/gitignore.j2", plan=plan), NAME)]
+    return [text_file(".gitignore", NAME, lambda: render_template("base/gitignore.j2", plan=plan))]

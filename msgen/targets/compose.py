@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -18,7 +18,7 @@ from msgen import images, yamlout
 from msgen.jinja import render_template
 from msgen.plan import gateway as gw
 from msgen.plan.services import DatastorePlan, ServicePlan
-from msgen.targets import Artifact, deferred, one_document
+from msgen.targets import Artifact, observability
 from msgen.units import Cpu, Memory
 
 NAME = "compose"
@@ -52,18 +52,17 @@ def applies(plan) -> bool:
 
 
 def render(plan) -> list[Artifact]:
-    document = deferred(plan, lambda: compose_document(plan))
-    return [Artifact(COMPOSE_FILE, lambda: compose_text(plan), NAME, one_document(document))]
+    return [Artifact(COMPOSE_FILE, NAME, partial(_compose_text, plan.project), lambda: (compose_document(plan),))]
 
 
-def compose_text(plan) -> str:
-    """The compose file. Its services are formatted one at a time, as they are built: at
-    5000 services the document takes ~65 MB, which then never exists as a whole."""
-    header = render_template("compose/docker-compose.yml.j2", project=plan.project).rstrip("\n")
-    sections = _sections(plan)
-    chunks = [header, yamlout.dump({"name": escaped(plan.project)}), "services:" if sections["services"] else "services: {}"]
-    chunks.extend(yamlout.dump({name: entry}, indent=2, flow_lists=True) for name, entry in compose_entries(plan))
-    chunks.extend(yamlout.dump({key: part}, flow_lists=True) for key, part in sections.items() if key != "services")
+def _compose_text(project: str, documents: tuple[dict]) -> str:
+    """The compose file: services in block style, one entry after another, lists in flow style."""
+    (document,) = documents
+    header = render_template("compose/docker-compose.yml.j2", project=project).rstrip("\n")
+    services = document["services"]
+    chunks = [header, yamlout.dump({"name": document["name"]}), "services:" if services else "services: {}"]
+    chunks.extend(yamlout.dump({name: entry}, indent=2, flow_lists=True) for name, entry in services.items())
+    chunks.extend(yamlout.dump({key: part}, flow_lists=True) for key, part in document.items() if key not in ("name", "services"))
     return "\n".join(chunks) + "\n"
 
 
@@ -298,8 +297,6 @@ def _prometheus_on(plan) -> bool:
 def _observability(plan) -> tuple[dict[str, Callable[[], dict]], list[str]]:
     if plan.observability is None:
         return {}, []
-    from msgen.targets import observability
-
     entries = {name: partial(_compose_units, build) for name, build in observability.compose_services(plan).items()}
     return entries, list(observability.compose_volumes(plan))
 
@@ -321,8 +318,6 @@ def _logging(plan) -> dict | None:
     """With Loki, every container logs json-file with its compose service name (Alloy's label)."""
     if plan.observability is None or not plan.blueprint.observability.loki:
         return None
-    from msgen.targets import observability
-
     return observability.compose_logging()
 
 
@@ -359,28 +354,10 @@ def _networks(plan) -> dict[str, dict]:
 
 
 def compose_document(plan) -> dict:
-    """The compose file as a dict, exactly as written (`$` already doubled). Do not mutate it."""
-
-    def build() -> dict:
-        sections = _sections(plan)
-        sections["services"] = dict(_entries(plan, sections["services"]))
-        return {"name": escaped(plan.project), **sections}
-
-    return plan.built("compose", build)
-
-
-def compose_entries(plan) -> Iterable[tuple[str, dict]]:
-    """(name, entry) of every compose service, sorted, as written; built one at a time when
-    the plan keeps nothing (Plan.keeps_built), so that the whole document never exists."""
-    if plan.keeps_built:
-        return compose_document(plan)["services"].items()
-    return _entries(plan, _sections(plan)["services"])
-
-
-def compose_entry(plan, name: str) -> dict | None:
-    """One service of the compose file as written, built alone; None if there is none of that name."""
-    build = _sections(plan)["services"].get(name)
-    return None if build is None else next(_entries(plan, {name: build}))[1]
+    """The compose file as a dict, exactly as written (`$` already doubled)."""
+    sections = _sections(plan)
+    sections["services"] = dict(_entries(plan, sections["services"]))
+    return {"name": escaped(plan.project), **sections}
 
 
 def _sections(plan) -> dict:
@@ -410,21 +387,3 @@ def _entries(plan, builders: dict[str, Callable[[], dict]]) -> Iterator[tuple[st
         if logging is not None:
             entry.setdefault("logging", logging)
         yield name, escaped(entry)
-
-
-# --- `msgen plan` ---------------------------------------------------------------------------
-
-
-def compose_rows(plan) -> tuple[tuple[str, ...], ...]:
-    """One row per container: image, networks, limits, healthcheck and capabilities, as written."""
-    rows = []
-    for name, entry in compose_document(plan)["services"].items():
-        limits = entry["deploy"]["resources"]["limits"]
-        test = entry["healthcheck"]["test"]
-        capabilities = (
-            "all kept (run_as_root)" if "cap_drop" not in entry else " ".join(["drop ALL", *(f"+{c}" for c in entry.get("cap_add", []))])
-        )
-        rows.append(
-            (name, entry["image"], ", ".join(entry["networks"]), limits["cpus"], limits["memory"], " ".join(test[1:]), capabilities)
-        )
-    return tuple(rows)

@@ -1,8 +1,8 @@
 """Datastore configs: `datastores/<name>/my.cnf`, `postgresql.conf` or `redis.conf`, tuned by
 msgen/plan/tuning.py, plus the postgres init script that creates the application user.
 
-Compose mounts these files (A's compose target) and Kubernetes carries them in each
-datastore's ConfigMap (E's target): both read them through `config_files`.
+Compose mounts these files and Kubernetes carries the same text in each datastore's
+ConfigMap: both read them through `config_files`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from functools import partial
 
 from msgen.jinja import render_template
 from msgen.plan.services import DB_PASSWORD_FILE, DatastorePlan
-from msgen.targets import Artifact
+from msgen.targets import Artifact, text_file
 from msgen.units import human_bytes
 
 NAME = "datastores"
@@ -24,19 +24,14 @@ def applies(plan) -> bool:
 
 
 def config_files(plan, datastore_name: str) -> dict[str, str]:
-    """File name (relative to datastores/<name>/) -> text, for one datastore (rendered once:
-    compose mounts the files and Kubernetes embeds the same text in a ConfigMap)."""
-    return plan.built(f"datastore-files/{datastore_name}", lambda: _config_files(plan, datastore_name))
+    """File name (relative to datastores/<name>/) -> text, for one datastore."""
+    store = plan.datastore(datastore_name)
+    return {file_name: config_file(plan, store, file_name) for file_name in file_names(store)}
 
 
 def file_names(store: DatastorePlan) -> list[str]:
     """The files a datastore gets, sorted: its config file, and postgres's init script."""
     return sorted([store.config_file, POSTGRES_INIT_SCRIPT] if store.engine == "postgres" else [store.config_file])
-
-
-def _config_files(plan, datastore_name: str) -> dict[str, str]:
-    store = plan.datastore(datastore_name)
-    return {file_name: config_file(plan, store, file_name) for file_name in file_names(store)}
 
 
 def config_file(plan, store: DatastorePlan, file_name: str) -> str:
@@ -52,7 +47,5 @@ def render(plan) -> list[Artifact]:
     artifacts = []
     for store in plan.datastores:
         for file_name in file_names(store):
-            # kept: the text Kubernetes embeds too; not kept: this one file's text, for each use
-            text = config_files(plan, store.name)[file_name] if plan.keeps_built else partial(config_file, plan, store, file_name)
-            artifacts.append(Artifact(f"datastores/{store.name}/{file_name}", text, NAME))
+            artifacts.append(text_file(f"datastores/{store.name}/{file_name}", NAME, partial(config_file, plan, store, file_name)))
     return artifacts

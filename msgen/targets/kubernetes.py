@@ -2,21 +2,22 @@
 
 Objects are plain dicts built from the plan (msgen/plan/kubernetes.py decides placement,
 rollout, probes and wiring) and formatted by one template. One file per workload holds all
-of its objects; the gateway's CRDs (B) and the observability objects (D) come from their
-own targets' `kubernetes_artifacts` and are listed here too.
+of its objects; the gateway's CRDs and the observability objects come from the traefik and
+observability targets' `kubernetes_artifacts` and are listed here too.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from msgen import images
 from msgen.jinja import render_template
 from msgen.plan import kubernetes as k8s
+from msgen.plan.observability import DEFAULT_SIZES, plan_exporter
 from msgen.plan.services import DB_PASSWORD_FILE, SECRETS_DIR, DatastorePlan, ServicePlan
-from msgen.targets import Artifact, Documents, deferred, realized, templated
+from msgen.targets import Artifact, observability, templated, traefik
+from msgen.targets.datastores import config_files
 from msgen.units import format_bytes, format_millicores
 from msgen.yamlout import dump
 
@@ -34,8 +35,7 @@ SECRETS_VOLUME = "secrets"
 # files under /run/secrets are read by whatever non-root uid the image runs as
 SECRET_FILE_MODE = 0o444
 DB_PASSWORD_KEY = DB_PASSWORD_FILE.rsplit("/", 1)[1]
-POSTGRES_SCRIPT = "10-app-user.sh"  # C's initdb/10-app-user.sh, flattened into the ConfigMap
-WORKLOADS = ("Deployment", "StatefulSet")  # the kinds capacity counts (workload_documents)
+POSTGRES_SCRIPT = "10-app-user.sh"  # the datastores target's initdb/10-app-user.sh, flattened into the ConfigMap
 
 
 def applies(plan) -> bool:
@@ -44,7 +44,7 @@ def applies(plan) -> bool:
 
 def render(plan) -> list[Artifact]:
     """Every manifest, the gateway and observability objects, and the kustomization listing them."""
-    artifacts = [_artifact(plan, path, documents) for path, documents in manifests(plan).items()]
+    artifacts = [_artifact(plan, path, build) for path, build in manifests(plan).items()]
     artifacts.extend(foreign_artifacts(plan))
     artifacts.append(_kustomization(plan, artifacts))
     return sorted(artifacts, key=lambda artifact: artifact.path)
@@ -55,67 +55,45 @@ def to_yaml(document: dict) -> str:
     return dump(document)
 
 
-def _artifact(plan, path: str, documents: Documents) -> Artifact:
-    def text() -> str:
-        texts = [to_yaml(document) for document in realized(documents)]
-        return render_template("kubernetes/manifests.yaml.j2", project=plan.project, documents=texts)
+def _artifact(plan, path: str, build: Callable[[], tuple]) -> Artifact:
+    def text(documents: tuple) -> str:
+        return render_template("kubernetes/manifests.yaml.j2", project=plan.project, documents=[to_yaml(d) for d in documents])
 
-    return Artifact(path, text, NAME, documents)
+    return Artifact(path, NAME, text, build)
 
 
 def foreign_artifacts(plan) -> list[Artifact]:
     """Kubernetes files other targets contribute: the gateway's CRDs and Helm values, observability."""
-    from msgen.targets import traefik
-
-    artifacts = list(traefik.kubernetes_artifacts(plan))
-    try:
-        from msgen.targets import observability
-    except ImportError:  # the observability target is not written yet
-        return artifacts
-    return artifacts + list(observability.kubernetes_artifacts(plan))
+    return [*traefik.kubernetes_artifacts(plan), *observability.kubernetes_artifacts(plan)]
 
 
-def is_manifest(artifact: Artifact) -> bool:
-    """A YAML file of Kubernetes objects (the Helm values file and the kustomization are not)."""
-    from msgen.targets.traefik import HELM_VALUES
-
-    return artifact.path.endswith((".yaml", ".yml")) and artifact.path not in (HELM_VALUES, KUSTOMIZATION)
+def is_manifest(path: str) -> bool:
+    """Whether the file at `path` holds Kubernetes objects (the Helm values file and the kustomization do not)."""
+    return path.startswith(f"{ROOT}/") and path.endswith((".yaml", ".yml")) and path not in (traefik.HELM_VALUES, KUSTOMIZATION)
 
 
 def _kustomization(plan, artifacts: list[Artifact]) -> Artifact:
-    resources = sorted(artifact.path.removeprefix(f"{ROOT}/") for artifact in artifacts if is_manifest(artifact))
+    resources = sorted(artifact.path.removeprefix(f"{ROOT}/") for artifact in artifacts if is_manifest(artifact.path))
     document = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
     context = {
         "project": plan.project,
         "gateway_namespace": plan.kubernetes.gateway_namespace,
         "secrets_hint": "<service>-secrets, <datastore>-credentials",
     }
-    return templated(KUSTOMIZATION, NAME, "kubernetes/kustomization.yaml.j2", context, document=document)
+    return templated(KUSTOMIZATION, NAME, "kubernetes/kustomization.yaml.j2", context, "document", lambda: document)
 
 
-def manifests(plan) -> dict[str, Documents]:
-    """Relative path -> the objects of that file, in apply order within the file, built or
-    deferred (`realized` builds them; do not mutate them)."""
-    return plan.built("kubernetes", lambda: _manifests(plan))
-
-
-def _manifests(plan) -> dict[str, Documents]:
-    files: dict[str, Documents] = {NAMESPACE_FILE: (namespace_object(plan),), DEFAULT_DENY_FILE: (default_deny(plan),)}
+def manifests(plan) -> dict[str, Callable[[], tuple]]:
+    """Relative path -> the function that builds the objects of that file, in apply order within the file."""
+    files: dict[str, Callable[[], tuple]] = {
+        NAMESPACE_FILE: lambda: (namespace_object(plan),),
+        DEFAULT_DENY_FILE: lambda: (default_deny(plan),),
+    }
     for service in plan.services:
-        files[f"{SERVICES_DIR}/{service.name}.yaml"] = deferred(plan, lambda service=service: tuple(service_objects(plan, service)))
+        files[f"{SERVICES_DIR}/{service.name}.yaml"] = lambda service=service: tuple(service_objects(plan, service))
     for store in plan.datastores:
-        files[f"{DATASTORES_DIR}/{store.name}.yaml"] = deferred(plan, lambda store=store: tuple(datastore_objects(plan, store)))
+        files[f"{DATASTORES_DIR}/{store.name}.yaml"] = lambda store=store: tuple(datastore_objects(plan, store))
     return files
-
-
-def workload_documents(plan) -> Iterator[dict]:
-    """Every Deployment and StatefulSet of the services and datastores (when they are not
-    kept, only these are built, one at a time)."""
-    if plan.keeps_built:
-        return (document for documents in manifests(plan).values() for document in documents if document["kind"] in WORKLOADS)
-    return itertools.chain(
-        (deployment(plan, service) for service in plan.services), (statefulset(plan, store) for store in plan.datastores)
-    )
 
 
 # --- shared pieces ---------------------------------------------------------------------
@@ -498,8 +476,6 @@ def engine_image(store: DatastorePlan) -> str:
 
 
 def config_map(plan, store: DatastorePlan, workload: k8s.WorkloadPlan) -> dict:
-    from msgen.targets.datastores import config_files
-
     files = config_files(plan, store.name)
     data = {name.rsplit("/", 1)[-1]: text for name, text in sorted(files.items())}
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(plan, store.name, workload.selector), "data": data}
@@ -550,9 +526,7 @@ def engine_container(store: DatastorePlan, facts: EngineFacts) -> dict:
 
 
 def exporter_container(plan, store: DatastorePlan) -> dict:
-    """The exporter sidecar (contract): D's exporter plan, reaching the engine in its own pod."""
-    from msgen.plan.observability import DEFAULT_SIZES, plan_exporter
-
+    """The exporter sidecar (contract): the observability plan's exporter, reaching the engine in its own pod."""
     exporter = plan_exporter(store)
     cpu, memory, _ = DEFAULT_SIZES["exporter"]
     container: dict = {"name": "exporter", "image": images.image(exporter.image_key)}

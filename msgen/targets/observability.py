@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+from msgen import images
 from msgen.jinja import render_template
 from msgen.plan import observability as obs
-from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, deferred, templated, templated_documents
+from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents, text_file
 from msgen.units import format_bytes, format_millicores
 
 NAME = "observability"
@@ -49,24 +50,23 @@ def render(plan) -> list[Artifact]:
     observability: obs.ObservabilityPlan = plan.observability
     artifacts: list[Artifact] = []
     if observability.prometheus:
-        artifacts.append(_yaml_artifact(plan, PROMETHEUS_CONFIG, deferred(plan, lambda: prometheus_config(observability))))
+        artifacts.append(_yaml_artifact(plan, PROMETHEUS_CONFIG, partial(prometheus_config, observability)))
         for group in observability.rule_groups:
-            artifacts.append(_yaml_artifact(plan, rule_file(group), deferred(plan, lambda group=group: {"groups": [group.to_dict()]})))
+            artifacts.append(_yaml_artifact(plan, rule_file(group), lambda group=group: {"groups": [group.to_dict()]}))
     if observability.grafana:
         artifacts.extend(grafana_artifacts(plan))
     if observability.loki:
-        artifacts.append(_yaml_artifact(plan, LOKI_CONFIG, loki_config(observability)))
-        artifacts.append(
-            Artifact(ALLOY_CONFIG, render_template("observability/config.alloy.j2", plan=plan, logs=DOCKER_LOGS, loki=LOKI_PUSH), NAME)
-        )
+        artifacts.append(_yaml_artifact(plan, LOKI_CONFIG, partial(loki_config, observability)))
+        alloy = partial(render_template, "observability/config.alloy.j2", plan=plan, logs=DOCKER_LOGS, loki=LOKI_PUSH)
+        artifacts.append(text_file(ALLOY_CONFIG, NAME, alloy))
     return artifacts
 
 
 LOKI_PUSH = f"http://loki:{obs.LOKI_PORT}/loki/api/v1/push"
 
 
-def _yaml_artifact(plan, path: str, document: dict | Callable[[], dict], target: str = NAME) -> Artifact:
-    return templated(path, target, DOCUMENT_TEMPLATE, {"project": plan.project}, document=document)
+def _yaml_artifact(plan, path: str, build: Callable[[], dict], target: str = NAME) -> Artifact:
+    return templated(path, target, DOCUMENT_TEMPLATE, {"project": plan.project}, "document", build)
 
 
 def rule_file(group: obs.RuleGroup) -> str:
@@ -107,23 +107,25 @@ def prometheus_config(observability: obs.ObservabilityPlan) -> dict:
 def grafana_artifacts(plan) -> list[Artifact]:
     observability: obs.ObservabilityPlan = plan.observability
     artifacts = [
-        _yaml_artifact(plan, GRAFANA_DATASOURCES, grafana_datasources(observability)),
-        _yaml_artifact(plan, GRAFANA_PROVIDERS, grafana_providers(plan)),
+        _yaml_artifact(plan, GRAFANA_DATASOURCES, partial(grafana_datasources, observability)),
+        _yaml_artifact(plan, GRAFANA_PROVIDERS, partial(grafana_providers, plan)),
     ]
     if observability.prometheus:
         panels = partial(obs.overview_panels, observability, plan.datastores)
-        overview = deferred(plan, lambda: dashboard(f"{plan.project}-overview", f"{plan.project} / overview", panels()))
+        overview = lambda: dashboard(f"{plan.project}-overview", f"{plan.project} / overview", panels())  # noqa: E731
         artifacts.append(_json_artifact(f"{GRAFANA_DASHBOARDS}/overview.json", overview))
         for route in observability.dashboards:
-            board = deferred(
-                plan, lambda route=route: dashboard(route.uid, route.title, obs.route_panels(route, observability.rate_window))
-            )
+            board = partial(_route_dashboard, route, observability.rate_window)
             artifacts.append(_json_artifact(f"{GRAFANA_DASHBOARDS}/{route.service}.json", board))
     return artifacts
 
 
-def _json_artifact(path: str, value: dict | Callable[[], dict]) -> Artifact:
-    return templated(path, NAME, "observability/document.json.j2", {}, document=value)
+def _route_dashboard(route: obs.RouteDashboard, rate_window: str) -> dict:
+    return dashboard(route.uid, route.title, obs.route_panels(route, rate_window))
+
+
+def _json_artifact(path: str, build: Callable[[], dict]) -> Artifact:
+    return templated(path, NAME, "observability/document.json.j2", {}, "document", build)
 
 
 def grafana_datasources(observability: obs.ObservabilityPlan) -> dict:
@@ -251,8 +253,6 @@ def compose_logging() -> dict:
 
 
 def _image(key: str) -> str:
-    from msgen import images
-
     return images.image_ref(key)
 
 
@@ -472,10 +472,6 @@ def kubernetes_prometheus_config(plan) -> dict:
 
 def kubernetes_artifacts(plan) -> list[Artifact]:
     """ConfigMaps for a plain Prometheus, or PodMonitors and a PrometheusRule for the operator."""
-    return list(plan.built("observability-kubernetes", lambda: _kubernetes_artifacts(plan)))
-
-
-def _kubernetes_artifacts(plan) -> list[Artifact]:
     observability: obs.ObservabilityPlan | None = plan.observability
     if observability is None or not observability.prometheus or plan.blueprint.kubernetes is None:
         return []
@@ -487,7 +483,7 @@ def _kubernetes_artifacts(plan) -> list[Artifact]:
             "observability/config-maps.yaml.j2",
             lambda: _config_maps(plan),
         )
-    return [templated_documents(path, "kubernetes", template, {"project": plan.project}, deferred(plan, documents))]
+    return [templated_documents(path, "kubernetes", template, {"project": plan.project}, documents)]
 
 
 def _config_maps(plan) -> tuple[dict, ...]:

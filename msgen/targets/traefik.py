@@ -7,8 +7,10 @@ middlewares are computed there once and only wrapped here.
 
 from __future__ import annotations
 
+from functools import partial
+
 from msgen.plan import gateway as gw
-from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, deferred, templated, templated_documents
+from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents
 
 NAME = "traefik"
 KUBERNETES_DIR = "kubernetes/gateway"
@@ -26,12 +28,18 @@ def applies(plan) -> bool:
 
 def render(plan) -> list[Artifact]:
     gateway = plan.gateway
-    static_config = gw.static_config(gateway)
-    # in docker mode the routes live on container labels; the file keeps the shared parts
-    dynamic_config = deferred(plan, lambda: gw.dynamic_config(gateway, with_routes=gateway.provider == "file"))
+    context = {"gateway": gateway}
     return [
-        templated(gw.STATIC_CONFIG, NAME, "traefik/traefik.yml.j2", {"gateway": gateway}, config=static_config),
-        templated(gateway.dynamic_file, NAME, "traefik/dynamic.yml.j2", {"gateway": gateway}, config=dynamic_config),
+        templated(gw.STATIC_CONFIG, NAME, "traefik/traefik.yml.j2", context, "config", lambda: gw.static_config(gateway)),
+        # in docker mode the routes live on container labels; the file keeps the shared parts
+        templated(
+            gateway.dynamic_file,
+            NAME,
+            "traefik/dynamic.yml.j2",
+            context,
+            "config",
+            lambda: gw.dynamic_config(gateway, with_routes=gateway.provider == "file"),
+        ),
     ]
 
 
@@ -45,8 +53,8 @@ def _metadata(plan, name: str, namespace: str) -> dict:
     return {"name": name, "namespace": namespace, "labels": labels}
 
 
-def _manifest(plan, path: str, document: dict) -> Artifact:
-    return templated(path, "kubernetes", DOCUMENT_TEMPLATE, {"project": plan.project}, document=document)
+def _manifest(plan, path: str, build) -> Artifact:
+    return templated(path, "kubernetes", DOCUMENT_TEMPLATE, {"project": plan.project}, "document", build)
 
 
 def ingress_route(plan, route: gw.RoutePlan) -> dict:
@@ -154,11 +162,11 @@ def kubernetes_artifacts(plan) -> list[Artifact]:
     for middleware in gateway.shared_middlewares:
         # the dashboard's auth belongs beside Traefik; the shared headers beside the routes
         where = gateway_namespace if middleware.kind == "basicAuth" else namespace
-        document = middleware_object(plan, middleware, where)
-        artifacts.append(_manifest(plan, f"{KUBERNETES_DIR}/middleware-{middleware.name}.yaml", document))
+        build = partial(middleware_object, plan, middleware, where)
+        artifacts.append(_manifest(plan, f"{KUBERNETES_DIR}/middleware-{middleware.name}.yaml", build))
     for route in gateway.routes:
-        documents = deferred(plan, lambda route=route: route_objects(plan, route, namespace))
         path = f"{KUBERNETES_DIR}/route-{route.name}.yaml"
-        artifacts.append(templated_documents(path, "kubernetes", DOCUMENTS_TEMPLATE, {"project": plan.project}, documents))
-    artifacts.append(_manifest(plan, HELM_VALUES, helm_values(plan)))
+        build = partial(route_objects, plan, route, namespace)
+        artifacts.append(templated_documents(path, "kubernetes", DOCUMENTS_TEMPLATE, {"project": plan.project}, build))
+    artifacts.append(_manifest(plan, HELM_VALUES, partial(helm_values, plan)))
     return sorted(artifacts, key=lambda artifact: artifact.path)

@@ -1,11 +1,11 @@
 """Kubernetes objects against the real API definitions, fast enough for thousands of objects.
 
-Two independent judges (REAL_TOOLS.md, "Speed of the validators"):
+Two independent judges:
 - the strict JSON schemas that kubernetes-validate ships for 1.25-1.37 (every unknown key,
   wrong type and missing required field), compiled once per kind with jsonschema-rs instead
   of `kubernetes_validate.validate`, which re-reads and re-compiles them on every call;
 - the kubernetes client's pydantic models (`V1Deployment.model_validate`, extra="forbid"),
-  imported lazily because importing them costs ~0.4 s.
+  imported only here, for `--deep`: importing them is slow.
 Both report every problem with the field's path inside the object.
 """
 
@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-
-from msgen import fork
 
 # kubernetes-validate's schema files point at their shared definitions by this absolute
 # URI; pointing it at a local `$defs` lets one document compile without a retriever
@@ -111,23 +108,10 @@ def schema_problems(document: dict, version: str) -> list[Problem]:
     )
 
 
-def _client_models():
-    """kubernetes.client.models. The `kubernetes` package's own __init__ imports the config
-    loaders, the dynamic client, watch and stream (0.09 s) that validation never uses; a
-    child process of msgen/fork.py, which ends with its work, skips it by registering the
-    package without running it. Anywhere else the package is imported as usual."""
-    if fork.IN_CHILD and "kubernetes" not in sys.modules:
-        spec = importlib.util.find_spec("kubernetes")
-        if spec is not None and spec.submodule_search_locations:
-            sys.modules["kubernetes"] = importlib.util.module_from_spec(spec)
-    from kubernetes.client import models
-
-    return models
-
-
 @cache
 def _model_class(api_version: str, kind: str):
-    models = _client_models()
+    from kubernetes.client import models  # only `--deep` pays for importing the client
+
     version = api_version.rpartition("/")[2]
     return getattr(models, version[:1].upper() + version[1:] + kind, None)
 

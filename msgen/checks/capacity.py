@@ -1,0 +1,368 @@
+"""Capacity: do the compose host and the Kubernetes nodes hold what is placed on them?
+
+The numbers come from the objects msgen deploys, not from a second model of them: the
+compose file's `deploy` entries (every container, replicas included), the Kubernetes
+workloads' pod templates, and the Traefik chart's values. A container added by any target is
+counted without this module knowing about it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from msgen.findings import Finding, finding
+from msgen.targets import Built
+from msgen.targets import kubernetes as kubernetes_target
+from msgen.targets.compose import COMPOSE_FILE
+from msgen.targets.traefik import HELM_VALUES
+from msgen.units import GI, KI, MI, format_millicores, human_bytes
+
+OS_RESERVE_SHARE = 0.10  # a reserve for the OS, 10% ...
+OS_RESERVE_MIN = 512 * MI  # ... and at least 512Mi
+EVICTION_RESERVE = 100 * MI  # the kubelet's default hard eviction threshold (memory.available<100Mi)
+KUBE_CPU_RESERVE_M = 100  # per node for the kubelet and the container runtime (kube-reserved)
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+
+_COMPOSE_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([bkmg]?)b?$", re.IGNORECASE)
+_COMPOSE_FACTOR = {"": 1, "b": 1, "k": KI, "m": MI, "g": GI}
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
+_QUANTITY_FACTOR = {
+    None: 1, "Ki": KI, "Mi": MI, "Gi": GI, "Ti": 1024**4, "Pi": 1024**5, "Ei": 1024**6,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "m": 0.001,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Load:
+    """One container (compose) or pod (Kubernetes) times its replicas."""
+
+    name: str
+    replicas: int
+    memory: int  # bytes per replica: the limit on compose, the request on Kubernetes
+    cpu_reserved_m: int  # per replica: compose reservation / Kubernetes request
+    cpu_limit_m: int  # per replica; 0 when uncapped
+
+
+@dataclass(frozen=True)
+class HostCapacity:
+    """What a host (or the Kubernetes nodes together) offers, and what is placed on it."""
+
+    scope: str  # compose | kubernetes
+    where: str  # the compose host's name, or the nodes' names
+    vcpu_m: int
+    memory: int
+    reserve_memory: int  # for the OS (and on Kubernetes the kubelet's eviction threshold)
+    reserve_cpu_m: int
+    largest_node_memory: int  # allocatable of the biggest node: no pod larger than it can schedule
+    largest_node_cpu_m: int
+    loads: tuple[Load, ...]
+    unsized: tuple[str, ...]  # containers without a memory limit: counted as 0, reported
+
+    @property
+    def usable_memory(self) -> int:
+        return self.memory - self.reserve_memory
+
+    @property
+    def usable_cpu_m(self) -> int:
+        return self.vcpu_m - self.reserve_cpu_m
+
+    @property
+    def memory_used(self) -> int:
+        return sum(load.memory * load.replicas for load in self.loads)
+
+    @property
+    def cpu_reserved_m(self) -> int:
+        return sum(load.cpu_reserved_m * load.replicas for load in self.loads)
+
+    @property
+    def cpu_limits_m(self) -> int:
+        return sum(load.cpu_limit_m * load.replicas for load in self.loads)
+
+    @property
+    def memory_headroom(self) -> int:
+        return self.usable_memory - self.memory_used
+
+
+@dataclass(frozen=True)
+class Capacity:
+    compose: HostCapacity | None  # None without compose or without a declared host
+    kubernetes: HostCapacity | None  # None without kubernetes or without hosts
+
+
+def os_reserve(memory: int) -> int:
+    """The memory a host keeps for its OS: 10% of it, at least 512Mi."""
+    return max(round(memory * OS_RESERVE_SHARE), OS_RESERVE_MIN)
+
+
+def compose_memory_bytes(value: object) -> int | None:
+    """A compose memory amount (`256m`, `4g`, `1073741824`) in bytes; None if unreadable."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _COMPOSE_MEMORY.match(str(value).strip())
+    if not match:
+        return None
+    return round(float(match.group(1)) * _COMPOSE_FACTOR[match.group(2).lower()])
+
+
+def compose_cpu_m(value: object) -> int:
+    """Compose `cpus` (`0.25`, `2`) in millicores; 0 if absent or unreadable."""
+    try:
+        return round(float(str(value)) * 1000)
+    except ValueError:
+        return 0
+
+
+def quantity(value: object) -> float:
+    """A Kubernetes quantity (`250m`, `0.5`, `256Mi`, `1G`) as a number of base units; 0 if unreadable."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _QUANTITY.match(str(value).strip())
+    if not match:
+        return 0.0
+    return float(match.group(1)) * _QUANTITY_FACTOR[match.group(2)]
+
+
+class Inspector:
+    """Counts what each compose container and each Kubernetes workload asks for, as its file is built."""
+
+    def __init__(self, plan) -> None:
+        self.plan = plan
+        self.nodes = len(plan.blueprint.hosts)
+        self.compose_loads: list[Load] = []
+        self.unsized: list[str] = []
+        self.kubernetes_loads: list[Load] = []
+
+    def read(self, built: Built) -> None:
+        if built.path == COMPOSE_FILE:
+            for name, entry in built.document()["services"].items():
+                self._compose_container(name, entry)
+        elif built.path == HELM_VALUES:
+            values = built.document()
+            replicas = int((values.get("deployment") or {}).get("replicas", 1))
+            self.kubernetes_loads.append(_pod_load("deployment/traefik", replicas, [{"resources": values.get("resources") or {}}]))
+        elif kubernetes_target.is_manifest(built.path):
+            for document in built.documents:
+                if isinstance(document, dict) and document.get("kind") in WORKLOAD_KINDS:
+                    self.kubernetes_loads.append(_workload_load(document, self.nodes))
+
+    def _compose_container(self, name: str, entry: dict) -> None:
+        deploy = entry.get("deploy") or {}
+        resources = deploy.get("resources") or {}
+        limits, reservations = resources.get("limits") or {}, resources.get("reservations") or {}
+        memory = compose_memory_bytes(limits["memory"]) if "memory" in limits else None
+        if memory is None:
+            self.unsized.append(name)
+        replicas = int(deploy.get("replicas", 1))
+        cpu_reserved, cpu_limit = compose_cpu_m(reservations.get("cpus", 0)), compose_cpu_m(limits.get("cpus", 0))
+        self.compose_loads.append(Load(name, replicas, memory or 0, cpu_reserved, cpu_limit))
+
+    def capacity(self) -> Capacity:
+        return Capacity(compose=self._compose_capacity(), kubernetes=self._kubernetes_capacity())
+
+    def _compose_capacity(self) -> HostCapacity | None:
+        host = self.plan.compose_host
+        if host is None:
+            return None
+        reserve = os_reserve(host.memory.bytes)
+        return HostCapacity(
+            scope="compose",
+            where=host.name,
+            vcpu_m=host.vcpu * 1000,
+            memory=host.memory.bytes,
+            reserve_memory=reserve,
+            reserve_cpu_m=0,
+            largest_node_memory=host.memory.bytes - reserve,
+            largest_node_cpu_m=host.vcpu * 1000,
+            loads=tuple(self.compose_loads),
+            unsized=tuple(self.unsized),
+        )
+
+    def _kubernetes_capacity(self) -> HostCapacity | None:
+        blueprint = self.plan.blueprint
+        if self.plan.kubernetes is None or not blueprint.hosts:
+            return None
+        hosts = sorted(blueprint.hosts, key=lambda host: host.name)
+        allocatable = [node_allocatable(host.memory.bytes, host.vcpu) for host in hosts]
+        memory = sum(host.memory.bytes for host in hosts)
+        vcpu_m = sum(host.vcpu * 1000 for host in hosts)
+        return HostCapacity(
+            scope="kubernetes",
+            where=", ".join(host.name for host in hosts),
+            vcpu_m=vcpu_m,
+            memory=memory,
+            reserve_memory=memory - sum(mem for mem, _ in allocatable),
+            reserve_cpu_m=vcpu_m - sum(cpu for _, cpu in allocatable),
+            largest_node_memory=max(mem for mem, _ in allocatable),
+            largest_node_cpu_m=max(cpu for _, cpu in allocatable),
+            loads=tuple(sorted(self.kubernetes_loads, key=lambda load: load.name)),
+            unsized=(),
+        )
+
+    def findings(self) -> Iterator[Finding]:
+        return capacity_findings(self.plan, self.capacity())
+
+
+def inspector(context) -> Inspector:
+    return Inspector(context.plan)
+
+
+def check(context) -> Iterator[Finding]:
+    return iter(())
+
+
+def node_allocatable(memory: int, vcpu: int) -> tuple[int, int]:
+    """(memory bytes, millicores) a node offers to pods: capacity minus the OS, kubelet and eviction reserves."""
+    return memory - os_reserve(memory) - EVICTION_RESERVE, vcpu * 1000 - KUBE_CPU_RESERVE_M
+
+
+def _workload_load(document: dict, nodes: int) -> Load | None:
+    spec = document.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") or {}
+    replicas = nodes if document.get("kind") == "DaemonSet" else int(spec.get("replicas", 1))
+    name = f"{document['kind'].lower()}/{(document.get('metadata') or {}).get('name', '?')}"
+    return _pod_load(name, replicas, pod.get("containers") or [])
+
+
+def _pod_load(name: str, replicas: int, containers: list[dict]) -> Load:
+    memory = cpu = cpu_limit = 0.0
+    for container in containers:
+        resources = container.get("resources") or {}
+        requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+        memory += quantity(requests.get("memory", limits.get("memory", 0)))
+        cpu += quantity(requests.get("cpu", limits.get("cpu", 0)))
+        cpu_limit += quantity(limits.get("cpu", 0))
+    return Load(name, replicas, round(memory), round(cpu * 1000), round(cpu_limit * 1000))
+
+
+def capacity_findings(plan, capacity: Capacity) -> Iterator[Finding]:
+    blueprint = plan.blueprint
+    if blueprint.compose is not None and capacity.compose is None:
+        yield finding(
+            "capacity-unknown",
+            "info",
+            ("compose",),
+            "no host is declared for the compose stack, so msgen cannot check that it fits",
+            "declare the host under hosts: (and compose.host)",
+        )
+    if capacity.compose is not None:
+        yield from compose_findings(plan, capacity.compose)
+    if capacity.kubernetes is not None:
+        yield from kubernetes_findings(capacity.kubernetes)
+
+
+def _compose_at(plan) -> tuple:
+    return ("compose", "host") if plan.blueprint.compose.host is not None else ("compose",)
+
+
+def _largest(loads, key) -> str:
+    heaviest = sorted(loads, key=lambda load: (-key(load) * load.replicas, load.name))[:3]
+    return ", ".join(
+        f"{load.name} {human_bytes(key(load) * load.replicas)}"
+        if key(load) > 10_000
+        else f"{load.name} {format_millicores(key(load) * load.replicas)}"
+        for load in heaviest
+    )
+
+
+def compose_findings(plan, host) -> Iterator[Finding]:
+    at = _compose_at(plan)
+    if host.memory_used > host.usable_memory:
+        yield finding(
+            "capacity-memory",
+            "error",
+            at,
+            f"the compose stack's memory limits add up to {human_bytes(host.memory_used)} (replicas included), more than "
+            f"{host.where} can give: {human_bytes(host.memory)} minus {human_bytes(host.reserve_memory)} for the OS = "
+            f"{human_bytes(host.usable_memory)}; largest: {_largest(host.loads, lambda load: load.memory)}",
+            "lower memory limits or replicas, or run the stack on a bigger host",
+        )
+    if host.cpu_reserved_m > host.vcpu_m:
+        yield finding(
+            "capacity-cpu",
+            "error",
+            at,
+            f"the compose stack reserves {format_millicores(host.cpu_reserved_m)} CPU (requests x replicas) on {host.where}, "
+            f"which has {host.vcpu_m // 1000} vCPUs: Docker cannot guarantee them",
+            "lower resources.requests.cpu or replicas, or use a host with more vCPUs",
+        )
+    if host.cpu_limits_m > host.vcpu_m:
+        yield finding(
+            "capacity-cpu-overcommit",
+            "info",
+            at,
+            f"CPU limits on {host.where} add up to {format_millicores(host.cpu_limits_m)} of {host.vcpu_m // 1000} vCPUs: "
+            "normal overcommit (limits are caps, not reservations), but they cannot all peak at once",
+        )
+    for name in host.unsized:
+        yield finding("capacity-unknown", "info", at, f"compose container {name} has no memory limit; counted as 0")
+    region = plan.compose_host.region
+    for service in plan.services:
+        if service.region is not None and service.region != region:
+            yield finding(
+                "capacity-compose-region",
+                "warning",
+                ("services", service.name, "region"),
+                f"{service.name} is placed in {service.region}, but the compose stack runs everything on {host.where} in {region}: "
+                "with compose its region (latency, residency) is not what runs",
+                f"move {service.name} to {region} for compose, or deploy it with kubernetes",
+            )
+
+
+def kubernetes_findings(nodes) -> Iterator[Finding]:
+    if nodes.memory_used > nodes.usable_memory:
+        yield finding(
+            "capacity-kubernetes-memory",
+            "error",
+            ("hosts",),
+            f"pods request {human_bytes(nodes.memory_used)} of memory, more than the nodes' allocatable "
+            f"{human_bytes(nodes.usable_memory)} ({human_bytes(nodes.memory)} minus the OS, kubelet and eviction reserves); "
+            f"largest: {_largest(nodes.loads, lambda load: load.memory)}; the rest stays Pending",
+            "lower memory requests or replicas, or add nodes",
+        )
+    if nodes.cpu_reserved_m > nodes.usable_cpu_m:
+        yield finding(
+            "capacity-kubernetes-cpu",
+            "error",
+            ("hosts",),
+            f"pods request {format_millicores(nodes.cpu_reserved_m)} CPU, more than the nodes' allocatable "
+            f"{format_millicores(nodes.usable_cpu_m)}; the rest stays Pending",
+            "lower CPU requests or replicas, or add nodes",
+        )
+    for load in nodes.loads:
+        if load.memory > nodes.largest_node_memory or load.cpu_reserved_m > nodes.largest_node_cpu_m:
+            yield finding(
+                "capacity-pod",
+                "error",
+                ("hosts",),
+                f"one pod of {load.name} requests {human_bytes(load.memory)} and {format_millicores(load.cpu_reserved_m)} CPU; "
+                f"the largest node offers {human_bytes(nodes.largest_node_memory)} and {format_millicores(nodes.largest_node_cpu_m)}: "
+                "it can never be scheduled",
+                "lower its requests or add a bigger node",
+            )
+
+
+
+def capacity_table(capacity: Capacity) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """(columns, rows) for `msgen plan`: per host (or the nodes together), what is placed and what is left."""
+    columns = ("scope", "hosts", "memory placed / usable", "memory headroom", "reserve", "CPU reserved / usable", "CPU limits / vCPUs")
+    rows = []
+    for host in (capacity.compose, capacity.kubernetes):
+        if host is None:
+            continue
+        placed = "memory limits" if host.scope == "compose" else "memory requests"
+        rows.append(
+            (
+                host.scope,
+                host.where,
+                f"{human_bytes(host.memory_used)} / {human_bytes(host.usable_memory)} ({placed})",
+                human_bytes(host.memory_headroom),
+                f"{human_bytes(host.reserve_memory)} memory, {format_millicores(host.reserve_cpu_m)} CPU"
+                if host.reserve_cpu_m
+                else f"{human_bytes(host.reserve_memory)} memory (OS: 10%, >= 512Mi)",
+                f"{format_millicores(host.cpu_reserved_m)} / {format_millicores(host.usable_cpu_m)}",
+                f"{format_millicores(host.cpu_limits_m)} / {format_millicores(host.vcpu_m)}",
+            )
+        )
+    return columns, tuple(rows)
