@@ -169,7 +169,7 @@ def render(request: RenderRequest) -> RenderOutcome:
 
     def take(built: Built) -> None:
         if built.target in chosen:
-            data = built.text().encode("utf-8")
+            data = built.text.encode("utf-8")
             check_well_formed(built.path, data)
             sink.add(built.path, built.target, data)
 

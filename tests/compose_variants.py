@@ -128,7 +128,7 @@ def render_variant(folder: Path, name: str, env: str | None) -> Path:
     blueprint = folder / "blueprint.yaml"
     blueprint.write_text(dump(copy.deepcopy(VARIANTS[name]())), encoding="utf-8")
     out = folder / "out"
-    outcome = api.render(blueprint, out, env=env)
+    outcome = api.render(api.RenderRequest(blueprint, out, env=env))
     assert outcome.wrote, [f.to_dict() for f in outcome.analysis.findings if f.severity == "error"]
     return out
 

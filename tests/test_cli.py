@@ -111,17 +111,7 @@ def test_validate_with_env(reference_blueprint):
     assert unknown.exit_code == 2 and "unknown environment 'prod'" in unknown.stderr
 
 
-@pytest.fixture(params=["checks, then files", "checks while staging files"])
-def overlap(request, monkeypatch) -> str:
-    """render as small platforms do (checks first), or as large ones do (checks in a second
-    process while the files are staged, msgen/api.py CHECK_WHILE_STAGING_FROM)."""
-    from msgen import api
-
-    monkeypatch.setattr(api, "CHECK_WHILE_STAGING_FROM", 10**9 if request.param == "checks, then files" else 0)
-    return request.param
-
-
-def test_render_writes_and_reports(tmp_path, reference_blueprint, overlap):
+def test_render_writes_and_reports(tmp_path, reference_blueprint):
     out_dir = tmp_path / "out"
     first = runner.invoke(app, ["render", str(reference_blueprint), "-o", str(out_dir)])
     assert first.exit_code == 0 and " created, " in first.stdout
@@ -130,7 +120,7 @@ def test_render_writes_and_reports(tmp_path, reference_blueprint, overlap):
     assert again.exit_code == 0 and "0 created, 0 updated" in again.stdout
 
 
-def test_render_with_failing_findings_writes_nothing(tmp_path, write_blueprint, overlap):
+def test_render_with_failing_findings_writes_nothing(tmp_path, write_blueprint):
     path = write_blueprint(ROOT_AS.replace("'a:1'", "nginx"))
     result = runner.invoke(app, ["render", str(path), "-o", str(tmp_path / "out" / "deeper")])
     assert result.exit_code == 1 and "nothing written" in result.stderr and "image-latest" in result.stderr
@@ -147,7 +137,7 @@ def test_render_with_failing_findings_writes_nothing(tmp_path, write_blueprint, 
     assert [p.name for p in out.rglob("*")] == ["compose"] and (out / "compose").read_text() == "not msgen's\n"
 
 
-def test_render_refuses_a_foreign_file_and_leaves_the_folder(tmp_path, reference_blueprint, overlap):
+def test_render_refuses_a_foreign_file_and_leaves_the_folder(tmp_path, reference_blueprint):
     out = tmp_path / "out"
     out.mkdir()
     (out / "compose").mkdir()

@@ -19,6 +19,7 @@ from msgen.model.blueprint import Blueprint
 from msgen.plan import build_plan
 from msgen.targets import compose
 from tests import compose_variants as variants
+from tests.rendering import render_in_memory
 
 YAML12 = YAML(typ="safe", pure=True)
 MONITORING = {"prometheus", "grafana", "loki", "alloy"}
@@ -322,14 +323,14 @@ def test_no_compose_section_no_compose_file(tmp_path):
     del data["compose"]
     path = tmp_path / "b.yaml"
     path.write_text(variants.dump(data))
-    analysis = api.analyse(path)
-    assert "compose" not in analysis.targets
-    assert not any(a.path == variants.COMPOSE_FILE for a in analysis.artifacts)
+    analysis = render_in_memory(path)
+    assert "compose" not in [module.NAME for module in analysis.planned.targets]
+    assert variants.COMPOSE_FILE not in analysis.files
 
 
 def test_plan_shows_every_container(rendered):
     _, document, analysis = rendered[("run-as-root", None)]
-    rows = {row[0]: row for row in compose.compose_rows(analysis.plan)}
+    rows = {row[0]: row for row in views.compose_rows(compose.compose_document(analysis.plan))}
     assert set(rows) == set(document["services"])
     assert rows["payment"][6] == "all kept (run_as_root)"
     assert rows["gateway"][1:] == (
@@ -418,7 +419,7 @@ def compose_text(env: dict) -> str:
     data = {**_BASE, "services": {"app": {**_BASE["services"]["app"], "env": env}}}
     plan = build_plan(Blueprint.model_validate(data))
     (artifact,) = compose.render(plan)
-    return artifact.text
+    return artifact.built().text
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

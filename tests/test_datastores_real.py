@@ -313,14 +313,14 @@ def rendered_output():
     """`msgen render` into an output folder, plus the secrets folder the operator provides."""
     import yaml
 
-    from msgen.api import render
+    from msgen.api import RenderRequest, render
 
     work = Path(tempfile.mkdtemp(prefix="msgen-honest-"))
     work.chmod(0o755)
     try:
         blueprint = work / "blueprint.yaml"
         blueprint.write_text(yaml.safe_dump(HONEST_BLUEPRINT), encoding="utf-8")
-        outcome = render(blueprint, work / "out")
+        outcome = render(RenderRequest(blueprint, work / "out"))
         assert outcome.wrote, [f.message for f in outcome.analysis.findings]
         for store in ("orders-db", "ledger-db", "sessions-cache"):
             secret = work / "out" / "secrets" / store / "password"

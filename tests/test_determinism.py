@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from msgen import api
+from msgen.model.load import load_blueprint
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -17,7 +18,7 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 
 def render_in_process(blueprint: Path, out_dir: Path, env: str | None = None) -> dict[str, bytes]:
-    outcome = api.render(blueprint, out_dir, env)
+    outcome = api.render(api.RenderRequest(blueprint, out_dir, env))
     assert outcome.wrote, [f.id for f in outcome.analysis.findings]
     return tree(out_dir)
 
@@ -61,8 +62,8 @@ def test_environments_render_deterministically(tmp_path, reference_blueprint):
 def test_a_comment_edit_does_not_change_the_blueprint_digest(tmp_path, reference_blueprint):
     edited = tmp_path / "edited.yaml"
     edited.write_text("# a new comment\n" + reference_blueprint.read_text().replace("# KVM instances", "# virtual machines"))
-    digest = api.blueprint_digest(api.load_blueprint(reference_blueprint))
-    assert digest == api.blueprint_digest(api.load_blueprint(edited))
+    digest = api.blueprint_digest(load_blueprint(reference_blueprint))
+    assert digest == api.blueprint_digest(load_blueprint(edited))
     changed = tmp_path / "changed.yaml"
     changed.write_text(reference_blueprint.read_text().replace("replicas: 3", "replicas: 4"))
-    assert digest != api.blueprint_digest(api.load_blueprint(changed))
+    assert digest != api.blueprint_digest(load_blueprint(changed))

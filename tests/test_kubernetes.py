@@ -4,6 +4,8 @@ the client's models), placement and rollout, NetworkPolicy reachability, the kus
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import re
 from pathlib import Path
 
@@ -11,13 +13,13 @@ import pytest
 import yaml
 
 from msgen import api
-from msgen import plan as plan_module
-from msgen.checks import CheckContext, netpol, run_checks
-from msgen.checks import kubernetes as checks
 from msgen.errors import BlueprintError
 from msgen.model.load import load_blueprint
 from msgen.targets import kubernetes as target
 from msgen.targets.traefik import HELM_VALUES
+from msgen.verify import kubernetes as verifier
+from msgen.verify import netpol
+from tests.rendering import edited, render_in_memory, verification
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "blueprints" / "reference.yaml"
@@ -62,7 +64,7 @@ kubernetes: {version: "1.28", anti_affinity: required, image_pull_secret: regcre
 
 
 def analyse(path: Path):
-    return api.analyse(path, None)
+    return render_in_memory(path)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def parsed_objects(analysis) -> list[tuple[str, dict]]:
     """Every object of every manifest, parsed from the rendered text (never the cache)."""
     found = []
     for path, artifact in sorted(k8s_artifacts(analysis).items()):
-        if target.is_manifest(artifact):
+        if target.is_manifest(path):
             found.extend((path, doc) for doc in yaml.safe_load_all(artifact.text) if doc is not None)
     return found
 
@@ -139,26 +141,27 @@ def test_every_core_object_passes_the_client_models(reference):
 
 
 def test_rendered_text_parses_back_to_the_objects_the_checks_read(reference):
-    """Checks judge the objects an artifact was formatted from: its text must say exactly that."""
-    held = [artifact for artifact in reference.artifacts if artifact.documents is not None]
-    assert {artifact.target for artifact in held} == {"compose", "traefik", "kubernetes", "observability"}
-    for artifact in held:
-        if artifact.path.endswith(".json"):
-            assert [json.loads(artifact.text)] == list(artifact.objects()), artifact.path
+    """Checks judge the objects a file was formatted from: its text must say exactly that."""
+    held = [built for built in reference.artifacts if built.documents]
+    assert {built.target for built in held} == {"compose", "traefik", "kubernetes", "observability"}
+    for built in held:
+        if built.path.endswith(".json"):
+            assert [json.loads(built.text)] == list(built.documents), built.path
         else:
-            assert [d for d in yaml.safe_load_all(artifact.text) if d is not None] == list(artifact.objects()), artifact.path
+            assert [d for d in yaml.safe_load_all(built.text) if d is not None] == list(built.documents), built.path
 
 
-@pytest.mark.parametrize("apart", [False, True], ids=["one process", "models judged in a second process"])
-def test_a_typo_is_reported_with_object_and_field(reference, apart, monkeypatch):
-    monkeypatch.setattr(checks, "MODELS_APART_FROM", 0 if apart else 10**9)
-    artifacts = dict(k8s_artifacts(reference))
+def test_deep_verification_finds_nothing_in_the_reference(reference):
+    assert verification(reference) == []
+
+
+def test_a_typo_is_reported_with_object_and_field(reference):
+    artifacts = dict(reference.files)
     path = "kubernetes/services/payment.yaml"
     text = artifacts[path].text.replace("podAntiAffinity:", "podAntiAfinity:", 1)
     text = text.replace("readOnlyRootFilesystem: true", "readOnlyRootFilesytem: true", 1)
-    artifacts[path] = artifacts[path].edited(text)
-    context = CheckContext(reference.loaded.blueprint, reference.plan, reference.loaded.source, artifacts)
-    found = [f for f in run_checks(context) if f.id in ("k8s-schema", "k8s-model")]
+    artifacts[path] = edited(artifacts[path], text)
+    found = [f for f in verification(reference, artifacts) if f.id in ("verify-k8s-schema", "verify-k8s-model")]
     messages = "\n".join(f.message for f in found)
     assert (
         "Deployment/payment: spec.template.spec.affinity: Additional properties are not allowed ('podAntiAfinity' was unexpected)"
@@ -167,15 +170,6 @@ def test_a_typo_is_reported_with_object_and_field(reference, apart, monkeypatch)
     assert "spec.template.spec.containers[0].securityContext" in messages and "readOnlyRootFilesytem" in messages
     assert "spec.template.spec.affinity.podAntiAfinity: Extra inputs are not permitted (kubernetes client model)" in messages
     assert {f.path for f in found} == {"services.payment"}
-
-
-def test_crd_typo_is_reported_by_the_known_shape(reference):
-    artifacts = dict(k8s_artifacts(reference))
-    path = "kubernetes/gateway/route-payment.yaml"
-    artifacts[path] = artifacts[path].edited(artifacts[path].text.replace("entryPoints:", "entrypoints:"))
-    context = CheckContext(reference.loaded.blueprint, reference.plan, reference.loaded.source, artifacts)
-    found = [f.message for f in checks.check(context) if f.id == "k8s-crd"]
-    assert any("IngressRoute/payment: spec: Additional properties are not allowed ('entrypoints' was unexpected)" in m for m in found)
 
 
 # --- workloads -----------------------------------------------------------------------------
@@ -254,7 +248,7 @@ def test_required_anti_affinity_with_more_replicas_than_nodes_is_an_error(write_
 def test_replicas_equal_to_nodes_get_the_surge_zero_strategy(write_blueprint):
     analysis = variant(write_blueprint, 2)
     warnings = [f for f in analysis.findings if f.id == "anti-affinity"]
-    # api: 1 replica on frankfurt's one node is not a rollout problem (F's ha-* findings judge it)
+    # api: 1 replica on frankfurt's one node is not a rollout problem (the ha-* findings judge it)
     assert sorted((f.severity, f.path) for f in warnings) == [("warning", "services.lonely.replicas"), ("warning", "services.web.replicas")]
     strategy = by_kind(analysis, "Deployment")["web"]["spec"]["strategy"]
     assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
@@ -277,6 +271,7 @@ def test_regions_zones_pull_secret_and_run_as_root(write_blueprint):
     assert own["allowPrivilegeEscalation"] is False and own["readOnlyRootFilesystem"] is True
     assert by_kind(analysis, "Namespace")["spread"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
     assert ids(analysis, "k8s-") == []
+    assert verification(analysis) == []
     import kubernetes_validate
 
     for _, document in core_objects(analysis):
@@ -293,10 +288,10 @@ def test_unsupported_version_is_a_load_error(write_blueprint):
 
 
 def rendered_network(analysis):
-    gathered = checks.Gathered()
-    for item in checks.rendered_objects(k8s_artifacts(analysis)):
+    gathered = verifier.Gathered()
+    for item in verifier.rendered_objects(analysis.files):
         gathered.add(item)
-    pods, roles = checks.network_pods(analysis.plan, gathered.workloads)
+    pods, roles = verifier.network_pods(analysis.plan, gathered.workloads)
     policies = [doc for _, doc in parsed_objects(analysis) if doc["kind"] == "NetworkPolicy"]
     return (
         netpol.Network(pods, policies),
@@ -337,13 +332,8 @@ def test_reachability_computed_from_policies_matches_calls_and_datastores(refere
     assert not network.may_connect(pods["prometheus"], ledger_db, ("TCP", 5432))
 
 
-@pytest.mark.parametrize("keep", [True, False], ids=["objects kept", "objects built per use"])
-def test_a_policy_opening_an_undeclared_path_is_a_finding(keep, monkeypatch):
-    """Also when policies are gathered as slim copies with shared peers (a large platform)."""
-    monkeypatch.setattr(plan_module, "KEEP_BUILT_UP_TO", 10**9 if keep else 0)
-    reference = analyse(REFERENCE)
-    assert reference.plan.keeps_built is keep
-    artifacts = dict(k8s_artifacts(reference))
+def test_a_policy_opening_an_undeclared_path_is_a_finding(reference):
+    artifacts = dict(reference.files)
     path = "kubernetes/datastores/payment-db.yaml"
     text = artifacts[path].text
     # let every pod labelled part-of nordic-pay in: ledger and fraud-check reach payment-db
@@ -354,9 +344,8 @@ def test_a_policy_opening_an_undeclared_path_is_a_finding(keep, monkeypatch):
         count=1,
     )
     assert text != artifacts[path].text
-    artifacts[path] = artifacts[path].edited(text)
-    context = CheckContext(reference.loaded.blueprint, reference.plan, reference.loaded.source, artifacts)
-    found = [f.message for f in checks.check(context) if f.id == "k8s-network-policy"]
+    artifacts[path] = edited(artifacts[path], text)
+    found = [f.message for f in verification(reference, artifacts) if f.id == "verify-k8s-network-policy"]
     assert any("ingress to datastores:payment-db: the policies allow services:ledger on 3306/TCP" in m for m in found), found
     assert any("services:fraud-check" in m for m in found)
 
@@ -366,7 +355,7 @@ def test_a_policy_opening_an_undeclared_path_is_a_finding(keep, monkeypatch):
 
 def test_kustomization_lists_exactly_the_manifests_written(tmp_path):
     out = tmp_path / "out"
-    outcome = api.render(REFERENCE, out)
+    outcome = api.render(api.RenderRequest(REFERENCE, out))
     assert outcome.wrote
     folder = out / "kubernetes"
     listed = yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"]
@@ -380,9 +369,9 @@ def test_kustomization_lists_exactly_the_manifests_written(tmp_path):
 
 
 def test_a_missing_manifest_is_reported(reference):
-    artifacts = dict(k8s_artifacts(reference))
+    artifacts = dict(reference.files)
     del artifacts["kubernetes/services/ledger.yaml"]
-    found = [f.message for f in checks.kustomization_findings(artifacts)]
+    found = [f.message for f in verifier.kustomization_findings(artifacts)]
     assert found == ["kubernetes/kustomization.yaml lists services/ledger.yaml, which msgen does not write"]
 
 
@@ -396,3 +385,51 @@ def test_plan_section_shows_replicas_nodes_and_node_loss(write_blueprint):
     assert rows["web"]["survives losing a node"] == "yes"
     assert rows["api"]["survives losing a node"] == "no (1 replica)"
     assert rows["web"]["anti-affinity"] == "required"
+
+
+# --- findings without verification, verification on request -----------------------------
+
+PATCHED_RUN = """
+import sys
+from msgen.cli import app
+from msgen.targets import kubernetes as target
+
+real_deployment = target.deployment
+
+
+def broken_deployment(plan, service):
+    document = real_deployment(plan, service)
+    document["spec"]["revisionHistoryLimt"] = 3  # a bug a target could have: a misspelled field
+    return document
+
+
+target.deployment = broken_deployment
+try:
+    app(sys.argv[1:], prog_name="msgen")
+    code = 0
+except SystemExit as exit:
+    code = exit.code
+sys.stdout.flush()
+print("kubernetes client imported:", "kubernetes" in sys.modules, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def run_patched(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", PATCHED_RUN, *arguments], capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_deep_names_the_object_and_field_a_broken_target_emits():
+    deep = run_patched("validate", str(REFERENCE), "--deep")
+    assert deep.returncode == 1, deep.stdout + deep.stderr
+    assert "verify-k8s-schema" in deep.stdout and "verify-k8s-model" in deep.stdout
+    assert "kubernetes/services/payment.yaml: Deployment/payment: spec: Additional properties are not allowed ('revisionHistoryLimt'" in deep.stdout
+    assert "Deployment/payment: spec.revisionHistoryLimt: Extra inputs are not permitted (kubernetes client model)" in deep.stdout
+    assert "kubernetes client imported: True" in deep.stderr
+
+
+def test_plain_validate_neither_verifies_nor_imports_the_kubernetes_client():
+    plain = run_patched("validate", str(REFERENCE))
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert "verify-" not in plain.stdout
+    assert "kubernetes client imported: False" in plain.stderr

@@ -11,12 +11,10 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from msgen.api import analyse
-from msgen.checks import CheckContext, run_checks
 from msgen.checks.traefik_expression import expression_problem
 from msgen.plan import gateway as gw
-from msgen.targets import Artifact
 from msgen.targets.traefik import kubernetes_artifacts
+from tests.rendering import edited, render_in_memory, verification
 
 BASE = """\
 version: 1
@@ -57,7 +55,7 @@ def blueprint_text(provider: str = "file", extra: str = "", base: str = BASE) ->
 @pytest.fixture
 def analysed(write_blueprint):
     def run(text: str):
-        return analyse(write_blueprint(text))
+        return render_in_memory(write_blueprint(text))
 
     return run
 
@@ -176,7 +174,7 @@ def test_dashboard_is_a_router_behind_basic_auth(analysed):
 def test_kubernetes_artifacts_mirror_the_plan(analysed):
     extra = 'kubernetes: {namespace: shop-prod, version: "1.30"}'
     plan = analysed(blueprint_text(extra=extra)).plan
-    files = {a.path: [doc for doc in yaml.safe_load_all(a.text) if doc] for a in kubernetes_artifacts(plan)}
+    files = {a.path: [doc for doc in yaml.safe_load_all(a.built().text) if doc] for a in kubernetes_artifacts(plan)}
     assert all(a.target == "kubernetes" for a in kubernetes_artifacts(plan))
     # the route's file: its own middlewares first, then the IngressRoute that uses them
     *own, route = files["kubernetes/gateway/route-web.yaml"]
@@ -235,12 +233,11 @@ def test_retry_attempts_zero_is_a_warning_and_emits_no_retry(analysed):
 
 
 def _rechecked(analysis, path: str, edit) -> list[str]:
-    artifacts = {a.path: a for a in analysis.artifacts}
+    artifacts = dict(analysis.files)
     document = yaml.safe_load(artifacts[path].text)
     edit(document)
-    artifacts[path] = Artifact(path, yaml.safe_dump(document), "traefik")
-    context = CheckContext(analysis.loaded.blueprint, analysis.plan, analysis.loaded.source, artifacts)
-    return [f.id for f in run_checks(context) if f.id.startswith("traefik-")]
+    artifacts[path] = edited(artifacts[path], yaml.safe_dump(document))
+    return [f.id for f in verification(analysis, artifacts) if f.id.startswith("verify-traefik-")]
 
 
 def test_rendered_output_rules_catch_broken_files(analysed):
@@ -265,21 +262,22 @@ def test_rendered_output_rules_catch_broken_files(analysed):
     def open_dashboard(doc):
         doc["http"]["routers"]["peek"] = {"rule": "Host(`x`)", "service": "api@internal", "entryPoints": ["websecure"]}
 
-    assert _rechecked(analysis, dynamic, drop_middleware) == ["traefik-reference"]
-    assert _rechecked(analysis, dynamic, unknown_entrypoint) == ["traefik-reference"]
-    assert _rechecked(analysis, static, http3_without_tls) == ["traefik-http3"]
-    assert _rechecked(analysis, static, insecure_api) == ["traefik-dashboard-auth"]
-    assert _rechecked(analysis, static, docker_in_file_mode) == ["traefik-docker-socket"]
-    assert _rechecked(analysis, dynamic, open_dashboard) == ["traefik-dashboard-auth"]
+    assert _rechecked(analysis, dynamic, lambda doc: None) == []
+    assert _rechecked(analysis, dynamic, drop_middleware) == ["verify-traefik-reference"]
+    assert _rechecked(analysis, dynamic, unknown_entrypoint) == ["verify-traefik-reference"]
+    assert _rechecked(analysis, static, http3_without_tls) == ["verify-traefik-http3"]
+    assert _rechecked(analysis, static, insecure_api) == ["verify-traefik-dashboard-auth"]
+    assert _rechecked(analysis, static, docker_in_file_mode) == ["verify-traefik-docker-socket"]
+    assert _rechecked(analysis, dynamic, open_dashboard) == ["verify-traefik-dashboard-auth"]
 
 
 def test_compose_socket_and_udp_rules(analysed):
     analysis = analysed(blueprint_text())
     compose = {"services": {"gateway": {"ports": ["80:80", "443:443"], "volumes": ["/var/run/docker.sock:/var/run/docker.sock:ro"]}}}
-    artifacts = {a.path: a for a in analysis.artifacts}
-    artifacts["compose/docker-compose.yml"] = Artifact("compose/docker-compose.yml", yaml.safe_dump(compose), "compose")
-    context = CheckContext(analysis.loaded.blueprint, analysis.plan, analysis.loaded.source, artifacts)
-    assert sorted(f.id for f in run_checks(context) if f.id.startswith("traefik-")) == ["traefik-docker-socket", "traefik-http3"]
+    artifacts = dict(analysis.files)
+    artifacts["compose/docker-compose.yml"] = edited(artifacts["traefik/traefik.yml"], yaml.safe_dump(compose))
+    found = sorted(f.id for f in verification(analysis, artifacts) if f.id.startswith("verify-traefik-"))
+    assert found == ["verify-traefik-docker-socket", "verify-traefik-http3"]
 
 
 def test_go_durations_and_float_literals():

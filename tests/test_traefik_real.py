@@ -26,7 +26,7 @@ import pytest
 import yaml
 from realtools import free_port, start, stop, traefik, wait_for_port
 
-from msgen.api import render
+from msgen.api import RenderRequest, render
 
 DOMAIN = "gw.test"
 BACKEND = Path(__file__).with_name("traefik_backend.py")
@@ -154,7 +154,7 @@ def gateway(tmp_path_factory):
     binary = traefik()
     root = tmp_path_factory.mktemp("traefik")
     (root / "blueprint.yaml").write_text(BLUEPRINT)
-    outcome = render(root / "blueprint.yaml", root / "out")
+    outcome = render(RenderRequest(root / "blueprint.yaml", root / "out"))
     assert outcome.wrote, [f.message for f in outcome.analysis.findings]
     running = Gateway(root)
     config = rewrite_for_loopback(root / "out", running)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,13 +13,32 @@ from typer.testing import CliRunner
 from msgen import writer
 from msgen.cli import app
 from msgen.errors import OutputError
-from msgen.targets import Artifact
-from msgen.writer import MANIFEST, compare, write
+from msgen.targets import text_file
+from msgen.writer import MANIFEST, Changes, Comparison
 
-A1 = Artifact("alpha/one.yml", "one: 1\n", "alpha")
-A2 = Artifact("alpha/deep/two.yml", "two: 2\n", "alpha")
-B1 = Artifact("beta/three.yml", "three: 3\n", "beta")
-D1 = Artifact("datastores/orders-db/my.cnf", "[mysqld]\n", "datastores")
+
+@dataclass(frozen=True)
+class File:
+    path: str
+    text: str
+    target: str
+
+
+A1 = File("alpha/one.yml", "one: 1\n", "alpha")
+A2 = File("alpha/deep/two.yml", "two: 2\n", "alpha")
+B1 = File("beta/three.yml", "three: 3\n", "beta")
+D1 = File("datastores/orders-db/my.cnf", "[mysqld]\n", "datastores")
+
+
+def write(out_dir: Path, files: list[File], targets: list[str], digest: str) -> Changes:
+    return writer.write(out_dir, [(file.path, file.target, file.text) for file in files], targets, digest)
+
+
+def compare(out_dir: Path, files: list[File], targets: list[str], want_diffs: bool = False) -> Changes:
+    comparison = Comparison(out_dir, want_diffs)
+    for file in files:
+        comparison.add(file.path, file.target, file.text.encode())
+    return comparison.finish(targets)
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -97,61 +116,13 @@ def test_pruned_datastore_files_are_named(tmp_path):
     assert changes.pruned_datastores() == ["orders-db"]
 
 
-@pytest.fixture(params=["one process", "two processes"])
-def processes(request, monkeypatch) -> str:
-    """Write in one process, or share the files with a second one (as large renders do)."""
-    monkeypatch.setattr(writer, "WRITE_APART_FROM", 10**9 if request.param == "one process" else 0)
-    return request.param
-
-
-def test_two_processes_write_what_one_writes(tmp_path, monkeypatch):
-    """Both processes claim chunks (of 3 files here) until none is left: each writes some."""
-    artifacts = [Artifact(f"alpha/{index % 7}/file-{index}.yml", f"n: {index}\n", "alpha") for index in range(40)] + [A1, B1]
-    monkeypatch.setattr(writer, "CHUNK", 3)
-    real_write_file, writers = writer._write_file, tmp_path / "writers.log"
-
-    def slow_write_file(path, data):  # slow enough that the second process gets chunks too
-        time.sleep(0.005)
-        with open(writers, "a") as log:
-            log.write(f"{os.getpid()}\n")
-        return real_write_file(path, data)
-
-    monkeypatch.setattr(writer, "_write_file", slow_write_file)
-    trees = {}
-    for apart_from in (10**9, 0):
-        monkeypatch.setattr(writer, "WRITE_APART_FROM", apart_from)
-        writers.unlink(missing_ok=True)
-        out = tmp_path / str(apart_from)
-        out.mkdir()
-        changes = write(out, artifacts, ["alpha", "beta"], "d")
-        assert changes.created == [artifact.path for artifact in artifacts]  # in order, whoever wrote them
-        trees[apart_from] = tree(out)
-        assert len(set(writers.read_text().split())) == (2 if apart_from == 0 else 1)
-    assert trees[0] == trees[10**9]
-    assert not list(tmp_path.rglob("*.msgen-tmp"))
-
-
-def test_claims_hand_out_each_number_once_from_both_ends():
-    from msgen.fork import Claims, in_child
-
-    claims = Claims(5000)
-    try:
-        theirs = in_child(lambda: list(claims.take(from_the_top=True)))
-        mine = list(claims.take())
-        top = theirs()
-    finally:
-        claims.close()
-    assert mine == list(range(len(mine))), "the bottom run, in order"
-    assert top == list(range(4999, len(mine) - 1, -1)), "the top run, downwards, meeting the bottom one"
-
-
-def test_a_failure_half_way_leaves_the_old_output_intact(tmp_path, monkeypatch, processes):
+def test_a_failure_half_way_leaves_the_old_output_intact(tmp_path, monkeypatch):
     write(tmp_path, [A1, B1], ["alpha", "beta"], "old")
     before = tree(tmp_path)
     new = [
-        Artifact(A1.path, "one: changed\n", "alpha"),
-        Artifact("alpha/new/x.yml", "x: 1\n", "alpha"),
-        Artifact(B1.path, "b: 2\n", "beta"),
+        File(A1.path, "one: changed\n", "alpha"),
+        File("alpha/new/x.yml", "x: 1\n", "alpha"),
+        File(B1.path, "b: 2\n", "beta"),
     ]
     real_write_file = writer._write_file
     calls = []
@@ -165,8 +136,7 @@ def test_a_failure_half_way_leaves_the_old_output_intact(tmp_path, monkeypatch, 
     monkeypatch.setattr(writer, "_write_file", failing_write_file)
     with pytest.raises(OutputError, match="No space left on device; the output folder was left as it was"):
         write(tmp_path, new, ["alpha", "beta"], "new")
-    if processes == "one process":  # with two, each counts its own writes and the second process failed
-        assert len(calls) == 2
+    assert len(calls) == 2
     assert tree(tmp_path) == before
     assert not (tmp_path / "alpha/new").exists()
 
@@ -186,14 +156,14 @@ def test_a_failed_render_via_the_cli_keeps_the_old_output(tmp_path, monkeypatch,
     assert tree(out_dir) == before
 
 
-def test_check_on_clean_edited_missing_and_prunable_files(tmp_path, processes):
+def test_check_on_clean_edited_missing_and_prunable_files(tmp_path):
     write(tmp_path, [A1, A2, B1], ["alpha", "beta"], "d")
     before = tree(tmp_path)
     assert not compare(tmp_path, [A1, A2, B1], ["alpha", "beta"]).drift
     (tmp_path / "alpha/one.yml").write_text("edited\n")
     (tmp_path / "beta/three.yml").unlink()
     edited = tree(tmp_path)
-    extra = Artifact("alpha/extra.yml", "e: 1\n", "alpha")
+    extra = File("alpha/extra.yml", "e: 1\n", "alpha")
     changes = compare(tmp_path, [A1, extra, B1], ["alpha", "beta"], want_diffs=True)
     assert changes.changed == ["alpha/one.yml"]
     assert changes.created == ["alpha/extra.yml", "beta/three.yml"]
@@ -218,10 +188,7 @@ def test_an_unreadable_manifest_is_an_output_error(tmp_path):
         write(tmp_path, [A1], ["alpha"], "d")
 
 
-def test_cli_check_and_diff(tmp_path, minimal_blueprint, processes, monkeypatch):
-    from msgen import api
-
-    monkeypatch.setattr(api, "CHECK_WHILE_STAGING_FROM", 0 if processes == "two processes" else 10**9)
+def test_cli_check_and_diff(tmp_path, minimal_blueprint):
     out_dir = tmp_path / "out"
     runner = CliRunner()
     missing = runner.invoke(app, ["render", str(minimal_blueprint), "-o", str(out_dir), "--check"])
@@ -271,22 +238,26 @@ def test_a_manifest_naming_paths_outside_the_folder_is_refused(tmp_path):
     assert outside.read_text() == "keep me"
 
 
-def test_malformed_yaml_never_reaches_the_disk(tmp_path, processes):
+def test_malformed_yaml_never_reaches_the_disk(tmp_path):
     from msgen.api import check_well_formed
     from msgen.errors import MsgenError
 
-    check_well_formed(A1, A1.text)
+    check_well_formed(A1.path, A1.text.encode())
     with pytest.raises(MsgenError, match=r"rendered broken.yml is not well formed"):
-        check_well_formed(Artifact("broken.yml", "", "alpha"), "a: [1, 2\nb: 3\n")
+        check_well_formed("broken.yml", b"a: [1, 2\nb: 3\n")
     with pytest.raises(MsgenError, match=r"rendered broken.json is not well formed"):
-        check_well_formed(Artifact("broken.json", "", "alpha"), "{")
-    # found after good files were staged: those are removed again and nothing is written
+        check_well_formed("broken.json", b"{")
+
+
+def test_a_malformed_file_from_a_target_leaves_nothing_written(tmp_path, monkeypatch, minimal_blueprint):
+    """Found after good files were staged: those are removed again and nothing is written."""
+    from msgen.targets import base
+
+    monkeypatch.setattr(base, "render", lambda plan: [text_file("broken.yml", "base", lambda: "a: [1, 2\nb: 3\n")])
     out = tmp_path / "out"
-    out.mkdir()
-    broken = Artifact("beta/broken.yml", "a: [1, 2\nb: 3\n", "beta")
-    with pytest.raises(MsgenError, match="not well formed"):
-        write(out, [A1, A2, broken], ["alpha", "beta"], "digest", verify=check_well_formed)
-    assert list(out.rglob("*")) == []
+    result = CliRunner().invoke(app, ["render", str(minimal_blueprint), "-o", str(out)])
+    assert result.exit_code == 2 and "rendered broken.yml is not well formed" in result.stderr
+    assert not out.exists()
 
 
 def test_cli_target_renders_and_prunes_only_that_target(tmp_path, reference_blueprint):
@@ -302,41 +273,6 @@ def test_cli_target_renders_and_prunes_only_that_target(tmp_path, reference_blue
     assert sorted(json.loads((out_dir / MANIFEST).read_text())["files"]) == sorted(owned)
 
 
-def test_a_folder_the_other_process_made_first_is_used_not_claimed(tmp_path):
-    """Two processes sharing a render may both need a folder: the one that loses the race to
-    make it uses it, and does not list it among the folders to remove on failure."""
-    folders = writer._Folders(tmp_path)
-    assert not folders.exists("a/b")  # looked at before the other process made it
-    (tmp_path / "a" / "b").mkdir(parents=True)
-    assert folders.make("a/b") == []
-    assert folders.exists("a/b") and "a/b" not in folders.fresh
-    (tmp_path / "c").write_text("a file where a folder belongs")
-    with pytest.raises(OutputError, match="is a file where msgen needs a folder"):
-        folders.make("c/d")
-
-
-def test_claims_alternate_between_the_two_ends():
-    from msgen.fork import Claims
-
-    claims = Claims(5)
-    try:
-        bottom, top = claims.take(), claims.take(from_the_top=True)
-        assert [next(bottom), next(top), next(bottom), next(top), next(bottom)] == [0, 4, 1, 3, 2]
-        assert list(top) == [] and list(bottom) == []
-    finally:
-        claims.close()
-
-
-def test_one_process_where_no_second_may_be_forked(tmp_path, monkeypatch):
-    """MSGEN_SINGLE_PROCESS=1 (or no fork): the files are written in one process, without claims."""
-    monkeypatch.setenv("MSGEN_SINGLE_PROCESS", "1")
-    monkeypatch.setattr(writer, "WRITE_APART_FROM", 0)
-    monkeypatch.setattr(writer, "Claims", None)  # calling it would fail the test
-    artifacts = [Artifact(f"alpha/file-{index}.yml", f"n: {index}\n", "alpha") for index in range(120)]
-    changes = write(tmp_path, artifacts, ["alpha"], "d")
-    assert changes.created == [artifact.path for artifact in artifacts]
-
-
 def test_a_folder_that_cannot_be_made_leaves_no_empty_parents(tmp_path, monkeypatch):
     """A write that fails making a deep folder takes back the parents it made for it."""
     real_mkdir = Path.mkdir
@@ -348,5 +284,5 @@ def test_a_folder_that_cannot_be_made_leaves_no_empty_parents(tmp_path, monkeypa
 
     monkeypatch.setattr(Path, "mkdir", mkdir)
     with pytest.raises(OutputError, match="Permission denied"):
-        write(tmp_path, [Artifact("alpha/deeper/deepest/x.yml", "x: 1\n", "alpha")], ["alpha"], "d")
+        write(tmp_path, [File("alpha/deeper/deepest/x.yml", "x: 1\n", "alpha")], ["alpha"], "d")
     assert list(tmp_path.iterdir()) == []

@@ -54,7 +54,9 @@ class Built:
     def target(self) -> str:
         return self.artifact.target
 
+    @property
     def text(self) -> str:
+        """The file's text, formatted from its objects (each time it is read: nothing keeps it)."""
         return self.artifact.format(self.documents)
 
     def document(self) -> object:

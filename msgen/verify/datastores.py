@@ -57,7 +57,7 @@ def verify(context) -> Iterator[Finding]:
         built = context.files.get(f"datastores/{store.name}/{store.config_file}")
         if built is None:
             continue
-        options = parse_config(built.text(), store.engine)
+        options = parse_config(built.text, store.engine)
         yield from _options(store, options)
         if store.engine in ("mysql", "mariadb"):
             yield from _alignment(store, plan.tuning[store.name], options)
