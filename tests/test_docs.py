@@ -24,7 +24,7 @@ SCRIPT = ROOT / "scripts" / "blueprint_reference.py"
 # Design documents that are not part of this repository; the names are assembled here so
 # that this file does not cite them itself.
 OUTSIDE_DOCUMENTS = tuple(f"{name}.md" for name in ("ARCHITECTURE", "BLUEPRINT", "TUNING", "CHECKS", "REAL_TOOLS", "STYLE"))
-OUTSIDE_FOLDER = "../shared" + "/design"
+OUTSIDE_FOLDER = "/".join(("..", "shared", "design"))
 SCANNED = ("msgen", "templates", "tests", "scripts", "docs", "benchmarks", "README.md", "Makefile", "pyproject.toml")
 SKIPPED_PARTS = {"__pycache__", "out"}
 
