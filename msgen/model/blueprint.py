@@ -16,23 +16,70 @@ class Model(BaseModel):
 
 
 class Region(Model):
-    jurisdiction: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2 code")
+    """A place where hosts stand and services run, and the law that applies there."""
+
+    jurisdiction: str = Field(
+        pattern=r"^[A-Z]{2}$",
+        description="The country whose law applies to data kept in this region: an ISO 3166 alpha-2 code in upper case "
+        "(NO, DE, US). The residency checks compare it with policy.personal_data_in. Required.",
+    )
 
 
 class Host(Model):
-    name: Name
-    region: Name
-    vcpu: int = Field(gt=0)
-    memory: MemoryField
-    storage: Literal["nvme", "ssd", "hdd"]
-    iops: int | None = Field(default=None, gt=0)
-    zone: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """A machine (a KVM instance): the compose host or a Kubernetes node."""
+
+    name: Name = Field(
+        description="The host's name, unique among the hosts: the Kubernetes node name, and what compose.host and a "
+        "datastore's host refer to. Required."
+    )
+    region: Name = Field(description="The declared region the host stands in. Required.")
+    vcpu: int = Field(
+        gt=0,
+        description="Virtual CPU cores, an integer greater than 0. Required. The capacity checks compare CPU reservations "
+        "with it; a Kubernetes node keeps 100m of it for the kubelet and the container runtime.",
+    )
+    memory: MemoryField = Field(
+        description="The host's memory. Required. The capacity checks keep 10% of it, at least 512Mi, for the operating "
+        "system (and on a Kubernetes node another 100Mi for the kubelet's eviction threshold)."
+    )
+    storage: Literal["nvme", "ssd", "hdd"] = Field(
+        description="The class of the host's disks. Required. The datastore tuning reads it: InnoDB's I/O capacity and "
+        "neighbour flushing, PostgreSQL's random_page_cost and effective_io_concurrency."
+    )
+    iops: int | None = Field(
+        default=None,
+        gt=0,
+        description="Random I/O operations per second the disks sustain, an integer greater than 0. Optional; only nvme "
+        "hosts use it (InnoDB's io capacity is half of it, at most 10000; without it, 4000).",
+    )
+    zone: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="The availability zone, a DNS label (lowercase letters, digits and '-'). Optional. When hosts declare "
+        "zones, Kubernetes spreads each service's replicas over them.",
+    )
 
 
 class Policy(Model):
-    latency_budget: DurationField = Duration(200, "200ms")
-    personal_data_in: list[str] | None = None
-    max_retry_amplification: int = Field(default=10, ge=1)
+    """The rules the architecture is checked against."""
+
+    latency_budget: DurationField = Field(
+        default=Duration(200, "200ms"),
+        description="The end-to-end p99 budget of a request entering through the gateway: the service's own p99 plus "
+        "every call it waits for. Default 200ms. A route's budget overrides it; a routed service over its budget is "
+        "the error finding latency-budget.",
+    )
+    personal_data_in: list[str] | None = Field(
+        default=None,
+        description="Where personal data may live: ISO 3166 alpha-2 codes in upper case, or EEA (the 27 EU member "
+        "states plus IS, LI and NO). Default none: nothing is checked for residency.",
+    )
+    max_retry_amplification: int = Field(
+        default=10,
+        ge=1,
+        description="The largest product of retry attempts allowed along a call path, the gateway's included; an "
+        "integer >= 1. Default 10. A path above it is the error finding retry-amplification.",
+    )
 
     @field_validator("personal_data_in")
     @classmethod
@@ -46,37 +93,120 @@ class Policy(Model):
 class SourceCriterion(Model):
     """Whom a rate limit counts separately: exactly one criterion (Traefik's sourceCriterion)."""
 
-    ip_depth: int | None = Field(default=None, ge=0)
-    request_header: str | None = None
-    request_host: bool | None = None
+    ip_depth: int | None = Field(
+        default=None,
+        ge=0,
+        description="Count clients by the address at this position from the right of X-Forwarded-For (Traefik's "
+        "ipStrategy.depth); an integer >= 0. Optional.",
+    )
+    request_header: str | None = Field(
+        default=None,
+        description="Count clients by the value of this request header (Traefik's requestHeaderName). Optional.",
+    )
+    request_host: bool | None = Field(
+        default=None,
+        description="true: count clients by the requested host name (Traefik's requestHost). Optional.",
+    )
 
 
 class RateLimit(Model):
-    average: int | None = Field(default=None, ge=0)
-    burst: int | None = Field(default=None, ge=0)
-    period: DurationField | None = None
-    source: SourceCriterion | None = None
+    """How many requests the gateway lets through; over the limit it answers 429 with Retry-After."""
+
+    average: int | None = Field(
+        default=None,
+        ge=0,
+        description="Requests allowed per period on average, an integer >= 0. Optional: unset, it comes from the "
+        "gateway's rate limit, else 100. Below 1 is the error finding traefik-rate-limit (0 switches Traefik's limiter off).",
+    )
+    burst: int | None = Field(
+        default=None,
+        ge=0,
+        description="Requests allowed at once above the average, an integer >= 0. Optional: unset, it comes from the "
+        "gateway's rate limit, else 50. Below 1 is the error finding traefik-rate-limit (it would reject everything).",
+    )
+    period: DurationField | None = Field(
+        default=None,
+        description="The time average is counted over. Optional: unset, it comes from the gateway's rate limit, else 1s.",
+    )
+    source: SourceCriterion | None = Field(
+        default=None,
+        description="Whom to count separately, by exactly one criterion (more than one is the error finding "
+        "traefik-source-criterion). Optional: unset, each client address is counted on its own.",
+    )
 
 
 class GatewayResources(Model):
-    cpu: CpuField = Cpu(1000, "1")
-    memory: MemoryField = Memory(256 * 1024**2, "256Mi")
+    """The gateway container's CPU and memory: compose limits, and requests and limits in the Helm chart's values."""
+
+    cpu: CpuField = Field(
+        default=Cpu(1000, "1"),
+        description="The gateway's CPU. Default 1 core: Traefik terminates TLS for every route.",
+    )
+    memory: MemoryField = Field(
+        default=Memory(256 * 1024**2, "256Mi"),
+        description="The gateway's memory. Default 256Mi.",
+    )
 
 
 class Gateway(Model):
-    domain: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253)
-    acme_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    http3: bool = False
-    dashboard: bool = False
-    provider: Literal["file", "docker"] = "file"
-    rate_limit: RateLimit = RateLimit(average=100, burst=50, period=Duration(1000, "1s"))
-    resources: GatewayResources = GatewayResources()
+    """The Traefik v3 gateway in front of the routed services."""
+
+    domain: str = Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length=253,
+        description="The public DNS name of the routes that give only a path_prefix (lowercase labels joined by dots, at "
+        "most 253 characters). Required. The dashboard, when enabled, is at traefik.<domain>.",
+    )
+    acme_email: str | None = Field(
+        default=None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="The e-mail address of the Let's Encrypt account that issues the certificates. Default none: you "
+        "provide the certificates (Traefik serves its self-signed one until then).",
+    )
+    http3: bool = Field(
+        default=False,
+        description="HTTP/3 on the TLS entrypoint, publishing 443/udp. Default false.",
+    )
+    dashboard: bool = Field(
+        default=False,
+        description="Traefik's dashboard at traefik.<domain>, always behind basic auth whose users come from a secret "
+        "file msgen never writes. Default false.",
+    )
+    provider: Literal["file", "docker"] = Field(
+        default="file",
+        description="Where Traefik reads the routes from. file (default): a generated file. docker (compose only): the "
+        "containers' labels, with the docker socket mounted read-only into the gateway (warning compose-docker-socket).",
+    )
+    rate_limit: RateLimit = Field(
+        default=RateLimit(average=100, burst=50, period=Duration(1000, "1s")),
+        description="The rate limit of every routed service; a service's rate_limit overrides it field by field. "
+        "Default {average: 100, burst: 50, period: 1s}.",
+    )
+    resources: GatewayResources = Field(
+        default=GatewayResources(),
+        description="The gateway container's CPU and memory. Default {cpu: 1, memory: 256Mi}.",
+    )
 
 
 class Route(Model):
-    path_prefix: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
-    host: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-    budget: DurationField | None = None
+    """How the gateway reaches a service from outside: path_prefix, host, or both."""
+
+    path_prefix: str | None = Field(
+        default=None,
+        pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$",
+        description="Requests whose path starts with this go to the service (a URL path starting with /), on "
+        "gateway.domain unless host is given. A route needs path_prefix, host, or both.",
+    )
+    host: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        description="The DNS name the route answers on instead of gateway.domain (lowercase labels joined by dots). "
+        "A route needs path_prefix, host, or both.",
+    )
+    budget: DurationField | None = Field(
+        default=None,
+        description="The p99 budget of requests entering here. Optional: unset, policy.latency_budget applies.",
+    )
 
     @model_validator(mode="after")
     def _needs_a_match(self) -> Route:
@@ -86,38 +216,114 @@ class Route(Model):
 
 
 class Health(Model):
-    path: str = Field(default="/health", pattern=r"^/\S*$")
-    initial_delay: DurationField = Duration(5000, "5s")
-    period: DurationField = Duration(10000, "10s")
-    timeout: DurationField = Duration(3000, "3s")
-    command: list[str] | None = Field(default=None, min_length=1)
+    """The service's health check: compose's healthcheck, the gateway's health check and the Kubernetes probes."""
+
+    path: str = Field(
+        default="/health",
+        pattern=r"^/\S*$",
+        description="The HTTP path that answers 2xx while the service is healthy (starts with /, no spaces). Default /health.",
+    )
+    initial_delay: DurationField = Field(
+        default=Duration(5000, "5s"),
+        description="How long the service may take to start before a failed check counts (compose's start period, the "
+        "Kubernetes startup probe's delay). Default 5s.",
+    )
+    period: DurationField = Field(
+        default=Duration(10000, "10s"),
+        description="The time between two checks. Default 10s.",
+    )
+    timeout: DurationField = Field(
+        default=Duration(3000, "3s"),
+        description="How long one check may take before it counts as failed. Default 3s.",
+    )
+    command: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="A command that replaces compose's HTTP healthcheck (for images without curl or wget), at least one "
+        "string: a list starting with CMD, CMD-SHELL or NONE is compose's own form, one string is a shell command line, "
+        "several strings are a command and its arguments. NONE disables the check (warning compose-no-healthcheck). "
+        "Default none: curl, else wget, on path.",
+    )
 
 
 class Metrics(Model):
-    path: str = Field(default="/metrics", pattern=r"^/\S*$")
-    port: int | None = Field(default=None, ge=1, le=65535)
+    """Where Prometheus scrapes the service's metrics."""
+
+    path: str = Field(
+        default="/metrics",
+        pattern=r"^/\S*$",
+        description="The HTTP path of the metrics in Prometheus' text format (starts with /, no spaces). Default /metrics.",
+    )
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="The port the metrics are served on, 1..65535. Default: the service's port.",
+    )
 
 
 class Amount(Model):
-    cpu: CpuField
-    memory: MemoryField
+    """A CPU and memory amount, both given."""
+
+    cpu: CpuField = Field(description="CPU in cores (0.5, 2) or millicores (250m), greater than 0. Required.")
+    memory: MemoryField = Field(description="Memory, e.g. 256Mi. Required.")
 
 
 class PartialAmount(Model):
-    cpu: CpuField | None = None
-    memory: MemoryField | None = None
+    """A CPU and memory amount in which each value may be left to msgen's default."""
+
+    cpu: CpuField | None = Field(
+        default=None,
+        description="CPU in cores (0.5, 2) or millicores (250m), greater than 0. Optional: unset, 100m as a request and 500m as a limit.",
+    )
+    memory: MemoryField | None = Field(
+        default=None,
+        description="Memory, e.g. 256Mi. Optional: unset, 128Mi as a request and 256Mi as a limit.",
+    )
 
 
 class Resources(Model):
-    requests: PartialAmount = PartialAmount()
-    limits: PartialAmount = PartialAmount()
+    """A service container's CPU and memory; each of the four values defaults on its own."""
+
+    requests: PartialAmount = Field(
+        default=PartialAmount(),
+        description="What each replica is guaranteed: Kubernetes requests, compose reservations; the capacity checks "
+        "add them up. Default {cpu: 100m, memory: 128Mi}.",
+    )
+    limits: PartialAmount = Field(
+        default=PartialAmount(),
+        description="The most each replica may use: Kubernetes and compose limits. Default {cpu: 500m, memory: 256Mi}. "
+        "A request above its limit is an error finding.",
+    )
 
 
 class CircuitBreaker(Model):
-    failure_ratio: float | None = Field(default=None, gt=0, le=1)
-    min_requests: int | None = Field(default=None, ge=1)
-    open_for: DurationField = Duration(10000, "10s")
-    expression: str | None = Field(default=None, min_length=1)
+    """The gateway's circuit breaker in front of a routed service: failure_ratio (with min_requests) or expression."""
+
+    failure_ratio: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Open the breaker when failures / requests reach this share, 0 < ratio <= 1; a failure is a "
+        "network error or a 5xx answer. Give either failure_ratio or expression.",
+    )
+    min_requests: int | None = Field(
+        default=None,
+        ge=1,
+        description="With failure_ratio only: the requests needed before the ratio counts, an integer >= 1. Traefik "
+        "has no request count, so the rendered breaker keeps the ratio and drops this (msgen plan says so). Optional.",
+    )
+    open_for: DurationField = Field(
+        default=Duration(10000, "10s"),
+        description="How long the open breaker answers 503 without calling the service (Traefik's fallbackDuration); "
+        "traffic then ramps back over min(open_for, 10s). Default 10s.",
+    )
+    expression: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A breaker condition in Traefik's own language, e.g. NetworkErrorRatio() > 0.30, instead of "
+        "failure_ratio; its grammar is checked (error finding traefik-breaker-expression).",
+    )
 
     @model_validator(mode="after")
     def _ratio_or_expression(self) -> CircuitBreaker:
@@ -129,35 +335,122 @@ class CircuitBreaker(Model):
 
 
 class Retry(Model):
-    attempts: int = Field(ge=0)
-    initial_interval: DurationField = Duration(100, "100ms")
+    """How callers, the gateway included, retry a call to this service."""
+
+    attempts: int = Field(
+        ge=0,
+        description="The number of tries of one call, the first included (2 = one retry), an integer >= 0; 0 counts as "
+        "one try and gives a routed service no retry at the gateway (warning traefik-retry-attempts). Required.",
+    )
+    initial_interval: DurationField = Field(
+        default=Duration(100, "100ms"),
+        description="The wait before the first retry; later waits grow exponentially. Default 100ms.",
+    )
 
 
 class Latency(Model):
-    p99: DurationField = Duration(10, "10ms")
+    """The service's own processing time, without the calls it makes."""
+
+    p99: DurationField = Field(
+        default=Duration(10, "10ms"),
+        description="The service's own processing time at the 99th percentile, without its calls. Default 10ms, an "
+        "assumption msgen plan shows as such: give the measured value.",
+    )
 
 
 class Service(Model):
-    image: str = Field(min_length=1, pattern=r"^[^\s]+$")
-    port: int = Field(ge=1, le=65535)
-    replicas: int = Field(default=2, ge=1)
-    region: Name | None = None
-    route: Route | None = None
-    health: Health = Health()
-    metrics: Metrics | None = None
-    resources: Resources = Resources()
-    rate_limit: RateLimit | None = None
-    circuit_breaker: CircuitBreaker | None = None
-    retry: Retry | None = None
-    timeout: DurationField | None = None
-    latency: Latency = Latency()
-    calls: list[Name] = []
-    parallel_calls: bool = False
-    datastore: Name | None = None
-    personal_data: bool = False
-    env: dict[EnvName, str | int | bool] = {}
-    secrets: list[EnvName] = []
-    run_as_root: bool = False
+    """One microservice: its container, how it is reached, what it calls and what it owns."""
+
+    image: str = Field(
+        min_length=1,
+        pattern=r"^[^\s]+$",
+        description="The container image with an explicit tag or an @sha256: digest, no spaces. Required. An untagged "
+        "image or :latest is the error finding image-latest.",
+    )
+    port: int = Field(ge=1, le=65535, description="The port the service listens on, 1..65535. Required.")
+    replicas: int = Field(
+        default=2,
+        ge=1,
+        description="How many instances run, an integer >= 1. Default 2: one can fail or be replaced while the other "
+        "serves (a routed service with 1 is the warning ha-replicas).",
+    )
+    region: Name | None = Field(
+        default=None,
+        description="The declared region the service runs in. Default: the only region; required when several are declared.",
+    )
+    route: Route | None = Field(
+        default=None,
+        description="How the gateway reaches the service from outside. Default none: internal only.",
+    )
+    health: Health = Field(
+        default=Health(),
+        description="The health check. Default {path: /health, initial_delay: 5s, period: 10s, timeout: 3s}.",
+    )
+    metrics: Metrics | None = Field(
+        default=None,
+        description="Where Prometheus scrapes the service. Default none: not scraped (info finding "
+        "observability-no-metrics; a routed service is still seen through the gateway's metrics).",
+    )
+    resources: Resources = Field(
+        default=Resources(),
+        description="CPU and memory of each replica. Default requests {cpu: 100m, memory: 128Mi}, limits {cpu: 500m, "
+        "memory: 256Mi}, each value on its own.",
+    )
+    rate_limit: RateLimit | None = Field(
+        default=None,
+        description="The gateway's rate limit for this routed service; the fields left unset come from gateway.rate_limit. "
+        "Default none: the gateway's.",
+    )
+    circuit_breaker: CircuitBreaker | None = Field(
+        default=None,
+        description="The gateway's circuit breaker in front of this routed service. Default none.",
+    )
+    retry: Retry | None = Field(
+        default=None,
+        description="How callers, the gateway included, retry calls to this service. Default none: one try.",
+    )
+    timeout: DurationField | None = Field(
+        default=None,
+        description="How long the service waits for each call it makes. Default none: no timeout is checked. Shorter "
+        "than a callee's round trip plus cost is the warning timeout-short.",
+    )
+    latency: Latency = Field(
+        default=Latency(),
+        description="The service's own processing time. Default {p99: 10ms}.",
+    )
+    calls: list[Name] = Field(
+        default=[],
+        description="The services it calls synchronously, each named once. No self-calls and no cycles (load errors). Default [].",
+    )
+    parallel_calls: bool = Field(
+        default=False,
+        description="true: the calls are made at once and only the slowest counts for latency. Default false: one "
+        "after another, their latencies summed.",
+    )
+    datastore: Name | None = Field(
+        default=None,
+        description="The one datastore the service owns (a database per service; two owners of one datastore is the "
+        "error finding datastore-shared). Default none.",
+    )
+    personal_data: bool = Field(
+        default=False,
+        description="The service handles personal data: its region and its datastore's must be in policy.personal_data_in. Default false.",
+    )
+    env: dict[EnvName, str | int | bool] = Field(
+        default={},
+        description="Plain environment variables: name -> string, integer or boolean; names are letters, digits and '_', "
+        "not starting with a digit. Default {}. A value that looks like a credential is the error finding "
+        "env-credential: use secrets.",
+    )
+    secrets: list[EnvName] = Field(
+        default=[],
+        description="Names of secret files mounted at /run/secrets/<NAME>, each named once; the values never enter the "
+        "blueprint or the output. Default [].",
+    )
+    run_as_root: bool = Field(
+        default=False,
+        description="Keep the container's root user and its capabilities. Default false (true is the warning run-as-root).",
+    )
 
     @field_validator("calls", "secrets")
     @classmethod
@@ -169,14 +462,43 @@ class Service(Model):
 
 
 class Datastore(Model):
-    engine: Literal["mysql", "mariadb", "postgres", "redis"]
-    version: VersionText
-    memory: MemoryField = Memory(1024**3, "1Gi")
-    cpu: CpuField = Cpu(1000, "1")
-    storage: MemoryField = Memory(10 * 1024**3, "10Gi")
-    max_connections: int | None = Field(default=None, ge=1, le=100_000)
-    role: Literal["cache", "store"] | None = None
-    host: Name | None = None
+    """A database or cache owned by one service, tuned from its limits and its host's storage."""
+
+    engine: Literal["mysql", "mariadb", "postgres", "redis"] = Field(description="The server. Required.")
+    version: VersionText = Field(
+        description='The release line as a quoted string: mysql "8.0" or "8.4", mariadb "10.11" or "11.4", postgres '
+        '"14" to "17", redis "7"; a patch version such as "8.0.40" pins the image. Required.'
+    )
+    memory: MemoryField = Field(
+        default=Memory(1024**3, "1Gi"),
+        description="The container's memory limit; every tuned size is computed from it. Default 1Gi.",
+    )
+    cpu: CpuField = Field(
+        default=Cpu(1000, "1"),
+        description="The container's CPU limit; it bounds MySQL's buffer pool instances and gives PostgreSQL parallel "
+        "workers from 4 cores on. Default 1 core.",
+    )
+    storage: MemoryField = Field(
+        default=Memory(10 * 1024**3, "10Gi"),
+        description="The size of the data volume. Default 10Gi.",
+    )
+    max_connections: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="The connection limit, 1..100000. Default: the server's own, 151 for MySQL and MariaDB, 100 for "
+        "PostgreSQL, 10000 for Redis. MySQL's and MariaDB's per-connection buffers are sized to fit it.",
+    )
+    role: Literal["cache", "store"] | None = Field(
+        default=None,
+        description="Redis only. cache: may evict (maxmemory 85% of memory, allkeys-lru, no persistence); store: keeps "
+        "its data (maxmemory 50% of memory, noeviction, append-only file and snapshots). Default store.",
+    )
+    host: Name | None = Field(
+        default=None,
+        description="The declared host it runs on: its storage class tunes the engine and its region is the datastore's "
+        "region. Default none: tuned for the compose host, else the slowest host, else ssd; the region is the owner's.",
+    )
 
     @model_validator(mode="after")
     def _version_and_role(self) -> Datastore:
@@ -189,25 +511,66 @@ class Datastore(Model):
 
 
 class Prometheus(Model):
-    scrape_interval: DurationField = Duration(15000, "15s")
-    scrape_timeout: DurationField | None = None
-    retention: DurationField = Duration(15 * 86_400_000, "15d")
-    operator: bool = False
+    """The Prometheus server that scrapes the platform and evaluates its alerts."""
+
+    scrape_interval: DurationField = Field(
+        default=Duration(15000, "15s"),
+        description="How often every target is scraped; also how often the rules are evaluated. Default 15s.",
+    )
+    scrape_timeout: DurationField | None = Field(
+        default=None,
+        description="How long one scrape may take, at most scrape_interval (longer is the error finding "
+        "prometheus-timeout). Default: Prometheus' 10s, lowered to the interval when that is shorter.",
+    )
+    retention: DurationField = Field(
+        default=Duration(15 * 86_400_000, "15d"),
+        description="How long Prometheus, and Loki when enabled, keep their data. Default 15d.",
+    )
+    operator: bool = Field(
+        default=False,
+        description="On Kubernetes: PodMonitors and a PrometheusRule for the Prometheus Operator instead of ConfigMaps. Default false.",
+    )
 
 
 class Observability(Model):
-    prometheus: Prometheus | None = Prometheus()
-    grafana: bool = False
-    loki: bool = False
-    alerts: bool = True
+    """Monitoring: Prometheus, Grafana, Loki and the alert rules."""
+
+    prometheus: Prometheus | None = Field(
+        default=Prometheus(),
+        description="The Prometheus server; null turns it off. Default {scrape_interval: 15s, retention: 15d}.",
+    )
+    grafana: bool = Field(
+        default=False,
+        description="Grafana with provisioned data sources and dashboards (the admin password from a secret file). Default false.",
+    )
+    loki: bool = Field(default=False, description="Loki for logs, with Alloy shipping the containers' logs. Default false.")
+    alerts: bool = Field(default=True, description="Alert rules for targets, routes, datastores and memory. Default true.")
 
 
 class Kubernetes(Model):
-    namespace: Name | None = None
-    version: VersionText
-    anti_affinity: Literal["required", "preferred"] = "required"
-    image_pull_secret: Name | None = None
-    gateway_namespace: Name = "traefik"
+    """The Kubernetes target: the hosts are the cluster's nodes."""
+
+    namespace: Name | None = Field(
+        default=None,
+        description="The namespace of the services and datastores. Default: the project's name.",
+    )
+    version: VersionText = Field(
+        description='The cluster\'s Kubernetes minor version as a quoted string, "1.25" to "1.37"; the objects are '
+        "checked against that version's schema. Required."
+    )
+    anti_affinity: Literal["required", "preferred"] = Field(
+        default="required",
+        description="required: never two replicas of one service on one node; preferred: spread them when possible. "
+        "Default required, so that losing a node loses at most one replica.",
+    )
+    image_pull_secret: Name | None = Field(
+        default=None,
+        description="The Secret the pods pull their images with. Default none.",
+    )
+    gateway_namespace: Name = Field(
+        default="traefik",
+        description="The namespace Traefik runs in (installed from its Helm chart). Default traefik.",
+    )
 
     @field_validator("version")
     @classmethod
@@ -220,31 +583,94 @@ class Kubernetes(Model):
 
 
 class Compose(Model):
-    host: Name | None = None
+    """The single-host docker-compose target."""
+
+    host: Name | None = Field(
+        default=None,
+        description="The declared host that runs the stack; its memory and vCPUs bound the capacity checks. Default: the "
+        "first host; required when several hosts are declared.",
+    )
 
 
 class Suppression(Model):
-    id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
-    at: str = Field(min_length=1)
-    reason: str = Field(min_length=1)
+    """Silences one finding at one place."""
+
+    id: str = Field(
+        pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$",
+        description="The id of the finding to silence (lowercase words joined by '-'), e.g. run-as-root. Required.",
+    )
+    at: str = Field(
+        min_length=1,
+        description="The finding's key path as validate prints it, e.g. services.payment.image. Required.",
+    )
+    reason: str = Field(
+        min_length=1,
+        description="Why the finding does not apply here; validate shows it. Required.",
+    )
 
 
 class Blueprint(Model):
-    version: Literal[1]
-    project: Name
-    description: str | None = None
-    regions: dict[Name, Region] = {}
-    rtt_ms: dict[str, float] = {}
-    hosts: list[Host] = []
-    policy: Policy = Policy()
-    gateway: Gateway | None = None
-    services: dict[Name, Service] = Field(min_length=1)
-    datastores: dict[Name, Datastore] = {}
-    observability: Observability | None = None
-    kubernetes: Kubernetes | None = None
-    compose: Compose | None = None
-    environments: dict[Name, dict] = {}
-    suppress: list[Suppression] = []
+    """The whole platform in one file."""
+
+    version: Literal[1] = Field(description="The blueprint format's version; only 1. Required.")
+    project: Name = Field(
+        description="The platform's name: the compose project name, the app.kubernetes.io/part-of label and the default "
+        "Kubernetes namespace. Required."
+    )
+    description: str | None = Field(default=None, description="Free text about the platform. Optional.")
+    regions: dict[Name, Region] = Field(
+        default={},
+        description="Where things run: region name -> its jurisdiction. Default {}.",
+    )
+    rtt_ms: dict[str, float] = Field(
+        default={},
+        description="Round-trip times in milliseconds between two declared regions, keyed 'region-a/region-b' (the same "
+        "as 'region-b/region-a'), each greater than 0. A call within one region counts 2 ms; a call between regions "
+        "whose pair is not declared is a load error. Default {}.",
+    )
+    hosts: list[Host] = Field(
+        default=[],
+        description="The machines: the compose host and the Kubernetes nodes. Default []: capacity is not checked.",
+    )
+    policy: Policy = Field(
+        default=Policy(),
+        description="The architecture rules: latency budget, residency, retry amplification. Default: the policy's defaults.",
+    )
+    gateway: Gateway | None = Field(
+        default=None,
+        description="The Traefik gateway. Default none; required when a service has a route.",
+    )
+    services: dict[Name, Service] = Field(
+        min_length=1,
+        description="The microservices: name -> service, at least one. Required.",
+    )
+    datastores: dict[Name, Datastore] = Field(
+        default={},
+        description="Databases and caches: name -> datastore, each owned by one service. Default {}.",
+    )
+    observability: Observability | None = Field(
+        default=None,
+        description="Monitoring. Default none: no monitoring output.",
+    )
+    kubernetes: Kubernetes | None = Field(
+        default=None,
+        description="The Kubernetes target. Default none: no Kubernetes output.",
+    )
+    compose: Compose | None = Field(
+        default=None,
+        description="The docker-compose target. Default none: no compose output.",
+    )
+    environments: dict[Name, dict] = Field(
+        default={},
+        description="Overlays for --env NAME: name -> a partial blueprint merged over this one (maps key by key; lists "
+        "and scalars replace). An overlay may not set version or environments, nor name a service or datastore the base "
+        "lacks; every overlay is validated on every run. Default {}.",
+    )
+    suppress: list[Suppression] = Field(
+        default=[],
+        description="Findings silenced at one place each; an entry that matches no finding is the info finding "
+        "suppress-unused. Default [].",
+    )
 
     @field_validator("rtt_ms")
     @classmethod
