@@ -19,7 +19,7 @@ demo: $(STAMP)
 	@echo "--- what msgen wrote into demo-out/:"
 	@cd demo-out && find . -type f -not -path './blueprint-dir/*' | sort
 
-# the real programs the tests run (REAL_TOOLS.md): Debian packages when root, else say what to install
+# the real programs the tests run: Debian packages when root, else say what to install
 tools:
 	@bash scripts/install-tools.sh
 

@@ -282,7 +282,7 @@ def image(key: str) -> str:
     return IMAGES[key].ref()
 
 
-# D's observability target asks under this name
+# the observability target asks under this name
 image_ref = image
 
 

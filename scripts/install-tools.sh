@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages whose programs prove msgen's output (REAL_TOOLS.md).
+# Installs the Debian packages whose programs prove msgen's output.
 # As root it installs what is missing; otherwise it names what to install.
 set -euo pipefail
 packages=(mariadb-server postgresql redis-server prometheus prometheus-mysqld-exporter

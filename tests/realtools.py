@@ -1,4 +1,4 @@
-"""Finding and running the real programs that consume msgen's output (REAL_TOOLS.md).
+"""Finding and running the real programs that consume msgen's output.
 
 A test that needs a missing tool fails under CI=true; elsewhere it skips with the reason.
 Every port is chosen free at run time on 127.0.0.1, and every process a test starts is

@@ -9,13 +9,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from msgen.checks import architecture
+from msgen.checks.capacity import Inspector, compose_memory_bytes, node_allocatable, os_reserve, quantity
 from msgen.cli import app
-from msgen.findings import locate
-from msgen.model.load import load_blueprint
-from msgen.plan import build_plan
-from msgen.plan.capacity import compose_memory_bytes, node_allocatable, os_reserve, quantity
-from msgen.targets.compose import compose_document
+from msgen.targets.compose import COMPOSE_FILE
+from msgen.views import placed_capacity
+from tests.rendering import render_in_memory
 
 MI, GI = 1024**2, 1024**3
 
@@ -39,11 +37,19 @@ def write(tmp_path: Path, services: dict, hosts: list[dict], **top) -> Path:
     return path
 
 
+def placed(path: Path):
+    """The blueprint rendered in memory, and what its compose and Kubernetes files place on the hosts."""
+    rendered = render_in_memory(path)
+    inspector = Inspector(rendered.plan)
+    for built in rendered.artifacts:
+        inspector.read(built)
+    return rendered, inspector.capacity()
+
+
 def capacity(path: Path):
-    loaded = load_blueprint(path)
-    plan = build_plan(loaded.blueprint)
-    found = [*architecture.capacity_findings(plan), *architecture.availability_findings(plan)]
-    return plan, locate(found, loaded.source)
+    """What the files place on the hosts, and the capacity and availability findings `msgen validate` reports."""
+    rendered, placement = placed(path)
+    return placement, [f for f in rendered.findings if f.id.startswith(("capacity-", "ha-"))]
 
 
 def failing(found) -> list[str]:
@@ -65,8 +71,8 @@ def test_units():
 def test_compose_memory_at_the_edge_small_host(tmp_path, memory, fails):
     # 4Gi host: the OS keeps 512Mi (10% would be less), 3584Mi is left for the one container
     path = write(tmp_path, {"api": svc(memory=memory, request_memory="128Mi", replicas=1)}, [host()], compose={"host": "box-1"})
-    plan, found = capacity(path)
-    assert plan.capacity.compose.memory_used == int(memory[:-2]) * MI
+    placement, found = capacity(path)
+    assert placement.compose.memory_used == int(memory[:-2]) * MI
     assert failing(found) == (["capacity-memory"] if fails else [])
     if fails:
         item = next(f for f in found if f.id == "capacity-memory")
@@ -96,21 +102,23 @@ def test_compose_memory_counts_replicas(tmp_path):
 @pytest.mark.parametrize(("replicas", "fails"), [(2, False), (3, True)])
 def test_compose_cpu_reservations_at_the_edge(tmp_path, replicas, fails):
     path = write(tmp_path, {"api": svc(cpu="1000m", request_cpu="1000m", replicas=replicas)}, [host(vcpu=2)], compose={})
-    plan, found = capacity(path)
-    assert plan.capacity.compose.cpu_reserved_m == replicas * 1000
+    placement, found = capacity(path)
+    assert placement.compose.cpu_reserved_m == replicas * 1000
     assert failing(found) == (["capacity-cpu"] if fails else [])
     # limits of 3 x 1 CPU on 2 vCPUs: overcommit, reported but never failing
     assert ("capacity-cpu-overcommit" in [f.id for f in found]) == fails
 
 
 def test_compose_counts_every_container_of_the_compose_file(reference_blueprint):
-    plan = build_plan(load_blueprint(reference_blueprint).blueprint)
-    loads = {load.name: load for load in plan.capacity.compose.loads}
-    assert set(loads) == set(compose_document(plan)["services"])
+    rendered, placement = placed(reference_blueprint)
+    loads = {load.name: load for load in placement.compose.loads}
+    assert set(loads) == set(rendered.files[COMPOSE_FILE].document()["services"])
     # services 3x256 + 2x256 + 2x256, datastores 4096 + 2048 + 512, gateway 512,
     # prometheus 1024, grafana 256, loki 512, alloy 256, three exporters 3x64 (MiB)
-    assert plan.capacity.compose.memory_used == (768 + 512 + 512 + 4096 + 2048 + 512 + 512 + 1024 + 256 + 512 + 256 + 192) * MI
-    assert plan.capacity.compose.cpu_reserved_m == 3 * 250 + 2 * 100 + 2 * 100  # datastores' cpu is a limit
+    assert placement.compose.memory_used == (768 + 512 + 512 + 4096 + 2048 + 512 + 512 + 1024 + 256 + 512 + 256 + 192) * MI
+    assert placement.compose.cpu_reserved_m == 3 * 250 + 2 * 100 + 2 * 100  # datastores' cpu is a limit
+    # `msgen plan` shows the same placement as the checks count
+    assert placed_capacity(rendered.plan) == placement
 
 
 def test_service_outside_the_compose_hosts_region(tmp_path):
@@ -148,20 +156,20 @@ def kube(tmp_path: Path, services: dict, hosts: list[dict]) -> tuple:
 def test_kubernetes_memory_requests_at_the_edge(tmp_path, request_memory, fails):
     # each 4Gi node offers 4096 - 512 (OS) - 100 (eviction) = 3484Mi: two nodes 6968Mi = 4 x 1742Mi
     services = {"api": svc(memory="2Gi", request_memory=request_memory, replicas=4)}
-    plan, found = kube(tmp_path, services, [host("n1"), host("n2")])
-    assert plan.capacity.kubernetes.usable_memory == 2 * 3484 * MI
+    placement, found = kube(tmp_path, services, [host("n1"), host("n2")])
+    assert placement.kubernetes.usable_memory == 2 * 3484 * MI
     assert failing(found) == (["capacity-kubernetes-memory"] if fails else [])
 
 
 @pytest.mark.parametrize(("replicas", "fails"), [(19, False), (20, True)])
 def test_kubernetes_cpu_requests_at_the_edge(tmp_path, replicas, fails):
     # two 2-vCPU nodes keep 100m each for the kubelet: 3800m for 200m pods
-    plan, found = kube(
+    placement, found = kube(
         tmp_path,
         {"api": svc(cpu="200m", request_cpu="200m", request_memory="64Mi", memory="64Mi", replicas=replicas)},
         [host("n1"), host("n2")],
     )
-    assert plan.capacity.kubernetes.cpu_reserved_m == replicas * 200
+    assert placement.kubernetes.cpu_reserved_m == replicas * 200
     assert failing(found) == (["capacity-kubernetes-cpu"] if fails else [])
 
 
@@ -172,8 +180,8 @@ def test_kubernetes_pod_larger_than_any_node(tmp_path):
 
 
 def test_kubernetes_counts_datastores_and_the_gateway(reference_blueprint):
-    plan = build_plan(load_blueprint(reference_blueprint).blueprint)
-    names = {load.name for load in plan.capacity.kubernetes.loads}
+    _, placement = placed(reference_blueprint)
+    names = {load.name for load in placement.kubernetes.loads}
     assert {
         "deployment/payment",
         "statefulset/payment-db",

@@ -113,7 +113,7 @@ def test_compose_parses_arbitrary_env_values_back(binary, tmp_path_factory, env)
 
 
 def test_document_is_what_compose_reads(binary, outputs):
-    """compose_document (F's capacity check reads limits from it) matches the loaded file."""
+    """compose_document (the capacity check reads limits from it) matches the loaded file."""
     from msgen import api
 
     folder = outputs[("every-engine", None)]

@@ -1,4 +1,4 @@
-"""The rendered datastore configs boot the real servers (REAL_TOOLS.md): MariaDB 10.11,
+"""The rendered datastore configs boot the real servers: MariaDB 10.11,
 PostgreSQL 15 and Redis 7 start with them as their non-root users, in temp dirs, on free
 loopback ports, and report exactly the values the plan derived."""
 

@@ -4,9 +4,9 @@ the client's models), placement and rollout, NetworkPolicy reachability, the kus
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
-import re
 from pathlib import Path
 
 import pytest

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from msgen.checks import CheckContext, architecture
+from msgen.checks import architecture
 from msgen.cli import app
 from msgen.errors import BlueprintError
 from msgen.findings import locate
@@ -38,10 +38,9 @@ def write(tmp_path: Path, services: dict, **top) -> Path:
 def analyse(path: Path):
     loaded = load_blueprint(path)
     plan = build_plan(loaded.blueprint)
-    context = CheckContext(loaded.blueprint, plan, loaded.source, {})
     found = [f for f in architecture.latency_findings(plan) if f.severity != "info"]
     found += list(architecture.retry_findings(plan)) + list(architecture.timeout_findings(plan))
-    return plan, locate(found, context.source)
+    return plan, locate(found, loaded.source)
 
 
 def ids(found) -> list[str]:

@@ -1,4 +1,4 @@
-"""The loader and the load errors: every bad blueprint gives CHECKS.md's exit code, the
+"""The loader and the load errors: every bad blueprint gives exit code 2, the
 line and column of the place to fix, its key path, no traceback, and writes nothing."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Observability: jobs, alerts, checks, and the files no real program can load here.
 
-Grafana, Loki and Alloy cannot be installed on these machines (REAL_TOOLS.md), and Debian's
+Grafana, Loki and Alloy cannot be installed on these machines, and Debian's
 promtool rejects kubernetes_sd_configs: those files are checked structurally, the
 Kubernetes relabeling by applying Prometheus' relabel rules to sample pods.
 """
@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from msgen.api import analyse
-from msgen.checks import CheckContext
-from msgen.checks import observability as checks
 from msgen.plan.kubernetes import SCRAPE_LABEL
-from msgen.targets import Artifact
+from msgen.targets import Built
 from msgen.targets import observability as target
+from msgen.verify import observability as verifier
+from tests.rendering import edited, render_in_memory, verification
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "blueprints" / "reference.yaml"
@@ -28,15 +27,15 @@ REFERENCE = ROOT / "blueprints" / "reference.yaml"
 
 @pytest.fixture(scope="module")
 def reference():
-    return analyse(REFERENCE)
+    return render_in_memory(REFERENCE)
 
 
-def files(analysis) -> dict[str, str]:
-    return {artifact.path: artifact.text for artifact in analysis.artifacts}
+def files(rendered) -> dict[str, str]:
+    return {built.path: built.text for built in rendered.artifacts}
 
 
 def variant(write_blueprint, change) -> object:
-    """The reference blueprint with `change(dict)` applied, analysed."""
+    """The reference blueprint with `change(dict)` applied, rendered in memory."""
     # ruamel reads YAML 1.2, like msgen: `NO` stays Norway, not false
     from io import StringIO
 
@@ -46,7 +45,7 @@ def variant(write_blueprint, change) -> object:
     change(data)
     text = StringIO()
     YAML(typ="safe").dump(data, text)
-    return analyse(write_blueprint(text.getvalue()))
+    return render_in_memory(write_blueprint(text.getvalue()))
 
 
 def ids(analysis) -> list[str]:
@@ -103,6 +102,8 @@ def test_rendered_prometheus_config(reference):
     assert reference.findings and all(
         item.severity == "info" for item in reference.findings if item.id.startswith(("prometheus-", "observability-"))
     )
+    # and the rendered Prometheus files pass their verification
+    assert [item.id for item in verification(reference) if item.id.startswith("verify-prometheus-")] == []
 
 
 def test_latency_alert_and_dashboard_follow_the_route_budget(write_blueprint):
@@ -152,33 +153,36 @@ def test_alerts_off_writes_no_rules(write_blueprint):
 
 def test_no_observability_section_renders_nothing(write_blueprint):
     analysis = variant(write_blueprint, lambda data: data.pop("observability"))
-    assert "observability" not in analysis.targets
+    assert "observability" not in [module.NAME for module in analysis.planned.targets]
+    assert analysis.files  # other targets still render
     assert not any(a.path.startswith(("prometheus/", "grafana/", "loki/", "kubernetes/observability/")) for a in analysis.artifacts)
 
 
-def _context(reference, path: str, text: str) -> CheckContext:
-    artifacts = {a.path: a for a in reference.artifacts}
-    artifacts[path] = Artifact(path, text, "observability")
-    return CheckContext(reference.loaded.blueprint, reference.plan, reference.loaded.source, artifacts)
+def _edited(reference, path: str, text: str) -> dict[str, Built]:
+    """The reference's rendered files with `path` edited by hand to `text`."""
+    rendered = dict(reference.files)
+    rendered[path] = edited(reference.files[path], text)
+    return rendered
 
 
-def test_checks_read_the_rendered_config(reference):
+def test_verification_reads_the_rendered_config(reference):
     text = files(reference)["prometheus/prometheus.yml"]
     config = yaml.safe_load(text)
     jobs = config["scrape_configs"]
     config["scrape_configs"] = [job for job in jobs if job["job_name"] != "ledger-db"] + [dict(jobs[2])]
-    found = list(checks.check(_context(reference, "prometheus/prometheus.yml", yaml.safe_dump(config))))
+    found = verification(reference, _edited(reference, "prometheus/prometheus.yml", yaml.safe_dump(config)))
     by_id = {item.id: item for item in found}
-    assert by_id["prometheus-job-duplicate"].path == "services.payment.metrics"
-    assert by_id["prometheus-unscraped"].path == "datastores.ledger-db"
-    clean = list(checks.check(_context(reference, "prometheus/prometheus.yml", text)))
-    assert not [item for item in clean if item.severity != "info"]
+    assert by_id["verify-prometheus-job-duplicate"].path == "services.payment.metrics"
+    assert by_id["verify-prometheus-unscraped"].path == "datastores.ledger-db"
+    assert by_id["verify-prometheus-job-duplicate"].severity == "error" and by_id["verify-prometheus-job-duplicate"].line > 0
+    clean = verification(reference, _edited(reference, "prometheus/prometheus.yml", text))
+    assert not [item for item in clean if item.id.startswith("verify-prometheus-")]
 
 
 def test_malformed_rule_expression_is_a_finding(reference):
     path = "prometheus/rules/gateway.yml"
     text = files(reference)[path].replace("> 0.05", "> ", 1)
-    found = [item for item in checks.check(_context(reference, path, text)) if item.id == "prometheus-rule-expression"]
+    found = [item for item in verification(reference, _edited(reference, path, text)) if item.id == "verify-prometheus-rule-expression"]
     assert len(found) == 1 and "ServiceErrorRatioHigh" in found[0].message and found[0].severity == "error"
 
 
@@ -197,7 +201,7 @@ def test_malformed_rule_expression_is_a_finding(reference):
     ],
 )
 def test_promql_structure_rejects(expr, problem):
-    assert problem in (checks.promql_problem(expr) or "")
+    assert problem in (verifier.promql_problem(expr) or "")
 
 
 def test_every_generated_expression_is_well_formed(reference):
@@ -207,7 +211,7 @@ def test_every_generated_expression_is_well_formed(reference):
         if path.endswith(".json") and path.startswith("grafana/"):
             exprs += [t["expr"] for panel in json.loads(text)["panels"] for t in panel["targets"]]
     assert len(exprs) > 20
-    assert [expr for expr in exprs if checks.promql_problem(expr) is not None] == []
+    assert [expr for expr in exprs if verifier.promql_problem(expr) is not None] == []
 
 
 def test_grafana_provisioning_structure(reference):
@@ -316,9 +320,9 @@ def test_kubernetes_config_keeps_exactly_the_labelled_metrics_ports(reference):
     assert _relabel(relabel, _pod("payment", "http", "true")) is None
     assert _relabel(relabel, _pod("ledger", "metrics", None)) is None
     assert _relabel(relabel, _pod("ledger", "metrics", "false")) is None
-    # the label name kubernetes_sd derives from E's scrape label
+    # the label name kubernetes_sd derives from the Kubernetes target's scrape label
     assert re.sub(r"[^a-zA-Z0-9_]", "_", SCRAPE_LABEL) == "msgen_dev_scrape"
-    # every workload E marks for scraping becomes a job the alerts know
+    # every workload the Kubernetes target marks for scraping becomes a job the alerts know
     marked = [
         name
         for name, w in {**reference.plan.kubernetes.services, **reference.plan.kubernetes.datastores}.items()
@@ -351,6 +355,7 @@ def test_kubernetes_custom_metrics_path(write_blueprint):
 
 def test_kubernetes_objects_pass_the_strict_schema(reference):
     import kubernetes_validate  # a runtime dependency of msgen: always installed
+
     for document in _kubernetes_documents(reference):
         kubernetes_validate.validate(document, "1.30", strict=True)
 
@@ -384,7 +389,7 @@ def test_exporters_take_credentials_from_the_secret_file(reference):
 
 
 def test_rendering_is_deterministic(reference):
-    again = analyse(REFERENCE)
+    again = render_in_memory(REFERENCE)
     assert files(again) == files(reference)
     assert replace(reference.plan.observability) == again.plan.observability
 
@@ -392,7 +397,7 @@ def test_rendering_is_deterministic(reference):
 def test_promql_shapes_are_remembered_only_for_well_formed_expressions():
     """msgen checks one expression per shape (string literals emptied): a malformed string
     changes the shape, so it is still found after a well-formed sibling was remembered."""
-    assert checks.promql_problem('up{job="a"} > 0') is None
-    assert checks.promql_problem('up{job="b"} > 0') is None
-    assert "unexpected text" in (checks.promql_problem('up{job="c} > 0') or "")
-    assert "unclosed" in (checks.promql_problem('sum(up{job="d"} > 0') or "")
+    assert verifier.promql_problem('up{job="a"} > 0') is None
+    assert verifier.promql_problem('up{job="b"} > 0') is None
+    assert "unexpected text" in (verifier.promql_problem('up{job="c} > 0') or "")
+    assert "unclosed" in (verifier.promql_problem('sum(up{job="d"} > 0') or "")

@@ -1,4 +1,4 @@
-"""The observability files proven by Debian's Prometheus 2.42 and exporters (REAL_TOOLS.md).
+"""The observability files proven by Debian's Prometheus 2.42 and exporters.
 
 - promtool accepts the compose prometheus.yml (with its rule files) and every rule file,
   and `promtool test rules` passes the rule unit tests in tests/observability/;
@@ -27,7 +27,7 @@ import pytest
 import realtools
 import yaml
 
-from msgen.api import analyse
+from tests.rendering import render_in_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_TEST = ROOT / "tests" / "observability" / "reference-rules.test.yml"
@@ -40,18 +40,18 @@ def promtool() -> Path:
 
 @pytest.fixture(scope="module")
 def reference():
-    return analyse(ROOT / "blueprints" / "reference.yaml")
+    return render_in_memory(ROOT / "blueprints" / "reference.yaml")
 
 
 @pytest.fixture(scope="module")
 def rendered(reference, tmp_path_factory) -> Path:
     """The reference blueprint's prometheus/ folder written to disk."""
     out = tmp_path_factory.mktemp("observability")
-    for artifact in reference.artifacts:
-        if artifact.path.startswith("prometheus/"):
-            path = out / artifact.path
+    for built in reference.artifacts:
+        if built.path.startswith("prometheus/"):
+            path = out / built.path
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(artifact.text, encoding="utf-8")
+            path.write_text(built.text, encoding="utf-8")
     return out / "prometheus"
 
 

@@ -1,4 +1,4 @@
-"""Datastore tuning: the rules of TUNING.md, the rendered files, the findings, and properties
+"""Datastore tuning: msgen's sizing rules, the rendered files, the findings, and properties
 over memory sizes and storage classes (the real servers are in test_datastores_real.py)."""
 
 from __future__ import annotations
@@ -8,14 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msgen.api import analyse
-from msgen.checks import CheckContext
 from msgen.checks import datastores as datastore_checks
-from msgen.datastore_variables import ABSENT, variables_for
 from msgen.model.blueprint import Blueprint
 from msgen.plan import build_plan
-from msgen.targets import Artifact
+from msgen.targets import build_each, render_targets
 from msgen.targets.datastores import config_files
+from msgen.targets.registry import applicable
 from msgen.units import GI, MI
+from msgen.verify import VerifyContext
+from msgen.verify.datastore_variables import ABSENT, variables_for
+from msgen.verify.registry import verify
+from tests.rendering import edited
 
 ENGINES = {"mysql": ("8.0", "8.4"), "mariadb": ("10.11", "11.4"), "postgres": ("14", "15", "16", "17"), "redis": ("7",)}
 
@@ -173,17 +176,27 @@ def test_redis_role_sets_policy_and_persistence():
 
 
 def _context_with(engine, version, replace_from, replace_to, **kwargs):
+    """What `--deep` reads: every file the blueprint renders, with the datastore's config edited by hand."""
     bp = blueprint(engine=engine, version=version, **kwargs)
     plan = build_plan(bp)
     store = plan.datastore("db")
-    text = config_files(plan, "db")[store.config_file]
-    assert replace_from in text
+    files = {built.path: built for built in build_each(render_targets(plan, applicable(plan)))}
     path = f"datastores/db/{store.config_file}"
-    return CheckContext(bp, plan, None, {path: Artifact(path, text.replace(replace_from, replace_to), "datastores")})
+    text = files[path].text
+    assert replace_from in text
+    files[path] = edited(files[path], text.replace(replace_from, replace_to))
+    return VerifyContext(bp, plan, files)
 
 
 def _ids(context):
-    return sorted(f.id for f in datastore_checks.check(context))
+    return sorted(f.id for f in verify(context))
+
+
+@pytest.mark.parametrize("memory", ["16Gi", "32Gi", "64Gi", "256Gi"])
+def test_large_postgres_configs_verify_clean(memory):
+    """maintenance_work_mem is capped at 2GB, which 64-bit PostgreSQL accepts (its limit is INT_MAX kB)."""
+    context = _context_with("postgres", "16", "#", "#", memory=memory, cpu=8)
+    assert _ids(context) == []
 
 
 def test_examples_have_no_datastore_findings():
@@ -194,26 +207,26 @@ def test_examples_have_no_datastore_findings():
 
 
 def test_unknown_or_foreign_options_are_findings():
-    assert _ids(_context_with("mariadb", "10.11", "innodb_log_file_size", "innodb_redo_log_capacity")) == ["datastore-option"]
+    assert _ids(_context_with("mariadb", "10.11", "innodb_log_file_size", "innodb_redo_log_capacity")) == ["verify-datastore-option"]
     assert _ids(_context_with("mysql", "8.0", "key_buffer_size = 8M", "key_buffer_size = 8M\ninnodb_dedicated_server = ON")) == [
-        "datastore-option"
+        "verify-datastore-option"
     ]
-    assert _ids(_context_with("redis", "7", "maxmemory-samples", "maxmemory-sampels")) == ["datastore-option"]
+    assert _ids(_context_with("redis", "7", "maxmemory-samples", "maxmemory-sampels")) == ["verify-datastore-option"]
 
 
 def test_out_of_range_values_are_findings():
     assert _ids(_context_with("mysql", "8.4", "innodb_flush_neighbors = 0", "innodb_flush_neighbors = 3", storage="ssd")) == [
-        "datastore-range"
+        "verify-datastore-range"
     ]
     assert _ids(_context_with("postgres", "15", "effective_io_concurrency = 200", "effective_io_concurrency = 2000", storage="ssd")) == [
-        "datastore-range"
+        "verify-datastore-range"
     ]
-    assert _ids(_context_with("redis", "7", "allkeys-lru", "allkeys-lur", extra="role: cache")) == ["datastore-range"]
+    assert _ids(_context_with("redis", "7", "allkeys-lru", "allkeys-lur", extra="role: cache")) == ["verify-datastore-range"]
 
 
 def test_misaligned_pool_is_a_finding():
     context = _context_with("mysql", "8.0", "innodb_buffer_pool_size = 3584M", "innodb_buffer_pool_size = 3600M", memory="8Gi")
-    assert _ids(context) == ["datastore-pool-alignment"]
+    assert _ids(context) == ["verify-datastore-pool-alignment"]
 
 
 # --- properties ----------------------------------------------------------------------------------
@@ -279,7 +292,8 @@ def test_every_starter_and_example_renders_all_engines():
     root = Path(__file__).resolve().parent.parent
     engines = set()
     for path in [*sorted((root / "blueprints").glob("*.yaml")), *sorted((root / "examples").glob("*/blueprint.yaml"))]:
-        analysis = analyse(path)
+        analysis = analyse(path, deep=True)  # deep: the rendered configs are verified too
         engines |= {store.engine for store in analysis.plan.datastores}
-        assert not [f for f in analysis.findings if f.id.startswith("datastore-") and f.id != "datastore-shared"], path
+        found = [f.id for f in analysis.findings if f.id.startswith(("datastore-", "verify-datastore-")) and f.id != "datastore-shared"]
+        assert not found, (path, found)
     assert engines == set(ENGINES)

@@ -1,4 +1,4 @@
-"""The blueprint, format v1 (BLUEPRINT.md is the contract): frozen, strict, no unknown keys."""
+"""The blueprint, format v1 (a contract: fields are added, never renamed or dropped): frozen, strict, no unknown keys."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Which engine and Kubernetes versions the blueprint accepts (BLUEPRINT.md)."""
+"""Which engine and Kubernetes versions the blueprint accepts."""
 
 from __future__ import annotations
 

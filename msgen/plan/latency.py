@@ -1,4 +1,4 @@
-"""Latency budgets and retry amplification over the call graph (TUNING.md, Latency).
+"""Latency budgets and retry amplification over the call graph (docs/tuning.md, Latency).
 
 cost(S) = p99(S) + for each callee C: RTT(S, C) + cost(C), summed for sequential calls and
 the maximum with `parallel_calls`. Both this and the retry products are computed by dynamic
@@ -15,7 +15,7 @@ from msgen.model.blueprint import Blueprint
 from msgen.model.references import declared_rtts, rtt_key, service_region
 from msgen.units import Duration
 
-SAME_REGION_RTT_MS = 2.0  # TUNING.md: same region defaults to 2 ms
+SAME_REGION_RTT_MS = 2.0  # same region, unless rtt_ms says otherwise
 SLOW_SHARE = 0.01  # p of "The Tail at Scale": one request in a hundred is slower than p99
 EPSILON_MS = 1e-9  # RTTs may be fractional; sums of floats must not fail a budget they meet
 

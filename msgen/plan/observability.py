@@ -21,7 +21,7 @@ PROMETHEUS_PORT = 9090
 GRAFANA_PORT = 3000
 LOKI_PORT = 3100
 GATEWAY_METRICS_PORT = GATEWAY_PORTS[GATEWAY_METRICS_ENTRYPOINT]
-# compose networks (the same names as A's compose target)
+# compose networks (the same names as the compose target's)
 MONITORING_NETWORK = "monitoring"
 DATA_NETWORK_PREFIX = "data-"
 # each exporter's default listen port (their own documented defaults)
@@ -44,7 +44,7 @@ FOR_ERRORS = Duration(300_000, "5m")
 FOR_LATENCY = Duration(600_000, "10m")
 FOR_CONNECTIONS = Duration(300_000, "5m")
 FOR_MEMORY = Duration(600_000, "10m")
-# containers the blueprint does not size: msgen's documented defaults (TUNING.md, Capacity)
+# containers the blueprint does not size: msgen's documented defaults (docs/tuning.md)
 DEFAULT_SIZES = {
     "prometheus": (
         Cpu(1000, "1"),

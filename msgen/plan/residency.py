@@ -1,4 +1,4 @@
-"""Data residency: where personal data lives, and which calls carry it out (BLUEPRINT.md, policy)."""
+"""Data residency: where personal data lives, and which calls carry it out."""
 
 from __future__ import annotations
 

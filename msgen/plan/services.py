@@ -175,7 +175,7 @@ def _plan_service(blueprint: Blueprint, name: str, datastores: dict[str, Datasto
 
 
 def _wiring(blueprint: Blueprint, service: Service, datastores: dict[str, DatastorePlan]) -> dict[str, str]:
-    """The variables of the wiring contract (BLUEPRINT.md); they win over user env of the same name."""
+    """The variables of the wiring contract (docs/blueprint.md); they win over user env of the same name."""
     wiring: dict[str, str] = {}
     if service.datastore is not None:
         store = datastores[service.datastore]
@@ -202,7 +202,7 @@ def owners_of(blueprint: Blueprint) -> dict[str, list[str]]:
 
 
 def _storage_of(blueprint: Blueprint, datastore: Datastore, compose_host: Host | None) -> Host | None:
-    """The host whose storage tunes a datastore (TUNING.md): its own, the compose host, else the slowest."""
+    """The host whose storage tunes a datastore (docs/tuning.md): its own, the compose host, else the slowest."""
     if datastore.host is not None:
         return next(host for host in blueprint.hosts if host.name == datastore.host)
     if compose_host is not None:

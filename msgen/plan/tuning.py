@@ -1,4 +1,4 @@
-"""Datastore tuning (TUNING.md): every setting derived from the datastore's limits and its
+"""Datastore tuning (docs/tuning.md): every setting derived from the datastore's limits and its
 host's storage, each with the reason shown by `msgen plan` and written beside it in the file.
 
 Sizes are computed in bytes and rounded *down* to what the server keeps unchanged, so that

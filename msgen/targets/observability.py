@@ -36,7 +36,7 @@ ALLOY_MOUNT = "/etc/alloy"
 DOCKER_LOGS = "/var/lib/docker/containers"
 GRAFANA_ADMIN_SECRET = "grafana-admin-password"
 DATASOURCE_UIDS = {"prometheus": "prometheus", "loki": "loki"}
-# the pod label E's workloads carry when they are to be scraped, and the port name
+# the pod label the Kubernetes workloads carry when they are to be scraped, and the port name
 SCRAPE_LABEL = "msgen.dev/scrape"
 METRICS_PORT_NAME = "metrics"
 TRAEFIK_POD_NAME = "traefik"  # the Traefik Helm chart's app.kubernetes.io/name
@@ -376,7 +376,7 @@ def _loki_service(observability: obs.ObservabilityPlan) -> dict:
 
 
 def _alloy_service(observability: obs.ObservabilityPlan) -> dict:
-    # reads the json-file logs of every container read-only; never the docker socket (CHECKS.md)
+    # reads the json-file logs of every container read-only; never the docker socket (root on the host)
     return _hardened(
         {
             "image": _image("alloy"),

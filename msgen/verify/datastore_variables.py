@@ -79,13 +79,16 @@ MARIADB_114 = {
     "innodb_log_file_write_through": Variable(words=("ON", "OFF")),
 }
 
+# PostgreSQL's largest kB setting on 64-bit platforms (`postgres --describe-config`: INT_MAX kB)
+MAX_KILOBYTES = 2147483647 * KI
+
 POSTGRES = {
     "listen_addresses": Variable(),
     "max_connections": Variable(1, 262_143),
     "shared_buffers": Variable(128 * KI, 1024 * GI),
     "effective_cache_size": Variable(8 * KI, 16 * 1024**4),
-    "maintenance_work_mem": Variable(MI, 2 * GI - KI),
-    "work_mem": Variable(64 * KI, 2 * GI - KI),
+    "maintenance_work_mem": Variable(MI, MAX_KILOBYTES),
+    "work_mem": Variable(64 * KI, MAX_KILOBYTES),
     "wal_buffers": Variable(32 * KI, 2 * GI),
     "min_wal_size": Variable(32 * MI, U64),
     "max_wal_size": Variable(32 * MI, U64),
