@@ -478,11 +478,7 @@ def kubernetes_artifacts(plan) -> list[Artifact]:
     if observability.operator:
         path, template, documents = f"{KUBERNETES_DIR}/monitoring.yaml", DOCUMENTS_TEMPLATE, lambda: _operator_objects(plan)
     else:
-        path, template, documents = (
-            f"{KUBERNETES_DIR}/prometheus-config.yaml",
-            "observability/config-maps.yaml.j2",
-            lambda: _config_maps(plan),
-        )
+        path, template, documents = f"{KUBERNETES_DIR}/prometheus-config.yaml", DOCUMENTS_TEMPLATE, lambda: _config_maps(plan)
     return [templated_documents(path, "kubernetes", template, {"project": plan.project}, documents)]
 
 
