@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import PurePath
+from urllib.parse import quote
 
+from msgen import __version__
 from msgen.findings import Finding
 
 
@@ -36,11 +39,6 @@ SARIF_LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 
 def findings_sarif(findings: list[Finding]) -> dict:
     """Findings as one SARIF 2.1.0 run, so code-scanning UIs show them inline in the blueprint."""
-    from pathlib import PurePath
-    from urllib.parse import quote
-
-    from msgen import __version__
-
     rule_ids = sorted({item.id for item in findings})
     index = {rule: position for position, rule in enumerate(rule_ids)}
     results = []

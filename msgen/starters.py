@@ -7,6 +7,7 @@ from pathlib import Path
 
 from msgen.errors import MsgenError
 from msgen.jinja import TEMPLATES_DIR
+from msgen.model.blueprint import Blueprint
 
 BLUEPRINTS_DIR = next(
     (path for path in (TEMPLATES_DIR.parent / "blueprints", Path(__file__).resolve().parent / "blueprints") if path.is_dir()),
@@ -16,8 +17,6 @@ SCHEMA_FILE = "msgen.schema.json"
 
 
 def schema_text() -> str:
-    from msgen.model.blueprint import Blueprint
-
     schema = Blueprint.model_json_schema()
     schema = {**schema, "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "msgen blueprint v1"}
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"

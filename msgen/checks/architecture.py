@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from msgen.findings import Finding, finding
+from msgen.model.references import declared_rtts
 from msgen.plan.latency import EPSILON_MS, attempts, describe_branch, describe_path, format_ms, rtt_ms
 
 FANOUT_PERCENT = "{:.2f}".format
@@ -121,8 +122,6 @@ def timeout_findings(plan) -> Iterator[Finding]:
 
 
 def _rtts(blueprint):
-    from msgen.model.references import declared_rtts
-
     return declared_rtts(blueprint)
 
 

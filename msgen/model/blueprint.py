@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from msgen.model.types import CpuField, DurationField, EnvName, MemoryField, Name, VersionText
+from msgen.model.versions import KUBERNETES_VERSIONS, check_engine_version
 from msgen.units import Cpu, Duration, Memory
 
 
@@ -502,8 +503,6 @@ class Datastore(Model):
 
     @model_validator(mode="after")
     def _version_and_role(self) -> Datastore:
-        from msgen.model.versions import check_engine_version
-
         check_engine_version(self.engine, self.version)
         if self.role is not None and self.engine != "redis":
             raise ValueError("role applies to redis only (cache or store)")
@@ -575,8 +574,6 @@ class Kubernetes(Model):
     @field_validator("version")
     @classmethod
     def _supported(cls, version: str) -> str:
-        from msgen.model.versions import KUBERNETES_VERSIONS
-
         if version not in KUBERNETES_VERSIONS:
             raise ValueError(f"Kubernetes {version!r} is not supported; use one of {KUBERNETES_VERSIONS[0]}..{KUBERNETES_VERSIONS[-1]}")
         return version

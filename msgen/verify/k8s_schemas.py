@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from pydantic import ValidationError
+
 # kubernetes-validate's schema files point at their shared definitions by this absolute
 # URI; pointing it at a local `$defs` lets one document compile without a retriever
 _DEFINITIONS_REF = "/api/_definitions.json#/"
@@ -83,7 +85,7 @@ def _definitions(version: str) -> dict:
 @cache
 def _validator(version: str, file_name: str):
     """The compiled strict schema of one kind, or None when the version has no such kind."""
-    import jsonschema_rs
+    import jsonschema_rs  # only `--deep` pays for importing it
 
     path = _strict_dir(version) / file_name
     if not path.is_file():
@@ -118,8 +120,6 @@ def _model_class(api_version: str, kind: str):
 
 def model_problems(document: dict) -> list[Problem] | None:
     """Every error the kubernetes client's strict model reports, or None when no model applies."""
-    from pydantic import ValidationError
-
     model = _model_class(str(document.get("apiVersion", "")), str(document.get("kind", "")))
     if model is None or not hasattr(model, "model_validate"):
         return None
