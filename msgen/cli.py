@@ -139,7 +139,7 @@ def render(
     from msgen.report import findings_text
 
     mode = api.Mode.diff if diff else api.Mode.check if check else api.Mode.write
-    request = api.RenderRequest(blueprint, output, env, tuple(target or ()), mode, strict, deep)
+    request = api.RenderRequest(blueprint, output, env=env, targets=tuple(target or ()), mode=mode, strict=strict, deep=deep)
     try:
         outcome = api.render(request)
     except MsgenError as error:

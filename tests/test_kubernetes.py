@@ -433,3 +433,22 @@ def test_plain_validate_neither_verifies_nor_imports_the_kubernetes_client():
     assert plain.returncode == 0, plain.stdout + plain.stderr
     assert "verify-" not in plain.stdout
     assert "kubernetes client imported: False" in plain.stderr
+
+
+def test_requests_above_the_default_limit_are_a_plain_finding(write_blueprint):
+    """A user can cause this one (requests.cpu 1 with the default limit 500m): plain validate reports it."""
+    path = write_blueprint(
+        """\
+        version: 1
+        project: shop
+        services:
+          web:
+            image: example/web:1.0
+            port: 8080
+            resources: {requests: {cpu: 1, memory: 64Mi}}
+        kubernetes: {version: "1.30"}
+        """
+    )
+    found = [f for f in api.analyse(path).findings if f.id == "k8s-resources"]
+    assert [(f.severity, f.path, f.line) for f in found] == [("error", "services.web.resources", 7)]
+    assert "requests 1 cpu but is limited to 500m" in found[0].message

@@ -38,6 +38,26 @@ def origin(path: str) -> tuple:
 def check(context) -> Iterator[Finding]:
     if context.plan.kubernetes is not None:
         yield from anti_affinity_findings(context.plan)
+        yield from resource_findings(context.plan)
+
+
+def resource_findings(plan) -> Iterator[Finding]:
+    """The API server refuses a pod whose requests exceed its limits (a default limit included)."""
+    for service in plan.services:
+        requests, limits = service.requests, service.limits
+        for kind, wanted, cap in (
+            ("cpu", requests.cpu.millicores, limits.cpu.millicores),
+            ("memory", requests.memory.bytes, limits.memory.bytes),
+        ):
+            if wanted > cap:
+                yield finding(
+                    "k8s-resources",
+                    "error",
+                    ("services", service.name, "resources"),
+                    f"{service.name} requests {getattr(requests, kind).text} {kind} but is limited to {getattr(limits, kind).text}: "
+                    "Kubernetes rejects a pod whose requests exceed its limits",
+                    f"raise resources.limits.{kind} or lower resources.requests.{kind}",
+                )
 
 
 class Inspector:
