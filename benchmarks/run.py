@@ -1,9 +1,9 @@
 """Time `msgen validate` and `msgen render` on generated blueprints (`make bench`).
 
 Each measurement is a whole process (interpreter start, imports, load, plan, render,
-checks, write), the median wall time of 3 runs, and the peak resident memory of the
-slowest-memory run (from wait4's rusage: the process, or its largest child, whichever is
-larger). `render` writes into a new folder every run, so every file is really written; the
+checks, write), the median wall time of 5 runs, and the peak resident memory of the
+largest run (from wait4's rusage). First come the reference starter's `validate` and
+`msgen --help` (start-up), then the generated sizes. `render` writes into a new folder every run, so every file is really written; the
 folders are removed only after all runs, because on ext4 creating files right after
 deleting thousands costs more than msgen's work (the inode allocator reads every recently
 deleted inode: +1.7 s of system time at 1000 services, seen with `perf record`). Leave a few
@@ -36,7 +36,8 @@ from generate import write_blueprint  # noqa: E402
 OUT = HERE / "out"
 MSGEN = [sys.executable, "-m", "msgen"]
 SIZES = (10, 100, 1000, 5000)
-RUNS = 3
+RUNS = 5
+REFERENCE_STARTER = HERE.parent / "blueprints" / "reference.yaml"
 
 
 def measure(command: list[str]) -> tuple[float, int, int, float]:
@@ -55,8 +56,8 @@ def measure(command: list[str]) -> tuple[float, int, int, float]:
 
 
 # two fixed pieces of Python, timed in their own process (median of 5, the cyclic collector
-# off as in msgen's CLI): a loop of arithmetic, and building and dropping 300,000 small dicts
-# (msgen's work is mostly the latter)
+# off so that the number measures the machine, not the collector): a loop of arithmetic, and
+# building and dropping 300,000 small dicts (msgen's work is mostly the latter)
 REFERENCE = """
 import gc, json, statistics, time
 gc.disable()
@@ -86,6 +87,15 @@ def machine_speed() -> dict[str, float]:
     """REFERENCE's seconds on this machine now. This virtual machine's speed varies by ~20%
     from hour to hour, so numbers from two runs compare only beside these."""
     return json.loads(subprocess.run([sys.executable, "-c", REFERENCE], capture_output=True, text=True, check=True).stdout)
+
+
+def startup() -> dict:
+    """The reference starter's `validate` and `msgen --help`: what every user waits for."""
+    result = {}
+    for name, command in (("reference validate", [*MSGEN, "validate", str(REFERENCE_STARTER)]), ("--help", [*MSGEN, "--help"])):
+        runs = [measure(command) for _ in range(RUNS)]
+        result[name] = {"median_s": round(statistics.median(run[0] for run in runs), 3), "peak_mib": max(run[1] for run in runs)}
+    return result
 
 
 def bench(count: int) -> dict:
@@ -125,7 +135,7 @@ def profile(count: int, top: int) -> None:
     target = OUT / f"profile-{count}"
     shutil.rmtree(target, ignore_errors=True)
     profiler = cProfile.Profile()
-    profiler.runcall(api.render, blueprint, target)
+    profiler.runcall(api.render, api.RenderRequest(blueprint, target))
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
 
 
@@ -141,6 +151,9 @@ def main() -> None:
     results = []
     speed = machine_speed()
     print(f"machine speed (seconds, lower is faster): arithmetic {speed['loop_s']}, objects {speed['objects_s']}")
+    start = startup()
+    for name, numbers in start.items():
+        print(f"{name}: {numbers['median_s']:.3f} s, {numbers['peak_mib']} MiB", flush=True)
     print(f"{'N':>6} {'KiB':>6} {'validate s':>11} {'MiB':>6} {'render s':>9} {'cpu s':>6} {'MiB':>6} {'again s':>8} {'files':>6} {'out MiB':>8}")
     for count in args.sizes:
         row = bench(count)
@@ -156,7 +169,7 @@ def main() -> None:
     for row in results:  # only now: see the module's docstring
         for folder in row.pop("folders"):
             shutil.rmtree(folder)
-    (OUT / "results.json").write_text(json.dumps({"machine_speed": speed, "sizes": results}, indent=2) + "\n", encoding="utf-8")
+    (OUT / "results.json").write_text(json.dumps({"machine_speed": speed, "startup": start, "sizes": results}, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

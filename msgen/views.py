@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from msgen.checks.capacity import Capacity, Inspector, capacity_table
+from msgen.checks.capacity import Capacity, Inspector
 from msgen.plan import Plan
-from msgen.plan.gateway import gateway_rows
-from msgen.plan.latency import latency_table
-from msgen.plan.observability import observability_tables
-from msgen.plan.residency import residency_table
+from msgen.plan import gateway as gw
+from msgen.plan.latency import LatencyPlan, describe_branch, format_ms
+from msgen.plan.observability import AlertRule, ObservabilityPlan, prom_duration
+from msgen.plan.residency import ResidencyPlan
 from msgen.targets import build_each, compose, kubernetes, render_targets
-from msgen.units import human_bytes
+from msgen.units import format_millicores, human_bytes
 
 
 @dataclass(frozen=True)
@@ -177,3 +177,117 @@ def placed_capacity(plan: Plan) -> Capacity:
     for built in build_each(render_targets(plan, modules)):
         inspector.read(built)
     return inspector.capacity()
+
+
+def gateway_rows(gateway: gw.GatewayPlan) -> tuple[tuple[str, ...], ...]:
+    """One row per route for `msgen plan`: rule, middleware chain and effective limits."""
+    rows = []
+    for route in gateway.routes:
+        rate = route.rate_limit
+        origins = dict(rate.origins)
+        limit = (
+            f"{rate.average}/{gw.go_duration(rate.period)} burst {rate.burst} ({origins['average']}, {origins['burst']}, {origins['period']})"
+        )
+        rows.append(
+            (route.name, route.rule, route.url, ", ".join(route.middleware_names), limit, _breaker_text(route.breaker), _retry_text(route))
+        )
+    return tuple(rows)
+
+
+def _breaker_text(breaker: gw.BreakerPlan | None) -> str:
+    if breaker is None:
+        return "-"
+    text = f"{breaker.expression}; open {gw.go_duration(breaker.open_for)}, recovery ramp {gw.go_duration(breaker.recovery)}"
+    if breaker.min_requests is not None:
+        text += f"; min_requests {breaker.min_requests} not expressible (ratio over Traefik's rolling {gw.BREAKER_WINDOW} window)"
+    return text
+
+
+def _retry_text(route: gw.RoutePlan) -> str:
+    if route.retry_attempts is None:
+        return "-"
+    return f"{route.retry_attempts} tries, from {gw.go_duration(route.retry_interval)}, on dropped connection/{'/'.join(gw.RETRY_STATUS)}, idempotent methods"
+
+
+def latency_table(latency: LatencyPlan) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """(columns, rows) for `msgen plan`: routed services, worst share of budget first."""
+    columns = ("route", "p99 total", "budget", "share", "status", "retry amplification", "heaviest branch")
+    rows = tuple(
+        (
+            route.service,
+            format_ms(route.total_ms),
+            f"{route.budget.text} ({route.budget_field})",
+            f"{route.share * 100:.0f}%",
+            f"over by {format_ms(route.over_ms)}" if route.over else "ok",
+            f"x{latency.amplification[route.service].factor}",
+            describe_branch(latency, route.service),
+        )
+        for route in latency.routes
+    )
+    return columns, rows
+
+
+def residency_table(residency: ResidencyPlan) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """(columns, rows) for `msgen plan`: every service and datastore, where it runs and the verdict."""
+    columns = ("kind", "name", "region", "from", "jurisdiction", "personal data", "verdict")
+    rows = tuple(
+        (p.kind, p.name, p.region or "-", p.region_from, p.jurisdiction or "-", "yes" if p.personal_data else "no", p.verdict)
+        for p in residency.placements
+    )
+    transfers = tuple(
+        ("call", f"{t.caller} -> {t.callee}", t.region, "callee", t.jurisdiction, "yes", "transfer outside the policy")
+        for t in residency.transfers
+    )
+    return columns, rows + transfers
+
+
+def observability_tables(observability: ObservabilityPlan | None) -> list[tuple[str, tuple[str, ...], tuple[tuple[str, ...], ...]]]:
+    """`msgen plan` tables: scrape jobs, alerts, and the monitoring containers' default sizes."""
+    if observability is None:
+        return []
+    jobs = tuple(
+        (job.name, job.kind, f"dns {job.host}:{job.port}" if job.dns_sd else job.target, job.metrics_path, job.subject)
+        for job in observability.jobs
+    )
+    timing = f"every {prom_duration(observability.scrape_interval.ms)}, timeout {prom_duration(observability.scrape_timeout.ms)}"
+    alerts = tuple(
+        (rule.alert, _about(rule), dict(rule.labels)["severity"], rule.for_, rule.expr)
+        for group in observability.rule_groups
+        for rule in group.rules
+    )
+    sizes = tuple((size.name, size.cpu.text, size.memory.text, size.why) for size in observability.sizes)
+    return [
+        (f"Scrape jobs ({timing}; retention {observability.retention})", ("job", "kind", "compose target", "path", "watches"), jobs),
+        ("Alerts", ("alert", "about", "severity", "for", "expression"), alerts),
+        ("Monitoring containers (msgen's default sizes)", ("container", "cpu limit", "memory limit", "why"), sizes),
+    ]
+
+
+def capacity_table(capacity: Capacity) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """(columns, rows) for `msgen plan`: per host (or the nodes together), what is placed and what is left."""
+    columns = ("scope", "hosts", "memory placed / usable", "memory headroom", "reserve", "CPU reserved / usable", "CPU limits / vCPUs")
+    rows = []
+    for host in (capacity.compose, capacity.kubernetes):
+        if host is None:
+            continue
+        placed = "memory limits" if host.scope == "compose" else "memory requests"
+        rows.append(
+            (
+                host.scope,
+                host.where,
+                f"{human_bytes(host.memory_used)} / {human_bytes(host.usable_memory)} ({placed})",
+                human_bytes(host.memory_headroom),
+                f"{human_bytes(host.reserve_memory)} memory, {format_millicores(host.reserve_cpu_m)} CPU"
+                if host.reserve_cpu_m
+                else f"{human_bytes(host.reserve_memory)} memory (OS: 10%, >= 512Mi)",
+                f"{format_millicores(host.cpu_reserved_m)} / {format_millicores(host.usable_cpu_m)}",
+                f"{format_millicores(host.cpu_limits_m)} / {format_millicores(host.vcpu_m)}",
+            )
+        )
+    return columns, tuple(rows)
+
+
+def _about(rule: AlertRule) -> str:
+    labels = dict(rule.labels)
+    subject = labels.get("service") or labels.get("datastore", "-")
+    return "every job" if "{{" in subject else subject

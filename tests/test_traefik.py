@@ -13,6 +13,7 @@ import yaml
 
 from msgen.checks.traefik_expression import expression_problem
 from msgen.plan import gateway as gw
+from msgen.targets import traefik
 from msgen.targets.traefik import kubernetes_artifacts
 from tests.rendering import edited, render_in_memory, verification
 
@@ -131,9 +132,9 @@ def test_docker_labels_carry_the_same_router(analysed):
     file_plan = analysed(blueprint_text()).plan
     analysis = analysed(blueprint_text("docker"))
     plan = analysis.plan
-    labels = gw.compose_labels(plan, "web")
-    assert gw.compose_labels(file_plan, "web") == {}
-    assert gw.compose_labels(plan, "worker") == {}
+    labels = traefik.compose_labels(plan, "web")
+    assert traefik.compose_labels(file_plan, "web") == {}
+    assert traefik.compose_labels(plan, "worker") == {}
     assert labels["traefik.enable"] == "true"
     assert labels["traefik.docker.network"] == "shop_edge"
     assert labels["traefik.http.routers.web.rule"] == "Host(`shop.example.com`) && PathPrefix(`/shop`)"
@@ -142,7 +143,7 @@ def test_docker_labels_carry_the_same_router(analysed):
     assert labels["traefik.http.services.web.loadbalancer.server.port"] == "8080"
     assert labels["traefik.http.middlewares.web-retry.retry.status"] == "502,504"
     # every middleware option of the file provider appears as a label, lower-cased
-    file_dynamic = gw.dynamic_config(file_plan.gateway, with_routes=True)["http"]["middlewares"]
+    file_dynamic = traefik.dynamic_config(file_plan.gateway, with_routes=True)["http"]["middlewares"]
     for name in ("web-ratelimit", "web-breaker", "web-retry"):
         for kind, options in file_dynamic[name].items():
             for key, value in options.items():
@@ -186,7 +187,7 @@ def test_kubernetes_artifacts_mirror_the_plan(analysed):
     middlewares = {doc["metadata"]["name"]: doc for docs in files.values() for doc in docs if doc.get("kind") == "Middleware"}
     for reference in spec["middlewares"]:
         assert middlewares[reference["name"]]["metadata"]["namespace"] == "shop-prod"
-    file_dynamic = gw.dynamic_config(plan.gateway, with_routes=True)["http"]["middlewares"]
+    file_dynamic = traefik.dynamic_config(plan.gateway, with_routes=True)["http"]["middlewares"]
     for name, document in middlewares.items():
         assert document["spec"] == file_dynamic[name]
     (values,) = files["kubernetes/gateway/traefik-values.yaml"]

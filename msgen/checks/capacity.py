@@ -341,28 +341,3 @@ def kubernetes_findings(nodes) -> Iterator[Finding]:
                 "it can never be scheduled",
                 "lower its requests or add a bigger node",
             )
-
-
-
-def capacity_table(capacity: Capacity) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
-    """(columns, rows) for `msgen plan`: per host (or the nodes together), what is placed and what is left."""
-    columns = ("scope", "hosts", "memory placed / usable", "memory headroom", "reserve", "CPU reserved / usable", "CPU limits / vCPUs")
-    rows = []
-    for host in (capacity.compose, capacity.kubernetes):
-        if host is None:
-            continue
-        placed = "memory limits" if host.scope == "compose" else "memory requests"
-        rows.append(
-            (
-                host.scope,
-                host.where,
-                f"{human_bytes(host.memory_used)} / {human_bytes(host.usable_memory)} ({placed})",
-                human_bytes(host.memory_headroom),
-                f"{human_bytes(host.reserve_memory)} memory, {format_millicores(host.reserve_cpu_m)} CPU"
-                if host.reserve_cpu_m
-                else f"{human_bytes(host.reserve_memory)} memory (OS: 10%, >= 512Mi)",
-                f"{format_millicores(host.cpu_reserved_m)} / {format_millicores(host.usable_cpu_m)}",
-                f"{format_millicores(host.cpu_limits_m)} / {format_millicores(host.vcpu_m)}",
-            )
-        )
-    return columns, tuple(rows)

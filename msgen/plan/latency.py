@@ -232,21 +232,3 @@ def describe_branch(latency: LatencyPlan, start: str) -> str:
 def describe_path(path: tuple[tuple[str, int], ...]) -> str:
     """`gateway -> payment (x2) -> ledger (x3)`: each hop with the attempts its caller makes."""
     return " -> ".join(name if tries == 1 else f"{name} (x{tries})" for name, tries in path)
-
-
-def latency_table(latency: LatencyPlan) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
-    """(columns, rows) for `msgen plan`: routed services, worst share of budget first."""
-    columns = ("route", "p99 total", "budget", "share", "status", "retry amplification", "heaviest branch")
-    rows = tuple(
-        (
-            route.service,
-            format_ms(route.total_ms),
-            f"{route.budget.text} ({route.budget_field})",
-            f"{route.share * 100:.0f}%",
-            f"over by {format_ms(route.over_ms)}" if route.over else "ok",
-            f"x{latency.amplification[route.service].factor}",
-            describe_branch(latency, route.service),
-        )
-        for route in latency.routes
-    )
-    return columns, rows

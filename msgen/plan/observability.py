@@ -540,31 +540,3 @@ def overview_panels(plan: ObservabilityPlan, datastores: tuple[DatastorePlan, ..
         exprs = tuple((d.service, f"sum(rate(traefik_service_requests_total{{{d.matcher}}}[{plan.rate_window}]))") for d in plan.dashboards)
         panels.append(Panel("Requests per routed service", exprs, "reqps", None))
     return tuple(panels)
-
-
-def observability_tables(observability: ObservabilityPlan | None) -> list[tuple[str, tuple[str, ...], tuple[tuple[str, ...], ...]]]:
-    """`msgen plan` tables: scrape jobs, alerts, and the monitoring containers' default sizes."""
-    if observability is None:
-        return []
-    jobs = tuple(
-        (job.name, job.kind, f"dns {job.host}:{job.port}" if job.dns_sd else job.target, job.metrics_path, job.subject)
-        for job in observability.jobs
-    )
-    timing = f"every {prom_duration(observability.scrape_interval.ms)}, timeout {prom_duration(observability.scrape_timeout.ms)}"
-    alerts = tuple(
-        (rule.alert, _about(rule), dict(rule.labels)["severity"], rule.for_, rule.expr)
-        for group in observability.rule_groups
-        for rule in group.rules
-    )
-    sizes = tuple((size.name, size.cpu.text, size.memory.text, size.why) for size in observability.sizes)
-    return [
-        (f"Scrape jobs ({timing}; retention {observability.retention})", ("job", "kind", "compose target", "path", "watches"), jobs),
-        ("Alerts", ("alert", "about", "severity", "for", "expression"), alerts),
-        ("Monitoring containers (msgen's default sizes)", ("container", "cpu limit", "memory limit", "why"), sizes),
-    ]
-
-
-def _about(rule: AlertRule) -> str:
-    labels = dict(rule.labels)
-    subject = labels.get("service") or labels.get("datastore", "-")
-    return "every job" if "{{" in subject else subject

@@ -125,17 +125,3 @@ def _transfers(blueprint: Blueprint, allowed: frozenset[str] | None) -> tuple[Tr
             if region is not None and jurisdiction is not None and jurisdiction not in allowed:
                 transfers.append(Transfer(name, index, callee, region, jurisdiction))
     return tuple(transfers)
-
-
-def residency_table(residency: ResidencyPlan) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
-    """(columns, rows) for `msgen plan`: every service and datastore, where it runs and the verdict."""
-    columns = ("kind", "name", "region", "from", "jurisdiction", "personal data", "verdict")
-    rows = tuple(
-        (p.kind, p.name, p.region or "-", p.region_from, p.jurisdiction or "-", "yes" if p.personal_data else "no", p.verdict)
-        for p in residency.placements
-    )
-    transfers = tuple(
-        ("call", f"{t.caller} -> {t.callee}", t.region, "callee", t.jurisdiction, "yes", "transfer outside the policy")
-        for t in residency.transfers
-    )
-    return columns, rows + transfers

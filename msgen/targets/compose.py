@@ -18,7 +18,7 @@ from msgen import images, yamlout
 from msgen.jinja import render_template
 from msgen.plan import gateway as gw
 from msgen.plan.services import DatastorePlan, ServicePlan
-from msgen.targets import Artifact, observability
+from msgen.targets import Artifact, observability, traefik
 from msgen.units import Cpu, Memory
 
 NAME = "compose"
@@ -173,7 +173,7 @@ def service_entry(plan, service: ServicePlan) -> dict:
     entry["networks"] = _service_networks(plan, service)
     if service.datastore is not None:
         entry["depends_on"] = {service.datastore: {"condition": "service_healthy"}}
-    labels = gw.compose_labels(plan, service.name)
+    labels = traefik.compose_labels(plan, service.name)
     if labels:
         entry["labels"] = labels
     entry["healthcheck"] = _service_health(service)

@@ -30,7 +30,7 @@ def render(plan) -> list[Artifact]:
     gateway = plan.gateway
     context = {"gateway": gateway}
     return [
-        templated(gw.STATIC_CONFIG, NAME, "traefik/traefik.yml.j2", context, "config", lambda: gw.static_config(gateway)),
+        templated(gw.STATIC_CONFIG, NAME, "traefik/traefik.yml.j2", context, "config", lambda: static_config(gateway)),
         # in docker mode the routes live on container labels; the file keeps the shared parts
         templated(
             gateway.dynamic_file,
@@ -38,7 +38,7 @@ def render(plan) -> list[Artifact]:
             "traefik/dynamic.yml.j2",
             context,
             "config",
-            lambda: gw.dynamic_config(gateway, with_routes=gateway.provider == "file"),
+            lambda: dynamic_config(gateway, with_routes=gateway.provider == "file"),
         ),
     ]
 
@@ -170,3 +170,136 @@ def kubernetes_artifacts(plan) -> list[Artifact]:
         artifacts.append(templated_documents(path, "kubernetes", DOCUMENTS_TEMPLATE, {"project": plan.project}, build))
     artifacts.append(_manifest(plan, HELM_VALUES, partial(helm_values, plan)))
     return sorted(artifacts, key=lambda artifact: artifact.path)
+
+
+# --- the file provider's and the docker provider's shapes of the gateway plan -------------
+
+
+def router_config(gateway: gw.GatewayPlan, route: gw.RoutePlan, middleware_refs: tuple[str, ...]) -> dict:
+    """The router in Traefik's dynamic configuration shape."""
+    return {
+        "rule": route.rule,
+        "entryPoints": [gw.WEBSECURE],
+        "service": route.name,
+        "middlewares": list(middleware_refs),
+        "tls": dict(gateway.tls),
+    }
+
+
+def health_check_config(route: gw.RoutePlan) -> dict:
+    return {"path": route.health_path, "interval": gw.go_duration(route.health_interval), "timeout": gw.go_duration(route.health_timeout)}
+
+
+def dynamic_config(gateway: gw.GatewayPlan, with_routes: bool) -> dict:
+    """The file provider's dynamic configuration: shared parts always, routes in file mode."""
+    routers: dict = {}
+    services: dict = {}
+    middlewares = {middleware.name: {middleware.kind: middleware.options} for middleware in gateway.shared_middlewares}
+    if with_routes:
+        for route in gateway.routes:
+            routers[route.name] = router_config(gateway, route, route.middleware_names)
+            services[route.name] = {
+                "loadBalancer": {"servers": [{"url": route.url}], "healthCheck": health_check_config(route), "passHostHeader": True}
+            }
+            middlewares.update({m.name: {m.kind: m.options} for m in route.middlewares if not m.shared})
+    if gateway.dashboard:
+        routers[gw.DASHBOARD_ROUTER] = {
+            "rule": f"Host(`{gateway.dashboard_host}`)",
+            "entryPoints": [gw.WEBSECURE],
+            "service": "api@internal",
+            "middlewares": [gw.SECURE_HEADERS, gw.DASHBOARD_AUTH],
+            "tls": dict(gateway.tls),
+        }
+    http: dict = {}
+    if routers:
+        http["routers"] = dict(sorted(routers.items()))
+    if services:
+        http["services"] = dict(sorted(services.items()))
+    http["middlewares"] = dict(sorted(middlewares.items()))
+    return {"http": http, "tls": {"options": {"default": {"minVersion": "VersionTLS12"}}}}
+
+
+def _flatten(prefix: str, value, into: dict[str, str]) -> None:
+    """Traefik's label form: nested keys joined by dots, lower-case; lists of scalars comma-joined."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key.lower()}", item, into)
+    elif isinstance(value, list):
+        into[prefix] = ",".join(str(item) for item in value)
+    elif isinstance(value, bool):
+        into[prefix] = "true" if value else "false"
+    else:
+        into[prefix] = str(value)
+
+
+def compose_labels(plan, service_name: str) -> dict[str, str]:
+    """The traefik.* labels of a routed service's container for `gateway.provider: docker`.
+
+    The same router, service and middlewares as the file provider's; the shared middlewares
+    stay in the dynamic file and are referenced as `<name>@file`. Empty in file mode.
+    """
+    gateway: gw.GatewayPlan | None = plan.gateway
+    if gateway is None or gateway.provider != "docker":
+        return {}
+    route = gateway.route(service_name)
+    if route is None:
+        return {}
+    refs = tuple(f"{m.name}@file" if m.shared else m.name for m in route.middlewares)
+    labels = {"traefik.enable": "true", "traefik.docker.network": gateway.docker_network}
+    router = router_config(gateway, route, refs)
+    if not router["tls"]:
+        router["tls"] = True  # a label router needs `tls=true` to serve on TLS without a resolver
+    _flatten(f"traefik.http.routers.{route.name}", router, labels)
+    service = {"loadBalancer": {"server": {"port": route.port}, "healthCheck": health_check_config(route), "passHostHeader": True}}
+    _flatten(f"traefik.http.services.{route.name}", service, labels)
+    for middleware in route.middlewares:
+        if not middleware.shared:
+            _flatten(f"traefik.http.middlewares.{middleware.name}", {middleware.kind: middleware.options}, labels)
+    return dict(sorted(labels.items()))
+
+
+def static_config(gateway: gw.GatewayPlan) -> dict:
+    """Traefik's static configuration (traefik.yml) for the compose gateway."""
+    websecure: dict = {"address": f":{gw.PORTS[gw.WEBSECURE]}", "http": {"tls": dict(gateway.tls)}}
+    if gateway.http3:
+        websecure["http3"] = {"advertisedPort": gw.PORTS[gw.WEBSECURE]}
+    config: dict = {
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "log": {"level": "INFO", "format": "json", "noColor": True},
+        # headers are dropped from access logs: Authorization and cookies must not be logged
+        "accessLog": {"format": "json", "fields": {"headers": {"defaultMode": "drop"}}},
+        "ping": {"entryPoint": gw.PING},
+        "entryPoints": {
+            gw.WEB: {
+                "address": f":{gw.PORTS[gw.WEB]}",
+                "http": {"redirections": {"entryPoint": {"to": gw.WEBSECURE, "scheme": "https", "permanent": True}}},
+            },
+            gw.WEBSECURE: websecure,
+            gw.METRICS: {"address": f":{gw.PORTS[gw.METRICS]}"},
+            gw.PING: {"address": f":{gw.PORTS[gw.PING]}"},
+        },
+        "metrics": {
+            "prometheus": {
+                "entryPoint": gw.METRICS,
+                "addEntryPointsLabels": True,
+                "addRoutersLabels": True,
+                "addServicesLabels": True,
+                "buckets": list(gateway.buckets),
+            }
+        },
+        "providers": {"file": {"directory": gw.DYNAMIC_MOUNT, "watch": True}},
+    }
+    if gateway.acme_email:
+        acme = {"email": gateway.acme_email, "storage": gw.ACME_STORAGE, "tlsChallenge": {}}
+        config["certificatesResolvers"] = {gw.RESOLVER: {"acme": acme}}
+    if gateway.provider == "docker":
+        config["providers"]["docker"] = {
+            "endpoint": f"unix://{gw.DOCKER_SOCKET}",
+            "exposedByDefault": False,
+            "network": gateway.docker_network,
+            "watch": True,
+        }
+    if gateway.dashboard:
+        # served only by the `dashboard` router behind basic auth; never `insecure`
+        config["api"] = {"dashboard": True, "insecure": False}
+    return config

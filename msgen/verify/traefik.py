@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from msgen.findings import Finding, finding
 from msgen.plan import gateway as gw
-from msgen.targets import compose
+from msgen.targets import compose, traefik
 
 # middlewares that put a login in front of what they guard
 AUTH_KINDS = ("basicAuth", "digestAuth", "forwardAuth")
@@ -47,7 +47,7 @@ def check_references(plan, static: dict, dynamic: dict) -> Iterator[Finding]:
     routers = dict((dynamic.get("http") or {}).get("routers") or {})
     label_names: set[str] = set()
     for route in plan.gateway.routes:
-        labels = gw.compose_labels(plan, route.name)
+        labels = traefik.compose_labels(plan, route.name)
         if labels:
             routers[route.name] = _label_router(labels, route.name)
             label_names |= {f"{route.name}@docker"} | {f"{m.name}@docker" for m in route.middlewares if not m.shared}
