@@ -14,13 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# where secrets are mounted in every container (compose and Kubernetes alike)
-SECRETS_DIR = "/run/secrets"
-# the application user's password, the superuser's password (file names under SECRETS_DIR)
-PASSWORD_SECRET = "db-password"
-ADMIN_PASSWORD_SECRET = "admin-password"
-PASSWORD_FILE = f"{SECRETS_DIR}/{PASSWORD_SECRET}"
-ADMIN_PASSWORD_FILE = f"{SECRETS_DIR}/{ADMIN_PASSWORD_SECRET}"
+from msgen.contract import ADMIN_PASSWORD_FILE, PASSWORD_FILE, SECRETS_DIR
 
 # what an official database image's entrypoint does as root before it drops to its user:
 # chown the data directory (CHOWN, FOWNER), read it whatever its mode (DAC_OVERRIDE),
@@ -282,8 +276,12 @@ def image(key: str) -> str:
     return IMAGES[key].ref()
 
 
-# the observability target asks under this name
-image_ref = image
+def port(key: str) -> int:
+    """The port an image serves (datastore engines and exporters serve one)."""
+    served = IMAGES[key].port
+    if served is None:  # pragma: no cover - a key without a port is a bug in the caller
+        raise ValueError(f"image {key} serves no port")
+    return served
 
 
 def datastore_image(engine: str, version: str) -> str:

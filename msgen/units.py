@@ -130,3 +130,55 @@ def human_bytes(amount: float) -> str:
         if abs(amount) >= factor:
             return f"{amount / factor:.2f} {suffix}".replace(".00 ", " ")
     return f"{amount:.0f} B"
+
+
+def compose_cpus(millicores: int) -> str:
+    """CPUs as compose reads them (a decimal number of cores; compose rejects `250m`)."""
+    whole, rest = divmod(millicores, 1000)
+    return str(whole) if rest == 0 else f"{whole}.{rest:03d}".rstrip("0")
+
+
+def compose_memory(amount: int) -> str:
+    """Bytes as compose reads them (binary k/m/g suffixes; compose rejects `Mi`)."""
+    for suffix, factor in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
+        if amount % factor == 0:
+            return f"{amount // factor}{suffix}"
+    return str(amount)
+
+
+# quantities as compose and Kubernetes write them, read back by the checks
+_COMPOSE_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([bkmg]?)b?$", re.IGNORECASE)
+_COMPOSE_FACTOR = {"": 1, "b": 1, "k": KI, "m": MI, "g": GI}
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
+_QUANTITY_FACTOR = {
+    None: 1, "Ki": KI, "Mi": MI, "Gi": GI, "Ti": 1024**4, "Pi": 1024**5, "Ei": 1024**6,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "m": 0.001,
+}  # fmt: skip
+
+
+def compose_memory_bytes(value: object) -> int | None:
+    """A compose memory amount (`256m`, `4g`, `1073741824`) in bytes; None if unreadable."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _COMPOSE_MEMORY.match(str(value).strip())
+    if not match:
+        return None
+    return round(float(match.group(1)) * _COMPOSE_FACTOR[match.group(2).lower()])
+
+
+def compose_cpu_m(value: object) -> int:
+    """Compose `cpus` (`0.25`, `2`) in millicores; 0 if absent or unreadable."""
+    try:
+        return round(float(str(value)) * 1000)
+    except ValueError:
+        return 0
+
+
+def quantity(value: object) -> float:
+    """A Kubernetes quantity (`250m`, `0.5`, `256Mi`, `1G`) as a number of base units; 0 if unreadable."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _QUANTITY.match(str(value).strip())
+    if not match:
+        return 0.0
+    return float(match.group(1)) * _QUANTITY_FACTOR[match.group(2)]

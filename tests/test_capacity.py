@@ -9,9 +9,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from msgen.checks.capacity import Inspector, compose_memory_bytes, node_allocatable, os_reserve, quantity
+from msgen.checks.capacity import Inspector, node_allocatable, os_reserve
 from msgen.cli import app
 from msgen.targets.compose import COMPOSE_FILE
+from msgen.units import compose_memory_bytes, quantity
 from msgen.views import placed_capacity
 from tests.rendering import render_in_memory
 

@@ -18,6 +18,7 @@ from msgen.checks import compose as compose_checks
 from msgen.model.blueprint import Blueprint
 from msgen.plan import build_plan
 from msgen.targets import compose
+from msgen.units import compose_cpus, compose_memory
 from tests import compose_variants as variants
 from tests.rendering import render_in_memory
 
@@ -350,12 +351,12 @@ def test_plan_shows_every_container(rendered):
 
 @pytest.mark.parametrize(("millicores", "text"), [(1000, "1"), (250, "0.25"), (500, "0.5"), (1, "0.001"), (2500, "2.5"), (100, "0.1")])
 def test_compose_cpus(millicores, text):
-    assert compose.compose_cpus(millicores) == text
+    assert compose_cpus(millicores) == text
 
 
 @pytest.mark.parametrize(("amount", "text"), [(256 * 1024**2, "256m"), (4 * 1024**3, "4g"), (1536 * 1024, "1536k"), (1000, "1000")])
 def test_compose_memory(amount, text):
-    assert compose.compose_memory(amount) == text
+    assert compose_memory(amount) == text
 
 
 # --- findings -------------------------------------------------------------------------------

@@ -8,30 +8,21 @@ counted without this module knowing about it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from msgen.contract import COMPOSE_FILE, POD_TEMPLATE_KINDS
 from msgen.findings import Finding, finding
 from msgen.targets import Built
 from msgen.targets import kubernetes as kubernetes_target
-from msgen.targets.compose import COMPOSE_FILE
 from msgen.targets.traefik import HELM_VALUES
-from msgen.units import GI, KI, MI, format_millicores, human_bytes
+from msgen.units import MI, compose_cpu_m, compose_memory_bytes, format_millicores, human_bytes, quantity
 
 OS_RESERVE_SHARE = 0.10  # a reserve for the OS, 10% ...
 OS_RESERVE_MIN = 512 * MI  # ... and at least 512Mi
 EVICTION_RESERVE = 100 * MI  # the kubelet's default hard eviction threshold (memory.available<100Mi)
 KUBE_CPU_RESERVE_M = 100  # per node for the kubelet and the container runtime (kube-reserved)
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
 
-_COMPOSE_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([bkmg]?)b?$", re.IGNORECASE)
-_COMPOSE_FACTOR = {"": 1, "b": 1, "k": KI, "m": MI, "g": GI}
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
-_QUANTITY_FACTOR = {
-    None: 1, "Ki": KI, "Mi": MI, "Gi": GI, "Ti": 1024**4, "Pi": 1024**5, "Ei": 1024**6,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "m": 0.001,
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -96,34 +87,6 @@ def os_reserve(memory: int) -> int:
     return max(round(memory * OS_RESERVE_SHARE), OS_RESERVE_MIN)
 
 
-def compose_memory_bytes(value: object) -> int | None:
-    """A compose memory amount (`256m`, `4g`, `1073741824`) in bytes; None if unreadable."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    match = _COMPOSE_MEMORY.match(str(value).strip())
-    if not match:
-        return None
-    return round(float(match.group(1)) * _COMPOSE_FACTOR[match.group(2).lower()])
-
-
-def compose_cpu_m(value: object) -> int:
-    """Compose `cpus` (`0.25`, `2`) in millicores; 0 if absent or unreadable."""
-    try:
-        return round(float(str(value)) * 1000)
-    except ValueError:
-        return 0
-
-
-def quantity(value: object) -> float:
-    """A Kubernetes quantity (`250m`, `0.5`, `256Mi`, `1G`) as a number of base units; 0 if unreadable."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        return 0.0
-    return float(match.group(1)) * _QUANTITY_FACTOR[match.group(2)]
-
-
 class Inspector:
     """Counts what each compose container and each Kubernetes workload asks for, as its file is built."""
 
@@ -144,7 +107,7 @@ class Inspector:
             self.kubernetes_loads.append(_pod_load("deployment/traefik", replicas, [{"resources": values.get("resources") or {}}]))
         elif kubernetes_target.is_manifest(built.path):
             for document in built.documents:
-                if isinstance(document, dict) and document.get("kind") in WORKLOAD_KINDS:
+                if isinstance(document, dict) and document.get("kind") in POD_TEMPLATE_KINDS:
                     self.kubernetes_loads.append(_workload_load(document, self.nodes))
 
     def _compose_container(self, name: str, entry: dict) -> None:

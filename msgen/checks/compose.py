@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from msgen.contract import COMPOSE_FILE
 from msgen.findings import Finding, finding
 from msgen.plan import gateway as gw
 from msgen.targets import Built, compose
@@ -31,7 +32,7 @@ class Inspector:
         self.found: list[Finding] = []
 
     def read(self, built: Built) -> None:
-        if built.path != compose.COMPOSE_FILE:
+        if built.path != COMPOSE_FILE:
             return
         origins = container_origins(self.plan)
         for name, entry in built.document()["services"].items():

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from msgen.contract import POD_TEMPLATE_KINDS
 from msgen.findings import Finding, finding
 from msgen.targets import Built
 from msgen.targets import kubernetes as target
 
 MAX_NAME = 63
-POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from msgen import images
+from msgen.contract import MONITORING_NETWORK, PASSWORD_FILE, data_network
 from msgen.model.blueprint import Blueprint
 from msgen.plan.gateway import METRICS as GATEWAY_METRICS_ENTRYPOINT
 from msgen.plan.gateway import PORTS as GATEWAY_PORTS
@@ -22,10 +24,7 @@ GRAFANA_PORT = 3000
 LOKI_PORT = 3100
 GATEWAY_METRICS_PORT = GATEWAY_PORTS[GATEWAY_METRICS_ENTRYPOINT]
 # compose networks (the same names as the compose target's)
-MONITORING_NETWORK = "monitoring"
-DATA_NETWORK_PREFIX = "data-"
 # each exporter's default listen port (their own documented defaults)
-EXPORTER_PORTS = {"mysql": 9104, "mariadb": 9104, "postgres": 9187, "redis": 9121}
 EXPORTER_IMAGES = {"mysql": "mysqld-exporter", "mariadb": "mysqld-exporter", "postgres": "postgres-exporter", "redis": "redis-exporter"}
 # the exporter's gauge that is 1 when it reached the engine
 UP_METRICS = {"mysql": "mysql_up", "mariadb": "mysql_up", "postgres": "pg_up", "redis": "redis_up"}
@@ -245,7 +244,7 @@ def scrape_jobs(services, datastores, gateway) -> tuple[ScrapeJob, ...]:
         exporter = f"{store.name}-exporter"
         jobs.append(
             ScrapeJob(
-                store.name, "datastore", exporter, EXPORTER_PORTS[store.engine], "/metrics", False, store.name, ("datastores", store.name)
+                store.name, "datastore", exporter, images.port(EXPORTER_IMAGES[store.engine]), "/metrics", False, store.name, ("datastores", store.name)
             )
         )
     return tuple(jobs)
@@ -453,7 +452,6 @@ def container_sizes(grafana: bool, loki: bool, prometheus: bool, datastores) -> 
 
 
 # how each exporter gets its credentials without msgen writing a secret (README: exporters)
-EXPORTER_SECRET = "/run/secrets/db-password"
 EXPORTER_MY_CNF = "/tmp/my.cnf"
 MYSQLD_EXPORTER_BINARY = "/bin/mysqld_exporter"
 REDIS_EXPORTER_BINARY = "/redis_exporter"
@@ -468,8 +466,8 @@ def _mysql_script(store: DatastorePlan) -> str:
     return (
         "umask 077 && "
         f"printf '[client]\\nuser=%s\\nhost=%s\\nport=%s\\npassword=' '{store.db_user}' '{store.name}' '{store.port}' > {EXPORTER_MY_CNF} && "
-        f"cat {EXPORTER_SECRET} >> {EXPORTER_MY_CNF} && "
-        f"exec {MYSQLD_EXPORTER_BINARY} --config.my-cnf={EXPORTER_MY_CNF} --web.listen-address=:{EXPORTER_PORTS[store.engine]}"
+        f"cat {PASSWORD_FILE} >> {EXPORTER_MY_CNF} && "
+        f"exec {MYSQLD_EXPORTER_BINARY} --config.my-cnf={EXPORTER_MY_CNF} --web.listen-address=:{images.port(EXPORTER_IMAGES[store.engine])}"
     )
 
 
@@ -480,25 +478,25 @@ def _redis_script(store: DatastorePlan) -> str:
     `&&`, because `read` fails on a last line without a newline (yet still sets the variable).
     """
     return (
-        f"IFS= read -r REDIS_PASSWORD < {EXPORTER_SECRET}; export REDIS_PASSWORD; "
-        f"exec {REDIS_EXPORTER_BINARY} -redis.addr=redis://{store.name}:{store.port} -web.listen-address=:{EXPORTER_PORTS['redis']}"
+        f"IFS= read -r REDIS_PASSWORD < {PASSWORD_FILE}; export REDIS_PASSWORD; "
+        f"exec {REDIS_EXPORTER_BINARY} -redis.addr=redis://{store.name}:{store.port} -web.listen-address=:{images.port(EXPORTER_IMAGES['redis'])}"
     )
 
 
 def plan_exporter(store: DatastorePlan) -> ExporterPlan:
-    networks = (f"{DATA_NETWORK_PREFIX}{store.name}", MONITORING_NETWORK)
+    networks = (data_network(store.name), MONITORING_NETWORK)
     name = f"{store.name}-exporter"
     common = dict(name=name, datastore=store.name, engine=store.engine, image_key=EXPORTER_IMAGES[store.engine])
-    common.update(port=EXPORTER_PORTS[store.engine], up_metric=UP_METRICS[store.engine], networks=networks)
+    common.update(port=images.port(EXPORTER_IMAGES[store.engine]), up_metric=UP_METRICS[store.engine], networks=networks)
     if store.engine == "postgres":
         # postgres_exporter reads the password file itself (DATA_SOURCE_PASS_FILE), in 0.11 and 0.15+ alike
         environment = (
-            ("DATA_SOURCE_PASS_FILE", EXPORTER_SECRET),
+            ("DATA_SOURCE_PASS_FILE", PASSWORD_FILE),
             ("DATA_SOURCE_URI", f"{store.name}:{store.port}/{store.db_name}?sslmode=disable"),
             ("DATA_SOURCE_USER", store.db_user or ""),
         )
         return ExporterPlan(
-            **common, environment=environment, command=(f"--web.listen-address=:{EXPORTER_PORTS['postgres']}",), entrypoint=None
+            **common, environment=environment, command=(f"--web.listen-address=:{images.port(EXPORTER_IMAGES['postgres'])}",), entrypoint=None
         )
     script = _redis_script(store) if store.engine == "redis" else _mysql_script(store)
     return ExporterPlan(**common, environment=(), command=(script,), entrypoint=("/bin/sh", "-c"))

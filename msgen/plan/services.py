@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from msgen import images
+from msgen.contract import PASSWORD_FILE
 from msgen.model.blueprint import Blueprint, Datastore, Host, Route, Service
 from msgen.model.references import service_region
 from msgen.model.versions import release_line
@@ -11,12 +13,9 @@ from msgen.units import Cpu, Duration, Memory
 
 DEFAULT_REQUESTS = (Cpu(100, "100m"), Memory(128 * 1024**2, "128Mi"))
 DEFAULT_LIMITS = (Cpu(500, "500m"), Memory(256 * 1024**2, "256Mi"))
-ENGINE_PORTS = {"mysql": 3306, "mariadb": 3306, "postgres": 5432, "redis": 6379}
 DEFAULT_MAX_CONNECTIONS = {"mysql": 151, "mariadb": 151, "postgres": 100, "redis": 10000}
 CONFIG_FILES = {"mysql": "my.cnf", "mariadb": "my.cnf", "postgres": "postgresql.conf", "redis": "redis.conf"}
 # where a service finds its datastore password and its own secrets (wiring contract)
-DB_PASSWORD_FILE = "/run/secrets/db-password"
-SECRETS_DIR = "/run/secrets"
 STORAGE_SPEED = {"hdd": 0, "ssd": 1, "nvme": 2}
 
 
@@ -181,7 +180,7 @@ def _wiring(blueprint: Blueprint, service: Service, datastores: dict[str, Datast
         store = datastores[service.datastore]
         wiring["DB_HOST"] = store.name
         wiring["DB_PORT"] = str(store.port)
-        wiring["DB_PASSWORD_FILE"] = DB_PASSWORD_FILE
+        wiring["DB_PASSWORD_FILE"] = PASSWORD_FILE
         if store.db_name is not None:
             wiring["DB_NAME"] = store.db_name
             wiring["DB_USER"] = store.db_user or ""
@@ -242,7 +241,7 @@ def plan_datastores(blueprint: Blueprint, compose_host: Host | None) -> tuple[Da
                 personal_data=any(blueprint.services[o].personal_data for o in owners[name]),
                 max_connections=datastore.max_connections or DEFAULT_MAX_CONNECTIONS[engine],
                 role=(datastore.role or "store") if engine == "redis" else None,
-                port=ENGINE_PORTS[engine],
+                port=images.port(engine),
                 config_file=CONFIG_FILES[engine],
                 db_name=db_identifier(owner or name) if engine != "redis" else None,
                 db_user=db_identifier(owner or name) if engine != "redis" else None,

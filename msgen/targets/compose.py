@@ -15,26 +15,28 @@ from functools import partial
 from typing import Any
 
 from msgen import images, yamlout
+from msgen.contract import (
+    ADMIN_PASSWORD_SECRET,
+    COMPOSE_FILE,
+    EDGE_NETWORK,
+    MONITORING_NETWORK,
+    PASSWORD_FILE,
+    PASSWORD_SECRET,
+    SERVICES_NETWORK,
+    data_network,
+    hardened,
+)
 from msgen.jinja import render_template
 from msgen.plan import gateway as gw
 from msgen.plan.services import DatastorePlan, ServicePlan
 from msgen.targets import Artifact, observability, traefik
-from msgen.units import Cpu, Memory
+from msgen.units import Cpu, Memory, compose_cpus, compose_memory
 
 NAME = "compose"
-COMPOSE_FILE = "compose/docker-compose.yml"
-
-# networks (the contract every target that adds containers follows)
-EDGE_NETWORK = "edge"  # the gateway and the routed services
-SERVICES_NETWORK = "services"  # every service: service-to-service calls
-MONITORING_NETWORK = "monitoring"  # Prometheus, Grafana, Loki, Alloy, exporters, gateway, services with metrics
-DATA_NETWORK_PREFIX = "data-"  # data-<datastore>: the datastore, its owner and its exporter only
 GATEWAY = "gateway"
 ACME_VOLUME = "gateway-acme"
 SECRETS_ROOT = "../secrets"  # relative to compose/, where the secret files live (never written by msgen)
 
-RESTART = "unless-stopped"
-NO_NEW_PRIVILEGES = "no-new-privileges:true"
 HEALTH_RETRIES = 3
 # a datastore's first start initialises its data directory: give it time before failures count
 DATASTORE_HEALTH = {"interval": "10s", "timeout": "5s", "retries": 5, "start_period": "2m"}
@@ -69,20 +71,6 @@ def _compose_text(project: str, documents: tuple[dict]) -> str:
 # --- units and escaping ---------------------------------------------------------------------
 
 
-def compose_cpus(millicores: int) -> str:
-    """CPUs as compose reads them (a decimal number of cores; compose rejects `250m`)."""
-    whole, rest = divmod(millicores, 1000)
-    return str(whole) if rest == 0 else f"{whole}.{rest:03d}".rstrip("0")
-
-
-def compose_memory(amount: int) -> str:
-    """Bytes as compose reads them (binary k/m/g suffixes; compose rejects `Mi`)."""
-    for suffix, factor in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
-        if amount % factor == 0:
-            return f"{amount // factor}{suffix}"
-    return str(amount)
-
-
 def escaped(part: Any) -> Any:
     """`escape` for a part of a compose file, walked only if it holds a `$` at all (one
     C-speed json pass finds out; most parts hold none)."""
@@ -102,16 +90,6 @@ def escape(value: Any) -> Any:
 
 def _resources(cpu: Cpu, memory: Memory) -> dict:
     return {"cpus": compose_cpus(cpu.millicores), "memory": compose_memory(memory.bytes)}
-
-
-def _hardened(entry: dict, drop_capabilities: bool = True, cap_add: tuple[str, ...] = ()) -> dict:
-    entry["restart"] = RESTART
-    entry["security_opt"] = [NO_NEW_PRIVILEGES]
-    if drop_capabilities:
-        entry["cap_drop"] = ["ALL"]
-        if cap_add:
-            entry["cap_add"] = sorted(cap_add)
-    return entry
 
 
 # --- services -------------------------------------------------------------------------------
@@ -158,7 +136,7 @@ def _service_networks(plan, service: ServicePlan) -> list[str]:
 def _service_secrets(plan, service: ServicePlan) -> list[dict]:
     secrets = [{"source": service_secret(service.name, name), "target": name} for name in service.secrets]
     if service.datastore is not None:
-        secrets.append({"source": datastore_secret(service.datastore), "target": images.PASSWORD_SECRET})
+        secrets.append({"source": datastore_secret(service.datastore), "target": PASSWORD_SECRET})
     return secrets
 
 
@@ -184,14 +162,10 @@ def service_entry(plan, service: ServicePlan) -> dict:
             "reservations": _resources(service.requests.cpu, service.requests.memory),
         },
     }
-    return _hardened(entry, drop_capabilities=not service.run_as_root)
+    return hardened(entry, drop_capabilities=not service.run_as_root)
 
 
 # --- datastores -----------------------------------------------------------------------------
-
-
-def data_network(datastore: str) -> str:
-    return f"{DATA_NETWORK_PREFIX}{datastore}"
 
 
 def data_volume(datastore: str) -> str:
@@ -218,7 +192,7 @@ def redis_start(facts: images.ImageFacts) -> list[str]:
     redis.conf or the compose file.
     """
     server = " ".join(shlex.quote(arg) for arg in facts.config_args)
-    return ["sh", "-c", f'exec docker-entrypoint.sh {server} --requirepass "$(cat {images.PASSWORD_FILE})"']
+    return ["sh", "-c", f'exec docker-entrypoint.sh {server} --requirepass "$(cat {PASSWORD_FILE})"']
 
 
 def _datastore_volumes(store: DatastorePlan, facts: images.ImageFacts) -> list[str]:
@@ -230,9 +204,9 @@ def _datastore_volumes(store: DatastorePlan, facts: images.ImageFacts) -> list[s
 
 
 def _datastore_secrets(store: DatastorePlan) -> list[dict]:
-    secrets = [{"source": datastore_secret(store.name), "target": images.PASSWORD_SECRET}]
+    secrets = [{"source": datastore_secret(store.name), "target": PASSWORD_SECRET}]
     if store.is_sql:
-        secrets.append({"source": datastore_admin_secret(store.name), "target": images.ADMIN_PASSWORD_SECRET})
+        secrets.append({"source": datastore_admin_secret(store.name), "target": ADMIN_PASSWORD_SECRET})
     return secrets
 
 
@@ -260,7 +234,7 @@ def datastore_entry(store: DatastorePlan) -> dict:
     entry["healthcheck"] = {"test": ["CMD", *facts.healthcheck], **DATASTORE_HEALTH}
     entry["stop_grace_period"] = DATASTORE_STOP_GRACE
     entry["deploy"] = {"resources": {"limits": _resources(store.cpu, store.memory)}}
-    return _hardened(entry, cap_add=facts.cap_add)
+    return hardened(entry, cap_add=facts.cap_add)
 
 
 # --- gateway --------------------------------------------------------------------------------
@@ -284,7 +258,7 @@ def gateway_entry(plan) -> dict:
     entry["healthcheck"] = {"test": ["CMD", *facts.healthcheck], **GATEWAY_HEALTH}
     resources = plan.blueprint.gateway.resources
     entry["deploy"] = {"resources": {"limits": _resources(resources.cpu, resources.memory)}}
-    return _hardened(entry, cap_add=facts.cap_add)
+    return hardened(entry, cap_add=facts.cap_add)
 
 
 # --- monitoring (the observability target's containers) -------------------------------------
@@ -297,21 +271,8 @@ def _prometheus_on(plan) -> bool:
 def _observability(plan) -> tuple[dict[str, Callable[[], dict]], list[str]]:
     if plan.observability is None:
         return {}, []
-    entries = {name: partial(_compose_units, build) for name, build in observability.compose_services(plan).items()}
+    entries = observability.compose_services(plan)
     return entries, list(observability.compose_volumes(plan))
-
-
-def _compose_units(build: Callable[[], dict]) -> dict:
-    """The entry `build` makes, with resource amounts written as Kubernetes quantities
-    (`250m`, `256Mi`) in compose's own units."""
-    entry = build()
-    resources = (entry.get("deploy") or {}).get("resources") or {}
-    for amounts in resources.values():
-        if isinstance(amounts.get("cpus"), str) and amounts["cpus"].endswith("m"):
-            amounts["cpus"] = compose_cpus(Cpu.parse(amounts["cpus"]).millicores)
-        if isinstance(amounts.get("memory"), str) and amounts["memory"].endswith("i"):
-            amounts["memory"] = compose_memory(Memory.parse(amounts["memory"]).bytes)
-    return entry
 
 
 def _logging(plan) -> dict | None:

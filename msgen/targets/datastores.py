@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from functools import partial
 
+from msgen.contract import PASSWORD_FILE
 from msgen.jinja import render_template
-from msgen.plan.services import DB_PASSWORD_FILE, DatastorePlan
+from msgen.plan.services import DatastorePlan
 from msgen.targets import Artifact, text_file
 from msgen.units import human_bytes
 
@@ -37,7 +38,7 @@ def file_names(store: DatastorePlan) -> list[str]:
 def config_file(plan, store: DatastorePlan, file_name: str) -> str:
     """The text of one of a datastore's files (`file_names`)."""
     if file_name == POSTGRES_INIT_SCRIPT:
-        return render_template("datastores/postgres-app-user.sh.j2", store=store, password_file=DB_PASSWORD_FILE)
+        return render_template("datastores/postgres-app-user.sh.j2", store=store, password_file=PASSWORD_FILE)
     tuning = plan.tuning[store.name]
     peak = f"{human_bytes(tuning.peak)}" if tuning.peak is not None else ""
     return render_template(f"datastores/{TEMPLATES[file_name]}", store=store, tuning=tuning, peak=peak)

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from msgen import images
+from msgen.contract import PASSWORD_SECRET, SECRETS_DIR
 from msgen.jinja import render_template
 from msgen.plan import kubernetes as k8s
 from msgen.plan.observability import DEFAULT_SIZES, plan_exporter
-from msgen.plan.services import DB_PASSWORD_FILE, SECRETS_DIR, DatastorePlan, ServicePlan
+from msgen.plan.services import DatastorePlan, ServicePlan
 from msgen.targets import Artifact, observability, templated, traefik
 from msgen.targets.datastores import config_files
 from msgen.units import format_bytes, format_millicores
@@ -34,7 +35,7 @@ TMP_VOLUME = "tmp"
 SECRETS_VOLUME = "secrets"
 # files under /run/secrets are read by whatever non-root uid the image runs as
 SECRET_FILE_MODE = 0o444
-DB_PASSWORD_KEY = DB_PASSWORD_FILE.rsplit("/", 1)[1]
+DB_PASSWORD_KEY = PASSWORD_SECRET
 POSTGRES_SCRIPT = "10-app-user.sh"  # the datastores target's initdb/10-app-user.sh, flattened into the ConfigMap
 
 

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from functools import partial
 
 from msgen import images
+from msgen.contract import MONITORING_NETWORK, PASSWORD_SECRET, hardened
 from msgen.jinja import render_template
 from msgen.plan import observability as obs
 from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents, text_file
-from msgen.units import format_bytes, format_millicores
+from msgen.units import compose_cpus, compose_memory
 
 NAME = "observability"
 PROMETHEUS_DIR = "prometheus"
@@ -253,19 +254,12 @@ def compose_logging() -> dict:
 
 
 def _image(key: str) -> str:
-    return images.image_ref(key)
+    return images.image(key)
 
 
 def _limits(observability: obs.ObservabilityPlan, name: str) -> dict:
     size = observability.size(name)
-    return {"resources": {"limits": {"cpus": format_millicores(size.cpu.millicores), "memory": format_bytes(size.memory.bytes)}}}
-
-
-def _hardened(entry: dict) -> dict:
-    entry.setdefault("restart", "unless-stopped")
-    entry["security_opt"] = ["no-new-privileges:true"]
-    entry["cap_drop"] = ["ALL"]
-    return entry
+    return {"resources": {"limits": {"cpus": compose_cpus(size.cpu.millicores), "memory": compose_memory(size.memory.bytes)}}}
 
 
 def _http_check(url: str) -> dict:
@@ -307,12 +301,12 @@ def _prometheus_service(observability: obs.ObservabilityPlan) -> dict:
         "--storage.tsdb.path=/prometheus",
         f"--storage.tsdb.retention.time={obs.prom_duration(observability.retention.ms)}",
     ]
-    return _hardened(
+    return hardened(
         {
             "image": _image("prometheus"),
             "command": command,
             "volumes": [f"../{PROMETHEUS_DIR}:{PROMETHEUS_MOUNT}:ro", "prometheus-data:/prometheus"],
-            "networks": [obs.MONITORING_NETWORK],
+            "networks": [MONITORING_NETWORK],
             "healthcheck": _http_check(f"http://localhost:{obs.PROMETHEUS_PORT}/-/healthy"),
             "deploy": _limits(observability, "prometheus"),
         }
@@ -326,7 +320,7 @@ def _exporter_service(observability: obs.ObservabilityPlan, exporter: obs.Export
     entry["command"] = list(exporter.command)
     if exporter.environment:
         entry["environment"] = dict(exporter.environment)
-    entry["secrets"] = [{"source": f"{exporter.datastore}-password", "target": obs.EXPORTER_SECRET.rsplit("/", 1)[1]}]
+    entry["secrets"] = [{"source": f"{exporter.datastore}-password", "target": PASSWORD_SECRET}]
     entry["networks"] = list(exporter.networks)
     entry["depends_on"] = {exporter.datastore: {"condition": "service_healthy"}}
     entry["healthcheck"] = _http_check(f"http://localhost:{exporter.port}/")
@@ -334,7 +328,7 @@ def _exporter_service(observability: obs.ObservabilityPlan, exporter: obs.Export
     if exporter.entrypoint is not None:
         entry["tmpfs"] = ["/tmp"]  # the assembled credentials file lives in memory only
     entry["read_only"] = True
-    return _hardened(entry)
+    return hardened(entry)
 
 
 def _grafana_service(observability: obs.ObservabilityPlan) -> dict:
@@ -353,22 +347,22 @@ def _grafana_service(observability: obs.ObservabilityPlan) -> dict:
         "environment": environment,
         "secrets": [GRAFANA_ADMIN_SECRET],
         "volumes": [f"../{GRAFANA_DIR}:{GRAFANA_MOUNT}:ro", "grafana-data:/var/lib/grafana"],
-        "networks": [obs.MONITORING_NETWORK],
+        "networks": [MONITORING_NETWORK],
         "healthcheck": _http_check(f"http://localhost:{obs.GRAFANA_PORT}/api/health"),
         "deploy": _limits(observability, "grafana"),
     }
     if depends:
         entry["depends_on"] = depends
-    return _hardened(entry)
+    return hardened(entry)
 
 
 def _loki_service(observability: obs.ObservabilityPlan) -> dict:
-    return _hardened(
+    return hardened(
         {
             "image": _image("loki"),
             "command": [f"-config.file={LOKI_MOUNT}/loki.yml"],
             "volumes": [f"../loki/loki.yml:{LOKI_MOUNT}/loki.yml:ro", "loki-data:/loki"],
-            "networks": [obs.MONITORING_NETWORK],
+            "networks": [MONITORING_NETWORK],
             "healthcheck": _http_check(f"http://localhost:{obs.LOKI_PORT}/ready"),
             "deploy": _limits(observability, "loki"),
         }
@@ -377,7 +371,7 @@ def _loki_service(observability: obs.ObservabilityPlan) -> dict:
 
 def _alloy_service(observability: obs.ObservabilityPlan) -> dict:
     # reads the json-file logs of every container read-only; never the docker socket (root on the host)
-    return _hardened(
+    return hardened(
         {
             "image": _image("alloy"),
             "command": [
@@ -391,7 +385,7 @@ def _alloy_service(observability: obs.ObservabilityPlan) -> dict:
                 f"{DOCKER_LOGS}:{DOCKER_LOGS}:ro",
                 "alloy-data:/var/lib/alloy/data",
             ],
-            "networks": [obs.MONITORING_NETWORK],
+            "networks": [MONITORING_NETWORK],
             "depends_on": {"loki": {"condition": "service_healthy"}},
             "healthcheck": _http_check("http://localhost:12345/-/ready"),
             "deploy": _limits(observability, "alloy"),

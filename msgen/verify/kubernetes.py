@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from msgen.contract import POD_TEMPLATE_KINDS
 from msgen.findings import Finding, finding
 from msgen.plan import kubernetes as k8s
 from msgen.targets import kubernetes as target
-from msgen.units import Cpu, Memory
+from msgen.units import quantity
 from msgen.verify import k8s_schemas, netpol
 
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 # custom resources: proven against their published CRDs in the test suite
 CRD_GROUPS = ("traefik.io/", "cert-manager.io/", "monitoring.coreos.com/")
 
@@ -113,7 +113,7 @@ def model_findings(item: RenderedObject) -> Iterator[Finding]:
 
 
 def pod_template(document: dict) -> dict | None:
-    if document.get("kind") not in WORKLOAD_KINDS:
+    if document.get("kind") not in POD_TEMPLATE_KINDS:
         return None
     return ((document.get("spec") or {}).get("template")) or {}
 
@@ -163,17 +163,13 @@ def container_findings(item: RenderedObject, index: int, container: dict) -> Ite
 
 def resource_findings(item: RenderedObject, name: str, resources: dict) -> Iterator[Finding]:
     requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
-    for key, parse, unit in (("cpu", Cpu.parse, "millicores"), ("memory", Memory.parse, "bytes")):
+    for key in ("cpu", "memory"):
         if key not in limits:
             yield finding("k8s-resources", "error", item.at, f"{item.where()}: container {name} has no {key} limit", "set resources.limits")
             continue
         if key not in requests:
             continue
-        try:
-            wanted, cap = getattr(parse(_quantity(requests[key])), unit), getattr(parse(_quantity(limits[key])), unit)
-        except ValueError:
-            continue  # the schema check reports a malformed quantity
-        if wanted > cap:
+        if quantity(requests[key]) > quantity(limits[key]):  # a malformed quantity (0) is the schema's to report
             yield finding(
                 "k8s-resources",
                 "error",
@@ -181,10 +177,6 @@ def resource_findings(item: RenderedObject, name: str, resources: dict) -> Itera
                 f"{item.where()}: container {name} requests {requests[key]} {key} but is limited to {limits[key]}; Kubernetes rejects requests above limits",
                 "raise the limit or lower the request",
             )
-
-
-def _quantity(value) -> str | float:
-    return value if isinstance(value, str) and not value.replace(".", "", 1).isdigit() else float(value)
 
 
 # --- across objects ----------------------------------------------------------------------

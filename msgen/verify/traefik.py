@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from msgen.contract import COMPOSE_FILE
 from msgen.findings import Finding, finding
 from msgen.plan import gateway as gw
-from msgen.targets import compose, traefik
+from msgen.targets import traefik
 
 # middlewares that put a login in front of what they guard
 AUTH_KINDS = ("basicAuth", "digestAuth", "forwardAuth")
@@ -21,7 +22,7 @@ def verify(context) -> Iterator[Finding]:
         return
     static = context.document(gw.STATIC_CONFIG) or {}
     dynamic = context.document(gateway.dynamic_file) or {}
-    compose_file = context.document(compose.COMPOSE_FILE)
+    compose_file = context.document(COMPOSE_FILE)
     yield from check_references(context.plan, static, dynamic)
     yield from check_http3(static, dynamic, compose_file)
     yield from check_dashboard(static, dynamic)

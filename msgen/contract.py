@@ -1,0 +1,45 @@
+"""The facts every target shares, each defined once: where secrets are mounted, the compose
+networks, the file paths other files point at, and the container-hardening rule."""
+
+from __future__ import annotations
+
+# where secrets are mounted in every container (compose and Kubernetes alike)
+SECRETS_DIR = "/run/secrets"
+# the application user's password, the superuser's password (file names under SECRETS_DIR)
+PASSWORD_SECRET = "db-password"
+ADMIN_PASSWORD_SECRET = "admin-password"
+PASSWORD_FILE = f"{SECRETS_DIR}/{PASSWORD_SECRET}"
+ADMIN_PASSWORD_FILE = f"{SECRETS_DIR}/{ADMIN_PASSWORD_SECRET}"
+
+# compose networks
+EDGE_NETWORK = "edge"  # the gateway and the routed services
+SERVICES_NETWORK = "services"  # every service: service-to-service calls
+MONITORING_NETWORK = "monitoring"  # Prometheus, Grafana, Loki, Alloy, exporters, gateway, services with metrics
+DATA_NETWORK_PREFIX = "data-"  # data-<datastore>: the datastore, its owner and its exporter only
+
+
+def data_network(datastore: str) -> str:
+    return f"{DATA_NETWORK_PREFIX}{datastore}"
+
+
+# files that other files name
+COMPOSE_FILE = "compose/docker-compose.yml"
+
+# Kubernetes kinds whose spec holds a pod template
+POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+
+# every compose container: restarted unless stopped, no privilege gained after start, and no
+# capability but those its image's entrypoint needs
+RESTART = "unless-stopped"
+NO_NEW_PRIVILEGES = "no-new-privileges:true"
+
+
+def hardened(entry: dict, drop_capabilities: bool = True, cap_add: tuple[str, ...] = ()) -> dict:
+    """`entry` with the hardening every compose container gets."""
+    entry["restart"] = RESTART
+    entry["security_opt"] = [NO_NEW_PRIVILEGES]
+    if drop_capabilities:
+        entry["cap_drop"] = ["ALL"]
+        if cap_add:
+            entry["cap_add"] = sorted(cap_add)
+    return entry
