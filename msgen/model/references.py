@@ -7,6 +7,7 @@ declared round-trip time; otherwise no later stage can give an honest answer.
 from __future__ import annotations
 
 import difflib
+from graphlib import CycleError, TopologicalSorter
 
 from msgen.errors import BlueprintError, LoadIssue
 from msgen.loader import KeyPath, SourceMap
@@ -114,34 +115,19 @@ def _check_rtts(blueprint: Blueprint, issues: _Issues) -> None:
 
 
 def _check_cycles(blueprint: Blueprint, issues: _Issues) -> None:
-    """Iterative depth-first search; the first back edge found is reported with its cycle."""
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    for root in sorted(blueprint.services):
-        if root in state:
-            continue
-        stack: list[tuple[str, int]] = [(root, 0)]
-        state[root] = 1
-        while stack:
-            name, index = stack[-1]
-            calls = blueprint.services[name].calls
-            if index == len(calls):
-                state[name] = 2
-                stack.pop()
-                continue
-            stack[-1] = (name, index + 1)
-            callee = calls[index]
-            if state.get(callee) == 1:
-                path = [frame[0] for frame in stack]
-                cycle = [*path[path.index(callee) :], callee]
-                issues.add(
-                    ("services", name, "calls", index),
-                    f"call cycle: {' -> '.join(cycle)}",
-                    "synchronous calls must form a directed acyclic graph",
-                )
-                return
-            if callee not in state:
-                state[callee] = 1
-                stack.append((callee, 0))
+    """Calls must form a directed acyclic graph: the first cycle found is reported at the call that closes it."""
+    callees = {name: blueprint.services[name].calls for name in sorted(blueprint.services)}
+    try:
+        TopologicalSorter(callees).prepare()
+    except CycleError as error:
+        # graphlib lists each node before the nodes that depend on it: callee before caller
+        cycle = list(reversed(error.args[1]))
+        caller, callee = cycle[-2], cycle[-1]
+        issues.add(
+            ("services", caller, "calls", blueprint.services[caller].calls.index(callee)),
+            f"call cycle: {' -> '.join(cycle)}",
+            "synchronous calls must form a directed acyclic graph",
+        )
 
 
 def service_region(blueprint: Blueprint, name: str) -> str | None:

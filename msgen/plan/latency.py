@@ -10,6 +10,7 @@ chain is a problem.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from graphlib import TopologicalSorter
 
 from msgen.model.blueprint import Blueprint
 from msgen.model.references import declared_rtts, rtt_key, service_region
@@ -95,28 +96,9 @@ def rtt_ms(blueprint: Blueprint, rtts: dict[tuple[str, str], float], caller: str
 
 
 def callees_first(blueprint: Blueprint) -> list[str]:
-    """A topological order with every callee before its callers (iterative post-order DFS)."""
+    """A topological order with every callee before its callers."""
     services = blueprint.services
-    done: set[str] = set()
-    order: list[str] = []
-    for root in sorted(services):
-        if root in done:
-            continue
-        stack: list[tuple[str, int]] = [(root, 0)]
-        done.add(root)
-        while stack:
-            name, index = stack[-1]
-            calls = services[name].calls
-            if index == len(calls):
-                order.append(name)
-                stack.pop()
-                continue
-            stack[-1] = (name, index + 1)
-            callee = calls[index]
-            if callee not in done:
-                done.add(callee)
-                stack.append((callee, 0))
-    return order
+    return list(TopologicalSorter({name: services[name].calls for name in sorted(services)}).static_order())
 
 
 def attempts(blueprint: Blueprint, name: str) -> int:
