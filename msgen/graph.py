@@ -16,7 +16,6 @@ from msgen.errors import MsgenError
 from msgen.model.references import declared_rtts
 from msgen.plan.latency import format_ms, rtt_ms
 
-TEXT_FORMATS = ("mermaid", "dot")
 IMAGE_FORMATS = ("svg", "png")
 DOT_TIMEOUT_S = 60
 GRAPHVIZ_HINT = (

@@ -263,7 +263,6 @@ IMAGES: dict[str, ImageFacts] = {
     ),
 }
 
-DATASTORE_ENGINES = ("mariadb", "mysql", "postgres", "redis")
 
 
 def facts(key: str) -> ImageFacts:

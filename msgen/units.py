@@ -61,14 +61,6 @@ class Memory:
             raise ValueError("a memory size must be greater than zero")
         return cls(amount, value)
 
-    @classmethod
-    def of_bytes(cls, amount: int) -> Memory:
-        return cls(amount, format_bytes(amount))
-
-    @property
-    def mib(self) -> float:
-        return self.bytes / MI
-
     def __str__(self) -> str:
         return self.text
 
@@ -98,10 +90,6 @@ class Cpu:
         if millicores <= 0:
             raise ValueError("a CPU amount must be greater than zero")
         return cls(millicores, text)
-
-    @classmethod
-    def of_millicores(cls, millicores: int) -> Cpu:
-        return cls(millicores, format_millicores(millicores))
 
     @property
     def cores(self) -> float:

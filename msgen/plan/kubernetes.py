@@ -84,10 +84,6 @@ class KubernetesPlan:
     probes: dict[str, ProbePlan]  # service -> probe timings
     callers: dict[str, tuple[str, ...]]  # service -> the services that call it, sorted
 
-    def service_dns(self, name: str) -> str:
-        """The namespace-qualified DNS name of a Service (no cluster domain assumed)."""
-        return f"{name}.{self.namespace}.svc"
-
 
 def recommended_labels(name: str, project: str, component: str) -> dict[str, str]:
     return {NAME_LABEL: name, PART_OF_LABEL: project, MANAGED_BY_LABEL: "msgen", COMPONENT_LABEL: component}

@@ -127,7 +127,6 @@ class ExporterPlan:
     engine: str
     image_key: str  # the entry of msgen/images.py
     port: int
-    up_metric: str
     environment: tuple[tuple[str, str], ...]
     command: tuple[str, ...]  # the container's command (entrypoint overridden where a shell is needed)
     entrypoint: tuple[str, ...] | None
@@ -153,7 +152,6 @@ class RouteDashboard:
     kubernetes_matcher: str
     budget_seconds: float
     budget_text: str
-    metrics_job: str | None  # the service's own scrape job, if it has metrics
 
 
 @dataclass(frozen=True)
@@ -179,10 +177,6 @@ class ObservabilityPlan:
 
     def size(self, name: str) -> ContainerSize:
         return next(size for size in self.sizes if size.name == name)
-
-    @property
-    def alerts_total(self) -> int:
-        return sum(len(group.rules) for group in self.rule_groups)
 
 
 def plan_observability(
@@ -216,7 +210,7 @@ def plan_observability(
         rule_groups=compose_rules,
         kubernetes_rule_groups=kubernetes_rules,
         exporters=tuple(plan_exporter(store) for store in datastores) if prometheus else (),
-        dashboards=route_dashboards(blueprint, services, gateway),
+        dashboards=route_dashboards(blueprint, gateway),
         sizes=container_sizes(section.grafana, section.loki, prometheus is not None, datastores),
         rate_window=window,
         unscraped=tuple(service.name for service in services if service.metrics_port is None),
@@ -265,13 +259,11 @@ def _namespace(blueprint: Blueprint) -> str:
     return (kubernetes.namespace if kubernetes is not None else None) or blueprint.project
 
 
-def route_dashboards(blueprint: Blueprint, services, gateway: GatewayPlan | None) -> tuple[RouteDashboard, ...]:
+def route_dashboards(blueprint: Blueprint, gateway: GatewayPlan | None) -> tuple[RouteDashboard, ...]:
     if gateway is None:
         return ()
-    by_name = {service.name: service for service in services}
     dashboards = []
     for route in gateway.routes:
-        service = by_name[route.name]
         dashboards.append(
             RouteDashboard(
                 service=route.name,
@@ -281,7 +273,6 @@ def route_dashboards(blueprint: Blueprint, services, gateway: GatewayPlan | None
                 kubernetes_matcher=f'service="{kubernetes_traefik_service(_namespace(blueprint), route.name, route.port)}"',
                 budget_seconds=route.budget.seconds,
                 budget_text=route.budget.text,
-                metrics_job=route.name if service.metrics_port is not None else None,
             )
         )
     return tuple(dashboards)
@@ -487,7 +478,7 @@ def plan_exporter(store: DatastorePlan) -> ExporterPlan:
     networks = (data_network(store.name), MONITORING_NETWORK)
     name = f"{store.name}-exporter"
     common = dict(name=name, datastore=store.name, engine=store.engine, image_key=EXPORTER_IMAGES[store.engine])
-    common.update(port=images.port(EXPORTER_IMAGES[store.engine]), up_metric=UP_METRICS[store.engine], networks=networks)
+    common.update(port=images.port(EXPORTER_IMAGES[store.engine]), networks=networks)
     if store.engine == "postgres":
         # postgres_exporter reads the password file itself (DATA_SOURCE_PASS_FILE), in 0.11 and 0.15+ alike
         environment = (

@@ -64,10 +64,6 @@ class ServicePlan:
     def url(self) -> str:
         return f"http://{self.name}:{self.port}"
 
-    @property
-    def env_name(self) -> str:
-        return env_prefix(self.name)
-
 
 @dataclass(frozen=True)
 class DatastorePlan:

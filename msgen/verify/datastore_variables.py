@@ -22,7 +22,6 @@ class Variable:
     words: tuple[str, ...] = ()  # accepted values of an enum or boolean
 
 
-SIZE = Variable(0, U64)
 _FLUSH_METHODS = ("fsync", "O_DSYNC", "littlesync", "nosync", "O_DIRECT", "O_DIRECT_NO_FSYNC")
 
 _INNODB_COMMON: dict[str, Variable] = {

@@ -69,13 +69,6 @@ def _strict_dir(version: str) -> Path:
     return schema_root() / f"v{version}.0-local-strict"
 
 
-def supported_versions() -> tuple[str, ...]:
-    """The minor versions with a bundled strict schema set, oldest first."""
-    names = [path.name for path in schema_root().glob("v*-local-strict")]
-    versions = {name[1:].split(".0-local", 1)[0] for name in names}
-    return tuple(sorted(versions, key=lambda text: tuple(int(part) for part in text.split("."))))
-
-
 @cache
 def _definitions(version: str) -> dict:
     text = (_strict_dir(version) / "_definitions.json").read_text(encoding="utf-8")
@@ -93,10 +86,6 @@ def _validator(version: str, file_name: str):
     schema = json.loads(path.read_text(encoding="utf-8").replace(_DEFINITIONS_REF, "#/"))
     schema["$defs"] = _definitions(version)
     return jsonschema_rs.Draft202012Validator(schema)
-
-
-def has_schema(document: dict, version: str) -> bool:
-    return _validator(version, schema_file_name(document)) is not None
 
 
 def schema_problems(document: dict, version: str) -> list[Problem]:

@@ -373,7 +373,7 @@ def expected_egress(plan, role: str, pods_by_role: dict[str, netpol.Pod]) -> dic
     return expected
 
 
-def _by_role(allowed: dict | None, roles: dict[str, str], everyone: list[netpol.Pod]) -> dict[str, set] | None:
+def _by_role(allowed: dict | None, roles: dict[str, str]) -> dict[str, set] | None:
     if allowed is None:
         return None
     result: dict[str, set] = {}
@@ -395,10 +395,10 @@ def network_findings(plan, gathered: Gathered) -> Iterator[Finding]:
             continue
         at = tuple(role.split(":", 1))
         yield from _compare(
-            f"ingress to {role}", at, _by_role(network.ingress_sources(pod), roles, pods), expected_ingress(plan, role, pod)
+            f"ingress to {role}", at, _by_role(network.ingress_sources(pod), roles), expected_ingress(plan, role, pod)
         )
         yield from _compare(
-            f"egress from {role}", at, _by_role(network.egress_targets(pod), roles, pods), expected_egress(plan, role, pods_by_role)
+            f"egress from {role}", at, _by_role(network.egress_targets(pod), roles), expected_egress(plan, role, pods_by_role)
         )
 
 
