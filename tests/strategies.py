@@ -16,10 +16,22 @@ from itertools import combinations
 from pathlib import Path
 
 import yaml
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from msgen.loader import load_yaml
 from msgen.model.versions import ENGINE_LINES, KUBERNETES_VERSIONS
+
+# For tests that run msgen per example: the same examples every run (a new failure is a change
+# in msgen, not luck), no example database left behind, and no deadline since one example runs
+# several commands.
+GENERATED = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 REGION_NAMES = ("oslo", "frankfurt", "stockholm", "us-east", "helsinki", "amsterdam")
 # EEA members and one outside it, so that personal data meets both verdicts

@@ -10,16 +10,14 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from strategies import blueprints, write_blueprint
+from hypothesis import given, settings
+from strategies import GENERATED, blueprints, write_blueprint
 from typer.testing import CliRunner
 
 from msgen.cli import app
+from msgen.model.versions import ENGINE_LINES
 
 runner = CliRunner()
-
-# each example runs several commands; the temp folders are made per example, not per test
-GENERATED = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def errors_of(blueprint_file: Path, env: str | None = None) -> tuple[int, list[dict]]:
@@ -102,3 +100,29 @@ def test_prometheus_operator_flavour_validates(tmp_path):
     path.write_text(text.replace("retention: 15d}", "retention: 15d, operator: true}"), encoding="utf-8")
     code, errors = errors_of(path)
     assert errors == [] and code == 0, errors
+
+
+def test_strategy_reaches_every_shape():
+    """The same seed that drives the tests above draws every optional section, both sizes of
+    region set, and every engine msgen accepts; no command runs here, so this stays cheap."""
+    seen: set[str] = set()
+
+    @settings(GENERATED, max_examples=150)
+    @given(blueprints())
+    def draw(blueprint):
+        for section in ("gateway", "observability", "kubernetes", "compose", "environments", "datastores", "rtt_ms"):
+            seen.add(f"{section}:{section in blueprint}")
+        seen.add("regions:many" if len(blueprint["regions"]) > 1 else "regions:one")
+        seen.update(f"engine:{store['engine']}" for store in blueprint.get("datastores", {}).values())
+        services = blueprint["services"].values()
+        seen.update(key for key in ("route", "calls", "metrics", "personal_data", "retry") if any(key in s for s in services))
+
+    draw()
+    expected = {
+        f"{section}:{state}"
+        for section in ("gateway", "observability", "kubernetes", "compose", "environments", "datastores")
+        for state in (True, False)
+    }
+    expected |= {"rtt_ms:True", "regions:many", "regions:one", "route", "calls", "metrics", "personal_data", "retry"}
+    expected |= {f"engine:{engine}" for engine in ENGINE_LINES}
+    assert expected - seen == set()

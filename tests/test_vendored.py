@@ -14,8 +14,8 @@ import pytest
 import vendored
 import yaml
 from conftest import EXAMPLES
-from hypothesis import HealthCheck, given, settings
-from strategies import blueprints, write_blueprint
+from hypothesis import given, settings
+from strategies import GENERATED, blueprints, write_blueprint
 from typer.testing import CliRunner
 from vendored import crd_problems, helm_merge, traefik_values_problems
 
@@ -155,20 +155,28 @@ def test_prometheus_operator_objects(tmp_path):
 kubernetes_blueprints = blueprints().filter(lambda blueprint: "kubernetes" in blueprint)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(kubernetes_blueprints)
-def test_generated_crd_objects(blueprint):
-    with tempfile.TemporaryDirectory(prefix="msgen-vendored-") as work:
-        out = render(write_blueprint(blueprint, Path(work) / "blueprint.yaml"), Path(work) / "out")
-        assert all_crd_problems(out) == []
-        # the gateway is deployed when some service is routed
-        assert (out / VALUES_FILE).is_file() == routed(blueprint)
+def test_generated_crd_objects():
+    kinds: set[str] = set()
+
+    @GENERATED
+    @given(kubernetes_blueprints)
+    def check(blueprint):
+        with tempfile.TemporaryDirectory(prefix="msgen-vendored-") as work:
+            out = render(write_blueprint(blueprint, Path(work) / "blueprint.yaml"), Path(work) / "out")
+            assert all_crd_problems(out) == []
+            kinds.update(document["kind"] for _, document in crd_objects(out))
+            # the gateway is deployed when some service is routed
+            assert (out / VALUES_FILE).is_file() == routed(blueprint)
+
+    check()
+    # the examples reached the gateway's objects, not only blueprints without routes
+    assert {"IngressRoute", "Middleware"} <= kinds, kinds
 
 
 def test_generated_traefik_values():
     seen: set[str] = set()
 
-    @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    @settings(GENERATED, max_examples=10)
     @given(blueprints().filter(lambda blueprint: "kubernetes" in blueprint and routed(blueprint)))
     def check(blueprint):
         with tempfile.TemporaryDirectory(prefix="msgen-vendored-") as work:
