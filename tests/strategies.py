@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 from msgen.loader import load_yaml
 from msgen.model.versions import ENGINE_LINES, KUBERNETES_VERSIONS
 
-# For tests that run msgen per example: the same examples every run (a new failure is a change
-# in msgen, not luck), no example database left behind, and no deadline since one example runs
-# several commands.
+# For tests that run msgen per example: derandomized, so that a failure comes from a change in
+# the code rather than from luck (Hypothesis may still draw other examples when the modules
+# imported before a test differ, e.g. one file run alone versus the whole suite); no example
+# database left behind; no deadline, since one example runs several commands.
 GENERATED = settings(
     max_examples=25,
     deadline=None,
