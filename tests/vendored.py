@@ -94,7 +94,9 @@ def _translate(node: Any, structural: bool = True) -> Any:
       closed (`additionalProperties: false`), because the API server prunes unknown fields or,
       with strict field validation (kubectl's default), rejects them;
     * `x-kubernetes-embedded-resource: true` also allows apiVersion, kind and metadata;
-    * `x-kubernetes-validations` (CEL rules) are not evaluated.
+    * `x-kubernetes-validations` (CEL rules) are not evaluated;
+    * a null where the schema is not nullable is a problem, although the API server would drop
+      it silently: either way what the file says is not what the cluster keeps.
     """
     if isinstance(node, list):
         return [_translate(item, structural) for item in node]
@@ -171,7 +173,8 @@ def crd_problems(obj: dict) -> list[str]:
     Fails the test when no vendored CRD serves the kind: silence would pass anything.
     """
     validator = _crd_validator(str(obj.get("apiVersion")), str(obj.get("kind")))
-    name = (obj.get("metadata") or {}).get("name", "?") if isinstance(obj.get("metadata"), dict) else "?"
+    metadata = obj.get("metadata")
+    name = metadata.get("name", "?") if isinstance(metadata, dict) else "?"
     return [
         f"{obj.get('kind')}/{name}: {'.'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
         for error in sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
