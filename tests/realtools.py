@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,54 @@ def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | 
             return
         time.sleep(0.1)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def log_tail(log: Path | None, size: int = 3000) -> str:
+    if log is None or not Path(log).exists():
+        return ""
+    return Path(log).read_text(errors="replace")[-size:]
+
+
+def wait_until_ready(
+    probe: Callable[[], tuple[bool, str]],
+    process: subprocess.Popen,
+    what: str,
+    log: Path | None = None,
+    timeout: float = 60.0,
+    interval: float = 0.1,
+) -> None:
+    """Poll `probe` until it reports success, the deadline passes, or the process dies.
+
+    An open port only says the server has bound its socket; a server can still refuse
+    queries while it recovers or finishes start-up, so readiness is a real answer.
+    """
+    deadline = time.monotonic() + timeout
+    last = "the probe never ran"
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited with {process.returncode} before it answered; last probe: {last}\n{log_tail(log)}")
+        ready, last = probe()
+        if ready:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} did not answer within {timeout}s; last probe: {last}\n{log_tail(log)}")
+        time.sleep(interval)
+
+
+def command_probe(args: list[str], expect: str, env: dict[str, str] | None = None, timeout: float = 10.0) -> Callable[[], tuple[bool, str]]:
+    """A probe that runs a client command and succeeds when it exits 0 printing exactly `expect`."""
+
+    def probe() -> tuple[bool, str]:
+        try:
+            result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
+        except subprocess.TimeoutExpired:
+            return False, f"{args[0]} timed out after {timeout}s"
+        answer = result.stdout.strip()
+        if result.returncode == 0 and answer == expect:
+            return True, answer
+        return False, f"exit {result.returncode}: {(answer + ' ' + result.stderr.strip()).strip()[-500:]}"
+
+    return probe
 
 
 def stop(process: subprocess.Popen, timeout: float = 15.0) -> None:

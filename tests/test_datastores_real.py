@@ -8,12 +8,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from realtools import debian_tool, free_port, postgres_bin, start, stop, wait_for_port
+from realtools import command_probe, debian_tool, free_port, postgres_bin, start, stop, wait_until_ready
 
 from msgen.model.blueprint import Blueprint
 from msgen.plan import build_plan
@@ -55,15 +54,29 @@ def write_as(path: Path, text: str, user: str) -> Path:
     return path
 
 
-def wait_for(predicate, timeout: float, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"server not ready after {timeout}s:\n{log.read_text(errors='replace')[-3000:]}")
+# Start-up on a loaded machine can be slow; the deadline only bounds a server that never comes up.
+READY_TIMEOUT = 60.0
+
+
+def wait_for_mariadb(client: Path, socket: Path, process: subprocess.Popen, log: Path) -> None:
+    """Wait until mariadbd answers a query as root on its socket (it binds TCP before the socket)."""
+    probe = command_probe([str(client), "--no-defaults", "-uroot", f"--socket={socket}", "-N", "-B", "-e", "SELECT 1"], "1")
+    wait_until_ready(probe, process, "mariadbd", log, READY_TIMEOUT)
+
+
+def wait_for_postgres(socket_dir: Path, port: int, process: subprocess.Popen, log: Path) -> None:
+    """Wait until postgres answers `SELECT 1` on the chosen port: a bound port can still answer
+    "the database system is starting up"."""
+    psql = [str(postgres_bin("psql")), "-X", "-At", "-h", str(socket_dir), "-p", str(port), "-U", "postgres", "-d", "postgres"]
+    probe = command_probe([*psql, "-c", "SELECT 1"], "1")
+    wait_until_ready(probe, process, "postgres", log, READY_TIMEOUT)
+
+
+def wait_for_redis(port: int, process: subprocess.Popen, log: Path, password: str | None = None) -> None:
+    """Wait until redis-server answers PING with PONG on the chosen port."""
+    auth = ["--no-auth-warning", "-a", password] if password else []
+    probe = command_probe([str(debian_tool("redis-cli", "redis-tools")), "-h", "127.0.0.1", "-p", str(port), *auth, "PING"], "PONG")
+    wait_until_ready(probe, process, "redis-server", log, READY_TIMEOUT)
 
 
 # --- MariaDB -------------------------------------------------------------------------------------
@@ -111,7 +124,7 @@ def boot_mariadb(base: dict, my_cnf: str, name: str) -> dict[str, int]:
         log,
     )  # fmt: skip
     try:
-        wait_for(lambda: socket.exists(), 60, process, work / "error.log")
+        wait_for_mariadb(base["client"], socket, process, work / "error.log")
         result = subprocess.run(
             [str(base["client"]), "--no-defaults", "-uroot", f"--socket={socket}", "-N", "-B", "-e", MARIADB_QUERY],
             check=True, capture_output=True, text=True, timeout=30,
@@ -198,7 +211,7 @@ def running_postgres(postgresql_conf: str, extra_args: tuple[str, ...] = ()):
             log,
         )  # fmt: skip
         try:
-            wait_for_port(port, 60, process)
+            wait_for_postgres(work, port, process, log)
             yield {"port": port, "socket_dir": work, "work": work}
         finally:
             stop(process)
@@ -228,7 +241,7 @@ def test_postgres_boots_with_rendered_config_and_reports_the_plan(memory, storag
 
 
 @contextmanager
-def running_redis(redis_conf: str, *extra: str):
+def running_redis(redis_conf: str, password: str | None = None):
     server = debian_tool("redis-server", "redis-server")
     with owned_dir("redis") as work:
         config = write_as(work / "redis.conf", redis_conf, "redis")
@@ -248,12 +261,12 @@ def running_redis(redis_conf: str, *extra: str):
                 "127.0.0.1",
                 "--dir",
                 str(work),
-                *extra,
+                *(["--requirepass", password] if password else []),
             ],
             log,
         )
         try:
-            wait_for_port(port, 30, process)
+            wait_for_redis(port, process, log, password)
             yield port
         finally:
             stop(process)
@@ -359,7 +372,7 @@ def test_mariadb_compose_entry_is_honest(mariadb_base, rendered_output):
     )  # fmt: skip
     client = [str(mariadb_base["client"]), "--no-defaults", "-N", "-B"]
     try:
-        wait_for(lambda: socket.exists(), 60, process, work / "error.log")
+        wait_for_mariadb(mariadb_base["client"], socket, process, work / "error.log")
         # what the image's entrypoint does with MARIADB_USER / MARIADB_PASSWORD_FILE / MARIADB_DATABASE
         setup = (
             f"CREATE DATABASE `{env['DB_NAME']}`; CREATE USER '{env['DB_USER']}'@'%' IDENTIFIED BY {sql_string(password)}; "
@@ -405,7 +418,7 @@ def test_postgres_compose_entry_is_honest(rendered_output):
             work / "postgres.log",
         )  # fmt: skip
         try:
-            wait_for_port(port, 60, process)
+            wait_for_postgres(work, port, process, work / "postgres.log")
             # the image's entrypoint runs /docker-entrypoint-initdb.d/*.sh as postgres with POSTGRES_USER set
             script = out / "datastores" / "ledger-db" / "initdb" / "10-app-user.sh"
             init_env = {
@@ -446,7 +459,7 @@ def test_redis_compose_entry_is_honest(rendered_output):
     password = (out / "secrets" / "sessions-cache" / "password").read_text(encoding="utf-8")
     conf = (out / "datastores" / "sessions-cache" / "redis.conf").read_text(encoding="utf-8")
     # the entry starts redis-server with the mounted redis.conf and the password from the secret file
-    with running_redis(conf, "--requirepass", password) as port:
+    with running_redis(conf, password) as port:
         assert redis_cli(port, "PING", password=password) == ["PONG"]
         assert redis_cli(port, "CONFIG", "GET", "maxmemory", password=password)[1] == str(
             plan.tuning["sessions-cache"].get("maxmemory").number

@@ -176,7 +176,9 @@ def mariadb_with_app_user(work: Path, user: str, password: str) -> tuple[subproc
     args = [str(mariadbd), "--no-defaults", "--user=mysql", f"--datadir={data}", f"--socket={socket}", f"--pid-file={work / 'pid'}"]
     args += [f"--log-error={work / 'mariadb.err'}", f"--port={port}", "--bind-address=127.0.0.1", "--innodb-buffer-pool-size=64M"]
     process = realtools.start(args, work / "mariadb.log")
-    realtools.wait_for_port(port, timeout=60, process=process)
+    # a listening port is not a server that answers; the setup below needs one that does
+    probe = realtools.command_probe([str(client), "--no-defaults", "-uroot", f"--socket={socket}", "-N", "-B", "-e", "SELECT 1"], "1")
+    realtools.wait_until_ready(probe, process, "mariadbd", work / "mariadb.err", timeout=60)
     setup = f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'; CREATE DATABASE `{user}`; GRANT ALL ON `{user}`.* TO '{user}'@'%';"
     subprocess.run([str(client), "--no-defaults", "-uroot", f"--socket={socket}", "-e", setup], check=True, capture_output=True, timeout=30)
     return process, port
@@ -217,7 +219,9 @@ def stack(reference, rendered, tmp_path_factory):
         redis_args = [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         redis_args += ["--requirepass", "s3cret-for-test", "--dir", str(work)]
         processes.append(realtools.start([str(arg) for arg in redis_args], work / "redis.log"))
-        realtools.wait_for_port(redis_port, process=processes[-1])
+        redis_cli = realtools.debian_tool("redis-cli", "redis-tools")
+        ping = [str(redis_cli), "-h", "127.0.0.1", "-p", str(redis_port), "--no-auth-warning", "-a", "s3cret-for-test", "PING"]
+        realtools.wait_until_ready(realtools.command_probe(ping, "PONG"), processes[-1], "redis-server", work / "redis.log", timeout=60)
         script = exporter_script(reference, redis_port, exporter_port, secret)
         processes.append(realtools.start(["/bin/sh", "-c", script], work / "exporter.log"))
         realtools.wait_for_port(exporter_port, process=processes[-1])
