@@ -80,12 +80,10 @@ def datastores(draw, engine_version: tuple[str, str] | None = None) -> dict:
 
 
 @st.composite
-def blueprints(draw, prometheus_operator: bool = False) -> dict:
+def blueprints(draw, prometheus_operator: bool = True) -> dict:
     """A valid blueprint dict (see the module docstring for what "valid" covers).
 
-    `prometheus_operator` lets Kubernetes blueprints ask for PodMonitors and a PrometheusRule;
-    off by default because msgen's own Kubernetes check rejects the objects it renders for the
-    operator (test_strategies.py keeps that case as an expected failure until it is fixed).
+    `prometheus_operator` lets Kubernetes blueprints ask for PodMonitors and a PrometheusRule.
     """
     region_names = draw(st.lists(st.sampled_from(REGION_NAMES), min_size=1, max_size=3, unique=True))
     regions = {name: {"jurisdiction": draw(st.sampled_from(JURISDICTIONS))} for name in region_names}

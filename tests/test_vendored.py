@@ -135,14 +135,11 @@ def test_fresh_starter_traefik_values(tmp_path, name):
 
 
 def test_prometheus_operator_objects(tmp_path):
-    """PodMonitors and the PrometheusRule against the prometheus-operator v0.93.0 CRDs. msgen's own
-    check rejects them (see test_strategies.py), so the blueprint suppresses that finding to get
-    the files written."""
+    """PodMonitors and the PrometheusRule against the prometheus-operator v0.93.0 CRDs."""
     blueprint = starter(tmp_path / "project", "reference")
     text = blueprint.read_text(encoding="utf-8")
     assert "retention: 15d}" in text
     text = text.replace("retention: 15d}", "retention: 15d, operator: true}")
-    text += "\nsuppress:\n  - {id: k8s-schema, at: observability, reason: checked against the prometheus-operator CRDs}\n"
     blueprint.write_text(text, encoding="utf-8")
     out = render(blueprint, tmp_path / "out")
     kinds = {document["kind"] for _, document in crd_objects(out)}
@@ -152,18 +149,7 @@ def test_prometheus_operator_objects(tmp_path):
 
 # --- generated blueprints --------------------------------------------------------------------------
 
-kubernetes_blueprints = blueprints(prometheus_operator=True).filter(lambda blueprint: "kubernetes" in blueprint)
-
-# msgen's own check rejects the operator's kinds (see test_strategies.py); suppressed here so
-# that the files get written and the CRDs judge them
-OPERATOR_SUPPRESSION = {"id": "k8s-schema", "at": "observability", "reason": "checked against the prometheus-operator CRDs"}
-
-
-def with_operator_suppressed(blueprint: dict) -> dict:
-    if not ((blueprint.get("observability") or {}).get("prometheus") or {}).get("operator"):
-        return blueprint
-    return {**blueprint, "suppress": [OPERATOR_SUPPRESSION]}
-
+kubernetes_blueprints = blueprints().filter(lambda blueprint: "kubernetes" in blueprint)
 
 def test_generated_crd_objects():
     kinds: set[str] = set()
@@ -172,7 +158,7 @@ def test_generated_crd_objects():
     @given(kubernetes_blueprints)
     def check(blueprint):
         with tempfile.TemporaryDirectory(prefix="msgen-vendored-") as work:
-            out = render(write_blueprint(with_operator_suppressed(blueprint), Path(work) / "blueprint.yaml"), Path(work) / "out")
+            out = render(write_blueprint(blueprint, Path(work) / "blueprint.yaml"), Path(work) / "out")
             assert all_crd_problems(out) == []
             kinds.update(document["kind"] for _, document in crd_objects(out))
             # the gateway is deployed when some service is routed
