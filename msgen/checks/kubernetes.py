@@ -5,7 +5,6 @@ objects as they will be deployed: names within Kubernetes' limits, pods locked d
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from msgen.contract import POD_TEMPLATE_KINDS
 from msgen.findings import Finding, finding
@@ -13,26 +12,6 @@ from msgen.targets import Built
 from msgen.targets import kubernetes as target
 
 MAX_NAME = 63
-
-
-@dataclass(frozen=True)
-class RenderedObject:
-    path: str  # the file under kubernetes/
-    document: dict
-    at: tuple  # the blueprint key path that produced it
-
-    def where(self) -> str:
-        return f"{self.path}: {(self.document.get('metadata') or {}).get('name', '?')}"
-
-
-def origin(path: str) -> tuple:
-    """The blueprint element behind a file: `kubernetes/services/payment.yaml` -> services.payment."""
-    parts = path.split("/")
-    if len(parts) == 3 and parts[1] in ("services", "datastores"):
-        return (parts[1], parts[2].rsplit(".", 1)[0])
-    if len(parts) > 2 and parts[1] in ("gateway", "observability"):
-        return (parts[1],)
-    return ("kubernetes",)
 
 
 def check(context) -> Iterator[Finding]:
@@ -69,10 +48,9 @@ class Inspector:
     def read(self, built: Built) -> None:
         if not target.is_manifest(built.path):
             return
-        for document in built.documents:
-            item = RenderedObject(built.path, document, origin(built.path))
+        for item in target.objects_of(built.path, built.documents):
             self.found.extend(name_findings(item))
-            template = pod_template(document)
+            template = pod_template(item.document)
             if template is not None:
                 self.found.extend(security_findings(item, template.get("spec") or {}))
 
@@ -123,7 +101,7 @@ def anti_affinity_findings(plan) -> Iterator[Finding]:
             )
 
 
-def name_findings(item: RenderedObject) -> Iterator[Finding]:
+def name_findings(item: target.RenderedObject) -> Iterator[Finding]:
     metadata = item.document.get("metadata") or {}
     name = str(metadata.get("name", ""))
     if len(name) > MAX_NAME:
@@ -145,11 +123,11 @@ def name_findings(item: RenderedObject) -> Iterator[Finding]:
             )
 
 
-def _requested_root(item: RenderedObject, pod_spec: dict) -> bool:
+def _requested_root(item: target.RenderedObject, pod_spec: dict) -> bool:
     return (pod_spec.get("securityContext") or {}).get("runAsNonRoot") is False
 
 
-def security_findings(item: RenderedObject, pod_spec: dict) -> Iterator[Finding]:
+def security_findings(item: target.RenderedObject, pod_spec: dict) -> Iterator[Finding]:
     """Locked-down pods; a service with `run_as_root` is reported by run-as-root instead."""
     root = _requested_root(item, pod_spec)
     context = pod_spec.get("securityContext") or {}

@@ -73,6 +73,37 @@ def is_manifest(path: str) -> bool:
     return path.startswith(f"{ROOT}/") and path.endswith((".yaml", ".yml")) and path not in (traefik.HELM_VALUES, KUSTOMIZATION)
 
 
+@dataclass(frozen=True)
+class RenderedObject:
+    """One object of a manifest, with the file it is in and the blueprint element behind it."""
+
+    path: str  # the file under kubernetes/
+    index: int  # its position among the file's documents
+    document: dict
+    at: tuple  # the blueprint key path that produced it
+
+    def where(self) -> str:
+        """`kubernetes/services/payment.yaml: Deployment/payment`, for messages (tolerates broken objects)."""
+        metadata = self.document.get("metadata") if isinstance(self.document.get("metadata"), dict) else {}
+        return f"{self.path}: {self.document.get('kind', '?')}/{metadata.get('name', '?')}"
+
+
+def origin(path: str) -> tuple:
+    """The blueprint element behind a file: `kubernetes/services/payment.yaml` -> services.payment."""
+    parts = path.split("/")
+    if len(parts) == 3 and parts[1] in ("services", "datastores"):
+        return (parts[1], parts[2].rsplit(".", 1)[0])
+    if len(parts) > 2 and parts[1] in ("gateway", "observability"):
+        return (parts[1],)
+    return ("kubernetes",)
+
+
+def objects_of(path: str, documents: tuple) -> list[RenderedObject]:
+    """The objects of one manifest file."""
+    at = origin(path)
+    return [RenderedObject(path, index, document, at) for index, document in enumerate(documents)]
+
+
 def _kustomization(plan, artifacts: list[Artifact]) -> Artifact:
     resources = sorted(artifact.path.removeprefix(f"{ROOT}/") for artifact in artifacts if is_manifest(artifact.path))
     document = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}

@@ -110,15 +110,7 @@ def helm_values(plan) -> dict:
             gw.WEBSECURE: websecure,
             gw.METRICS: {"port": gw.PORTS[gw.METRICS], "exposedPort": gw.PORTS[gw.METRICS], "expose": {"default": False}},
         },
-        "metrics": {
-            "prometheus": {
-                "entryPoint": gw.METRICS,
-                "addEntryPointsLabels": True,
-                "addRoutersLabels": True,
-                "addServicesLabels": True,
-                "buckets": ",".join(str(bucket) for bucket in gateway.buckets),
-            }
-        },
+        "metrics": prometheus_metrics(",".join(str(bucket) for bucket in gateway.buckets)),
         "logs": {"general": {"format": "json", "level": "INFO"}, "access": {"enabled": True, "format": "json"}},
         "providers": {"kubernetesCRD": {"enabled": True, "allowCrossNamespace": False}, "kubernetesIngress": {"enabled": False}},
         "tlsOptions": {"default": {"minVersion": "VersionTLS12"}},
@@ -131,6 +123,13 @@ def helm_values(plan) -> dict:
         values["certificatesResolvers"] = {gw.RESOLVER: {"acme": acme}}
         values["persistence"] = {"enabled": True, "path": HELM_ACME_DIR, "size": "128Mi"}
     return values
+
+
+def prometheus_metrics(buckets: str | list[float]) -> dict:
+    """Traefik's Prometheus metrics on their own entrypoint, labelled by entrypoint, router and
+    service (the chart's values want the buckets as one comma-separated string)."""
+    labels = {"addEntryPointsLabels": True, "addRoutersLabels": True, "addServicesLabels": True}
+    return {"prometheus": {"entryPoint": gw.METRICS, **labels, "buckets": buckets}}
 
 
 def _helm_dashboard(gateway: gw.GatewayPlan) -> dict:
@@ -278,15 +277,7 @@ def static_config(gateway: gw.GatewayPlan) -> dict:
             gw.METRICS: {"address": f":{gw.PORTS[gw.METRICS]}"},
             gw.PING: {"address": f":{gw.PORTS[gw.PING]}"},
         },
-        "metrics": {
-            "prometheus": {
-                "entryPoint": gw.METRICS,
-                "addEntryPointsLabels": True,
-                "addRoutersLabels": True,
-                "addServicesLabels": True,
-                "buckets": list(gateway.buckets),
-            }
-        },
+        "metrics": prometheus_metrics(list(gateway.buckets)),
         "providers": {"file": {"directory": gw.DYNAMIC_MOUNT, "watch": True}},
     }
     if gateway.acme_email:

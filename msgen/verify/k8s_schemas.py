@@ -43,12 +43,6 @@ def field_path(parts) -> str:
     return text
 
 
-def object_name(document: dict) -> str:
-    """`Deployment/payment` for messages (tolerates broken objects)."""
-    metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
-    return f"{document.get('kind', '?')}/{metadata.get('name', '?')}"
-
-
 @cache
 def schema_root() -> Path:
     spec = importlib.util.find_spec("kubernetes_validate")

@@ -23,39 +23,11 @@ from msgen.verify import k8s_schemas, netpol
 CRD_GROUPS = ("traefik.io/", "cert-manager.io/", "monitoring.coreos.com/")
 
 
-@dataclass(frozen=True)
-class RenderedObject:
-    path: str  # the file under kubernetes/
-    index: int  # its position among the file's documents
-    document: dict
-    at: tuple  # the blueprint key path that produced it
-
-    @property
-    def name(self) -> str:
-        return k8s_schemas.object_name(self.document)
-
-    def where(self) -> str:
-        return f"{self.path}: {self.name}"
-
-
-def origin(path: str) -> tuple:
-    """The blueprint element behind a file: `kubernetes/services/payment.yaml` -> services.payment."""
-    parts = path.split("/")
-    if len(parts) == 3 and parts[1] in ("services", "datastores"):
-        return (parts[1], parts[2].rsplit(".", 1)[0])
-    if len(parts) > 2 and parts[1] == "gateway":
-        return ("gateway",)
-    if len(parts) > 2 and parts[1] == "observability":
-        return ("observability",)
-    return ("kubernetes",)
-
-
-def rendered_objects(files: dict) -> Iterator[RenderedObject]:
+def rendered_objects(files: dict) -> Iterator[target.RenderedObject]:
     """Every Kubernetes object msgen renders, with the file it is in."""
     for path in sorted(files):
         if target.is_manifest(path):
-            for index, document in enumerate(files[path].documents):
-                yield RenderedObject(path, index, document, origin(path))
+            yield from target.objects_of(path, files[path].documents)
 
 
 def verify(context) -> Iterator[Finding]:
@@ -76,7 +48,7 @@ def verify(context) -> Iterator[Finding]:
 # --- per object --------------------------------------------------------------------------
 
 
-def object_findings(version: str, item: RenderedObject) -> Iterator[Finding]:
+def object_findings(version: str, item: target.RenderedObject) -> Iterator[Finding]:
     document = item.document
     if not isinstance(document, dict):
         yield finding("k8s-schema", "error", item.at, f"{item.path}: document {item.index + 1} is not an object", "")
@@ -88,7 +60,7 @@ def object_findings(version: str, item: RenderedObject) -> Iterator[Finding]:
         yield from workload_findings(item, template)
 
 
-def schema_findings(version: str, item: RenderedObject) -> Iterator[Finding]:
+def schema_findings(version: str, item: target.RenderedObject) -> Iterator[Finding]:
     for problem in k8s_schemas.schema_problems(item.document, version):
         yield finding(
             "k8s-schema",
@@ -99,7 +71,7 @@ def schema_findings(version: str, item: RenderedObject) -> Iterator[Finding]:
         )
 
 
-def model_findings(item: RenderedObject) -> Iterator[Finding]:
+def model_findings(item: target.RenderedObject) -> Iterator[Finding]:
     if not isinstance(item.document, dict) or str(item.document.get("apiVersion", "")).startswith(CRD_GROUPS):
         return
     for problem in k8s_schemas.model_problems(item.document) or []:
@@ -118,7 +90,7 @@ def pod_template(document: dict) -> dict | None:
     return ((document.get("spec") or {}).get("template")) or {}
 
 
-def workload_findings(item: RenderedObject, template: dict) -> Iterator[Finding]:
+def workload_findings(item: target.RenderedObject, template: dict) -> Iterator[Finding]:
     spec = item.document.get("spec") or {}
     labels = (template.get("metadata") or {}).get("labels") or {}
     selector = spec.get("selector")
@@ -140,7 +112,7 @@ def workload_findings(item: RenderedObject, template: dict) -> Iterator[Finding]
         yield from container_findings(item, index, container)
 
 
-def container_findings(item: RenderedObject, index: int, container: dict) -> Iterator[Finding]:
+def container_findings(item: target.RenderedObject, index: int, container: dict) -> Iterator[Finding]:
     name = container.get("name", str(index))
     declared_names = {port.get("name") for port in container.get("ports") or []}
     declared_numbers = {port.get("containerPort") for port in container.get("ports") or []}
@@ -161,7 +133,7 @@ def container_findings(item: RenderedObject, index: int, container: dict) -> Ite
     yield from resource_findings(item, name, container.get("resources") or {})
 
 
-def resource_findings(item: RenderedObject, name: str, resources: dict) -> Iterator[Finding]:
+def resource_findings(item: target.RenderedObject, name: str, resources: dict) -> Iterator[Finding]:
     requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
     for key in ("cpu", "memory"):
         if key not in limits:
@@ -236,7 +208,7 @@ class Gathered:
         self.policies: list[dict] = []
         self._by_label: dict[tuple, list[Workload]] = {}
 
-    def add(self, item: RenderedObject) -> None:
+    def add(self, item: target.RenderedObject) -> None:
         document = item.document
         if not isinstance(document, dict):
             return
