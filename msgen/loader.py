@@ -71,8 +71,8 @@ class SourceMap:
     """Where each key path of a loaded document stands in its file (1-based)."""
 
     file: str
-    # key path -> line * COLUMNS + column: one int, not a tuple of two (a 5000-service
-    # blueprint has ~400,000 positions, and they live as long as the findings may need them)
+    # key path -> line * COLUMNS + column: one int, not a tuple of two (a large blueprint has
+    # hundreds of thousands of positions, and they live as long as the findings may need them)
     positions: dict[KeyPath, int] = field(default_factory=dict)
     # the source text of plain scalars that YAML read as numbers (so hints can quote them)
     number_texts: dict[KeyPath, str] = field(default_factory=dict)

@@ -59,7 +59,6 @@ def _escape_char(match: re.Match) -> str:
 
 # the same few thousand keys and strings recur in every object: escape each once (by type,
 # so that 1, 1.0 and True stay apart); bounded, since a long-running process renders many
-# (full, it holds ~17 MB; at 10,000 entries rendering 1000 services took 0.3 s longer)
 _STRINGS: dict[str, str] = {}
 _OTHERS: dict[tuple[type, object], str] = {}
 _CACHE_LIMIT = 100_000
