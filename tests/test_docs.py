@@ -117,3 +117,20 @@ def test_no_file_cites_a_design_document_outside_the_repository():
             if pattern.search(line):
                 citing.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:120]}")
     assert not citing, "files cite design documents outside the repository:\n" + "\n".join(citing)
+
+
+def _finding_ids(folder: Path) -> set[str]:
+    """Every finding id a module under `folder` can produce (the first argument of `finding(...)`)."""
+    ids: set[str] = set()
+    for path in folder.rglob("*.py"):
+        ids.update(re.findall(r'finding\(\s*"([a-z0-9-]+)"', path.read_text(encoding="utf-8")))
+    return ids
+
+
+def test_docs_checks_lists_every_finding_and_verification_id():
+    text = (ROOT / "docs" / "checks.md").read_text(encoding="utf-8")
+    findings = _finding_ids(ROOT / "msgen" / "checks") | {"suppress-unused"}
+    verifications = {f"verify-{name}" for name in _finding_ids(ROOT / "msgen" / "verify")}
+    assert len(findings) > 30 and len(verifications) > 15
+    missing = sorted(name for name in findings | verifications if f"`{name}`" not in text)
+    assert missing == []
