@@ -76,7 +76,7 @@ def build_graph(plan) -> Graph:
         if service.route is not None:
             edges.append(Edge("gateway", f"svc-{service.name}", _route_label(service.route), "route"))
         edges.extend(
-            Edge(f"svc-{service.name}", f"svc-{callee}", format_ms(rtt_ms(blueprint, rtts, service.name, callee)), "call")
+            Edge(f"svc-{service.name}", f"svc-{callee}", format_ms(rtt_ms(plan.latency.regions, rtts, service.name, callee)), "call")
             for callee in service.calls
         )
         if service.datastore is not None:

@@ -95,7 +95,7 @@ def timeout_findings(plan) -> Iterator[Finding]:
         if service.timeout is None:
             continue
         for index, callee in enumerate(service.calls):
-            needed = rtt_ms(blueprint, rtts, name, callee) + latency.cost_ms[callee]
+            needed = rtt_ms(latency.regions, rtts, name, callee) + latency.cost_ms[callee]
             if service.timeout.ms + EPSILON_MS < needed:
                 yield finding(
                     "timeout-short",

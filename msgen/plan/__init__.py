@@ -78,6 +78,6 @@ def build_plan(blueprint: Blueprint, env: str | None = None) -> Plan:
         gateway=gateway,
         kubernetes=plan_kubernetes(blueprint, services, datastores),
         observability=plan_observability(blueprint, services, datastores, gateway),
-        latency=plan_latency(blueprint),
-        residency=plan_residency(blueprint),
+        latency=plan_latency(blueprint, {service.name: service.region for service in services}),
+        residency=plan_residency(blueprint, services, datastores),
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from graphlib import TopologicalSorter
 
 from msgen.model.blueprint import Blueprint
-from msgen.model.references import declared_rtts, rtt_key, service_region
+from msgen.model.references import declared_rtts, rtt_key
 from msgen.units import Duration
 
 SAME_REGION_RTT_MS = 2.0  # same region, unless rtt_ms says otherwise
@@ -87,9 +87,9 @@ class LatencyPlan:
         return tuple(hops)
 
 
-def rtt_ms(blueprint: Blueprint, rtts: dict[tuple[str, str], float], caller: str, callee: str) -> float:
+def rtt_ms(regions: dict[str, str | None], rtts: dict[tuple[str, str], float], caller: str, callee: str) -> float:
     """The round trip of one call: 2 ms within a region, else the declared pair (load guarantees it)."""
-    origin, target = service_region(blueprint, caller), service_region(blueprint, callee)
+    origin, target = regions[caller], regions[callee]
     if origin is None or target is None or origin == target:
         return SAME_REGION_RTT_MS
     return rtts[rtt_key(origin, target)]
@@ -107,8 +107,9 @@ def attempts(blueprint: Blueprint, name: str) -> int:
     return max(1, retry.attempts) if retry is not None else 1
 
 
-def plan_latency(blueprint: Blueprint) -> LatencyPlan:
-    """Costs, heaviest branches, budgets, fan-out and retry amplification of every service."""
+def plan_latency(blueprint: Blueprint, regions: dict[str, str | None]) -> LatencyPlan:
+    """Costs, heaviest branches, budgets, fan-out and retry amplification of every service
+    (`regions`: each service's region, as the service plans resolved it)."""
     rtts = declared_rtts(blueprint)
     order = callees_first(blueprint)
     cost: dict[str, float] = {}
@@ -117,7 +118,7 @@ def plan_latency(blueprint: Blueprint) -> LatencyPlan:
     for name in order:
         service = blueprint.services[name]
         legs = sorted(
-            ((rtt_ms(blueprint, rtts, name, callee), callee) for callee in service.calls),
+            ((rtt_ms(regions, rtts, name, callee), callee) for callee in service.calls),
             key=lambda leg: (-(leg[0] + cost[leg[1]]), leg[1]),
         )
         spent = [rtt + cost[callee] for rtt, callee in legs]
@@ -138,7 +139,7 @@ def plan_latency(blueprint: Blueprint) -> LatencyPlan:
         heaviest=heaviest,
         depth=depth,
         p99_ms={name: blueprint.services[name].latency.p99.ms for name in services},
-        regions={name: service_region(blueprint, name) for name in services},
+        regions={name: regions[name] for name in services},
         routes=routes,
         fanout={name: fanout_slow(len(blueprint.services[name].calls)) for name in services if len(blueprint.services[name].calls) >= 2},
         amplification=plan_amplification(blueprint, order),

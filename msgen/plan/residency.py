@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from msgen.model.blueprint import Blueprint
-from msgen.model.references import service_region
+from msgen.plan.services import DatastorePlan, ServicePlan
 
 # the EU's 27 member states (ISO 3166 alpha-2; Greece is GR, not the EU's own "EL")
 # fmt: off
@@ -58,18 +58,14 @@ def allowed_codes(policy: list[str] | tuple[str, ...]) -> frozenset[str]:
     return frozenset(codes)
 
 
-def plan_residency(blueprint: Blueprint) -> ResidencyPlan:
-    """Every placement with its verdict, and the calls that move personal data out of bounds."""
+def plan_residency(blueprint: Blueprint, services: tuple[ServicePlan, ...], datastores: tuple[DatastorePlan, ...]) -> ResidencyPlan:
+    """Every placement with its verdict, and the calls that move personal data out of bounds,
+    from the regions the service and datastore plans resolved."""
     policy = tuple(blueprint.policy.personal_data_in) if blueprint.policy.personal_data_in is not None else None
     allowed = allowed_codes(policy) if policy is not None else None
-    placements = [_service(blueprint, name, allowed) for name in sorted(blueprint.services)]
-    owners: dict[str, list[str]] = {}
-    for service_name in sorted(blueprint.services):
-        datastore = blueprint.services[service_name].datastore
-        if datastore is not None:
-            owners.setdefault(datastore, []).append(service_name)
-    placements.extend(_datastore(blueprint, name, owners.get(name, []), allowed) for name in sorted(blueprint.datastores))
-    return ResidencyPlan(policy, tuple(placements), _transfers(blueprint, allowed))
+    placements = [_service(blueprint, service, allowed) for service in services]
+    placements.extend(_datastore(blueprint, store, allowed) for store in datastores)
+    return ResidencyPlan(policy, tuple(placements), _transfers(blueprint, services, allowed))
 
 
 def _jurisdiction(blueprint: Blueprint, region: str | None) -> str | None:
@@ -86,42 +82,38 @@ def _verdict(personal_data: bool, jurisdiction: str | None, allowed: frozenset[s
     return "allowed" if jurisdiction in allowed else "not allowed"
 
 
-def _service(blueprint: Blueprint, name: str, allowed: frozenset[str] | None) -> Placement:
-    service = blueprint.services[name]
-    region = service_region(blueprint, name)
-    source = "declared" if service.region is not None else ("the only region" if region else "none declared")
+def _service(blueprint: Blueprint, service: ServicePlan, allowed: frozenset[str] | None) -> Placement:
+    region = service.region
+    source = "declared" if service.service.region is not None else ("the only region" if region else "none declared")
     jurisdiction = _jurisdiction(blueprint, region)
-    return Placement(
-        "service", name, region, source, jurisdiction, service.personal_data, _verdict(service.personal_data, jurisdiction, allowed)
-    )
+    personal = service.personal_data
+    return Placement("service", service.name, region, source, jurisdiction, personal, _verdict(personal, jurisdiction, allowed))
 
 
-def _datastore(blueprint: Blueprint, name: str, owners: list[str], allowed: frozenset[str] | None) -> Placement:
-    """A datastore sits in its host's region, else its owner's (`owners`, sorted), and inherits the owner's personal data."""
-    datastore = blueprint.datastores[name]
-    personal = any(blueprint.services[owner].personal_data for owner in owners)
-    if datastore.host is not None:
-        host = next(host for host in blueprint.hosts if host.name == datastore.host)
-        region, source = host.region, f"its host {host.name}"
-    elif owners:
-        region, source = service_region(blueprint, owners[0]), f"its owner {owners[0]}"
+def _datastore(blueprint: Blueprint, store: DatastorePlan, allowed: frozenset[str] | None) -> Placement:
+    """A datastore sits in its host's region, else its owner's, and inherits the owner's personal data."""
+    if store.datastore.host is not None:
+        source = f"its host {store.datastore.host}"
+    elif store.owner is not None:
+        source = f"its owner {store.owner}"
     else:
-        region, source = None, "no host, no owner"
-    jurisdiction = _jurisdiction(blueprint, region)
-    return Placement("datastore", name, region, source, jurisdiction, personal, _verdict(personal, jurisdiction, allowed))
+        source = "no host, no owner"
+    jurisdiction = _jurisdiction(blueprint, store.region)
+    verdict = _verdict(store.personal_data, jurisdiction, allowed)
+    return Placement("datastore", store.name, store.region, source, jurisdiction, store.personal_data, verdict)
 
 
-def _transfers(blueprint: Blueprint, allowed: frozenset[str] | None) -> tuple[Transfer, ...]:
+def _transfers(blueprint: Blueprint, services: tuple[ServicePlan, ...], allowed: frozenset[str] | None) -> tuple[Transfer, ...]:
     if allowed is None:
         return ()
+    regions = {service.name: service.region for service in services}
     transfers = []
-    for name in sorted(blueprint.services):
-        service = blueprint.services[name]
+    for service in services:
         if not service.personal_data:
             continue
         for index, callee in enumerate(service.calls):
-            region = service_region(blueprint, callee)
+            region = regions[callee]
             jurisdiction = _jurisdiction(blueprint, region)
             if region is not None and jurisdiction is not None and jurisdiction not in allowed:
-                transfers.append(Transfer(name, index, callee, region, jurisdiction))
+                transfers.append(Transfer(service.name, index, callee, region, jurisdiction))
     return tuple(transfers)
