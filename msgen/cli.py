@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -16,7 +17,14 @@ from rich.text import Text
 from msgen import __version__
 from msgen.errors import BlueprintError, MsgenError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Generate a microservice platform's infrastructure from one blueprint.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Generate a microservice platform's infrastructure from one blueprint.",
+)
+# an error msgen did not expect: neither findings (1) nor bad input (2), so CI never mistakes it for either
+INTERNAL_ERROR = 3
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
@@ -286,3 +294,12 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as error:  # a bug in msgen: one line, its own exit code, and how to see more
+        if os.environ.get("MSGEN_DEBUG") == "1":
+            raise
+        err.print(
+            f"internal error: {type(error).__name__}: {error}; please report it with the blueprint "
+            "(MSGEN_DEBUG=1 shows the traceback)",
+            markup=False,
+        )
+        sys.exit(INTERNAL_ERROR)

@@ -53,7 +53,7 @@ def format_path(path: KeyPath) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
             continue
-        shown = part if _PLAIN_KEY.match(part) else json.dumps(part)
+        shown = part if _PLAIN_KEY.fullmatch(part) else json.dumps(part)
         text += f".{shown}" if text else shown
     return text
 
@@ -105,23 +105,23 @@ class SourceMap:
 
 def resolve_plain_scalar(text: str) -> object:
     """Resolve an untagged plain scalar with the YAML 1.2 core schema."""
-    if _NULL.match(text):
+    if _NULL.fullmatch(text):
         return None
-    if _TRUE.match(text):
+    if _TRUE.fullmatch(text):
         return True
-    if _FALSE.match(text):
+    if _FALSE.fullmatch(text):
         return False
-    if _INT.match(text):
+    if _INT.fullmatch(text):
         return int(text)
-    if _OCT.match(text):
+    if _OCT.fullmatch(text):
         return int(text[2:], 8)
-    if _HEX.match(text):
+    if _HEX.fullmatch(text):
         return int(text[2:], 16)
-    if _FLOAT.match(text):
+    if _FLOAT.fullmatch(text):
         return float(text)
-    if _INF.match(text):
+    if _INF.fullmatch(text):
         return -math.inf if text.startswith("-") else math.inf
-    if _NAN.match(text):
+    if _NAN.fullmatch(text):
         return math.nan
     return text
 

@@ -27,7 +27,7 @@ class Duration:
             return value
         if not isinstance(value, str):
             raise ValueError("a duration is a string such as '250ms', '10s', '2m', '1h' or '15d' (bare numbers are rejected)")
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if not match:
             raise ValueError(f"{value!r} is not a duration; write e.g. '250ms', '10s', '2m', '1h', '15d'")
         return cls(int(match.group(1)) * _DURATION_MS[match.group(2)], value)
@@ -53,7 +53,7 @@ class Memory:
             return value
         if not isinstance(value, str):
             raise ValueError("a memory size is a string with a binary suffix such as '512Mi' or '2Gi'")
-        match = _MEMORY.match(value)
+        match = _MEMORY.fullmatch(value)
         if not match or match.group(2) is None:
             raise ValueError(f"{value!r} is not a memory size; write e.g. '512Ki', '128Mi', '2Gi', '1Ti'")
         amount = int(match.group(1)) * _MEMORY_FACTOR[match.group(2)]
@@ -83,7 +83,7 @@ class Cpu:
             if abs(value * 1000 - millicores) > 1e-6:
                 raise ValueError(f"{value} cores is finer than a millicore")
             text = str(value)
-        elif isinstance(value, str) and _MILLICORES.match(value):
+        elif isinstance(value, str) and _MILLICORES.fullmatch(value):
             millicores, text = int(value[:-1]), value
         else:
             raise ValueError(f"{value!r} is not a CPU amount; write cores (0.5, 2) or millicores ('250m')")
@@ -148,7 +148,7 @@ def compose_memory_bytes(value: object) -> int | None:
     """A compose memory amount (`256m`, `4g`, `1073741824`) in bytes; None if unreadable."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    match = _COMPOSE_MEMORY.match(str(value).strip())
+    match = _COMPOSE_MEMORY.fullmatch(str(value).strip())
     if not match:
         return None
     return round(float(match.group(1)) * _COMPOSE_FACTOR[match.group(2).lower()])
@@ -166,7 +166,7 @@ def quantity(value: object) -> float:
     """A Kubernetes quantity (`250m`, `0.5`, `256Mi`, `1G`) as a number of base units; 0 if unreadable."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    match = _QUANTITY.match(str(value).strip())
+    match = _QUANTITY.fullmatch(str(value).strip())
     if not match:
         return 0.0
     return float(match.group(1)) * _QUANTITY_FACTOR[match.group(2)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -202,3 +203,24 @@ def test_an_expected_error_prints_no_traceback_in_a_real_process(tmp_path):
     assert result.stderr.startswith(f"error: {path}:3:42: services.web.colour: unknown key 'colour' (hint: known: calls, ")
     assert len(result.stderr.splitlines()) == 1
     assert result.stdout == ""
+
+
+def test_an_unexpected_error_is_one_line_with_its_own_exit_code(tmp_path):
+    """A bug in msgen is neither findings (1) nor bad input (2): exit 3, one line, no traceback."""
+    code = (
+        "import sys\n"
+        "import msgen.plan as plan\n"
+        "from msgen import cli\n"
+        "def broken(*arguments, **keywords):\n"
+        "    raise ZeroDivisionError('division by zero')\n"
+        "plan.plan_latency = broken\n"
+        "sys.argv = ['msgen', 'validate', sys.argv[1]]\n"
+        "cli.main()\n"
+    )
+    blueprint = str(Path(__file__).resolve().parent.parent / "blueprints" / "minimal.yaml")
+    result = subprocess.run([sys.executable, "-c", code, blueprint], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "internal error: ZeroDivisionError: division by zero; please report it with the blueprint (MSGEN_DEBUG=1 shows the traceback)"
+    ]
+    assert "Traceback" not in result.stderr and result.stdout == ""

@@ -28,6 +28,9 @@ BOMB = (
 BAD = [
     ("syntax", HEAD + "services:\n  web: {image: a:1, port: 80\n", 2, "5:1", "", "YAML syntax"),
     ("tab-indent", HEAD + "services:\n\tweb: {}\n", 2, "4:1", "", "YAML syntax"),
+    # a name that ends in a line break would become a file name with one in it
+    ("name-trailing-newline", HEAD + 'services:\n  "web\\n": {image: a:1, port: 80}\n', 2, "4:3", 'services."web\\n"', "is not a valid name"),
+    ("env-name-trailing-newline", HEAD + WEB + '    env: {"LEVEL\\n": info}\n', 2, "7:11", 'services.web.env."LEVEL\\n"', "not a valid variable name"),
     ("unknown-key", HEAD + WEB + "    prot: 81\n", 2, "7:5", "services.web.prot", "did you mean 'port'?"),
     ("misspelled-required-key", "version: 1\nprojcet: shop\n" + WEB, 2, "2:1", "projcet", "did you mean 'project'?"),
     (

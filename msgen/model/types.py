@@ -15,7 +15,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _check_name(value: str) -> str:
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid name: use lowercase letters, digits and '-', "
             "start with a letter, end with a letter or digit, at most 40 characters (DNS-1123 label)"
@@ -24,7 +24,7 @@ def _check_name(value: str) -> str:
 
 
 def _check_env_name(value: str) -> str:
-    if not _ENV_NAME.match(value):
+    if not _ENV_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid variable name: use letters, digits and '_', not starting with a digit")
     return value
 

@@ -40,7 +40,7 @@ def parse_config(text: str, engine: str) -> dict[str, str]:
 
 def number(value: str, engine: str) -> float | None:
     """The value in base units (bytes for sizes), or None when it is a word."""
-    match = _SIZE.match(value.strip("'\""))
+    match = _SIZE.fullmatch(value.strip("'\""))
     if not match:
         return None
     amount, unit = float(match.group(1)), match.group(2)
