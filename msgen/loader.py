@@ -103,8 +103,28 @@ class SourceMap:
         return LoadIssue(self.file, line, column, self.shown_path(path), message, hint)
 
 
+# numbers every consumer reads: signed 64-bit integers, finite floats
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# the deepest nesting a blueprint needs is a handful of levels; deeper is an attack or a mistake
+MAX_DEPTH = 64
+# a 5000-service blueprint is a few MiB; a larger file (or /dev/zero) is refused before it is read whole
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+def _integer(text: str, base: int) -> int:
+    digits = text.lstrip("+-")
+    if len(digits.lstrip("0")) > 64:  # before int(): CPython refuses to convert very long digit strings
+        raise ValueError(f"{text[:20]}... is beyond the 64-bit integers msgen and its consumers read")
+    value = int(text, base) if base == 10 else int(digits[2:], base) * (-1 if text.startswith("-") else 1)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{text} is beyond the 64-bit integers msgen and its consumers read")
+    return value
+
+
 def resolve_plain_scalar(text: str) -> object:
-    """Resolve an untagged plain scalar with the YAML 1.2 core schema."""
+    """Resolve an untagged plain scalar with the YAML 1.2 core schema; integers beyond 64 bits
+    and the non-finite floats (.inf, .nan) are refused (ValueError): no field takes them and
+    no consumer reads them."""
     if _NULL.fullmatch(text):
         return None
     if _TRUE.fullmatch(text):
@@ -112,17 +132,18 @@ def resolve_plain_scalar(text: str) -> object:
     if _FALSE.fullmatch(text):
         return False
     if _INT.fullmatch(text):
-        return int(text)
+        return _integer(text, 10)
     if _OCT.fullmatch(text):
-        return int(text[2:], 8)
+        return _integer(text, 8)
     if _HEX.fullmatch(text):
-        return int(text[2:], 16)
+        return _integer(text, 16)
     if _FLOAT.fullmatch(text):
-        return float(text)
-    if _INF.fullmatch(text):
-        return -math.inf if text.startswith("-") else math.inf
-    if _NAN.fullmatch(text):
-        return math.nan
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(f"{text} is too large for a number")
+        return value
+    if _INF.fullmatch(text) or _NAN.fullmatch(text):
+        raise ValueError(f"{text} is not a finite number; no field takes it")
     return text
 
 
@@ -173,6 +194,8 @@ class _Builder:
             built, size = self.anchors[event.anchor]
             self.charge(size, event.start_mark, path)
             return built, size
+        if len(path) > MAX_DEPTH:
+            raise self.fail(event.start_mark, path, f"nested deeper than {MAX_DEPTH} levels", "a blueprint needs a few levels")
         if isinstance(event, yaml.ScalarEvent):
             built, size = self.scalar(event, path), 1
         elif isinstance(event, yaml.MappingStartEvent):
@@ -189,7 +212,10 @@ class _Builder:
     def scalar(self, event, path: KeyPath) -> object:
         plain = not event.style and event.implicit[0]
         if plain:
-            resolved = resolve_plain_scalar(event.value)
+            try:
+                resolved = resolve_plain_scalar(event.value)
+            except ValueError as error:
+                raise self.fail(event.start_mark, path, str(error)) from None
             if isinstance(resolved, (int, float)) and not isinstance(resolved, bool):
                 self.source.number_texts[path] = event.value
             return resolved
@@ -296,7 +322,11 @@ def load_yaml(text: str, file: str) -> tuple[object, SourceMap]:
 def read_yaml_file(path: Path) -> tuple[object, SourceMap]:
     """Read and parse a YAML file; unreadable files are load errors too."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise BlueprintError([LoadIssue(str(path), 1, 1, "", f"cannot read: {error.strerror}")]) from None
+    if len(data) > MAX_FILE_BYTES:
+        message = f"larger than {MAX_FILE_BYTES // 2**20} MiB: not a blueprint"
+        raise BlueprintError([LoadIssue(str(path), 1, 1, "", message, "point msgen at the blueprint's YAML file")])
     return load_yaml(decode(data, str(path)), str(path))

@@ -5,11 +5,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_DURATION = re.compile(r"^([0-9]+)(ms|s|m|h|d)$")
+_DURATION = re.compile(r"([0-9]{1,19})(ms|s|m|h|d)")
+# the longest duration Go (Traefik, Prometheus, compose) can hold: 2^63 - 1 nanoseconds
+MAX_DURATION_MS = (2**63 - 1) // 1_000_000
 _DURATION_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_MEMORY = re.compile(r"^([0-9]+)(Ki|Mi|Gi|Ti)?$")
+_MEMORY = re.compile(r"([0-9]{1,19})(Ki|Mi|Gi|Ti)?")
+# the largest size every consumer reads: a signed 64-bit number of bytes
+MAX_BYTES = 2**63 - 1
 _MEMORY_FACTOR = {None: 1, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
-_MILLICORES = re.compile(r"^([0-9]+)m$")
+_MILLICORES = re.compile(r"([0-9]{1,15})m")
 
 KI, MI, GI = 1024, 1024**2, 1024**3
 
@@ -30,7 +34,18 @@ class Duration:
         match = _DURATION.fullmatch(value)
         if not match:
             raise ValueError(f"{value!r} is not a duration; write e.g. '250ms', '10s', '2m', '1h', '15d'")
-        return cls(int(match.group(1)) * _DURATION_MS[match.group(2)], value)
+        ms = int(match.group(1)) * _DURATION_MS[match.group(2)]
+        if ms > MAX_DURATION_MS:
+            raise ValueError(f"{value!r} is longer than the longest duration the gateway and Prometheus accept (about 292 years)")
+        return cls(ms, value)
+
+    @classmethod
+    def parse_positive(cls, value: object) -> Duration:
+        """A duration that something is divided by or waits for: it must be longer than 0."""
+        duration = cls.parse(value)
+        if duration.ms <= 0:
+            raise ValueError(f"{duration.text!r} must be longer than 0")
+        return duration
 
     @property
     def seconds(self) -> float:
@@ -59,6 +74,8 @@ class Memory:
         amount = int(match.group(1)) * _MEMORY_FACTOR[match.group(2)]
         if amount <= 0:
             raise ValueError("a memory size must be greater than zero")
+        if amount > MAX_BYTES:
+            raise ValueError(f"{value!r} is larger than a 64-bit number of bytes, the most any consumer reads")
         return cls(amount, value)
 
     def __str__(self) -> str:

@@ -83,6 +83,8 @@ def _unit_name(metadata: tuple) -> str | None:
         function = getattr(item, "func", None)
         if isinstance(item, PlainValidator) and function == Duration.parse:
             return "duration"
+        if isinstance(item, PlainValidator) and function == Duration.parse_positive:
+            return "duration > 0"
         if isinstance(item, PlainValidator) and function == Memory.parse:
             return "memory size"
         if isinstance(item, PlainValidator) and function == Cpu.parse:

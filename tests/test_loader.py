@@ -3,7 +3,6 @@ line and column of the place to fix, its key path, no traceback, and writes noth
 
 from __future__ import annotations
 
-import math
 import resource
 import time
 
@@ -28,6 +27,21 @@ BOMB = (
 BAD = [
     ("syntax", HEAD + "services:\n  web: {image: a:1, port: 80\n", 2, "5:1", "", "YAML syntax"),
     ("tab-indent", HEAD + "services:\n\tweb: {}\n", 2, "4:1", "", "YAML syntax"),
+    # numbers no consumer reads, and durations that divide or wait, are refused at the key
+    ("huge-integer", HEAD + WEB + "    replicas: " + "1" * 4301 + "\n", 2, "7:15", "services.web.replicas", "beyond the 64-bit integers"),
+    ("int-beyond-64-bits", HEAD + WEB + "    replicas: 9223372036854775808\n", 2, "7:15", "services.web.replicas", "beyond the 64-bit"),
+    ("infinite-cpu", HEAD + WEB + "    resources: {limits: {cpu: .inf}}\n", 2, "7:31", "services.web.resources.limits.cpu", "not a finite number"),
+    (
+        "nan-rtt",
+        HEAD + "regions: {a: {jurisdiction: DE}, b: {jurisdiction: SE}}\nrtt_ms: {a/b: .nan}\n" + WEB,
+        2,
+        "4:15",
+        "rtt_ms.a/b",
+        "not a finite number",
+    ),
+    ("zero-budget", HEAD + WEB + "policy: {latency_budget: 0ms}\n", 2, "7:10", "policy.latency_budget", "must be longer than 0"),
+    ("duration-beyond-go", HEAD + WEB + "policy: {latency_budget: 9999999999999999d}\n", 2, "7:10", "policy.latency_budget", "longest duration"),
+    ("deep-nesting", HEAD + WEB + "    env: " + "[" * 100 + "]" * 100 + "\n", 2, "7:72", "services.web.env" + "[0]" * 62, "nested deeper than 64"),
     # a name that ends in a line break would become a file name with one in it
     ("name-trailing-newline", HEAD + 'services:\n  "web\\n": {image: a:1, port: 80}\n', 2, "4:3", 'services."web\\n"', "is not a valid name"),
     ("env-name-trailing-newline", HEAD + WEB + '    env: {"LEVEL\\n": info}\n', 2, "7:11", 'services.web.env."LEVEL\\n"', "not a valid variable name"),
@@ -221,13 +235,20 @@ def test_yaml_11_booleans_stay_strings(text):
         ("012", 12),
         ("1_000", "1_000"),
         ("1.5", 1.5),
-        ("-.inf", -math.inf),
         ("1:30", "1:30"),
         ("0b101", "0b101"),
     ],
 )
 def test_yaml_12_core_scalars(text, value):
     assert resolve_plain_scalar(text) == value
+
+
+@pytest.mark.parametrize("text", ["-.inf", ".Inf", ".NaN", "1e400", "0x" + "F" * 17])
+def test_scalars_no_consumer_reads_are_refused(text):
+    """YAML 1.2 reads these as numbers (.inf, .nan, a float that overflows to infinity, an
+    integer beyond 64 bits); msgen refuses them where they stand."""
+    with pytest.raises(ValueError):
+        resolve_plain_scalar(text)
 
 
 def test_norway_and_yes_survive_into_the_blueprint(write_blueprint):
@@ -272,3 +293,9 @@ def test_explicit_tags():
         load_yaml("a: !!int x\n", "f.yaml")
     with pytest.raises(BlueprintError, match="unsupported YAML tag"):
         load_yaml("a: !!python/object x\n", "f.yaml")
+
+
+def test_an_endless_file_is_refused_without_reading_it_whole():
+    """/dev/zero (or any file larger than a blueprint can be) is a load error, not a memory exhaustion."""
+    result = CliRunner().invoke(app, ["validate", "/dev/zero"])
+    assert result.exit_code == 2 and "larger than 64 MiB: not a blueprint" in result.stderr

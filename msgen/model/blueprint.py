@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from msgen.model.types import CpuField, DurationField, EnvName, MemoryField, Name, VersionText
+from msgen.model.types import CpuField, DurationField, EnvName, MemoryField, Name, PositiveDurationField, VersionText
 from msgen.model.versions import KUBERNETES_VERSIONS, check_engine_version
 from msgen.units import Cpu, Duration, Memory
 
@@ -64,7 +64,7 @@ class Host(Model):
 class Policy(Model):
     """The rules the architecture is checked against."""
 
-    latency_budget: DurationField = Field(
+    latency_budget: PositiveDurationField = Field(
         default=Duration(200, "200ms"),
         description="The end-to-end p99 budget of a request entering through the gateway: the service's own p99 plus "
         "every call it waits for. Default 200ms. A route's budget overrides it; a routed service over its budget is "
@@ -125,7 +125,7 @@ class RateLimit(Model):
         description="Requests allowed at once above the average, an integer >= 0. Optional: unset, it comes from the "
         "gateway's rate limit, else 50. Below 1 is the error finding traefik-rate-limit (it would reject everything).",
     )
-    period: DurationField | None = Field(
+    period: PositiveDurationField | None = Field(
         default=None,
         description="The time average is counted over. Optional: unset, it comes from the gateway's rate limit, else 1s.",
     )
@@ -204,7 +204,7 @@ class Route(Model):
         description="The DNS name the route answers on instead of gateway.domain (lowercase labels joined by dots). "
         "A route needs path_prefix, host, or both.",
     )
-    budget: DurationField | None = Field(
+    budget: PositiveDurationField | None = Field(
         default=None,
         description="The p99 budget of requests entering here. Optional: unset, policy.latency_budget applies.",
     )
@@ -229,11 +229,11 @@ class Health(Model):
         description="How long the service may take to start before a failed check counts (compose's start period, the "
         "Kubernetes startup probe's delay). Default 5s.",
     )
-    period: DurationField = Field(
+    period: PositiveDurationField = Field(
         default=Duration(10000, "10s"),
         description="The time between two checks. Default 10s.",
     )
-    timeout: DurationField = Field(
+    timeout: PositiveDurationField = Field(
         default=Duration(3000, "3s"),
         description="How long one check may take before it counts as failed. Default 3s.",
     )
@@ -314,7 +314,7 @@ class CircuitBreaker(Model):
         description="With failure_ratio only: the requests needed before the ratio counts, an integer >= 1. Traefik "
         "has no request count, so the rendered breaker keeps the ratio and drops this (msgen plan says so). Optional.",
     )
-    open_for: DurationField = Field(
+    open_for: PositiveDurationField = Field(
         default=Duration(10000, "10s"),
         description="How long the open breaker answers 503 without calling the service (Traefik's fallbackDuration); "
         "traffic then ramps back over min(open_for, 10s). Default 10s.",
@@ -410,7 +410,7 @@ class Service(Model):
         default=None,
         description="How callers, the gateway included, retry calls to this service. Default none: one try.",
     )
-    timeout: DurationField | None = Field(
+    timeout: PositiveDurationField | None = Field(
         default=None,
         description="How long the service waits for each call it makes. Default none: no timeout is checked. Shorter "
         "than a callee's round trip plus cost is the warning timeout-short.",
@@ -512,16 +512,16 @@ class Datastore(Model):
 class Prometheus(Model):
     """The Prometheus server that scrapes the platform and evaluates its alerts."""
 
-    scrape_interval: DurationField = Field(
+    scrape_interval: PositiveDurationField = Field(
         default=Duration(15000, "15s"),
         description="How often every target is scraped; also how often the rules are evaluated. Default 15s.",
     )
-    scrape_timeout: DurationField | None = Field(
+    scrape_timeout: PositiveDurationField | None = Field(
         default=None,
         description="How long one scrape may take, at most scrape_interval (longer is the error finding "
         "prometheus-timeout). Default: Prometheus' 10s, lowered to the interval when that is shorter.",
     )
-    retention: DurationField = Field(
+    retention: PositiveDurationField = Field(
         default=Duration(15 * 86_400_000, "15d"),
         description="How long Prometheus, and Loki when enabled, keep their data. Default 15d.",
     )

@@ -47,6 +47,12 @@ Name = Annotated[str, AfterValidator(_check_name), WithJsonSchema({"type": "stri
 EnvName = Annotated[str, AfterValidator(_check_env_name)]
 VersionText = Annotated[str, BeforeValidator(_require_text_version)]
 DurationField = Annotated[Duration, *_unit(Duration, r"^[0-9]+(ms|s|m|h|d)$", "duration, e.g. 250ms, 10s, 2m")]
+PositiveDurationField = Annotated[
+    Duration,
+    PlainValidator(Duration.parse_positive),
+    PlainSerializer(lambda value: value.text, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^[0-9]*[1-9][0-9]*(ms|s|m|h|d)$", "description": "duration longer than 0, e.g. 250ms, 10s"}),
+]
 MemoryField = Annotated[Memory, *_unit(Memory, r"^[0-9]+(Ki|Mi|Gi|Ti)$", "memory size, e.g. 128Mi, 2Gi")]
 CpuField = Annotated[
     Cpu,
