@@ -24,7 +24,7 @@ from msgen.findings import Finding, apply_suppressions, fails, locate
 from msgen.model.load import LoadedBlueprint, load_blueprint
 from msgen.plan import Plan, build_plan
 from msgen.targets import Built, Target, build_each, render_targets
-from msgen.targets.registry import applicable, target_names
+from msgen.targets.registry import applicable, owned_paths, target_names
 from msgen.verify import VerifyContext
 from msgen.verify.registry import verify
 from msgen.writer import Changes, Comparison, Staging
@@ -70,6 +70,7 @@ class RenderRequest:
     mode: Mode = Mode.write
     strict: bool = False
     deep: bool = False
+    force: bool = False  # overwrite or prune files a person edited since msgen wrote them
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,11 @@ def render(request: RenderRequest) -> RenderOutcome:
     chosen = select_targets(planned, request.targets)
     not_rendered = tuple(module.NAME for module in planned.targets if module.NAME not in chosen)
     sink: Comparison | Staging
-    sink = Staging(request.out_dir) if request.mode is Mode.write else Comparison(request.out_dir, request.mode is Mode.diff)
+    owned = owned_paths()
+    if request.mode is Mode.write:
+        sink = Staging(request.out_dir, owned, request.force)
+    else:
+        sink = Comparison(request.out_dir, owned, request.mode is Mode.diff)
 
     def take(built: Built) -> None:
         if built.target in chosen:

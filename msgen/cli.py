@@ -140,6 +140,7 @@ def render(
     diff: Annotated[bool, typer.Option("--diff", help="with --check: show unified diffs (implies --check)")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="warnings fail too")] = False,
     deep: DeepOption = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite or prune files a person edited since msgen wrote them")] = False,
 ) -> None:
     """Validate, then write the generated files (or compare them with --check)."""
     from msgen import api
@@ -147,7 +148,7 @@ def render(
     from msgen.report import findings_text
 
     mode = api.Mode.diff if diff else api.Mode.check if check else api.Mode.write
-    request = api.RenderRequest(blueprint, output, env=env, targets=tuple(target or ()), mode=mode, strict=strict, deep=deep)
+    request = api.RenderRequest(blueprint, output, env=env, targets=tuple(target or ()), mode=mode, strict=strict, deep=deep, force=force)
     try:
         outcome = api.render(request)
     except MsgenError as error:
@@ -169,7 +170,14 @@ def render(
     if check or diff:
         for text in changes.diffs:
             _print_plain(text, end="")
-        for label, paths in (("changed", changes.changed), ("missing", changes.created), ("would be pruned", changes.pruned)):
+        labelled = (
+            ("changed", changes.changed),
+            ("missing", changes.created),
+            ("would be pruned", changes.pruned),
+            ("edited by hand", changes.edited),
+            ("left by an interrupted render", changes.leftovers),
+        )
+        for label, paths in labelled:
             for path in paths:
                 out.print(f"drift: {label}: {path}", markup=False)
         if changes.drift:
@@ -183,6 +191,8 @@ def render(
             "their data volumes may be deleted with them when this is deployed",
             markup=False,
         )
+    if changes.edited:
+        err.print(f"WARNING: --force overwrote or pruned files edited by hand: {', '.join(changes.edited)}", markup=False)
     out.print(
         f"{output}: {len(changes.created)} created, {len(changes.changed)} updated, "
         f"{len(changes.unchanged)} unchanged, {len(changes.pruned)} pruned",

@@ -116,7 +116,7 @@ def test_render_writes_and_reports(tmp_path, reference_blueprint):
     out_dir = tmp_path / "out"
     first = runner.invoke(app, ["render", str(reference_blueprint), "-o", str(out_dir)])
     assert first.exit_code == 0 and " created, " in first.stdout
-    assert (out_dir / ".gitignore").read_text().endswith("/secrets/\n")
+    assert "/secrets/\n" in (out_dir / ".gitignore").read_text()
     again = runner.invoke(app, ["render", str(reference_blueprint), "-o", str(out_dir)])
     assert again.exit_code == 0 and "0 created, 0 updated" in again.stdout
 

@@ -30,12 +30,16 @@ B1 = File("beta/three.yml", "three: 3\n", "beta")
 D1 = File("datastores/orders-db/my.cnf", "[mysqld]\n", "datastores")
 
 
+# where the test targets write, as the real targets declare it
+OWNED = {"alpha": ("alpha/",), "beta": ("beta/",), "datastores": ("datastores/",)}
+
+
 def write(out_dir: Path, files: list[File], targets: list[str], digest: str) -> Changes:
-    return writer.write(out_dir, [(file.path, file.target, file.text) for file in files], targets, digest)
+    return writer.write(out_dir, [(file.path, file.target, file.text) for file in files], targets, digest, OWNED)
 
 
 def compare(out_dir: Path, files: list[File], targets: list[str], want_diffs: bool = False) -> Changes:
-    comparison = Comparison(out_dir, want_diffs)
+    comparison = Comparison(out_dir, OWNED, want_diffs)
     for file in files:
         comparison.add(file.path, file.target, file.text.encode())
     return comparison.finish(targets)
@@ -53,7 +57,7 @@ def test_first_write_creates_files_and_manifest(tmp_path):
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert manifest["blueprint_digest"] == "digest-1"
     assert list(manifest["files"]) == sorted(manifest["files"])
-    assert manifest["files"]["beta/three.yml"] == {"target": "beta", "sha256": writer.sha256("three: 3\n")}
+    assert manifest["files"]["beta/three.yml"] == {"target": "beta", "sha256": writer.sha256(b"three: 3\n")}
     assert not [path for path in tree(tmp_path) if path.endswith(".msgen-tmp")]
 
 
@@ -90,12 +94,22 @@ def test_refuses_a_foreign_file_where_a_folder_must_be(tmp_path):
     assert tree(tmp_path) == {"alpha": b"a file"}
 
 
-def test_overwrites_an_owned_file_a_person_edited(tmp_path):
-    write(tmp_path, [A1], ["alpha"], "d")
+def test_a_file_a_person_edited_is_kept_without_force(tmp_path):
+    write(tmp_path, [A1, A2], ["alpha"], "d")
     (tmp_path / "alpha/one.yml").write_text("edited\n")
-    changes = write(tmp_path, [A1], ["alpha"], "d")
-    assert changes.changed == ["alpha/one.yml"]
-    assert (tmp_path / "alpha/one.yml").read_text() == "one: 1\n"
+    (tmp_path / "alpha/deep/two.yml").write_text("edited too\n")
+    before = tree(tmp_path)
+    # overwritten (one.yml) or pruned (two.yml): either loses the edit
+    with pytest.raises(OutputError, match=r"edited by hand since msgen wrote them: alpha/deep/two.yml, alpha/one.yml;.*--force"):
+        write(tmp_path, [A1], ["alpha"], "d")
+    assert tree(tmp_path) == before
+    changes = compare(tmp_path, [A1], ["alpha"])
+    assert changes.edited == ["alpha/deep/two.yml", "alpha/one.yml"] and changes.drift
+    staging = writer.Staging(tmp_path, OWNED, force=True)
+    staging.add(A1.path, A1.target, A1.text.encode())
+    changes = staging.commit(["alpha"], "d")
+    assert changes.edited == ["alpha/deep/two.yml", "alpha/one.yml"] and changes.pruned == ["alpha/deep/two.yml"]
+    assert (tmp_path / "alpha/one.yml").read_text() == "one: 1\n" and not (tmp_path / "alpha/deep").exists()
 
 
 def test_pruning_is_limited_to_the_rendered_targets(tmp_path):
@@ -124,18 +138,19 @@ def test_a_failure_half_way_leaves_the_old_output_intact(tmp_path, monkeypatch):
         File("alpha/new/x.yml", "x: 1\n", "alpha"),
         File(B1.path, "b: 2\n", "beta"),
     ]
-    real_write_file = writer._write_file
+    real_write = os.write
     calls = []
 
-    def failing_write_file(path, data):
-        calls.append(path)
+    def failing_write(descriptor, data):
+        calls.append(descriptor)
         if len(calls) == 2:
-            raise OSError(28, "No space left on device", path)
-        return real_write_file(path, data)
+            raise OSError(28, "No space left on device")
+        return real_write(descriptor, data)
 
-    monkeypatch.setattr(writer, "_write_file", failing_write_file)
-    with pytest.raises(OutputError, match="No space left on device; the output folder was left as it was"):
+    monkeypatch.setattr(os, "write", failing_write)
+    with pytest.raises(OutputError, match="No space left on device"):
         write(tmp_path, new, ["alpha", "beta"], "new")
+    monkeypatch.undo()
     assert len(calls) == 2
     assert tree(tmp_path) == before
     assert not (tmp_path / "alpha/new").exists()
@@ -143,15 +158,15 @@ def test_a_failure_half_way_leaves_the_old_output_intact(tmp_path, monkeypatch):
 
 def test_a_failed_render_via_the_cli_keeps_the_old_output(tmp_path, monkeypatch, minimal_blueprint):
     out_dir = tmp_path / "out"
-    assert CliRunner().invoke(app, ["render", str(minimal_blueprint), "-o", str(out_dir)]).exit_code == 0
-    (out_dir / ".gitignore").write_text("edited\n")
+    assert CliRunner().invoke(app, ["render", str(minimal_blueprint), "-o", str(out_dir), "--target", "base"]).exit_code == 0
     before = tree(out_dir)
 
-    def failing_write_file(path, data):
-        raise OSError(13, "Permission denied", path)
+    def failing_write(descriptor, data):
+        raise OSError(13, "Permission denied")
 
-    monkeypatch.setattr(writer, "_write_file", failing_write_file)
+    monkeypatch.setattr(os, "write", failing_write)
     result = CliRunner().invoke(app, ["render", str(minimal_blueprint), "-o", str(out_dir)])
+    monkeypatch.undo()
     assert result.exit_code == 2 and "Permission denied" in result.output and "Traceback" not in result.output
     assert tree(out_dir) == before
 
@@ -165,7 +180,7 @@ def test_check_on_clean_edited_missing_and_prunable_files(tmp_path):
     edited = tree(tmp_path)
     extra = File("alpha/extra.yml", "e: 1\n", "alpha")
     changes = compare(tmp_path, [A1, extra, B1], ["alpha", "beta"], want_diffs=True)
-    assert changes.changed == ["alpha/one.yml"]
+    assert changes.edited == ["alpha/one.yml"], "a person changed it since msgen wrote it"
     assert changes.created == ["alpha/extra.yml", "beta/three.yml"]
     assert changes.pruned == ["alpha/deep/two.yml"]
     diffs = "".join(changes.diffs)
@@ -200,21 +215,27 @@ def test_cli_check_and_diff(tmp_path, minimal_blueprint):
     (out_dir / ".gitignore").write_text("/secrets/\nedited\n")
     edited = runner.invoke(app, ["render", str(minimal_blueprint), "-o", str(out_dir), "--diff"])
     assert edited.exit_code == 1
-    assert "drift: changed: .gitignore" in edited.stdout and "-edited\n" in edited.stdout
+    assert "drift: edited by hand: .gitignore" in edited.stdout and "-edited\n" in edited.stdout
     assert (out_dir / ".gitignore").read_text() == "/secrets/\nedited\n"
+    refused = runner.invoke(app, ["render", str(minimal_blueprint), "-o", str(out_dir)])
+    assert refused.exit_code == 2 and "edited by hand since msgen wrote them: .gitignore" in refused.stderr
+    forced = runner.invoke(app, ["render", str(minimal_blueprint), "-o", str(out_dir), "--force"])
+    assert forced.exit_code == 0 and "overwrote or pruned files edited by hand: .gitignore" in forced.stderr
+    assert "edited" not in (out_dir / ".gitignore").read_text()
 
 
 def test_cli_check_reports_files_that_would_be_pruned(tmp_path, minimal_blueprint):
     out_dir = tmp_path / "out"
     assert CliRunner().invoke(app, ["render", str(minimal_blueprint), "-o", str(out_dir)]).exit_code == 0
     manifest = json.loads((out_dir / MANIFEST).read_text())
-    manifest["files"]["old-base-file.txt"] = {"target": "base", "sha256": writer.sha256("x")}
+    manifest["files"]["datastores/old-db/my.cnf"] = {"target": "datastores", "sha256": writer.sha256(b"x")}
     (out_dir / MANIFEST).write_text(json.dumps(manifest))
-    (out_dir / "old-base-file.txt").write_text("x")
+    (out_dir / "datastores/old-db").mkdir(parents=True)
+    (out_dir / "datastores/old-db/my.cnf").write_text("x")
     result = CliRunner().invoke(app, ["render", str(minimal_blueprint), "-o", str(out_dir), "--check"])
-    assert result.exit_code == 1 and "drift: would be pruned: old-base-file.txt" in result.stdout
+    assert result.exit_code == 1 and "drift: would be pruned: datastores/old-db/my.cnf" in result.stdout
     assert CliRunner().invoke(app, ["render", str(minimal_blueprint), "-o", str(out_dir)]).exit_code == 0
-    assert not (out_dir / "old-base-file.txt").exists()
+    assert not (out_dir / "datastores/old-db").exists()
 
 
 def test_cli_render_into_a_file_is_an_error(tmp_path, minimal_blueprint):
@@ -231,11 +252,25 @@ def test_a_manifest_naming_paths_outside_the_folder_is_refused(tmp_path):
     out_dir.mkdir()
     write(out_dir, [A1], ["alpha"], "d")
     manifest = json.loads((out_dir / MANIFEST).read_text())
-    manifest["files"]["../precious.txt"] = {"target": "alpha", "sha256": writer.sha256("keep me")}
-    (out_dir / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(OutputError, match="outside the output folder"):
-        write(out_dir, [A1], ["alpha"], "d")
+    for entry, target in (("../precious.txt", "alpha"), ("alpha/../../precious.txt", "alpha"), ("/tmp/x", "alpha"), ("./alpha/one.yml", "alpha")):
+        manifest["files"] = {entry: {"target": target, "sha256": writer.sha256(b"keep me")}}
+        (out_dir / MANIFEST).write_text(json.dumps(manifest))
+        with pytest.raises(OutputError, match="a path msgen never writes there"):
+            write(out_dir, [A1], ["alpha"], "d")
     assert outside.read_text() == "keep me"
+
+
+def test_a_manifest_naming_a_users_file_cannot_prune_it(tmp_path):
+    """A manifest planted in a pull request lists the user's NOTES.md under a target: refused,
+    because no target writes there; the file stays."""
+    write(tmp_path, [A1], ["alpha"], "d")
+    (tmp_path / "NOTES.md").write_text("mine\n")
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    manifest["files"]["NOTES.md"] = {"target": "alpha", "sha256": writer.sha256(b"mine\n")}
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(OutputError, match="lists 'NOTES.md' for target 'alpha', a path msgen never writes there"):
+        write(tmp_path, [], ["alpha"], "d")
+    assert (tmp_path / "NOTES.md").read_text() == "mine\n"
 
 
 def test_malformed_yaml_never_reaches_the_disk(tmp_path):
@@ -275,14 +310,14 @@ def test_cli_target_renders_and_prunes_only_that_target(tmp_path, reference_blue
 
 def test_a_folder_that_cannot_be_made_leaves_no_empty_parents(tmp_path, monkeypatch):
     """A write that fails making a deep folder takes back the parents it made for it."""
-    real_mkdir = Path.mkdir
+    real_mkdir = os.mkdir
 
-    def mkdir(self, *args, **kwargs):
-        if self.name == "deepest":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_mkdir(self, *args, **kwargs)
+    def mkdir(path, *args, **kwargs):
+        if path == "deepest":
+            raise PermissionError(13, "Permission denied")
+        return real_mkdir(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "mkdir", mkdir)
+    monkeypatch.setattr(os, "mkdir", mkdir)
     with pytest.raises(OutputError, match="Permission denied"):
         write(tmp_path, [File("alpha/deeper/deepest/x.yml", "x: 1\n", "alpha")], ["alpha"], "d")
     assert list(tmp_path.iterdir()) == []

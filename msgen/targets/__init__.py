@@ -84,6 +84,7 @@ class Target(Protocol):
     """A target module."""
 
     NAME: str
+    PATHS: tuple[str, ...]
 
     def applies(self, plan) -> bool: ...
 

@@ -6,6 +6,7 @@ from msgen.jinja import render_template
 from msgen.targets import Artifact, text_file
 
 NAME = "base"
+PATHS = (".gitignore",)  # where this target writes (a folder ends in /)
 
 
 def applies(plan) -> bool:

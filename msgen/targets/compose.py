@@ -33,6 +33,7 @@ from msgen.targets import Artifact, observability, traefik
 from msgen.units import Cpu, Memory, compose_cpus, compose_memory
 
 NAME = "compose"
+PATHS = ("compose/",)  # where this target writes (a folder ends in /)
 GATEWAY = "gateway"
 ACME_VOLUME = "gateway-acme"
 SECRETS_ROOT = "../secrets"  # relative to compose/, where the secret files live (never written by msgen)

@@ -16,6 +16,7 @@ from msgen.targets import Artifact, text_file
 from msgen.units import human_bytes
 
 NAME = "datastores"
+PATHS = ("datastores/",)  # where this target writes (a folder ends in /)
 TEMPLATES = {"my.cnf": "my.cnf.j2", "postgresql.conf": "postgresql.conf.j2", "redis.conf": "redis.conf.j2"}
 POSTGRES_INIT_SCRIPT = "initdb/10-app-user.sh"
 

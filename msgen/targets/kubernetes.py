@@ -23,6 +23,7 @@ from msgen.units import format_bytes, format_millicores
 from msgen.yamlout import dump
 
 NAME = "kubernetes"
+PATHS = ("kubernetes/",)  # where this target writes (a folder ends in /)
 ROOT = "kubernetes"
 KUSTOMIZATION = f"{ROOT}/kustomization.yaml"
 NAMESPACE_FILE = f"{ROOT}/namespace.yaml"

@@ -19,6 +19,7 @@ from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templ
 from msgen.units import compose_cpus, compose_memory
 
 NAME = "observability"
+PATHS = ("prometheus/", "grafana/", "loki/")  # where this target writes (a folder ends in /)
 PROMETHEUS_DIR = "prometheus"
 PROMETHEUS_CONFIG = f"{PROMETHEUS_DIR}/prometheus.yml"
 RULES_DIR = "rules"  # relative to prometheus.yml: Prometheus resolves rule_files from the config's folder

@@ -11,5 +11,10 @@ def target_names() -> tuple[str, ...]:
     return tuple(module.NAME for module in TARGETS)
 
 
+def owned_paths() -> dict[str, tuple[str, ...]]:
+    """Target name -> where it writes: the writer refuses a manifest entry anywhere else."""
+    return {module.NAME: module.PATHS for module in TARGETS}
+
+
 def applicable(plan) -> tuple[Target, ...]:
     return tuple(module for module in TARGETS if module.applies(plan))

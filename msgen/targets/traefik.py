@@ -13,6 +13,7 @@ from msgen.plan import gateway as gw
 from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents
 
 NAME = "traefik"
+PATHS = ("traefik/",)  # where this target writes (a folder ends in /)
 KUBERNETES_DIR = "kubernetes/gateway"
 HELM_VALUES = f"{KUBERNETES_DIR}/traefik-values.yaml"
 CRD_API = "traefik.io/v1alpha1"
