@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -19,8 +19,8 @@ import yaml
 
 from msgen.checks import CheckContext
 from msgen.checks.registry import CHECKS, inspectors
-from msgen.errors import MsgenError
-from msgen.findings import Finding, apply_suppressions, fails, locate
+from msgen.errors import InternalError, MsgenError
+from msgen.findings import Finding, apply_suppressions, fails, finding_order, locate, parse_path
 from msgen.model.load import LoadedBlueprint, load_blueprint
 from msgen.plan import Plan, build_plan
 from msgen.targets import Built, Target, build_each, render_targets
@@ -91,9 +91,41 @@ def plan_blueprint(path: Path, env: str | None = None) -> Planned:
 
 def analyse(path: Path, env: str | None = None, deep: bool = False) -> Analysis:
     """Load, plan, build every file in memory, and find what the user can fix (and with
-    `deep`, verify msgen's own output)."""
+    `deep`, verify msgen's own output). Without `env`, every environment overlay is judged
+    too (`with_overlays`): CI validates the base file, and each overlay ships."""
     planned = plan_blueprint(path, env)
-    return Analysis(planned, one_pass(planned, deep))
+    findings = one_pass(planned, deep)
+    if env is None:
+        findings = with_overlays(path, planned, findings, deep)
+    return Analysis(planned, findings)
+
+
+def with_overlays(path: Path, planned: Planned, findings: tuple[Finding, ...], deep: bool) -> tuple[Finding, ...]:
+    """The base's findings and each overlay's: one the base and overlays share is reported
+    once, at the base's place, naming the overlays it also applies to; one an overlay brings
+    is reported at the overlay's place, naming it. Identical overlays are judged once."""
+    overlays: dict[str, list[str]] = {}
+    for name, overlay in sorted(planned.loaded.blueprint.environments.items()):
+        overlays.setdefault(json.dumps(overlay, sort_keys=True, default=str), []).append(name)
+    shared: dict[tuple, list[str]] = {}
+    introduced: dict[tuple, tuple[Finding, list[str]]] = {}
+    base = {(item.id, item.path, item.message) for item in findings}
+    for names in overlays.values():
+        overlay = plan_blueprint(path, names[0])
+        for item in one_pass(overlay, deep):
+            key = (item.id, item.path, item.message)
+            if key in base:
+                shared.setdefault(key, []).extend(names)
+                continue
+            shown = overlay.loaded.source.shown_path(parse_path(item.path))
+            introduced.setdefault((item.id, shown, item.message), (replace(item, path=shown), []))[1].extend(names)
+    result = [
+        replace(item, message=f"{item.message} (also in environment {', '.join(sorted(shared[key]))})") if key in shared else item
+        for item in findings
+        for key in [(item.id, item.path, item.message)]
+    ]
+    result += [replace(item, message=f"environment {', '.join(sorted(names))}: {item.message}") for item, names in introduced.values()]
+    return tuple(sorted(result, key=finding_order))
 
 
 def one_pass(planned: Planned, deep: bool = False, take: Callable[[Built], None] | None = None) -> tuple[Finding, ...]:
@@ -126,7 +158,7 @@ def check_well_formed(path: str, data: bytes) -> None:
         elif path.endswith(".json"):
             json.loads(data)
     except (yaml.YAMLError, ValueError) as error:
-        raise MsgenError(f"internal error: rendered {path} is not well formed ({error}); please report it") from None
+        raise InternalError(f"internal error: rendered {path} is not well formed ({error}); please report it") from None
 
 
 def _parse_events(data: bytes) -> None:

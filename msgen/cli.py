@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from msgen import __version__
-from msgen.errors import BlueprintError, MsgenError
+from msgen.errors import BlueprintError, InternalError, MsgenError
 
 app = typer.Typer(
     add_completion=False,
@@ -24,7 +24,7 @@ app = typer.Typer(
     help="Generate a microservice platform's infrastructure from one blueprint.",
 )
 # an error msgen did not expect: neither findings (1) nor bad input (2), so CI never mistakes it for either
-INTERNAL_ERROR = 3
+INTERNAL_ERROR = InternalError.exit_code
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
@@ -64,7 +64,7 @@ def _fail(error: MsgenError) -> typer.Exit:
             err.print(f"error: {issue}", markup=False)
     else:
         err.print(f"error: {error}", markup=False)
-    return typer.Exit(2)
+    return typer.Exit(error.exit_code)
 
 
 def _version(value: bool) -> None:

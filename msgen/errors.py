@@ -8,6 +8,8 @@ from dataclasses import dataclass
 class MsgenError(Exception):
     """Base of every error the CLI reports as a message (exit 2), never as a traceback."""
 
+    exit_code = 2
+
 
 @dataclass(frozen=True)
 class LoadIssue:
@@ -40,3 +42,9 @@ class BlueprintError(MsgenError):
 
 class OutputError(MsgenError):
     """The output folder cannot be written as asked (a foreign file in the way, no access)."""
+
+
+class InternalError(MsgenError):
+    """msgen's own output broke a rule it guarantees: a bug in msgen, not in the input (exit 3)."""
+
+    exit_code = 3

@@ -48,13 +48,18 @@ def locate(findings: list[Finding], source: SourceMap) -> list[Finding]:
     """Fill in file, line and column from the source map, and sort for stable output."""
     located = []
     for item in findings:
-        path = _parse_path(item.path)
+        path = parse_path(item.path)
         line, column = source.locate(path)
         located.append(replace(item, file=source.file, line=line, column=column))
-    return sorted(located, key=lambda f: (SEVERITY_ORDER[f.severity], f.line, f.column, f.id, f.path, f.message))
+    return sorted(located, key=finding_order)
 
 
-def _parse_path(text: str) -> KeyPath:
+def finding_order(item: Finding) -> tuple:
+    """The order findings are reported in: severity, then where they are in the file."""
+    return (SEVERITY_ORDER[item.severity], item.line, item.column, item.id, item.path, item.message)
+
+
+def parse_path(text: str) -> KeyPath:
     parts: list[str | int] = []
     for chunk in text.split("."):
         if not chunk:

@@ -3,8 +3,10 @@
 PyYAML's libyaml parser gives events with marks quickly; PyYAML's own resolver follows
 YAML 1.1 (`NO` -> False, last duplicate key wins), so scalars are resolved here with the
 YAML 1.2 core schema and duplicate keys are rejected. Aliases are expanded lazily by
-sharing the anchored value, and every expansion is charged to a node budget so that a
-"billion laughs" file stops early with a clear message.
+sharing the anchored value, and what each alias adds is charged to a node budget so that a
+"billion laughs" file stops early with a clear message. Where YAML 1.1 and 1.2 read a file
+differently and msgen cannot tell which was meant (the line breaks NEL, LS and PS), the
+file is a load error.
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ _NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
 
 _TAG = "tag:yaml.org,2002:"
 MIN_ALIAS_BUDGET = 10_000
+# nodes aliases may add per character of the file: a file that anchors a block and reuses it
+# in every service stays well within it, a "billion laughs" does not
+ALIAS_NODES_PER_CHARACTER = 4
 MERGE_KEY = "<<"
+# line breaks in YAML 1.1 (which libyaml follows) but ordinary characters in YAML 1.2: the
+# two readings differ in line numbers and can split a scalar in two
+_AMBIGUOUS_BREAKS = re.compile("[\x85\u2028\u2029]")
+_BREAK_NAMES = {"\x85": "NEL (U+0085)", "\u2028": "LINE SEPARATOR (U+2028)", "\u2029": "PARAGRAPH SEPARATOR (U+2029)"}
 
 KeyPath = tuple[str | int, ...]
 
@@ -187,7 +196,10 @@ class _Builder:
             )
 
     def value(self, event, path: KeyPath) -> tuple[object, int]:
-        """Build the value starting at `event`; returns it and its size in nodes."""
+        """Build the value starting at `event`; returns it and its size in nodes.
+
+        Only an alias is charged to the budget (the nodes it repeats): nodes written out in
+        the file cost what the file's size already limits."""
         if isinstance(event, yaml.AliasEvent):
             if event.anchor not in self.anchors:
                 raise self.fail(event.start_mark, path, f"unknown alias *{event.anchor}")
@@ -198,13 +210,18 @@ class _Builder:
             raise self.fail(event.start_mark, path, f"nested deeper than {MAX_DEPTH} levels", "a blueprint needs a few levels")
         if isinstance(event, yaml.ScalarEvent):
             built, size = self.scalar(event, path), 1
-        elif isinstance(event, yaml.MappingStartEvent):
-            built, size = self.mapping(event, path)
-        elif isinstance(event, yaml.SequenceStartEvent):
-            built, size = self.sequence(path)
+        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            if event.tag is not None and not event.implicit:
+                kind = "mapping" if isinstance(event, yaml.MappingStartEvent) else "list"
+                raise self.fail(
+                    event.start_mark,
+                    path,
+                    f"unsupported YAML tag {event.tag!r} on a {kind}",
+                    f"remove the tag: a blueprint takes plain {kind}s",
+                )
+            built, size = self.mapping(event, path) if isinstance(event, yaml.MappingStartEvent) else self.sequence(path)
         else:  # pragma: no cover - the parser guarantees node events here
             raise self.fail(event.start_mark, path, f"unexpected YAML event {type(event).__name__}")
-        self.charge(1, event.start_mark, path)
         if event.anchor:
             self.anchors[event.anchor] = (built, size)
         return built, size
@@ -237,13 +254,16 @@ class _Builder:
             key = self.key(key_event, path)
             key_mark = key_event.start_mark
             child = (*path, key)
+            # only a plain `<<` merges: a quoted "<<" is an ordinary key (YAML 1.1 resolves the
+            # merge key from the plain scalar alone)
+            merge = key == MERGE_KEY and not key_event.style and key_event.implicit[0]
             if key in result:
                 raise self.fail(key_mark, child, f"duplicate key {key!r}", "each key may appear once in a mapping")
-            if key != MERGE_KEY:
+            if not merge:
                 self.source.positions[child] = packed(key_mark)
             value, child_size = self.value(self.next_event(), child)
             size += child_size
-            if key == MERGE_KEY:
+            if merge:
                 merged.update(self.merge_sources(value, key_mark, child))
             else:
                 result[key] = value
@@ -261,6 +281,8 @@ class _Builder:
     def key(self, event, path: KeyPath) -> str:
         if not isinstance(event, yaml.ScalarEvent):
             raise self.fail(event.start_mark, path, "mapping keys must be plain strings")
+        if event.tag is not None and not event.implicit[1] and event.tag not in (f"{_TAG}str", "!"):
+            raise self.fail(event.start_mark, path, f"unsupported YAML tag {event.tag!r} on a key", "mapping keys must be plain strings")
         # one string object per distinct key: thousands of services repeat the same keys
         return sys.intern(event.value)
 
@@ -290,10 +312,31 @@ def decode(data: bytes, file: str) -> str:
         raise BlueprintError([issue]) from None
 
 
+def _position(text: str, index: int) -> tuple[int, int]:
+    """The 1-based line and column of `text[index]`, counting the line breaks YAML 1.2 has
+    (LF, CR LF, CR), as the parser counts them."""
+    before = text[:index]
+    line = before.count("\n") + before.count("\r") - before.count("\r\n") + 1
+    start = max(before.rfind("\n"), before.rfind("\r")) + 1
+    return line, index - start + 1
+
+
+def _refuse_ambiguous_breaks(text: str, file: str) -> None:
+    found = _AMBIGUOUS_BREAKS.search(text)
+    if found is None:
+        return
+    line, column = _position(text, found.start())
+    name = _BREAK_NAMES[found.group()]
+    message = f"{name} is a line break in YAML 1.1 but not in YAML 1.2: the file reads differently in each"
+    hint = f"remove it, or write it as \\u{ord(found.group()):04x} inside a double-quoted string"
+    raise BlueprintError([LoadIssue(file, line, column, "", message, hint)])
+
+
 def load_yaml(text: str, file: str) -> tuple[object, SourceMap]:
     """Parse one YAML document into Python values and its source map."""
     source = SourceMap(file)
-    budget = max(MIN_ALIAS_BUDGET, 10 * (text.count("\n") + 1) * 4)
+    _refuse_ambiguous_breaks(text, file)
+    budget = max(MIN_ALIAS_BUDGET, ALIAS_NODES_PER_CHARACTER * len(text))
     try:
         # the parser's own get_event, not yaml.parse's generator: one Python frame less per event
         parser = _LOADER(text)

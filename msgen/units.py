@@ -16,6 +16,8 @@ _MEMORY_FACTOR = {None: 1, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024*
 _MILLICORES = re.compile(r"([0-9]{1,15})m")
 
 KI, MI, GI = 1024, 1024**2, 1024**3
+# more cores than any host has: a bound that keeps every CPU amount exact as millicores
+MAX_CORES = 1_000_000
 
 
 @dataclass(frozen=True, order=True)
@@ -96,12 +98,16 @@ class Cpu:
         if isinstance(value, bool):
             raise ValueError("a CPU amount is a number of cores (0.5, 2) or millicores ('250m')")
         if isinstance(value, (int, float)):
+            if not 0 < value <= MAX_CORES:
+                raise ValueError(f"{value} is not a CPU amount between 0 and {MAX_CORES:,} cores")
             millicores = round(value * 1000)
             if abs(value * 1000 - millicores) > 1e-6:
                 raise ValueError(f"{value} cores is finer than a millicore")
             text = str(value)
         elif isinstance(value, str) and _MILLICORES.fullmatch(value):
             millicores, text = int(value[:-1]), value
+            if millicores > MAX_CORES * 1000:
+                raise ValueError(f"{value} is more than {MAX_CORES:,} cores")
         else:
             raise ValueError(f"{value!r} is not a CPU amount; write cores (0.5, 2) or millicores ('250m')")
         if millicores <= 0:

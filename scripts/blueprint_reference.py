@@ -245,12 +245,20 @@ CONVENTIONS = f"""\
 - **YAML 1.2 core schema.** `NO`, `yes`, `on`, `off` are strings; `true` and `false` (also
   `True`, `TRUE`, `False`, `FALSE`) are the only booleans; `012` is the integer 12, `0o17`
   octal, `0x1f` hexadecimal. One YAML document per file, UTF-8 (a byte-order mark is
-  accepted); keys are strings.
+  accepted); keys are strings. The only tags are `!!str`, `!!int`, `!!float`, `!!bool` and
+  `!!null` on scalars; any other tag, and any tag on a mapping or list (`!!map`, `!!set`),
+  is a load error.
+- **Line breaks** are LF, CR LF or CR. NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR (U+0085,
+  U+2028, U+2029) are line breaks in YAML 1.1 but not in 1.2, so the file would read
+  differently in each: anywhere in the file they are a load error. Inside a double-quoted
+  string write them as `\\u0085`, `\\u2028`, `\\u2029`.
 - **Unknown keys are rejected**, with a did-you-mean hint when a known key is close
   (`replica` -> `replicas`). **Duplicate keys** in one mapping are load errors.
-- **Anchors, aliases and merge keys** (`<<`) are allowed. Their expansion is charged to a
-  budget of max(10,000, 40 x the file's lines) nodes, so a file whose aliases expand beyond
-  it stops at once with `aliases expand to more than N nodes`, before it takes much memory.
+- **Anchors, aliases and merge keys** (`<<`) are allowed; only a plain `<<` merges (a
+  quoted `"<<"` is an ordinary key, and so an unknown one). What aliases add is charged to a
+  budget of max(10,000, 4 x the file's characters) nodes, so a file whose aliases expand
+  beyond it stops at once with `aliases expand to more than N nodes`, before it takes much
+  memory.
 - **Durations** are strings `<digits><unit>` with the unit `ms`, `s`, `m`, `h` or `d`:
   `250ms`, `10s`, `2m`, `1h`, `15d`. Bare numbers are rejected (is `10` seconds or
   milliseconds?).
@@ -285,6 +293,11 @@ CONVENTIONS = f"""\
 - `calls` form no cycle and no service calls itself; a call between two regions needs their
   pair in `rtt_ms`.
 - A route needs the `gateway` section.
+- `rtt_ms` declares each pair of regions once: `a/b` and `b/a` together are a load error.
+- Text msgen writes into Traefik's dynamic configuration file (`health.path`,
+  `circuit_breaker.expression`, a rate limit's `source.request_header`) may not contain
+  `{{{{` or `}}}}`: Traefik reads that file as a Go template, and drops the whole file when
+  the template fails (a template that works would run in the gateway).
 """
 
 ENVIRONMENTS = """\

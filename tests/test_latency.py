@@ -13,6 +13,7 @@ from msgen.checks import architecture
 from msgen.cli import app
 from msgen.errors import BlueprintError
 from msgen.findings import locate
+from msgen.graph import build_graph
 from msgen.model.blueprint import Blueprint
 from msgen.model.load import load_blueprint
 from msgen.plan import build_plan
@@ -78,6 +79,26 @@ def test_three_region_chain_uses_declared_rtts(tmp_path):
     hops = [(h.service, h.region, h.rtt_ms, h.p99_ms) for h in plan.latency.branch("a")]
     assert hops == [("a", "oslo", 0.0, 10), ("b", "frankfurt", 30, 20), ("c", "us-east", 90, 5)]
     assert found == []  # 155 ms is within the default 200ms budget
+
+
+def test_a_declared_same_region_rtt_overrides_the_default(tmp_path):
+    """`oslo/oslo` is the round trip within oslo: it replaces the 2 ms default there, in the
+    costs, the branches, the timeout checks and the graph; frankfurt keeps the default."""
+    regions = {"oslo": {"jurisdiction": "NO"}, "frankfurt": {"jurisdiction": "DE"}}
+    services = {
+        "a": svc("10ms", ["b"], region="oslo", timeout="25ms"),
+        "b": svc("20ms", region="oslo"),
+        "c": svc("10ms", ["d"], region="frankfurt"),
+        "d": svc("20ms", region="frankfurt"),
+    }
+    plan, found = analyse(write(tmp_path, services, regions=regions, rtt_ms={"oslo/oslo": 7.5}))
+    assert plan.latency.cost_ms["a"] == 10 + 7.5 + 20
+    assert [(hop.service, hop.rtt_ms) for hop in plan.latency.branch("a")] == [("a", 0.0), ("b", 7.5)]
+    assert plan.latency.cost_ms["c"] == 10 + 2 + 20
+    # 25 ms is enough for b's 20 ms plus the default 2 ms, not plus the declared 7.5 ms
+    assert [(f.id, f.path) for f in found] == [("timeout-short", "services.a.calls[0]")]
+    labels = {(edge.source, edge.target): edge.label for edge in build_graph(plan).edges}
+    assert labels[("svc-a", "svc-b")] == "7.5 ms" and labels[("svc-c", "svc-d")] == "2 ms"
 
 
 def test_cross_region_call_without_rtt_is_a_load_error_at_the_call(tmp_path):

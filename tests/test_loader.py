@@ -3,6 +3,7 @@ line and column of the place to fix, its key path, no traceback, and writes noth
 
 from __future__ import annotations
 
+import json
 import resource
 import time
 
@@ -145,6 +146,19 @@ BAD = [
     ),
     ("latest-tag", HEAD + "services:\n  web:\n    image: nginx:latest\n    port: 80\n", 1, "5:5", "services.web.image", "image-latest"),
     ("untagged-image", HEAD + "services:\n  web:\n    image: nginx\n    port: 80\n", 1, "5:5", "services.web.image", "image-latest"),
+    # a tag on a mapping or a list is refused as an unknown scalar tag is, at the tag
+    ("map-tag", HEAD + WEB + "    env: !!map {A: x}\n", 2, "7:10", "services.web.env", "unsupported YAML tag 'tag:yaml.org,2002:map'"),
+    ("seq-tag", HEAD + WEB + "    calls: !!seq []\n", 2, "7:12", "services.web.calls", "unsupported YAML tag 'tag:yaml.org,2002:seq'"),
+    ("local-tag-on-mapping", HEAD + WEB + "    resources: !foo {limits: {cpu: 1}}\n", 2, "7:16", "services.web.resources", "unsupported YAML tag '!foo'"),
+    ("set-tag", HEAD + WEB + "    secrets: !!set {A, B}\n", 2, "7:14", "services.web.secrets", "unsupported YAML tag 'tag:yaml.org,2002:set'"),
+    ("omap-tag", HEAD + WEB + "    calls: !!omap [{a: 1}]\n", 2, "7:12", "services.web.calls", "on a list"),
+    # only a plain << merges: a quoted one is an ordinary (and unknown) key
+    ("double-quoted-merge-key", HEAD + WEB + '    "<<": {replicas: 3}\n', 2, "7:5", "services.web.<<", "unknown key '<<'"),
+    ("single-quoted-merge-key", HEAD + WEB + "    '<<': {replicas: 3}\n", 2, "7:5", "services.web.<<", "unknown key '<<'"),
+    # line breaks of YAML 1.1 only: refused wherever they stand, at their own position
+    ("line-separator-in-quotes", HEAD + WEB + '    env: {A: "x\u2028y"}\n', 2, "7:16", "", "LINE SEPARATOR (U+2028)"),
+    ("nel-in-plain-scalar", HEAD + "description: a\x85b\n" + WEB, 2, "3:15", "", "NEL (U+0085)"),
+    ("paragraph-separator-in-comment", HEAD + WEB + "# note\u2029\n", 2, "7:7", "", "PARAGRAPH SEPARATOR (U+2029)"),
 ]
 
 
@@ -202,6 +216,69 @@ def test_alias_bomb_fails_fast_in_little_memory(tmp_path):
         load_yaml(bomb, "bomb.yaml")
     assert time.perf_counter() - started < 1.0
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KiB
+
+
+def test_a_one_line_json_blueprint_loads(write_blueprint):
+    """Nodes written out in the file are not charged to the alias budget: a blueprint on one
+    line (JSON) with thousands of nodes and no alias loads."""
+    services = {f"s{index}": {"image": "a:1", "port": 80, "replicas": 2, "env": {"A": "x", "B": "y"}, "calls": []} for index in range(2000)}
+    text = json.dumps({"version": 1, "project": "shop", "services": services})
+    assert "\n" not in text
+    assert len(load_blueprint(write_blueprint(text)).blueprint.services) == 2000
+
+
+def test_the_alias_budget_grows_with_the_file(write_blueprint):
+    """A large file may repeat an anchored block in every service; the same expansion in a
+    small file is a bomb."""
+    anchored = "x: &common [" + ", ".join(["v"] * 100) + "]\n"
+    reuses = "".join(f"k{index}: *common\n" for index in range(400))  # 400 x 101 nodes
+    assert 4 * len(anchored + reuses) < 400 * 101
+    with pytest.raises(BlueprintError, match="aliases expand to more than"):
+        load_yaml(anchored + reuses, "small.yaml")
+    padding = "".join(f"p{index}: {'w' * 60}\n" for index in range(100))
+    assert 4 * len(anchored + reuses + padding) > 400 * 101
+    data, _ = load_yaml(anchored + reuses + padding, "large.yaml")
+    assert len(data["k399"]) == 100
+
+
+def test_a_plain_merge_key_merges_and_a_quoted_one_does_not():
+    assert load_yaml("a: {<<: {x: 1}, y: 2}\n", "f.yaml")[0] == {"a": {"x": 1, "y": 2}}
+    assert load_yaml('a: {"<<": {x: 1}, y: 2}\n', "f.yaml")[0] == {"a": {"<<": {"x": 1}, "y": 2}}
+    assert load_yaml("a: {'<<': {x: 1}, y: 2}\n", "f.yaml")[0] == {"a": {"<<": {"x": 1}, "y": 2}}
+    with pytest.raises(BlueprintError, match="unsupported YAML tag"):
+        load_yaml("a: {!!merge <<: {x: 1}}\n", "f.yaml")
+
+
+@pytest.mark.parametrize("tagged", ["!!map {a: 1}", "!!seq [1]", "!foo {a: 1}", "!!set {a, b}", "! {a: 1}", "!!omap [{a: 1}]", "!!pairs []"])
+def test_tags_on_mappings_and_lists_are_refused(tagged):
+    with pytest.raises(BlueprintError) as caught:
+        load_yaml(f"ok: 1\nkey: {tagged}\n", "f.yaml")
+    issue = caught.value.first
+    assert (issue.line, issue.column, issue.path) == (2, 6, "key")
+    assert "unsupported YAML tag" in issue.message and "remove the tag" in issue.hint
+
+
+def test_tags_on_keys_other_than_str_are_refused():
+    assert load_yaml("!!str a: 1\n", "f.yaml")[0] == {"a": 1}
+    with pytest.raises(BlueprintError, match=r"unsupported YAML tag 'tag:yaml\.org,2002:int' on a key"):
+        load_yaml("!!int 5: x\n", "f.yaml")
+
+
+@pytest.mark.parametrize(("char", "name"), [("\x85", "U+0085"), ("\u2028", "U+2028"), ("\u2029", "U+2029")])
+def test_yaml_11_line_breaks_are_refused_at_their_position(char, name):
+    """libyaml reads NEL, LS and PS as line breaks (YAML 1.1), which shifts every line number
+    after them and can split a scalar; YAML 1.2 reads them as characters."""
+    for text, where in ((f"a: 1\r\nbb: x{char}y\n", (2, 6)), (f'a: 1\rb: "{char}"\n', (2, 5)), (f"{char}a: 1\n", (1, 1))):
+        with pytest.raises(BlueprintError) as caught:
+            load_yaml(text, "f.yaml")
+        issue = caught.value.first
+        assert (issue.line, issue.column) == where, text
+        assert name in issue.message and "YAML 1.1" in issue.message
+        assert f"\\u{ord(char):04x}" in issue.hint and "double-quoted" in issue.hint
+
+
+def test_an_escaped_line_separator_is_text():
+    assert load_yaml('a: "x\\u2028y\\x85"\n', "f.yaml")[0] == {"a": "x\u2028y\x85"}
 
 
 def test_small_aliases_and_merge_keys_load(write_blueprint):

@@ -161,6 +161,46 @@ def test_a_call_across_regions_needs_a_declared_rtt(write_blueprint):
     load_blueprint(write_blueprint(text + "rtt_ms: {b/a: 20}\n"))  # declared either way round
 
 
+TWO_REGIONS = "regions: {a: {jurisdiction: DE}, b: {jurisdiction: NO}}\n"
+ONE_SERVICE = "services:\n  web: {image: a:1, port: 80, region: a}\n"
+
+
+@pytest.mark.parametrize(
+    ("pairs", "second", "first"),
+    [("{a/b: 20, b/a: 20}", "b/a", "a/b"), ("{a/b: 20, b/a: 30}", "b/a", "a/b"), ("{a/a: 1, b/b: 1, b/a: 5, a/b: 5}", "a/b", "b/a")],
+)
+def test_a_pair_of_regions_is_declared_once(write_blueprint, pairs, second, first):
+    """`a/b` and `b/a` are one round trip: declaring both, even equal, is a load error at the second."""
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(write_blueprint(HEAD + TWO_REGIONS + f"rtt_ms: {pairs}\n" + ONE_SERVICE))
+    (issue,) = caught.value.issues
+    assert issue.path == f"rtt_ms.{second}" and f"the same pair of regions as {first}" in issue.message
+    assert (issue.line, issue.column) == (4, 9 + pairs.index(second))
+
+
+@pytest.mark.parametrize(("value", "words"), [("0", "greater than 0"), ("-5", "greater than 0"), ("1e400", "too large")])
+def test_an_rtt_is_a_finite_number_above_zero_at_its_pair(write_blueprint, value, words):
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(write_blueprint(HEAD + TWO_REGIONS + f"rtt_ms:\n  a/b: {value}\n" + ONE_SERVICE))
+    issue = caught.value.first
+    assert (issue.path, issue.line) == ("rtt_ms.a/b", 5) and words in issue.message
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_an_rtt_given_as_python_data_must_be_finite(value):
+    """The loader refuses .nan and .inf; the model refuses them from any other caller too."""
+    document = {"version": 1, "project": "shop", "regions": {"a": {"jurisdiction": "DE"}}, "rtt_ms": {"a/a": value}}
+    with pytest.raises(ValidationError) as caught:
+        Blueprint.model_validate({**document, "services": {"web": {"image": "a:1", "port": 80}}})
+    assert [error["loc"] for error in caught.value.errors()] == [("rtt_ms", "a/a")]
+
+
+def test_an_unknown_region_in_a_same_region_pair_is_reported_once(write_blueprint):
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(write_blueprint(HEAD + TWO_REGIONS + "rtt_ms: {c/c: 1}\nservices:\n  web: {image: a:1, port: 80, region: a}\n"))
+    assert [issue.message for issue in caught.value.issues] == ["unknown region 'c'"]
+
+
 def test_a_route_needs_the_gateway(write_blueprint):
     message = load_error(write_blueprint, HEAD + "services:\n  web: {image: a:1, port: 80, route: {path_prefix: /}}\n")
     assert "services.web.route: " in message and "gateway" in message

@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from msgen.checks.traefik_expression import expression_problem
+from msgen.errors import BlueprintError
+from msgen.model.load import load_blueprint
 from msgen.plan import gateway as gw
 from msgen.targets import traefik
 from msgen.targets.traefik import kubernetes_artifacts
@@ -279,6 +281,31 @@ def test_compose_socket_and_udp_rules(analysed):
     artifacts["compose/docker-compose.yml"] = edited(artifacts["traefik/traefik.yml"], yaml.safe_dump(compose))
     found = sorted(f.id for f in verification(analysis, artifacts) if f.id.startswith("verify-traefik-"))
     assert found == ["verify-traefik-docker-socket", "verify-traefik-http3"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path"),
+    [
+        ("health: {path: /ready, ", 'health: {path: "/ready{{now}}", ', "services.api.health.path"),
+        ("health: {path: /ready, ", 'health: {path: "/ready}}", ', "services.api.health.path"),
+        ('{expression: "LatencyAtQuantileMS(99.0) > 250"}', '{expression: "{{ .X }} > 250"}', "services.api.circuit_breaker.expression"),
+        ("rate_limit: {average: 7}", 'rate_limit: {source: {request_header: "X-{{"}}', "services.web.rate_limit.source.request_header"),
+        ("burst: 20, period: 2s}", 'burst: 20, period: 2s, source: {request_header: "}}"}}', "gateway.rate_limit.source.request_header"),
+    ],
+)
+def test_go_template_delimiters_never_reach_the_dynamic_file(write_blueprint, old, new, path):
+    """Traefik runs its dynamic configuration files through Go's text/template: `{{` in any
+    text msgen writes there makes it drop the whole file (every route), and `{{ env "X" }}`
+    would read the gateway's environment. Such text is a load error at its key."""
+    text = blueprint_text()
+    assert old in text
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(write_blueprint(text.replace(old, new)))
+    (issue,) = caught.value.issues
+    assert issue.path == path and "Go template" in issue.message
+    assert issue.hint == "remove '{{' and '}}' from it"
+    line = next(number for number, row in enumerate(text.replace(old, new).splitlines(), 1) if new in row)
+    assert issue.line == line
 
 
 def test_go_durations_and_float_literals():

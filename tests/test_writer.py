@@ -268,7 +268,7 @@ def test_a_manifest_naming_a_users_file_cannot_prune_it(tmp_path):
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     manifest["files"]["NOTES.md"] = {"target": "alpha", "sha256": writer.sha256(b"mine\n")}
     (tmp_path / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(OutputError, match="lists 'NOTES.md' for target 'alpha', a path msgen never writes there"):
+    with pytest.raises(OutputError, match=r"lists 'NOTES\.md' for target 'alpha', a path msgen never writes there"):
         write(tmp_path, [], ["alpha"], "d")
     assert (tmp_path / "NOTES.md").read_text() == "mine\n"
 
@@ -291,7 +291,7 @@ def test_a_malformed_file_from_a_target_leaves_nothing_written(tmp_path, monkeyp
     monkeypatch.setattr(base, "render", lambda plan: [text_file("broken.yml", "base", lambda: "a: [1, 2\nb: 3\n")])
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["render", str(minimal_blueprint), "-o", str(out)])
-    assert result.exit_code == 2 and "rendered broken.yml is not well formed" in result.stderr
+    assert result.exit_code == 3 and "rendered broken.yml is not well formed" in result.stderr
     assert not out.exists()
 
 

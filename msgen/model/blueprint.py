@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from msgen.model.types import CpuField, DurationField, EnvName, MemoryField, Name, PositiveDurationField, VersionText
+from msgen.model.types import (
+    CpuField,
+    DurationField,
+    EnvName,
+    MemoryField,
+    Name,
+    PositiveDurationField,
+    TraefikText,
+    VersionText,
+)
 from msgen.model.versions import KUBERNETES_VERSIONS, check_engine_version
 from msgen.units import Cpu, Duration, Memory
 
@@ -100,9 +109,10 @@ class SourceCriterion(Model):
         description="Count clients by the address at this position from the right of X-Forwarded-For (Traefik's "
         "ipStrategy.depth); an integer >= 0. Optional.",
     )
-    request_header: str | None = Field(
+    request_header: TraefikText | None = Field(
         default=None,
-        description="Count clients by the value of this request header (Traefik's requestHeaderName). Optional.",
+        description="Count clients by the value of this request header (Traefik's requestHeaderName), without '{{' or "
+        "'}}' (Traefik reads its dynamic configuration file as a Go template). Optional.",
     )
     request_host: bool | None = Field(
         default=None,
@@ -219,10 +229,12 @@ class Route(Model):
 class Health(Model):
     """The service's health check: compose's healthcheck, the gateway's health check and the Kubernetes probes."""
 
-    path: str = Field(
+    path: TraefikText = Field(
         default="/health",
         pattern=r"^/\S*$",
-        description="The HTTP path that answers 2xx while the service is healthy (starts with /, no spaces). Default /health.",
+        description="The HTTP path that answers 2xx while the service is healthy (starts with /, no spaces, no '{{' or "
+        "'}}': the gateway's health check is written into Traefik's dynamic configuration, which Traefik reads as a Go "
+        "template). Default /health.",
     )
     initial_delay: DurationField = Field(
         default=Duration(5000, "5s"),
@@ -242,8 +254,8 @@ class Health(Model):
         min_length=1,
         description="A command that replaces compose's HTTP healthcheck (for images without curl or wget), at least one "
         "string: a list starting with CMD, CMD-SHELL or NONE is compose's own form, one string is a shell command line, "
-        "several strings are a command and its arguments. NONE disables the check (warning compose-no-healthcheck). "
-        "Default none: curl, else wget, on path.",
+        "several strings are a command and its arguments. NONE disables the check (warning compose-no-healthcheck); a "
+        "password or token written into it is the error finding env-credential. Default none: curl, else wget, on path.",
     )
 
 
@@ -319,11 +331,12 @@ class CircuitBreaker(Model):
         description="How long the open breaker answers 503 without calling the service (Traefik's fallbackDuration); "
         "traffic then ramps back over min(open_for, 10s). Default 10s.",
     )
-    expression: str | None = Field(
+    expression: TraefikText | None = Field(
         default=None,
         min_length=1,
         description="A breaker condition in Traefik's own language, e.g. NetworkErrorRatio() > 0.30, instead of "
-        "failure_ratio; its grammar is checked (error finding traefik-breaker-expression).",
+        "failure_ratio; its grammar is checked (error finding traefik-breaker-expression), and '{{' or '}}' is a load "
+        "error (Traefik reads its dynamic configuration file as a Go template).",
     )
 
     @model_validator(mode="after")
@@ -440,8 +453,8 @@ class Service(Model):
     env: dict[EnvName, str | int | bool] = Field(
         default={},
         description="Plain environment variables: name -> string, integer or boolean; names are letters, digits and '_', "
-        "not starting with a digit. Default {}. A value that looks like a credential is the error finding "
-        "env-credential: use secrets.",
+        "not starting with a digit. Default {}. A variable whose name or value looks like a credential (a password, a "
+        "token, a URL with a password) is the error finding env-credential: use secrets.",
     )
     secrets: list[EnvName] = Field(
         default=[],
@@ -619,11 +632,12 @@ class Blueprint(Model):
         default={},
         description="Where things run: region name -> its jurisdiction. Default {}.",
     )
-    rtt_ms: dict[str, float] = Field(
+    rtt_ms: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
         default={},
         description="Round-trip times in milliseconds between two declared regions, keyed 'region-a/region-b' (the same "
-        "as 'region-b/region-a'), each greater than 0. A call within one region counts 2 ms; a call between regions "
-        "whose pair is not declared is a load error. Default {}.",
+        "as 'region-b/region-a': declare each pair once), each a finite number greater than 0. A call within one region "
+        "counts 2 ms unless 'region-a/region-a' declares its own; a call between regions whose pair is not declared is "
+        "a load error. Default {}.",
     )
     hosts: list[Host] = Field(
         default=[],
@@ -672,9 +686,7 @@ class Blueprint(Model):
     @field_validator("rtt_ms")
     @classmethod
     def _rtt_keys(cls, rtt: dict[str, float]) -> dict[str, float]:
-        for pair, ms in rtt.items():
+        for pair in rtt:
             if not re.fullmatch(r"[a-z][-a-z0-9]*/[a-z][-a-z0-9]*", pair):
                 raise ValueError(f"{pair!r} is not a region pair; write 'region-a/region-b'")
-            if ms <= 0:
-                raise ValueError(f"{pair}: a round-trip time must be greater than 0")
         return rtt

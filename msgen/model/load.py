@@ -162,7 +162,7 @@ def path_is_meta(part: str) -> bool:
 def _issue_of(detail: dict, path: KeyPath, source: SourceMap) -> LoadIssue:
     kind = detail["type"]
     message = str(detail["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    hint = ""
+    hint = str((detail.get("ctx") or {}).get("hint", ""))  # a validator's own hint (PydanticCustomError)
     if kind == "extra_forbidden":
         key = path[-1] if path else ""
         message = f"unknown key {key!r}"

@@ -22,6 +22,8 @@ def rtt_key(a: str, b: str) -> tuple[str, str]:
 
 
 def declared_rtts(blueprint: Blueprint) -> dict[tuple[str, str], float]:
+    """Each declared pair under its unordered key; `a/a` is region a's own round trip (load
+    guarantees one value per pair)."""
     return {rtt_key(*pair.split("/")): ms for pair, ms in blueprint.rtt_ms.items()}
 
 
@@ -108,10 +110,21 @@ def _check_datastores(blueprint: Blueprint, issues: _Issues) -> None:
 
 
 def _check_rtts(blueprint: Blueprint, issues: _Issues) -> None:
+    first: dict[tuple[str, str], str] = {}
     for pair in blueprint.rtt_ms:
-        for region in pair.split("/"):
+        for region in dict.fromkeys(pair.split("/")):
             if region not in blueprint.regions:
                 issues.unknown(("rtt_ms", pair), "region", region, blueprint.regions)
+        # `a/b` and `b/a` are one round trip: two values would leave msgen to pick one
+        key = rtt_key(*pair.split("/"))
+        if key in first:
+            issues.add(
+                ("rtt_ms", pair),
+                f"{pair} is the same pair of regions as {first[key]}: a round-trip time is declared once per pair",
+                f"keep one of {first[key]} and {pair}",
+            )
+        else:
+            first[key] = pair
 
 
 def _check_cycles(blueprint: Blueprint, issues: _Issues) -> None:

@@ -6,12 +6,14 @@ import re
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from msgen.units import Cpu, Duration, Memory
 
 NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
 _NAME = re.compile(NAME_PATTERN)
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# a variable or secret name becomes a YAML key in the compose file: libyaml reads keys of at most 1024 characters
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
 
 
 def _check_name(value: str) -> str:
@@ -25,7 +27,27 @@ def _check_name(value: str) -> str:
 
 def _check_env_name(value: str) -> str:
     if not _ENV_NAME.fullmatch(value):
-        raise ValueError(f"{value!r} is not a valid variable name: use letters, digits and '_', not starting with a digit")
+        raise ValueError(f"{value!r} is not a valid variable name: use letters, digits and '_', not starting with a digit, at most 200 characters")
+    return value
+
+
+# Go's text/template delimiters: Traefik's file provider runs each dynamic configuration file
+# through text/template before reading it
+GO_TEMPLATE_DELIMITERS = ("{{", "}}")
+
+
+def _no_go_template(value: str) -> str:
+    """Text msgen writes into Traefik's dynamic configuration file must not hold `{{` or `}}`:
+    Traefik drops the whole file (every route) when the template does not parse, and a
+    template that does parse runs in the gateway (`{{ env "X" }}` reads its environment)."""
+    for delimiter in GO_TEMPLATE_DELIMITERS:
+        if delimiter in value:
+            raise PydanticCustomError(
+                "go_template",
+                "{delimiter} is a Go template delimiter: Traefik reads the dynamic configuration file this text is "
+                "written into as a Go template, and would drop the whole file or run the template",
+                {"delimiter": repr(delimiter), "hint": "remove '{{' and '}}' from it"},
+            )
     return value
 
 
@@ -45,6 +67,8 @@ def _unit(cls, pattern: str, description: str):
 
 Name = Annotated[str, AfterValidator(_check_name), WithJsonSchema({"type": "string", "pattern": NAME_PATTERN})]
 EnvName = Annotated[str, AfterValidator(_check_env_name)]
+# free text that reaches traefik/dynamic/<project>.yml
+TraefikText = Annotated[str, AfterValidator(_no_go_template)]
 VersionText = Annotated[str, BeforeValidator(_require_text_version)]
 DurationField = Annotated[Duration, *_unit(Duration, r"^[0-9]+(ms|s|m|h|d)$", "duration, e.g. 250ms, 10s, 2m")]
 PositiveDurationField = Annotated[

@@ -16,7 +16,7 @@ from msgen.model.blueprint import Blueprint
 from msgen.model.references import declared_rtts, rtt_key
 from msgen.units import Duration
 
-SAME_REGION_RTT_MS = 2.0  # same region, unless rtt_ms says otherwise
+SAME_REGION_RTT_MS = 2.0  # same region, unless rtt_ms declares `region/region`
 SLOW_SHARE = 0.01  # p of "The Tail at Scale": one request in a hundred is slower than p99
 EPSILON_MS = 1e-9  # RTTs may be fractional; sums of floats must not fail a budget they meet
 
@@ -88,10 +88,13 @@ class LatencyPlan:
 
 
 def rtt_ms(regions: dict[str, str | None], rtts: dict[tuple[str, str], float], caller: str, callee: str) -> float:
-    """The round trip of one call: 2 ms within a region, else the declared pair (load guarantees it)."""
+    """The round trip of one call: within a region its declared `a/a`, else 2 ms; between
+    regions the declared pair (load guarantees it)."""
     origin, target = regions[caller], regions[callee]
-    if origin is None or target is None or origin == target:
+    if origin is None or target is None:
         return SAME_REGION_RTT_MS
+    if origin == target:
+        return rtts.get((origin, origin), SAME_REGION_RTT_MS)
     return rtts[rtt_key(origin, target)]
 
 
