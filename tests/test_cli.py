@@ -224,3 +224,40 @@ def test_an_unexpected_error_is_one_line_with_its_own_exit_code(tmp_path):
         "internal error: ZeroDivisionError: division by zero; please report it with the blueprint (MSGEN_DEBUG=1 shows the traceback)"
     ]
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+OVERLAYS = """\
+version: 1
+project: shop
+gateway: {domain: shop.example.com}
+services:
+  web: {image: 'a:1.0', port: 80, replicas: 2, route: {path_prefix: /}}
+  api: {image: 'a:1.0', port: 81, replicas: 1, route: {path_prefix: /api}}
+environments:
+  staging:
+    services:
+      web: {replicas: 1}
+  dev:
+    services:
+      web: {replicas: 1}
+  prod:
+    services:
+      web: {image: 'a:latest'}
+"""
+
+
+def test_validate_judges_every_overlay(write_blueprint):
+    """CI validates the base file, and every overlay ships: an overlay's own finding is reported
+    at the overlay's place, naming it; identical overlays once; shared findings once, at the base."""
+    result = runner.invoke(app, ["validate", str(write_blueprint(OVERLAYS)), "--format", "json"])
+    assert result.exit_code == 1, result.output
+    found = {(item["id"], item["path"]): item for item in json.loads(result.stdout)}
+    latest = found[("image-latest", "environments.prod.services.web.image")]
+    assert latest["line"] == 16 and latest["message"].startswith("environment prod: ")
+    lonely = found[("ha-replicas", "environments.dev.services.web.replicas")]
+    assert lonely["message"].startswith("environment dev, staging: ") and lonely["line"] == 13
+    assert ("ha-replicas", "environments.staging.services.web.replicas") not in found, "identical overlays are judged once"
+    shared = found[("ha-replicas", "services.api.replicas")]
+    assert shared["line"] == 6 and shared["message"].endswith("(also in environment dev, prod, staging)")
+    only_base = runner.invoke(app, ["validate", str(write_blueprint(OVERLAYS)), "--env", "staging", "--format", "json"])
+    assert {item["id"] for item in json.loads(only_base.stdout)} == {"ha-replicas"}, "with --env, that environment alone"
