@@ -12,6 +12,8 @@ _DURATION_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000
 _MEMORY = re.compile(r"([0-9]{1,19})(Ki|Mi|Gi|Ti)?")
 # the largest size every consumer reads: a signed 64-bit number of bytes
 MAX_BYTES = 2**63 - 1
+# the smallest memory limit Docker accepts for a container (and more than Redis needs to keep a limit)
+MIN_BYTES = 6 * 1024**2
 _MEMORY_FACTOR = {None: 1, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
 _MILLICORES = re.compile(r"([0-9]{1,15})m")
 
@@ -74,8 +76,8 @@ class Memory:
         if not match or match.group(2) is None:
             raise ValueError(f"{value!r} is not a memory size; write e.g. '512Ki', '128Mi', '2Gi', '1Ti'")
         amount = int(match.group(1)) * _MEMORY_FACTOR[match.group(2)]
-        if amount <= 0:
-            raise ValueError("a memory size must be greater than zero")
+        if amount < MIN_BYTES:
+            raise ValueError(f"{value!r} is below 6Mi: Docker refuses a smaller container limit, and Redis would read a 0 maxmemory as no limit")
         if amount > MAX_BYTES:
             raise ValueError(f"{value!r} is larger than a 64-bit number of bytes, the most any consumer reads")
         return cls(amount, value)

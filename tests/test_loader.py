@@ -40,6 +40,7 @@ BAD = [
         "rtt_ms.a/b",
         "not a finite number",
     ),
+    ("tiny-memory", HEAD + "services:\n  web: {image: a:1, port: 80, datastore: c}\ndatastores:\n  c: {engine: redis, version: '7', memory: 1Mi}\n", 2, "6:36", "datastores.c.memory", "below 6Mi"),
     ("zero-budget", HEAD + WEB + "policy: {latency_budget: 0ms}\n", 2, "7:10", "policy.latency_budget", "must be longer than 0"),
     ("duration-beyond-go", HEAD + WEB + "policy: {latency_budget: 9999999999999999d}\n", 2, "7:10", "policy.latency_budget", "longest duration"),
     ("deep-nesting", HEAD + WEB + "    env: " + "[" * 100 + "]" * 100 + "\n", 2, "7:72", "services.web.env" + "[0]" * 62, "nested deeper than 64"),
