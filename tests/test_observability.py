@@ -401,3 +401,23 @@ def test_promql_shapes_are_remembered_only_for_well_formed_expressions():
     assert verifier.promql_problem('up{job="b"} > 0') is None
     assert "unexpected text" in (verifier.promql_problem('up{job="c} > 0') or "")
     assert "unclosed" in (verifier.promql_problem('sum(up{job="d"} > 0') or "")
+
+
+def test_a_dollar_in_a_metrics_path_reaches_prometheus_as_written(write_blueprint):
+    """Prometheus expands `$1` and `${x}` in a relabel replacement; msgen escapes them so the
+    scrape goes to the path the blueprint names."""
+    path = write_blueprint(
+        """\
+        version: 1
+        project: shop
+        services:
+          web: {image: 'a:1.0', port: 80, metrics: {path: '/m$1${x}', port: 9090}}
+        observability: {prometheus: {scrape_interval: 15s, retention: 15d}}
+        kubernetes: {version: "1.30"}
+        """
+    )
+    rendered = render_in_memory(path)
+    config_maps = rendered.files["kubernetes/observability/prometheus-config.yaml"].documents
+    config = yaml.safe_load(next(m for m in config_maps if m["metadata"]["name"] == "prometheus-config")["data"]["prometheus.yml"])
+    replacements = [rule["replacement"] for job in config["scrape_configs"] for rule in job.get("relabel_configs", []) if "replacement" in rule]
+    assert replacements == ["/m$$1$${x}"]

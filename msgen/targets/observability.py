@@ -421,6 +421,12 @@ def _keep(source: str, regex: str) -> dict:
     return {"source_labels": [source], "action": "keep", "regex": regex}
 
 
+def relabel_literal(text: str) -> str:
+    """`text` as a relabel `replacement` that Prometheus keeps as it is: it expands `$1`,
+    `${name}` and `$name` there, and `$$` is its escape for one `$`."""
+    return text.replace("$", "$$")
+
+
 def kubernetes_prometheus_config(plan) -> dict:
     """prometheus.yml for a Prometheus in the cluster: pods found by kubernetes_sd_configs.
 
@@ -437,7 +443,7 @@ def kubernetes_prometheus_config(plan) -> dict:
             _keep("__meta_kubernetes_pod_container_port_name", METRICS_PORT_NAME),
             {"source_labels": [name_label], "target_label": "job"},
             *(
-                {"source_labels": [name_label], "regex": job.name, "target_label": "__metrics_path__", "replacement": job.metrics_path}
+                {"source_labels": [name_label], "regex": job.name, "target_label": "__metrics_path__", "replacement": relabel_literal(job.metrics_path)}
                 for job in observability.jobs
                 if job.kind == "service" and job.metrics_path != "/metrics"
             ),
