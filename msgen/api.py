@@ -119,12 +119,13 @@ def with_overlays(path: Path, planned: Planned, findings: tuple[Finding, ...], d
                 continue
             shown = overlay.loaded.source.shown_path(parse_path(item.path))
             introduced.setdefault((item.id, shown, item.message), (replace(item, path=shown), []))[1].extend(names)
+    every = len(planned.loaded.blueprint.environments)
     result = [
-        replace(item, message=f"{item.message} (also in environment {', '.join(sorted(shared[key]))})") if key in shared else item
+        replace(item, message=f"{item.message} (also in {_environments(shared[key], every)})") if key in shared else item
         for item in findings
         for key in [(item.id, item.path, item.message)]
     ]
-    result += [replace(item, message=f"environment {', '.join(sorted(names))}: {item.message}") for item, names in introduced.values()]
+    result += [replace(item, message=f"{_environments(names, every)}: {item.message}") for item, names in introduced.values()]
     return tuple(sorted(result, key=finding_order))
 
 
@@ -148,6 +149,16 @@ def one_pass(planned: Planned, deep: bool = False, take: Callable[[Built], None]
     if verifying is not None:
         found.extend(verify(verifying))
     return tuple(locate(apply_suppressions(found, loaded.blueprint), loaded.source))
+
+
+def _environments(names: list[str], every: int, shown: int = 5) -> str:
+    """`environment a, b` for a few, `every environment` for all of several, else the first few and a count."""
+    names = sorted(names)
+    if len(names) == every > 1:
+        return "every environment"
+    if len(names) <= shown:
+        return f"environment {', '.join(names)}"
+    return f"environment {', '.join(names[:shown])} and {len(names) - shown} more"
 
 
 def check_well_formed(path: str, data: bytes) -> None:

@@ -258,6 +258,6 @@ def test_validate_judges_every_overlay(write_blueprint):
     assert lonely["message"].startswith("environment dev, staging: ") and lonely["line"] == 13
     assert ("ha-replicas", "environments.staging.services.web.replicas") not in found, "identical overlays are judged once"
     shared = found[("ha-replicas", "services.api.replicas")]
-    assert shared["line"] == 6 and shared["message"].endswith("(also in environment dev, prod, staging)")
+    assert shared["line"] == 6 and shared["message"].endswith("(also in every environment)")
     only_base = runner.invoke(app, ["validate", str(write_blueprint(OVERLAYS)), "--env", "staging", "--format", "json"])
     assert {item["id"] for item in json.loads(only_base.stdout)} == {"ha-replicas"}, "with --env, that environment alone"

@@ -212,3 +212,19 @@ def test_json_schema_covers_the_whole_model():
     assert set(schema["properties"]) == set(Blueprint.model_fields)
     service = schema["$defs"]["Service"]
     assert service["additionalProperties"] is False and "image" in service["required"]
+
+
+def test_identical_overlays_are_validated_once(write_blueprint, monkeypatch):
+    """Many identical overlays (a common pattern: one per region or tenant) cost one validation."""
+    from msgen.model import load
+
+    text = HEAD_FOR_OVERLAYS + "environments:\n" + "".join(f"  e{index}: {{services: {{web: {{replicas: 1}}}}}}\n" for index in range(50))
+    text += "  other: {services: {web: {replicas: 3}}}\n"
+    calls = []
+    real = load.validate
+    monkeypatch.setattr(load, "validate", lambda data, source: calls.append(1) or real(data, source))
+    load.load_blueprint(write_blueprint(text))
+    assert len(calls) == 3, "the base, the 50 identical overlays once, and the other one"
+
+
+HEAD_FOR_OVERLAYS = "version: 1\nproject: shop\nservices:\n  web: {image: 'a:1.0', port: 80}\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import types
 import typing
 from dataclasses import dataclass
@@ -40,8 +41,12 @@ def load_blueprint(path: Path, env: str | None = None) -> LoadedBlueprint:
         raise BlueprintError([source.issue(("environments",), f"unknown environment {env!r}", hint)])
     base = validate(data, source)
     if env is None:
+        # every overlay must stay valid, even unused; identical overlays are validated once
+        distinct: dict[str, str] = {}
         for name in sorted(base.environments):
-            validate(*_overlaid(data, source, name))  # every overlay must stay valid, even unused
+            distinct.setdefault(json.dumps(environments[name], sort_keys=True, default=str), name)
+        for name in distinct.values():
+            validate(*_overlaid(data, source, name))
         return LoadedBlueprint(base, source, None)
     merged_data, merged_source = _overlaid(data, source, env)
     return LoadedBlueprint(validate(merged_data, merged_source), merged_source, env)
