@@ -228,3 +228,13 @@ def test_identical_overlays_are_validated_once(write_blueprint, monkeypatch):
 
 
 HEAD_FOR_OVERLAYS = "version: 1\nproject: shop\nservices:\n  web: {image: 'a:1.0', port: 80}\n"
+
+
+def test_a_load_error_an_overlay_causes_names_the_overlay(write_blueprint):
+    text = HEAD_FOR_OVERLAYS.replace("port: 80}", "port: 80, calls: [api]}") + "  api: {image: 'a:1.0', port: 81}\n"
+    text += "environments:\n  bad:\n    services:\n      api: {calls: [web]}\n"
+    for env in (None, "bad"):
+        with pytest.raises(BlueprintError) as raised:
+            load_blueprint(write_blueprint(text), env)
+        (issue,) = raised.value.issues
+        assert issue.message.startswith("with environment bad: call cycle"), issue

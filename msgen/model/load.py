@@ -6,7 +6,7 @@ import difflib
 import json
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -46,10 +46,24 @@ def load_blueprint(path: Path, env: str | None = None) -> LoadedBlueprint:
         for name in sorted(base.environments):
             distinct.setdefault(json.dumps(environments[name], sort_keys=True, default=str), name)
         for name in distinct.values():
-            validate(*_overlaid(data, source, name))
+            _in_overlay(name, lambda name=name: validate(*_overlaid(data, source, name)))
         return LoadedBlueprint(base, source, None)
     merged_data, merged_source = _overlaid(data, source, env)
-    return LoadedBlueprint(validate(merged_data, merged_source), merged_source, env)
+    return LoadedBlueprint(_in_overlay(env, lambda: validate(merged_data, merged_source)), merged_source, env)
+
+
+def _in_overlay(env: str, work):
+    """`work()`, with each load error it raises naming the environment whose overlay caused it
+    (one located in the overlay names it by its path already)."""
+    try:
+        return work()
+    except BlueprintError as error:
+        prefix = f"environments.{env}"
+        issues = [
+            issue if issue.path == prefix or issue.path.startswith(prefix + ".") else replace(issue, message=f"with environment {env}: {issue.message}")
+            for issue in error.issues
+        ]
+        raise BlueprintError(issues) from None
 
 
 def validate(data: dict, source: SourceMap) -> Blueprint:
