@@ -114,6 +114,8 @@ def with_overlays(path: Path, planned: Planned, findings: tuple[Finding, ...], d
         overlay = plan_blueprint(path, names[0])
         for item in one_pass(overlay, deep):
             key = (item.id, item.path, item.message)
+            if item.id == "suppress-unused" and parse_path(item.path)[1] < len(planned.loaded.blueprint.suppress):
+                continue  # a base entry serves every environment: unused in one of them is no news
             if key in base:
                 shared.setdefault(key, []).extend(names)
                 continue

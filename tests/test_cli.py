@@ -261,3 +261,37 @@ def test_validate_judges_every_overlay(write_blueprint):
     assert shared["line"] == 6 and shared["message"].endswith("(also in every environment)")
     only_base = runner.invoke(app, ["validate", str(write_blueprint(OVERLAYS)), "--env", "staging", "--format", "json"])
     assert {item["id"] for item in json.loads(only_base.stdout)} == {"ha-replicas"}, "with --env, that environment alone"
+
+
+SUPPRESSED_OVERLAYS = """\
+version: 1
+project: shop
+services:
+  web: {image: 'a:latest', port: 80}
+  api: {image: 'a:1.0', port: 81}
+suppress:
+  - {id: image-latest, at: services.web.image, reason: base says so}
+environments:
+  staging:
+    services:
+      web: {image: 'b:latest'}
+      api: {image: 'b:latest'}
+    suppress:
+      - {id: image-latest, at: services.api.image, reason: staging only}
+  prod:
+    services:
+      api: {image: 'c:latest'}
+"""
+
+
+def test_suppress_entries_of_the_base_serve_every_overlay_an_overlays_its_own(write_blueprint):
+    result = runner.invoke(app, ["validate", str(write_blueprint(SUPPRESSED_OVERLAYS)), "--format", "json"])
+    found = {(item["path"], item.get("suppressed")) for item in json.loads(result.stdout) if item["id"] == "image-latest"}
+    assert found == {
+        ("services.web.image", "base says so"),  # the base's entry, in the base and both overlays
+        ("environments.staging.services.web.image", "base says so"),
+        ("environments.staging.services.api.image", "staging only"),
+        ("environments.prod.services.api.image", None),  # staging's entry does not reach prod
+    }
+    assert result.exit_code == 1
+    assert "suppress-unused" not in result.stdout

@@ -102,7 +102,19 @@ def _overlaid(data: dict, source: SourceMap, env: str) -> tuple[dict, SourceMap]
                 )
     if "environments" in overlay or "version" in overlay:
         raise BlueprintError([source.issue(prefix, "an overlay cannot change 'version' or 'environments'")])
-    from_overlay = {path[2:]: position for path, position in source.positions.items() if path[:2] == prefix and len(path) > 2}
+    # the overlay's suppress entries come after the base's: a base entry applies to every
+    # environment, an overlay's to its own
+    base_suppress = data.get("suppress") if isinstance(data.get("suppress"), list) else []
+    shift = len(base_suppress) if isinstance(overlay.get("suppress"), list) else 0
+
+    def merged_path(path: KeyPath) -> KeyPath:
+        if shift and path[0] == "suppress" and len(path) > 1 and isinstance(path[1], int):
+            return ("suppress", path[1] + shift, *path[2:])
+        return path
+
+    from_overlay = {
+        merged_path(path[2:]): position for path, position in source.positions.items() if path[:2] == prefix and len(path) > 2
+    }
     merged_source = SourceMap(
         source.file,
         {**source.positions, **from_overlay},
@@ -113,7 +125,10 @@ def _overlaid(data: dict, source: SourceMap, env: str) -> tuple[dict, SourceMap]
     for path, text in source.number_texts.items():
         if path[:2] == prefix and len(path) > 2:
             merged_source.number_texts[path[2:]] = text
-    return deep_merge(data, overlay), merged_source
+    merged = deep_merge(data, overlay)
+    if shift:
+        merged["suppress"] = [*base_suppress, *overlay["suppress"]]
+    return merged, merged_source
 
 
 def deep_merge(base: object, overlay: object) -> object:
