@@ -28,16 +28,6 @@ VALUES_FILE = Path("kubernetes") / "gateway" / "traefik-values.yaml"
 # `accessLog`), `ports.web.redirections` and `ports.websecure.tls` (the chart has both under
 # `http`). Until that is fixed these problems mark a test as an expected failure; any other
 # problem fails it.
-VALUES_BUG = "msgen's traefik-values.yaml uses keys the Traefik chart 41.3.0 does not have"
-KNOWN_VALUES_PROBLEMS = frozenset(
-    {
-        "(root): Additional properties are not allowed ('logs' was unexpected)",
-        "ports.web: Additional properties are not allowed ('redirections' was unexpected)",
-        "ports.websecure: Additional properties are not allowed ('tls' was unexpected)",
-    }
-)
-
-
 @pytest.fixture(autouse=True)
 def _vendor_present():
     vendored.vendor_dir()
@@ -58,16 +48,8 @@ def all_crd_problems(out: Path) -> list[str]:
 
 
 def values_problems(out: Path) -> list[str]:
-    """The chart's problems with the rendered values; fails on any but the known ones."""
-    problems = traefik_values_problems(yaml.safe_load((out / VALUES_FILE).read_text(encoding="utf-8")))
-    unknown = [problem for problem in problems if problem not in KNOWN_VALUES_PROBLEMS]
-    assert unknown == [], unknown
-    return problems
-
-
-def xfail_on_known(problems: list[str] | set[str]) -> None:
-    if problems:
-        pytest.xfail(f"{VALUES_BUG}: {'; '.join(sorted(problems))}")
+    """The chart's problems with the rendered values (Helm refuses to install on any)."""
+    return traefik_values_problems(yaml.safe_load((out / VALUES_FILE).read_text(encoding="utf-8")))
 
 
 def routed(blueprint: dict) -> bool:
@@ -113,7 +95,7 @@ def test_committed_example_crd_objects(example):
 
 @pytest.mark.parametrize("example", KUBERNETES_EXAMPLES)
 def test_committed_example_traefik_values(example):
-    xfail_on_known(values_problems(EXAMPLES / example))
+    assert values_problems(EXAMPLES / example) == []
 
 
 @pytest.mark.parametrize("name", ["minimal", "reference"])
@@ -131,7 +113,7 @@ def test_fresh_starter_traefik_values(tmp_path, name):
     blueprint = starter(tmp_path / "project", name)
     if name == "minimal":
         with_kubernetes(blueprint)
-    xfail_on_known(values_problems(render(blueprint, tmp_path / "out")))
+    assert values_problems(render(blueprint, tmp_path / "out")) == []
 
 
 def test_prometheus_operator_objects(tmp_path):
@@ -181,7 +163,7 @@ def test_generated_traefik_values():
             seen.update(values_problems(out))
 
     check()
-    xfail_on_known(seen)
+    assert seen == set()
 
 
 # --- the helpers can fail ------------------------------------------------------------------------------

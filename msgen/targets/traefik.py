@@ -94,7 +94,7 @@ def helm_values(plan) -> dict:
         "port": HELM_PORTS[gw.WEBSECURE],
         "exposedPort": gw.PORTS[gw.WEBSECURE],
         "http3": {"enabled": gateway.http3},
-        "tls": {"enabled": True, "certResolver": gateway.tls.get("certResolver", "")},
+        "http": {"tls": {"enabled": True, "certResolver": gateway.tls.get("certResolver", "")}},
     }
     if gateway.http3:
         websecure["http3"]["advertisedPort"] = gw.PORTS[gw.WEBSECURE]
@@ -106,13 +106,14 @@ def helm_values(plan) -> dict:
             gw.WEB: {
                 "port": HELM_PORTS[gw.WEB],
                 "exposedPort": gw.PORTS[gw.WEB],
-                "redirections": {"entryPoint": {"to": gw.WEBSECURE, "scheme": "https", "permanent": True}},
+                "http": {"redirections": {"entryPoint": {"to": gw.WEBSECURE, "scheme": "https", "permanent": True}}},
             },
             gw.WEBSECURE: websecure,
             gw.METRICS: {"port": gw.PORTS[gw.METRICS], "exposedPort": gw.PORTS[gw.METRICS], "expose": {"default": False}},
         },
         "metrics": prometheus_metrics(",".join(str(bucket) for bucket in gateway.buckets)),
-        "logs": {"general": {"format": "json", "level": "INFO"}, "access": {"enabled": True, "format": "json"}},
+        "log": {"format": "json", "level": "INFO"},
+        "accessLog": {"enabled": True, "format": "json"},
         "providers": {"kubernetesCRD": {"enabled": True, "allowCrossNamespace": False}, "kubernetesIngress": {"enabled": False}},
         "tlsOptions": {"default": {"minVersion": "VersionTLS12"}},
         "resources": {"requests": dict(amount), "limits": dict(amount)},
