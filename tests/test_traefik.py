@@ -127,7 +127,7 @@ def test_file_provider_output(analysed):
     assert service["servers"] == [{"url": "http://api:9000"}]
     assert service["healthCheck"] == {"path": "/ready", "interval": "5s", "timeout": "1s"}
     assert dynamic["http"]["routers"]["web"]["tls"] == {"certResolver": "letsencrypt"}
-    assert ids(analysis.findings) == []
+    assert ids(analysis.findings) == ["traefik-breaker-min-requests"]  # BASE sets min_requests on purpose
 
 
 def test_docker_labels_carry_the_same_router(analysed):
@@ -160,7 +160,7 @@ def test_docker_labels_carry_the_same_router(analysed):
     }
     dynamic = yaml.safe_load(next(a.text for a in analysis.artifacts if a.path == "traefik/dynamic/shop.yml"))
     assert "routers" not in dynamic["http"] and "secure-headers" in dynamic["http"]["middlewares"]
-    assert ids(analysis.findings) == []
+    assert ids(analysis.findings) == ["traefik-breaker-min-requests"]  # BASE sets min_requests on purpose
 
 
 def test_dashboard_is_a_router_behind_basic_auth(analysed):
@@ -171,7 +171,7 @@ def test_dashboard_is_a_router_behind_basic_auth(analysed):
     router = dynamic["http"]["routers"]["gateway_dashboard"]
     assert router["service"] == "api@internal" and router["rule"] == "Host(`traefik.shop.example.com`)"
     assert dynamic["http"]["middlewares"]["dashboard-auth"]["basicAuth"]["usersFile"] == "/run/secrets/dashboard-users"
-    assert ids(analysis.findings) == []
+    assert ids(analysis.findings) == ["traefik-breaker-min-requests"]  # BASE sets min_requests on purpose
 
 
 def test_kubernetes_artifacts_mirror_the_plan(analysed):
@@ -231,7 +231,8 @@ def test_rate_limit_findings(analysed, change, finding_id, path):
 
 def test_retry_attempts_zero_is_a_warning_and_emits_no_retry(analysed):
     analysis = analysed(blueprint_text().replace("attempts: 3, initial_interval: 1s", "attempts: 0"))
-    assert [(f.id, f.path) for f in analysis.findings] == [("traefik-retry-attempts", "services.web.retry.attempts")]
+    found = [(f.id, f.path) for f in analysis.findings if f.id != "traefik-breaker-min-requests"]
+    assert found == [("traefik-retry-attempts", "services.web.retry.attempts")]
     assert "web-retry" not in analysis.plan.gateway.route("web").middleware_names
 
 
@@ -325,3 +326,48 @@ def test_plan_section_shows_effective_limits(analysed):
     assert "min_requests 5 not expressible" in rows["web"]["circuit breaker"]
     assert rows["api"]["retry"] == "-"
     assert gateway_section(replace(plan, gateway=None)) == []
+
+
+def test_a_min_requests_traefik_cannot_honour_is_a_warning(analysed):
+    analysis = analysed(blueprint_text())
+    found = [f for f in analysis.findings if f.id == "traefik-breaker-min-requests"]
+    assert [(f.severity, f.path) for f in found] == [("warning", "services.web.circuit_breaker.min_requests")]
+    assert "min_requests 5 cannot be honoured" in found[0].message and "for 30s" in found[0].message
+    without = analysed(blueprint_text().replace("min_requests: 5, ", ""))
+    assert "traefik-breaker-min-requests" not in ids(without.findings)
+
+
+def test_callers_get_the_east_west_client_contract(write_blueprint):
+    from msgen.model.load import load_blueprint
+    from msgen.plan import build_plan
+
+    plan = build_plan(
+        load_blueprint(
+            write_blueprint(
+                """\
+                version: 1
+                project: shop
+                services:
+                  web: {image: 'a:1.0', port: 80, calls: [api, db-api], timeout: 2s}
+                  api:
+                    image: 'a:1.0'
+                    port: 81
+                    retry: {attempts: 3, initial_interval: 100ms}
+                    circuit_breaker: {failure_ratio: 0.5, min_requests: 20, open_for: 30s}
+                  db-api: {image: 'a:1.0', port: 82}
+                """
+            )
+        ).blueprint
+    )
+    env = dict(plan.service("web").env)
+    contract = {key: value for key, value in env.items() if key.startswith(("API_", "DB_API_")) and not key.endswith("_URL")}
+    assert contract == {
+        "API_TIMEOUT_MS": "2000",
+        "API_RETRY_ATTEMPTS": "3",
+        "API_RETRY_BACKOFF_MS": "100",
+        "API_BREAKER_FAILURE_RATIO": "0.5",
+        "API_BREAKER_MIN_REQUESTS": "20",
+        "API_BREAKER_OPEN_MS": "30000",
+        "DB_API_TIMEOUT_MS": "2000",
+    }, "only what the blueprint sets"
+    assert not any(key.startswith("WEB_") for key in dict(plan.service("api").env)), "callees learn nothing of their callers"

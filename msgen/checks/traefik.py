@@ -63,6 +63,18 @@ def check_routes(blueprint, gateway: gw.GatewayPlan) -> Iterator[Finding]:
                 "Traefik uses only one and silently ignores the rest",
                 "keep exactly one of ip_depth, request_header, request_host",
             )
+        breaker = route.breaker
+        if breaker is not None and breaker.min_requests is not None:
+            yield finding(
+                "traefik-breaker-min-requests",
+                "warning",
+                ("services", route.name, "circuit_breaker", "min_requests"),
+                f"circuit breaker of {route.name}: min_requests {breaker.min_requests} cannot be honoured: Traefik judges "
+                f"`{breaker.expression}` over a rolling {gw.BREAKER_WINDOW} window with no minimum, so in a quiet window "
+                f"one failed request opens the breaker for {breaker.open_for}",
+                "remove min_requests (or suppress this with a reason); callers' own clients get it as "
+                "<SERVICE>_BREAKER_MIN_REQUESTS",
+            )
         service = blueprint.services[route.name]
         if service.retry is not None and service.retry.attempts < 1:
             yield finding(

@@ -183,7 +183,28 @@ def _wiring(blueprint: Blueprint, service: Service, datastores: dict[str, Datast
     for callee in service.calls:
         target = blueprint.services[callee]
         wiring[f"{env_prefix(callee)}_URL"] = f"http://{callee}:{target.port}"
+        wiring.update(client_contract(env_prefix(callee), service, target))
     return wiring
+
+
+def client_contract(prefix: str, caller: Service, callee: Service) -> dict[str, str]:
+    """How `caller` should call `callee`, for its own HTTP client: only what the blueprint sets
+    (the caller's timeout, the callee's retry and circuit breaker), so that east-west calls
+    follow the same bounds the gateway applies north-south."""
+    contract: dict[str, str] = {}
+    if caller.timeout is not None:
+        contract[f"{prefix}_TIMEOUT_MS"] = str(caller.timeout.ms)
+    if callee.retry is not None:
+        contract[f"{prefix}_RETRY_ATTEMPTS"] = str(callee.retry.attempts)
+        contract[f"{prefix}_RETRY_BACKOFF_MS"] = str(callee.retry.initial_interval.ms)
+    breaker = callee.circuit_breaker
+    if breaker is not None:
+        if breaker.failure_ratio is not None:
+            contract[f"{prefix}_BREAKER_FAILURE_RATIO"] = repr(float(breaker.failure_ratio))
+        if breaker.min_requests is not None:
+            contract[f"{prefix}_BREAKER_MIN_REQUESTS"] = str(breaker.min_requests)
+        contract[f"{prefix}_BREAKER_OPEN_MS"] = str(breaker.open_for.ms)
+    return contract
 
 
 def owners_of(blueprint: Blueprint) -> dict[str, list[str]]:
