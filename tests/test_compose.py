@@ -432,3 +432,12 @@ def test_env_values_parse_back_equal(env):
     for value in environment.values():
         assert isinstance(value, str)
         assert "$" not in value.replace("$$", "")  # every `$` escaped: compose interpolates nothing
+
+
+@pytest.mark.parametrize("case", ALL, ids=[f"{name}-{env}" for name, env in ALL])
+def test_no_container_may_swap_beyond_its_memory_limit(rendered, case):
+    """memswap_limit equal to the memory limit: Docker's default lets a container use as much
+    swap again, which hides a limit that is too low until the host slows down."""
+    _, document, _ = rendered[case]
+    for name, entry in document["services"].items():
+        assert entry["memswap_limit"] == entry["deploy"]["resources"]["limits"]["memory"], name

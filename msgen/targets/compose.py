@@ -348,4 +348,8 @@ def _entries(plan, builders: dict[str, Callable[[], dict]]) -> Iterator[tuple[st
         entry = build()
         if logging is not None:
             entry.setdefault("logging", logging)
+        limit = entry["deploy"]["resources"]["limits"].get("memory")
+        if limit is not None:
+            # without it Docker lets a container swap as much again as its memory limit
+            entry["memswap_limit"] = limit
         yield name, escaped(entry)
