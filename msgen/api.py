@@ -226,13 +226,11 @@ def render(request: RenderRequest) -> RenderOutcome:
     try:
         findings = one_pass(planned, request.deep, take)
     except BaseException:
-        if isinstance(sink, Staging):
-            sink.discard()
+        sink.discard()
         raise
     analysis = Analysis(planned, findings)
     if fails(findings, request.strict):
-        if isinstance(sink, Staging):
-            sink.discard()
+        sink.discard()
         return RenderOutcome(analysis, chosen, not_rendered)
     if isinstance(sink, Comparison):
         return RenderOutcome(analysis, chosen, not_rendered, sink.finish(list(chosen)))

@@ -146,6 +146,11 @@ class Comparison:
         self.folder.close()
         return self.changes
 
+    def discard(self) -> None:
+        """Let go of the folder without a result (the render stopped)."""
+        if self.folder is not None:
+            self.folder.close()
+
 
 class Staging:
     """Files staged for the output folder, waiting to be committed or discarded.
@@ -166,6 +171,7 @@ class Staging:
             self.manifest = Manifest.read(self.folder, owned)
         except BaseException:
             self._release()
+            _unmake(out_dir, self.made_root)
             raise
         self.staged: list[tuple[str, str, str, str, str | None]] = []  # path, target, state, sha256, temporary
         self.edited: list[str] = []
@@ -242,11 +248,11 @@ class Staging:
             self.staged = []  # the journal has them now: a failure from here on is finished by the next render
             _play(self.folder, journal)
         except OSError as error:
-            self._release()
             raise OutputError(
                 f"cannot write {self.folder.path}: {error.strerror}; the next `msgen render` finishes or undoes this one"
             ) from None
-        self._release()
+        finally:
+            self._release()  # whatever happened: the lock never outlives the render
         return changes
 
 

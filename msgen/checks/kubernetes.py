@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from msgen.contract import POD_TEMPLATE_KINDS
 from msgen.findings import Finding, finding
 from msgen.targets import Built
 from msgen.targets import kubernetes as target
@@ -50,7 +49,7 @@ class Inspector:
             return
         for item in target.objects_of(built.path, built.documents):
             self.found.extend(name_findings(item))
-            template = pod_template(item.document)
+            template = target.pod_template(item.document)
             if template is not None:
                 self.found.extend(security_findings(item, template.get("spec") or {}))
 
@@ -60,12 +59,6 @@ class Inspector:
 
 def inspector(context) -> Inspector | None:
     return Inspector() if context.plan.kubernetes is not None else None
-
-
-def pod_template(document: dict) -> dict | None:
-    if document.get("kind") not in POD_TEMPLATE_KINDS:
-        return None
-    return ((document.get("spec") or {}).get("template")) or {}
 
 
 def anti_affinity_findings(plan) -> Iterator[Finding]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from msgen import images
-from msgen.contract import PASSWORD_SECRET, SECRETS_DIR
+from msgen.contract import PASSWORD_SECRET, POD_TEMPLATE_KINDS, SECRETS_DIR
 from msgen.jinja import render_template
 from msgen.plan import kubernetes as k8s
 from msgen.plan.observability import DEFAULT_SIZES, plan_exporter
@@ -97,6 +97,13 @@ def origin(path: str) -> tuple:
     if len(parts) > 2 and parts[1] in ("gateway", "observability"):
         return (parts[1],)
     return ("kubernetes",)
+
+
+def pod_template(document: dict) -> dict | None:
+    """The pod template of a workload object (None for other kinds)."""
+    if document.get("kind") not in POD_TEMPLATE_KINDS:
+        return None
+    return ((document.get("spec") or {}).get("template")) or {}
 
 
 def objects_of(path: str, documents: tuple) -> list[RenderedObject]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from msgen.contract import POD_TEMPLATE_KINDS
 from msgen.findings import Finding, finding
 from msgen.plan import kubernetes as k8s
 from msgen.targets import kubernetes as target
@@ -55,7 +54,7 @@ def object_findings(version: str, item: target.RenderedObject) -> Iterator[Findi
         return
     if not str(document.get("apiVersion", "")).startswith(CRD_GROUPS):
         yield from schema_findings(version, item)
-    template = pod_template(document)
+    template = target.pod_template(document)
     if template is not None:
         yield from workload_findings(item, template)
 
@@ -82,12 +81,6 @@ def model_findings(item: target.RenderedObject) -> Iterator[Finding]:
             f"{item.where()}: {problem.field or '(object)'}: {problem.message} (kubernetes client model)",
             "a bug in msgen's output or an edited file; render again, and report it if it persists",
         )
-
-
-def pod_template(document: dict) -> dict | None:
-    if document.get("kind") not in POD_TEMPLATE_KINDS:
-        return None
-    return ((document.get("spec") or {}).get("template")) or {}
 
 
 def workload_findings(item: target.RenderedObject, template: dict) -> Iterator[Finding]:
@@ -214,7 +207,7 @@ class Gathered:
             return
         kind = document.get("kind")
         namespace = (document.get("metadata") or {}).get("namespace", "")
-        template = pod_template(document)
+        template = target.pod_template(document)
         if template is not None:
             key = f"{namespace or 'default'}/{(document.get('metadata') or {}).get('name')}"
             pod = netpol.pod_from_template(key, namespace or "default", template)
