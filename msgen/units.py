@@ -68,6 +68,17 @@ class Memory:
 
     @classmethod
     def parse(cls, value: object) -> Memory:
+        """A container's memory: at least MIN_BYTES."""
+        size = cls.parse_size(value)
+        if size.bytes < MIN_BYTES:
+            raise ValueError(
+                f"{size.text!r} is below 6Mi: Docker refuses a smaller container limit, and Redis would read a 0 maxmemory as no limit"
+            )
+        return size
+
+    @classmethod
+    def parse_size(cls, value: object) -> Memory:
+        """A size in bytes greater than 0 (a request body, a file)."""
         if isinstance(value, Memory):
             return value
         if not isinstance(value, str):
@@ -76,8 +87,8 @@ class Memory:
         if not match or match.group(2) is None:
             raise ValueError(f"{value!r} is not a memory size; write e.g. '512Ki', '128Mi', '2Gi', '1Ti'")
         amount = int(match.group(1)) * _MEMORY_FACTOR[match.group(2)]
-        if amount < MIN_BYTES:
-            raise ValueError(f"{value!r} is below 6Mi: Docker refuses a smaller container limit, and Redis would read a 0 maxmemory as no limit")
+        if amount <= 0:
+            raise ValueError(f"{value!r} must be larger than 0")
         if amount > MAX_BYTES:
             raise ValueError(f"{value!r} is larger than a 64-bit number of bytes, the most any consumer reads")
         return cls(amount, value)

@@ -94,7 +94,15 @@ def tuning_section(plan: Plan) -> list[Section]:
     for name, tuning in plan.tuning.items():
         rows.extend((name, setting.name, setting.value, setting.why) for setting in tuning.settings)
         if tuning.peak is not None:
-            rows.append((name, "(estimated peak memory)", human_bytes(tuning.peak), f"of the {human_bytes(tuning.limit)} limit: " + " + ".join(f"{label} {human_bytes(size)}" for label, size in tuning.peak_parts)))
+            rows.append(
+                (
+                    name,
+                    "(estimated peak memory)",
+                    human_bytes(tuning.peak),
+                    f"of the {human_bytes(tuning.limit)} limit: "
+                    + " + ".join(f"{label} {human_bytes(size)}" for label, size in tuning.peak_parts),
+                )
+            )
     return [Section("Datastore tuning", ("datastore", "setting", "value", "why"), tuple(rows))]
 
 
@@ -102,7 +110,7 @@ def gateway_section(plan: Plan) -> list[Section]:
     """The Traefik gateway's routes, middleware chains and effective limits (msgen/plan/gateway.py)."""
     if plan.gateway is None:
         return []
-    columns = ("route", "rule", "backend", "middlewares", "rate limit (origin)", "circuit breaker", "retry")
+    columns = ("route", "rule", "servers", "timeout (origin)", "middlewares", "rate limit (origin)", "circuit breaker", "retry")
     return [Section(f"Gateway ({plan.gateway.provider} provider)", columns, gateway_rows(plan.gateway))]
 
 
@@ -120,7 +128,17 @@ def kubernetes_section(plan: Plan) -> list[Section]:
     for workload in (*kube.services.values(), *kube.datastores.values()):
         where = f" ({workload.region})" if workload.region else ""
         rollout = f"surge {workload.max_surge}, unavailable {workload.max_unavailable}"
-        rows.append((workload.name, workload.component, str(workload.replicas), f"{len(workload.nodes)}{where}", workload.anti_affinity, rollout, workload.survives_node_loss))
+        rows.append(
+            (
+                workload.name,
+                workload.component,
+                str(workload.replicas),
+                f"{len(workload.nodes)}{where}",
+                workload.anti_affinity,
+                rollout,
+                workload.survives_node_loss,
+            )
+        )
     columns = ("workload", "kind", "replicas", "nodes", "anti-affinity", "rolling update", "survives losing a node")
     return [Section(f"Kubernetes (namespace {kube.namespace}, version {kube.version})", columns, tuple(rows))]
 
@@ -143,7 +161,9 @@ def compose_rows(document: dict) -> tuple[tuple[str, ...], ...]:
         capabilities = (
             "all kept (run_as_root)" if "cap_drop" not in entry else " ".join(["drop ALL", *(f"+{c}" for c in entry.get("cap_add", []))])
         )
-        rows.append((name, entry["image"], ", ".join(entry["networks"]), limits["cpus"], limits["memory"], " ".join(test[1:]), capabilities))
+        rows.append(
+            (name, entry["image"], ", ".join(entry["networks"]), limits["cpus"], limits["memory"], " ".join(test[1:]), capabilities)
+        )
     return tuple(rows)
 
 
@@ -160,7 +180,18 @@ def architecture_section(plan: Plan) -> list[Section]:
     return sections
 
 
-SECTIONS: list[Callable[[Plan], list[Section]]] = [services_section, placement_section, wiring_section, defaults_section, tuning_section, gateway_section, observability_section, kubernetes_section, compose_section, architecture_section]
+SECTIONS: list[Callable[[Plan], list[Section]]] = [
+    services_section,
+    placement_section,
+    wiring_section,
+    defaults_section,
+    tuning_section,
+    gateway_section,
+    observability_section,
+    kubernetes_section,
+    compose_section,
+    architecture_section,
+]
 
 
 def plan_sections(plan: Plan) -> list[Section]:
@@ -185,12 +216,11 @@ def gateway_rows(gateway: gw.GatewayPlan) -> tuple[tuple[str, ...], ...]:
     for route in gateway.routes:
         rate = route.rate_limit
         origins = dict(rate.origins)
-        limit = (
-            f"{rate.average}/{gw.go_duration(rate.period)} burst {rate.burst} ({origins['average']}, {origins['burst']}, {origins['period']})"
-        )
-        rows.append(
-            (route.name, route.rule, route.url, ", ".join(route.middleware_names), limit, _breaker_text(route.breaker), _retry_text(route))
-        )
+        limit = f"{rate.average}/{gw.go_duration(rate.period)} burst {rate.burst} ({origins['average']}, {origins['burst']}, {origins['period']})"
+        servers = route.urls[0] if len(route.urls) == 1 else f"{route.urls[0]} .. {route.urls[-1]} ({len(route.urls)})"
+        timeout = f"{gw.go_duration(route.timeout.timeout)} ({route.timeout.origin})"
+        middlewares = ", ".join(route.middleware_names)
+        rows.append((route.name, route.rule, servers, timeout, middlewares, limit, _breaker_text(route.breaker), _retry_text(route)))
     return tuple(rows)
 
 
@@ -206,7 +236,10 @@ def _breaker_text(breaker: gw.BreakerPlan | None) -> str:
 def _retry_text(route: gw.RoutePlan) -> str:
     if route.retry_attempts is None:
         return "-"
-    return f"{route.retry_attempts} tries, from {gw.go_duration(route.retry_interval)}, on dropped connection/{'/'.join(gw.RETRY_STATUS)}, idempotent methods"
+    return (
+        f"{route.retry_attempts} tries, from {gw.go_duration(route.retry_interval)}, on dropped connection/{'/'.join(gw.RETRY_STATUS)}, "
+        f"idempotent methods, within {gw.go_duration(route.timeout.timeout)}"
+    )
 
 
 def latency_table(latency: LatencyPlan) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:

@@ -87,6 +87,8 @@ def _unit_name(metadata: tuple) -> str | None:
             return "duration > 0"
         if isinstance(item, PlainValidator) and function == Memory.parse:
             return "memory size"
+        if isinstance(item, PlainValidator) and function == Memory.parse_size:
+            return "size"
         if isinstance(item, PlainValidator) and function == Cpu.parse:
             return "CPU"
         if isinstance(item, AfterValidator) and function is field_types._check_name:
@@ -263,7 +265,8 @@ CONVENTIONS = f"""\
   `250ms`, `10s`, `2m`, `1h`, `15d`. Bare numbers are rejected (is `10` seconds or
   milliseconds?).
 - **Memory sizes** are strings `<digits><unit>` with a binary unit `Ki`, `Mi`, `Gi` or `Ti`
-  (`512Mi` = 512 x 1024 x 1024 bytes), greater than 0.
+  (`512Mi` = 512 x 1024 x 1024 bytes); a container's memory is at least `6Mi`, other sizes
+  (a request body) greater than 0.
 - **CPU** is a number of cores (`0.5`, `2`) or a string of millicores (`250m`), greater than
   0 and no finer than one millicore.
 - **Versions are quoted strings**: YAML reads `version: 8.0` as a number, and `1.30` as

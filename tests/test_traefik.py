@@ -102,7 +102,7 @@ def test_breaker_maps_gobreaker_onto_traefik(analysed):
     assert own["expression"] == "LatencyAtQuantileMS(99.0) > 250"
     assert own["fallbackDuration"] == own["recoveryDuration"] == "10s"
     retry = dynamic["http"]["middlewares"]["web-retry"]["retry"]
-    assert retry == {"attempts": 3, "initialInterval": "1s", "status": ["502", "504"]}
+    assert retry == {"attempts": 3, "initialInterval": "1s", "status": ["502", "504"], "timeout": "15s", "maxRequestBodyBytes": 1024**2}
 
 
 def test_file_provider_output(analysed):
@@ -124,7 +124,11 @@ def test_file_provider_output(analysed):
     assert static["providers"] == {"file": {"directory": "/etc/traefik/dynamic", "watch": True}}
     dynamic = yaml.safe_load(files["traefik/dynamic/shop.yml"].text)
     service = dynamic["http"]["services"]["api"]["loadBalancer"]
-    assert service["servers"] == [{"url": "http://api:9000"}]
+    # one server a compose replica, so that Traefik checks and balances each
+    assert service["servers"] == [{"url": "http://shop-api-1:9000"}, {"url": "http://shop-api-2:9000"}]
+    assert service["serversTransport"] == "api-transport"
+    transport = dynamic["http"]["serversTransports"]["api-transport"]
+    assert transport == {"forwardingTimeouts": {"dialTimeout": "3s", "responseHeaderTimeout": "15s"}}
     assert service["healthCheck"] == {"path": "/ready", "interval": "5s", "timeout": "1s"}
     assert dynamic["http"]["routers"]["web"]["tls"] == {"certResolver": "letsencrypt"}
     assert ids(analysis.findings) == ["traefik-breaker-min-requests"]  # BASE sets min_requests on purpose
@@ -160,6 +164,9 @@ def test_docker_labels_carry_the_same_router(analysed):
     }
     dynamic = yaml.safe_load(next(a.text for a in analysis.artifacts if a.path == "traefik/dynamic/shop.yml"))
     assert "routers" not in dynamic["http"] and "secure-headers" in dynamic["http"]["middlewares"]
+    # labels cannot define a servers transport: the file keeps it and the label names it there
+    assert labels["traefik.http.services.web.loadbalancer.serverstransport"] == "web-transport@file"
+    assert "web-transport" in dynamic["http"]["serversTransports"]
     assert ids(analysis.findings) == ["traefik-breaker-min-requests"]  # BASE sets min_requests on purpose
 
 
@@ -180,12 +187,15 @@ def test_kubernetes_artifacts_mirror_the_plan(analysed):
     files = {a.path: [doc for doc in yaml.safe_load_all(a.built().text) if doc] for a in kubernetes_artifacts(plan)}
     assert all(a.target == "kubernetes" for a in kubernetes_artifacts(plan))
     # the route's file: its own middlewares first, then the IngressRoute that uses them
-    *own, route = files["kubernetes/gateway/route-web.yaml"]
+    transport, *own, route = files["kubernetes/gateway/route-web.yaml"]
     assert [doc["kind"] for doc in own] == ["Middleware"] * len(own) and own
+    assert transport["kind"] == "ServersTransport" and transport["metadata"]["name"] == "web-transport"
+    file_transports = traefik.dynamic_config(plan.gateway, with_routes=True)["http"]["serversTransports"]
+    assert transport["spec"] == file_transports["web-transport"]
     assert route["kind"] == "IngressRoute" and route["apiVersion"] == "traefik.io/v1alpha1" and route["metadata"]["namespace"] == "shop-prod"
     spec = route["spec"]["routes"][0]
     assert spec["match"] == "Host(`shop.example.com`) && PathPrefix(`/shop`)"
-    assert spec["services"] == [{"name": "web", "port": 8080}]
+    assert spec["services"] == [{"name": "web", "port": 8080, "serversTransport": "web-transport"}]
     middlewares = {doc["metadata"]["name"]: doc for docs in files.values() for doc in docs if doc.get("kind") == "Middleware"}
     for reference in spec["middlewares"]:
         assert middlewares[reference["name"]]["metadata"]["namespace"] == "shop-prod"
@@ -371,3 +381,65 @@ def test_callers_get_the_east_west_client_contract(write_blueprint):
         "DB_API_TIMEOUT_MS": "2000",
     }, "only what the blueprint sets"
     assert not any(key.startswith("WEB_") for key in dict(plan.service("api").env)), "callees learn nothing of their callers"
+
+
+CHAIN = """\
+version: 1
+project: chain
+gateway: {domain: chain.example.com}
+services:
+  front:
+    image: example/front:1.0.0
+    port: 8080
+    route: {path_prefix: /%s}
+    timeout: %s
+    calls: [middle, back]
+    latency: {p99: 20ms}
+  middle:
+    image: example/middle:1.0.0
+    port: 8080
+    retry: {attempts: 3, initial_interval: 100ms}
+  back:
+    image: example/back:1.0.0
+    port: 8080
+    retry: {attempts: 2, initial_interval: 50ms}
+"""
+
+
+def test_route_timeout_is_the_chain_s_longest_wait_with_a_floor(analysed):
+    from msgen.plan.gateway import ROUTE_TIMEOUT_FLOOR
+
+    # sequential: 20 + (3 x 4s + 100 + 200) + (2 x 4s + 50) = 20370 ms, above the floor
+    route = analysed(CHAIN % ("", "4s")).plan.gateway.route("front")
+    assert (route.timeout.timeout.ms, route.timeout.origin, route.timeout.longest_wait_ms) == (20_370, "chain", 20_370)
+    retry = analysed(CHAIN % ("", "4s")).plan.gateway  # no retry on front: no retry middleware
+    assert all(m.kind != "retry" for m in retry.route("front").middlewares)
+    # parallel: only the slowest call counts, 20 + 12300 = 12320 ms: the floor wins
+    parallel = analysed((CHAIN % ("", "4s")).replace("    latency: {p99: 20ms}", "    latency: {p99: 20ms}\n    parallel_calls: true"))
+    front = parallel.plan.gateway.route("front")
+    assert (front.timeout.timeout, front.timeout.origin, front.timeout.longest_wait_ms) == (ROUTE_TIMEOUT_FLOOR, "floor", 12_320)
+    assert "timeout-route" not in ids(parallel.findings)
+
+
+def test_route_timeout_without_a_caller_timeout_is_the_floor(analysed):
+    text = (CHAIN % ("", "1s")).replace("    timeout: 1s\n", "")
+    route = analysed(text).plan.gateway.route("front")
+    assert (route.timeout.origin, route.timeout.longest_wait_ms) == ("floor", None)
+
+
+def test_a_route_timeout_shorter_than_the_chain_s_wait_is_a_warning(analysed):
+    text = (CHAIN % ("", "4s")).replace("route: {path_prefix: /}", "route: {path_prefix: /, timeout: 10s}")
+    analysis = analysed(text)
+    (warning,) = [f for f in analysis.findings if f.id == "timeout-route"]
+    assert warning.path == "services.front.route.timeout"
+    assert "20370 ms" in warning.message
+    dynamic = yaml.safe_load(next(a.text for a in analysis.artifacts if a.path == "traefik/dynamic/chain.yml"))
+    assert dynamic["http"]["serversTransports"]["front-transport"]["forwardingTimeouts"]["responseHeaderTimeout"] == "10s"
+
+
+def test_a_route_timeout_below_the_p99_is_a_warning(analysed):
+    text = (CHAIN % ("", "4s")).replace("route: {path_prefix: /}", "route: {path_prefix: /, timeout: 15ms}")
+    text = text.replace("    timeout: 4s\n", "")
+    analysis = analysed(text)
+    (warning,) = [f for f in analysis.findings if f.id == "timeout-route"]
+    assert "p99" in warning.message and "15ms" in warning.message

@@ -21,6 +21,7 @@ def check(context) -> Iterator[Finding]:
     yield from latency_findings(plan)
     yield from retry_findings(plan)
     yield from timeout_findings(plan)
+    yield from route_timeout_findings(plan)
     yield from residency_findings(plan)
     yield from availability_findings(plan)
 
@@ -121,6 +122,36 @@ def timeout_findings(plan) -> Iterator[Finding]:
                     )
 
 
+def route_timeout_findings(plan) -> Iterator[Finding]:
+    """A gateway that gives up before the service may answer: below the wait its own timeouts
+    allow, or below its p99 (a timeout at p99 fails one request in a hundred by design)."""
+    if plan.gateway is None:
+        return
+    cost = {route.service: route.total_ms for route in plan.latency.routes}
+    for route in plan.gateway.routes:
+        timeout = route.timeout
+        waited = timeout.timeout.ms
+        source = f"{route.name}.route.timeout" if timeout.origin == "route" else f"the gateway's default timeout for {route.name}"
+        if timeout.longest_wait_ms is not None and waited < timeout.longest_wait_ms:
+            yield finding(
+                "timeout-route",
+                "warning",
+                timeout.at,
+                f"{source} is {timeout.timeout.text}, but {route.name} may take {format_ms(timeout.longest_wait_ms)} within its own "
+                "timeouts and its callees' retries: the client gets 504 while the work goes on",
+                f"raise {route.name}.route.timeout to at least {format_ms(timeout.longest_wait_ms)}, or lower {route.name}'s timeout or its callees' retry.attempts",
+            )
+        elif waited < cost[route.name]:
+            yield finding(
+                "timeout-route",
+                "warning",
+                timeout.at,
+                f"{source} is {timeout.timeout.text}, below {route.name}'s p99 latency of {format_ms(cost[route.name])}: more than "
+                "one request in a hundred gets 504",
+                f"raise {route.name}.route.timeout well above {format_ms(cost[route.name])}",
+            )
+
+
 def _rtts(blueprint):
     return declared_rtts(blueprint)
 
@@ -167,7 +198,6 @@ def residency_findings(plan) -> Iterator[Finding]:
             f"outside policy.personal_data_in [{allowed}]: a transfer that needs an assessment",
             f"send {transfer.callee} no personal data (and say so in a suppress entry), or move it into an allowed region",
         )
-
 
 
 # --- availability ----------------------------------------------------------------------------

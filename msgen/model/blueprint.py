@@ -14,6 +14,7 @@ from msgen.model.types import (
     MemoryField,
     Name,
     PositiveDurationField,
+    SizeField,
     TraefikText,
     VersionText,
 )
@@ -197,6 +198,11 @@ class Gateway(Model):
         default=GatewayResources(),
         description="The gateway container's CPU and memory. Default {cpu: 1, memory: 256Mi}.",
     )
+    max_request_body: SizeField = Field(
+        default=Memory(1024**2, "1Mi"),
+        description="The largest request body a route with a retry accepts (Traefik holds the body in memory to replay "
+        "it; a larger one is answered 413). Default 1Mi.",
+    )
 
 
 class Route(Model):
@@ -217,6 +223,13 @@ class Route(Model):
     budget: PositiveDurationField | None = Field(
         default=None,
         description="The p99 budget of requests entering here. Optional: unset, policy.latency_budget applies.",
+    )
+    timeout: PositiveDurationField | None = Field(
+        default=None,
+        description="How long the gateway waits for the service to start answering, per try, and how long it keeps "
+        "retrying (the client then gets 504). Optional: unset, the longest wait the service's own timeouts and its "
+        "callees' retries allow, and at least 15s; without a timeout on every call below, 15s. Shorter than that "
+        "wait, or than the route's p99 latency, is the warning timeout-route.",
     )
 
     @model_validator(mode="after")

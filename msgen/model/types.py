@@ -27,7 +27,9 @@ def _check_name(value: str) -> str:
 
 def _check_env_name(value: str) -> str:
     if not _ENV_NAME.fullmatch(value):
-        raise ValueError(f"{value!r} is not a valid variable name: use letters, digits and '_', not starting with a digit, at most 200 characters")
+        raise ValueError(
+            f"{value!r} is not a valid variable name: use letters, digits and '_', not starting with a digit, at most 200 characters"
+        )
     return value
 
 
@@ -75,9 +77,19 @@ PositiveDurationField = Annotated[
     Duration,
     PlainValidator(Duration.parse_positive),
     PlainSerializer(lambda value: value.text, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^[0-9]*[1-9][0-9]*(ms|s|m|h|d)$", "description": "duration longer than 0, e.g. 250ms, 10s"}),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^[0-9]*[1-9][0-9]*(ms|s|m|h|d)$", "description": "duration longer than 0, e.g. 250ms, 10s"}
+    ),
 ]
 MemoryField = Annotated[Memory, *_unit(Memory, r"^[0-9]+(Ki|Mi|Gi|Ti)$", "memory size, e.g. 128Mi, 2Gi")]
+SizeField = Annotated[
+    Memory,
+    PlainValidator(Memory.parse_size),
+    PlainSerializer(lambda value: value.text, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^[0-9]*[1-9][0-9]*(Ki|Mi|Gi|Ti)$", "description": "size larger than 0, e.g. 512Ki, 1Mi"}
+    ),
+]
 CpuField = Annotated[
     Cpu,
     PlainValidator(Cpu.parse),

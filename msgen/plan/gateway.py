@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from msgen.model.blueprint import Blueprint, CircuitBreaker, RateLimit, SourceCriterion
+from msgen.plan.latency import longest_wait_ms
 from msgen.units import Duration
 
 # entrypoints (names are Traefik's conventions; `traefik` serves ping and never the API)
@@ -44,6 +45,11 @@ BREAKER_STATUS = 503
 # Traefik answers 502 for a connection dropped before any response and 504 for a timeout;
 # without `status` it retries only failed dials, never a request already written (tested)
 RETRY_STATUS = ("502", "504")
+# the shortest wait for a service's answer when its chain allows less (a common proxy default);
+# a p99 budget is never a timeout: it would cut one request in a hundred by design
+ROUTE_TIMEOUT_FLOOR = Duration(15_000, "15s")
+# a TCP connect to a healthy backend takes a round trip: a few seconds cover SYN retransmits
+DIAL_TIMEOUT = Duration(3000, "3s")
 
 
 def go_duration(duration: Duration) -> str:
@@ -94,6 +100,16 @@ class BreakerPlan:
 
 
 @dataclass(frozen=True)
+class TimeoutPlan:
+    """How long the gateway waits for a routed service, and where that value comes from."""
+
+    timeout: Duration  # per try (responseHeaderTimeout), and the retry window
+    origin: str  # route (the blueprint's) | chain (the service's own timeouts allow this much) | floor
+    longest_wait_ms: int | None  # what the service's own timeouts allow; None: unbounded
+    at: tuple
+
+
+@dataclass(frozen=True)
 class RoutePlan:
     """A routed service: its router, load-balanced service and middlewares share its name."""
 
@@ -101,7 +117,7 @@ class RoutePlan:
     rule: str
     hosts: tuple[str, ...]
     path_prefix: str | None
-    url: str
+    urls: tuple[str, ...]  # one a replica: compose names replica n of service s <project>-<s>-<n>
     port: int
     health_path: str
     health_interval: Duration
@@ -112,6 +128,8 @@ class RoutePlan:
     retry_attempts: int | None  # None: no retry middleware
     retry_interval: Duration | None
     middlewares: tuple[Middleware, ...]  # in chain order, the shared ones included
+    timeout: TimeoutPlan
+    transport: str  # the name of its servers transport (the timeouts)
 
     @property
     def middleware_names(self) -> tuple[str, ...]:
@@ -133,6 +151,7 @@ class GatewayPlan:
     published_ports: tuple[str, ...]  # compose `ports` of the gateway
     docker_network: str  # the compose network the docker provider reaches services on
     dynamic_file: str  # traefik/dynamic/<project>.yml
+    max_request_body: int  # bytes a retried request may carry
 
     def route(self, name: str) -> RoutePlan | None:
         return self._routes_by_name.get(name)
@@ -171,6 +190,7 @@ def plan_gateway(blueprint: Blueprint) -> GatewayPlan | None:
         published_ports=tuple(ports),
         docker_network=f"{blueprint.project}_edge",
         dynamic_file=f"{DYNAMIC_DIR}/{blueprint.project}.yml",
+        max_request_body=gateway.max_request_body.bytes,
     )
 
 
@@ -214,18 +234,26 @@ def _plan_route(blueprint: Blueprint, name: str, headers: Middleware, tls: dict)
     breaker = _breaker(service.circuit_breaker, (*at, "circuit_breaker"))
     retry = service.retry
     attempts = retry.attempts if retry is not None and retry.attempts >= 1 else None
+    timeout = route_timeout(blueprint, name)
     middlewares = [headers, Middleware(f"{name}-ratelimit", "rateLimit", _rate_options(rate), False, rate.at)]
     if breaker is not None:
         middlewares.append(Middleware(f"{name}-breaker", "circuitBreaker", _breaker_options(breaker), False, breaker.at))
     if attempts is not None:
-        options = {"attempts": attempts, "initialInterval": go_duration(retry.initial_interval), "status": list(RETRY_STATUS)}
+        options = {
+            "attempts": attempts,
+            "initialInterval": go_duration(retry.initial_interval),
+            "status": list(RETRY_STATUS),
+            # the window for every try: a try that timed out is not tried again
+            "timeout": go_duration(timeout.timeout),
+            "maxRequestBodyBytes": blueprint.gateway.max_request_body.bytes,
+        }
         middlewares.append(Middleware(f"{name}-retry", "retry", options, False, (*at, "retry")))
     return RoutePlan(
         name=name,
         rule=_rule(hosts, route.path_prefix),
         hosts=hosts,
         path_prefix=route.path_prefix,
-        url=f"http://{name}:{service.port}",
+        urls=tuple(f"http://{replica_host(blueprint.project, name, n)}:{service.port}" for n in range(1, service.replicas + 1)),
         port=service.port,
         health_path=service.health.path,
         health_interval=service.health.period,
@@ -236,7 +264,34 @@ def _plan_route(blueprint: Blueprint, name: str, headers: Middleware, tls: dict)
         retry_attempts=attempts,
         retry_interval=retry.initial_interval if attempts is not None else None,
         middlewares=tuple(middlewares),
+        timeout=timeout,
+        transport=f"{name}-transport",
     )
+
+
+def replica_host(project: str, service: str, number: int) -> str:
+    """The DNS name of one compose replica: compose names its containers <project>-<service>-<n>,
+    n from 1, and Docker's DNS answers each container's name on the networks it joins."""
+    return f"{project}-{service}-{number}"
+
+
+def route_timeout(blueprint: Blueprint, name: str) -> TimeoutPlan:
+    """The blueprint's route.timeout, else the longest wait the service's own timeouts allow
+    (never below ROUTE_TIMEOUT_FLOOR), else the floor."""
+    route = blueprint.services[name].route
+    assert route is not None
+    longest = longest_wait_ms(blueprint, name)
+    if route.timeout is not None:
+        return TimeoutPlan(route.timeout, "route", longest, ("services", name, "route", "timeout"))
+    at = ("services", name, "route")
+    if longest is not None and longest > ROUTE_TIMEOUT_FLOOR.ms:
+        return TimeoutPlan(Duration(longest, f"{longest}ms"), "chain", longest, at)
+    return TimeoutPlan(ROUTE_TIMEOUT_FLOOR, "floor", longest, at)
+
+
+def transport_options(route: RoutePlan) -> dict:
+    """The servers transport of a route: Traefik's own field names (none of them defaults to a bound)."""
+    return {"forwardingTimeouts": {"dialTimeout": go_duration(DIAL_TIMEOUT), "responseHeaderTimeout": go_duration(route.timeout.timeout)}}
 
 
 def effective_rate_limit(own: RateLimit | None, default: RateLimit, at: tuple) -> RateLimitPlan:

@@ -110,6 +110,27 @@ def attempts(blueprint: Blueprint, name: str) -> int:
     return max(1, retry.attempts) if retry is not None else 1
 
 
+def backoff_ms(blueprint: Blueprint, name: str) -> int:
+    """The waits between the tries of a call to `name`: initial_interval, doubling each time."""
+    retry = blueprint.services[name].retry
+    tries = attempts(blueprint, name)
+    return retry.initial_interval.ms * (2 ** (tries - 1) - 1) if retry is not None else 0
+
+
+def longest_wait_ms(blueprint: Blueprint, name: str) -> int | None:
+    """How long a request to `name` may take within its own timeouts: its p99 plus, for each
+    call, every try of the callee waited out to `name`'s timeout and the backoffs between
+    them (summed for sequential calls, the largest with `parallel_calls`). None when `name`
+    makes calls without a timeout: nothing bounds its wait."""
+    service = blueprint.services[name]
+    if not service.calls:
+        return service.latency.p99.ms
+    if service.timeout is None:
+        return None
+    waits = [attempts(blueprint, callee) * service.timeout.ms + backoff_ms(blueprint, callee) for callee in service.calls]
+    return service.latency.p99.ms + (max(waits) if service.parallel_calls else sum(waits))
+
+
 def plan_latency(blueprint: Blueprint, regions: dict[str, str | None]) -> LatencyPlan:
     """Costs, heaviest branches, budgets, fan-out and retry amplification of every service
     (`regions`: each service's region, as the service plans resolved it)."""

@@ -65,7 +65,7 @@ def ingress_route(plan, route: gw.RoutePlan) -> dict:
         "kind": "Rule",
         "match": route.rule,
         "middlewares": [{"name": name} for name in route.middleware_names],
-        "services": [{"name": route.name, "port": route.port}],
+        "services": [{"name": route.name, "port": route.port, "serversTransport": route.transport}],
     }
     spec = {"entryPoints": [gw.WEBSECURE], "routes": [spec_route], "tls": dict(gateway.tls)}
     return {
@@ -146,10 +146,15 @@ def _helm_dashboard(gateway: gw.GatewayPlan) -> dict:
     }
 
 
+def servers_transport(plan, route: gw.RoutePlan, namespace: str) -> dict:
+    metadata = _metadata(plan, route.transport, namespace)
+    return {"apiVersion": CRD_API, "kind": "ServersTransport", "metadata": metadata, "spec": gw.transport_options(route)}
+
+
 def route_objects(plan, route: gw.RoutePlan, namespace: str) -> tuple[dict, ...]:
-    """One file a route, as one a service: its own middlewares first, then the route using them."""
+    """One file a route, as one a service: its transport and own middlewares first, then the route using them."""
     middlewares = (middleware_object(plan, middleware, namespace) for middleware in route.middlewares if not middleware.shared)
-    return (*middlewares, ingress_route(plan, route))
+    return (servers_transport(plan, route, namespace), *middlewares, ingress_route(plan, route))
 
 
 def kubernetes_artifacts(plan) -> list[Artifact]:
@@ -192,15 +197,22 @@ def health_check_config(route: gw.RoutePlan) -> dict:
 
 
 def dynamic_config(gateway: gw.GatewayPlan, with_routes: bool) -> dict:
-    """The file provider's dynamic configuration: shared parts always, routes in file mode."""
+    """The file provider's dynamic configuration: shared parts (the servers transports among
+    them: labels cannot define one) always, routes in file mode."""
     routers: dict = {}
     services: dict = {}
     middlewares = {middleware.name: {middleware.kind: middleware.options} for middleware in gateway.shared_middlewares}
+    transports = {route.transport: gw.transport_options(route) for route in gateway.routes}
     if with_routes:
         for route in gateway.routes:
             routers[route.name] = router_config(gateway, route, route.middleware_names)
             services[route.name] = {
-                "loadBalancer": {"servers": [{"url": route.url}], "healthCheck": health_check_config(route), "passHostHeader": True}
+                "loadBalancer": {
+                    "servers": [{"url": url} for url in route.urls],
+                    "healthCheck": health_check_config(route),
+                    "passHostHeader": True,
+                    "serversTransport": route.transport,
+                }
             }
             middlewares.update({m.name: {m.kind: m.options} for m in route.middlewares if not m.shared})
     if gateway.dashboard:
@@ -217,6 +229,8 @@ def dynamic_config(gateway: gw.GatewayPlan, with_routes: bool) -> dict:
     if services:
         http["services"] = dict(sorted(services.items()))
     http["middlewares"] = dict(sorted(middlewares.items()))
+    if transports:
+        http["serversTransports"] = dict(sorted(transports.items()))
     return {"http": http, "tls": {"options": {"default": {"minVersion": "VersionTLS12"}}}}
 
 
@@ -251,7 +265,14 @@ def compose_labels(plan, service_name: str) -> dict[str, str]:
     if not router["tls"]:
         router["tls"] = True  # a label router needs `tls=true` to serve on TLS without a resolver
     _flatten(f"traefik.http.routers.{route.name}", router, labels)
-    service = {"loadBalancer": {"server": {"port": route.port}, "healthCheck": health_check_config(route), "passHostHeader": True}}
+    service = {
+        "loadBalancer": {
+            "server": {"port": route.port},
+            "healthCheck": health_check_config(route),
+            "passHostHeader": True,
+            "serversTransport": f"{route.transport}@file",
+        }
+    }
     _flatten(f"traefik.http.services.{route.name}", service, labels)
     for middleware in route.middlewares:
         if not middleware.shared:
