@@ -11,17 +11,6 @@ ADMIN_PASSWORD_SECRET = "admin-password"
 PASSWORD_FILE = f"{SECRETS_DIR}/{PASSWORD_SECRET}"
 ADMIN_PASSWORD_FILE = f"{SECRETS_DIR}/{ADMIN_PASSWORD_SECRET}"
 
-# compose networks
-EDGE_NETWORK = "edge"  # the gateway and the routed services
-SERVICES_NETWORK = "services"  # every service: service-to-service calls
-MONITORING_NETWORK = "monitoring"  # Prometheus, Grafana, Loki, Alloy, exporters, gateway, services with metrics
-DATA_NETWORK_PREFIX = "data-"  # data-<datastore>: the datastore, its owner and its exporter only
-
-
-def data_network(datastore: str) -> str:
-    return f"{DATA_NETWORK_PREFIX}{datastore}"
-
-
 # files that other files name
 COMPOSE_FILE = "compose/docker-compose.yml"
 

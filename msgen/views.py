@@ -268,7 +268,7 @@ def residency_table(residency: ResidencyPlan) -> tuple[tuple[str, ...], tuple[tu
         for p in residency.placements
     )
     transfers = tuple(
-        ("call", f"{t.caller} -> {t.callee}", t.region, "callee", t.jurisdiction, "yes", "transfer outside the policy")
+        ("call", f"{t.caller} -> {t.callee}", t.region or "outside", "callee", t.jurisdiction or "unknown", "yes", "transfer outside the policy")
         for t in residency.transfers
     )
     return columns, rows + transfers

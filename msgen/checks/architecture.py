@@ -190,13 +190,20 @@ def residency_findings(plan) -> Iterator[Finding]:
                 "declare regions with their jurisdiction and place it in one",
             )
     for transfer in residency.transfers:
+        if transfer.external:
+            where = f"({transfer.jurisdiction})" if transfer.jurisdiction else "of unknown jurisdiction"
+            message = f"{transfer.caller} holds personal data and calls {transfer.callee} outside the platform, {where}"
+            hint = "send it no personal data (and say so in a suppress entry), choose a provider in an allowed jurisdiction"
+            hint += ", or declare its jurisdiction" if transfer.jurisdiction is None else ""
+        else:
+            message = f"{transfer.caller} holds personal data and calls {transfer.callee} in {transfer.region} ({transfer.jurisdiction})"
+            hint = f"send {transfer.callee} no personal data (and say so in a suppress entry), or move it into an allowed region"
         yield finding(
             "residency-transfer",
             "warning",
-            ("services", transfer.caller, "calls", transfer.index),
-            f"{transfer.caller} holds personal data and calls {transfer.callee} in {transfer.region} ({transfer.jurisdiction}), "
-            f"outside policy.personal_data_in [{allowed}]: a transfer that needs an assessment",
-            f"send {transfer.callee} no personal data (and say so in a suppress entry), or move it into an allowed region",
+            transfer.at,
+            f"{message}, outside policy.personal_data_in [{allowed}]: a transfer that needs an assessment",
+            hint,
         )
 
 

@@ -9,11 +9,13 @@ written, so no finding exists for them; the user reaches the rest through `healt
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Iterator
 
 from msgen.contract import COMPOSE_FILE
 from msgen.findings import Finding, finding
 from msgen.plan import gateway as gw
+from msgen.plan.networks import prefix_for
 from msgen.targets import Built, compose
 
 DISABLED_HEALTH = "NONE"
@@ -22,6 +24,22 @@ DISABLED_HEALTH = "NONE"
 def check(context) -> Iterable[Finding]:
     if compose.applies(context.plan):
         yield from check_reservations(context.plan)
+        yield from check_subnet_pool(context.plan)
+
+
+def check_subnet_pool(plan) -> Iterator[Finding]:
+    unplaced = plan.networks.unplaced
+    if unplaced:
+        needed = sum(2 ** (32 - prefix_for(network.addresses)) for network in plan.networks.networks)
+        yield finding(
+            "compose-subnet-pool",
+            "error",
+            ("compose",),
+            f"{len(unplaced)} of the stack's {len(plan.networks.networks)} networks find no room in compose.subnet_pool "
+            f"{plan.networks.pool} (they need about {needed:,} addresses, the pool holds "
+            f"{ipaddress.IPv4Network(plan.networks.pool).num_addresses:,}); the first is {unplaced[0].name}",
+            "give compose.subnet_pool a larger block (a /16 holds 8,192 of the smallest subnets)",
+        )
 
 
 class Inspector:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
@@ -375,6 +376,45 @@ class Retry(Model):
     )
 
 
+class Egress(Model):
+    """A dependency outside the platform that a service calls (a payment provider, a mail relay)."""
+
+    host: str = Field(
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*|[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?)$",
+        max_length=253,
+        description="The DNS name (lowercase) or the IPv4 address or CIDR block it is reached at. Required. A "
+        "NetworkPolicy cannot name a host: for a DNS name the Kubernetes rule opens the port to every public address "
+        "(private ranges excepted); an address or block opens exactly that.",
+    )
+    port: int = Field(ge=1, le=65535, description="The TCP port, 1..65535. Required.")
+    jurisdiction: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{2}$",
+        description="The country whose law applies where the dependency keeps data (ISO 3166 alpha-2). Optional: a "
+        "personal-data service's egress outside policy.personal_data_in, or of unknown jurisdiction under that "
+        "policy, is the warning residency-transfer.",
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _address(cls, host: str) -> str:
+        if _looks_numeric(host):
+            try:
+                ipaddress.IPv4Network(host)
+            except ValueError as error:
+                raise ValueError(f"{host!r} is not an IPv4 address or CIDR block ({error})") from None
+        return host
+
+    @property
+    def block(self) -> str | None:
+        """The address or CIDR block as a block (`1.2.3.4/32`); None for a DNS name."""
+        return str(ipaddress.IPv4Network(self.host)) if _looks_numeric(self.host) else None
+
+
+def _looks_numeric(host: str) -> bool:
+    return host.replace(".", "").replace("/", "").isdigit()
+
+
 class Latency(Model):
     """The service's own processing time, without the calls it makes."""
 
@@ -477,6 +517,11 @@ class Service(Model):
     run_as_root: bool = Field(
         default=False,
         description="Keep the container's root user and its capabilities. Default false (true is the warning run-as-root).",
+    )
+    egress: list[Egress] = Field(
+        default=[],
+        description="The dependencies outside the platform it calls. Default []: it reaches nothing outside (compose "
+        "gives it no route out; Kubernetes allows only DNS and its calls).",
     )
 
     @field_validator("calls", "secrets")
@@ -613,6 +658,23 @@ class Compose(Model):
         description="The declared host that runs the stack; its memory and vCPUs bound the capacity checks. Default: the "
         "first host; required when several hosts are declared.",
     )
+    subnet_pool: str = Field(
+        default="10.201.0.0/16",
+        description="The IPv4 block the stack's networks take their subnets from (one small subnet each, at least /29; "
+        "Docker's own pools hold about 30 networks). Default 10.201.0.0/16; choose one that overlaps no network the host "
+        "reaches (LAN, VPN). Too small for the networks is the error finding compose-subnet-pool.",
+    )
+
+    @field_validator("subnet_pool")
+    @classmethod
+    def _pool(cls, pool: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(pool)
+        except ValueError as error:
+            raise ValueError(f"{pool!r} is not an IPv4 CIDR block such as 10.201.0.0/16 ({error})") from None
+        if network.prefixlen > 29:
+            raise ValueError(f"{pool!r} is smaller than one /29 subnet")
+        return pool
 
 
 class Suppression(Model):

@@ -13,6 +13,7 @@ from msgen.model.blueprint import Blueprint, Host
 from msgen.plan.gateway import GatewayPlan, plan_gateway
 from msgen.plan.kubernetes import KubernetesPlan, plan_kubernetes
 from msgen.plan.latency import LatencyPlan, plan_latency
+from msgen.plan.networks import NetworkPlan, plan_networks
 from msgen.plan.observability import ObservabilityPlan, plan_observability
 from msgen.plan.residency import ResidencyPlan, plan_residency
 from msgen.plan.services import DatastorePlan, ServicePlan, plan_datastores, plan_services
@@ -33,6 +34,7 @@ class Plan:
     observability: ObservabilityPlan | None  # scrape jobs, alerts, exporters, dashboards; None without `observability:`
     latency: LatencyPlan  # request costs vs budgets, fan-out, retry amplification
     residency: ResidencyPlan  # where personal data lives and which calls carry it out
+    networks: NetworkPlan | None  # the compose networks and their subnets; None without compose
 
     def service(self, name: str) -> ServicePlan:
         return self._services_by_name[name]
@@ -67,6 +69,7 @@ def build_plan(blueprint: Blueprint, env: str | None = None) -> Plan:
     datastores = plan_datastores(blueprint, host)
     services = plan_services(blueprint, {d.name: d for d in datastores})
     gateway = plan_gateway(blueprint)
+    observability = plan_observability(blueprint, services, datastores, gateway)
     return Plan(
         project=blueprint.project,
         blueprint=blueprint,
@@ -77,7 +80,8 @@ def build_plan(blueprint: Blueprint, env: str | None = None) -> Plan:
         tuning=plan_tuning(datastores),
         gateway=gateway,
         kubernetes=plan_kubernetes(blueprint, services, datastores),
-        observability=plan_observability(blueprint, services, datastores, gateway),
+        observability=observability,
         latency=plan_latency(blueprint, {service.name: service.region for service in services}),
         residency=plan_residency(blueprint, services, datastores),
+        networks=plan_networks(blueprint, services, datastores, gateway, observability),
     )

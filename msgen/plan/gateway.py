@@ -72,7 +72,7 @@ class Middleware:
     """One Traefik middleware: `kind` and `options` are Traefik's field names."""
 
     name: str
-    kind: str  # rateLimit | circuitBreaker | retry | headers | basicAuth
+    kind: str  # rateLimit | buffering | circuitBreaker | retry | headers | basicAuth
     options: dict
     shared: bool  # defined once for every router (file provider even in docker mode)
     at: tuple  # the blueprint key path it comes from
@@ -149,7 +149,6 @@ class GatewayPlan:
     shared_middlewares: tuple[Middleware, ...]
     buckets: tuple[float, ...]
     published_ports: tuple[str, ...]  # compose `ports` of the gateway
-    docker_network: str  # the compose network the docker provider reaches services on
     dynamic_file: str  # traefik/dynamic/<project>.yml
     max_request_body: int  # bytes a retried request may carry
 
@@ -188,7 +187,6 @@ def plan_gateway(blueprint: Blueprint) -> GatewayPlan | None:
         shared_middlewares=shared,
         buckets=tuple(sorted({*DEFAULT_BUCKETS, *(route.budget.seconds for route in routes)})),
         published_ports=tuple(ports),
-        docker_network=f"{blueprint.project}_edge",
         dynamic_file=f"{DYNAMIC_DIR}/{blueprint.project}.yml",
         max_request_body=gateway.max_request_body.bytes,
     )
@@ -236,6 +234,10 @@ def _plan_route(blueprint: Blueprint, name: str, headers: Middleware, tls: dict)
     attempts = retry.attempts if retry is not None and retry.attempts >= 1 else None
     timeout = route_timeout(blueprint, name)
     middlewares = [headers, Middleware(f"{name}-ratelimit", "rateLimit", _rate_options(rate), False, rate.at)]
+    if attempts is not None:
+        # the retry sends a body over its own limit once, unretried: refuse it here instead (413)
+        limit = {"maxRequestBodyBytes": blueprint.gateway.max_request_body.bytes}
+        middlewares.append(Middleware(f"{name}-body", "buffering", limit, False, ("gateway", "max_request_body")))
     if breaker is not None:
         middlewares.append(Middleware(f"{name}-breaker", "circuitBreaker", _breaker_options(breaker), False, breaker.at))
     if attempts is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from msgen import images
-from msgen.contract import MONITORING_NETWORK, PASSWORD_FILE, data_network
+from msgen.contract import PASSWORD_FILE
 from msgen.model.blueprint import Blueprint
 from msgen.plan.gateway import METRICS as GATEWAY_METRICS_ENTRYPOINT
 from msgen.plan.gateway import PORTS as GATEWAY_PORTS
@@ -23,7 +23,6 @@ PROMETHEUS_PORT = 9090
 GRAFANA_PORT = 3000
 LOKI_PORT = 3100
 GATEWAY_METRICS_PORT = GATEWAY_PORTS[GATEWAY_METRICS_ENTRYPOINT]
-# compose networks (the same names as the compose target's)
 # each exporter's default listen port (their own documented defaults)
 EXPORTER_IMAGES = {"mysql": "mysqld-exporter", "mariadb": "mysqld-exporter", "postgres": "postgres-exporter", "redis": "redis-exporter"}
 # the exporter's gauge that is 1 when it reached the engine
@@ -130,7 +129,6 @@ class ExporterPlan:
     environment: tuple[tuple[str, str], ...]
     command: tuple[str, ...]  # the container's command (entrypoint overridden where a shell is needed)
     entrypoint: tuple[str, ...] | None
-    networks: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -475,10 +473,9 @@ def _redis_script(store: DatastorePlan) -> str:
 
 
 def plan_exporter(store: DatastorePlan) -> ExporterPlan:
-    networks = (data_network(store.name), MONITORING_NETWORK)
     name = f"{store.name}-exporter"
     common = dict(name=name, datastore=store.name, engine=store.engine, image_key=EXPORTER_IMAGES[store.engine])
-    common.update(port=images.port(EXPORTER_IMAGES[store.engine]), networks=networks)
+    common.update(port=images.port(EXPORTER_IMAGES[store.engine]))
     if store.engine == "postgres":
         # postgres_exporter reads the password file itself (DATA_SOURCE_PASS_FILE), in 0.11 and 0.15+ alike
         environment = (

@@ -34,13 +34,18 @@ class Placement:
 
 @dataclass(frozen=True)
 class Transfer:
-    """A call from a personal-data service to a service in a jurisdiction the policy does not allow."""
+    """A call from a personal-data service to a service, or to a declared external dependency,
+    in a jurisdiction the policy does not allow (or, for a dependency, does not know)."""
 
     caller: str
-    index: int  # the position of the call in the caller's `calls`
-    callee: str
-    region: str
-    jurisdiction: str
+    at: tuple  # the call (services.<caller>.calls[i]) or the dependency (services.<caller>.egress[i])
+    callee: str  # a service, or an external dependency's host:port
+    region: str | None  # None for an external dependency
+    jurisdiction: str | None  # None: an external dependency of unknown jurisdiction
+
+    @property
+    def external(self) -> bool:
+        return self.region is None
 
 
 @dataclass(frozen=True)
@@ -115,5 +120,9 @@ def _transfers(blueprint: Blueprint, services: tuple[ServicePlan, ...], allowed:
             region = regions[callee]
             jurisdiction = _jurisdiction(blueprint, region)
             if region is not None and jurisdiction is not None and jurisdiction not in allowed:
-                transfers.append(Transfer(service.name, index, callee, region, jurisdiction))
+                transfers.append(Transfer(service.name, ("services", service.name, "calls", index), callee, region, jurisdiction))
+        for index, dependency in enumerate(service.service.egress):
+            if dependency.jurisdiction not in allowed:
+                at = ("services", service.name, "egress", index)
+                transfers.append(Transfer(service.name, at, f"{dependency.host}:{dependency.port}", None, dependency.jurisdiction))
     return tuple(transfers)

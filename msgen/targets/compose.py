@@ -15,17 +15,7 @@ from functools import partial
 from typing import Any
 
 from msgen import images, yamlout
-from msgen.contract import (
-    ADMIN_PASSWORD_SECRET,
-    COMPOSE_FILE,
-    EDGE_NETWORK,
-    MONITORING_NETWORK,
-    PASSWORD_FILE,
-    PASSWORD_SECRET,
-    SERVICES_NETWORK,
-    data_network,
-    hardened,
-)
+from msgen.contract import ADMIN_PASSWORD_SECRET, COMPOSE_FILE, PASSWORD_FILE, PASSWORD_SECRET, hardened
 from msgen.jinja import render_template
 from msgen.plan import gateway as gw
 from msgen.plan.services import DatastorePlan, ServicePlan
@@ -123,17 +113,6 @@ def _service_health(service: ServicePlan) -> dict:
     }
 
 
-def _service_networks(plan, service: ServicePlan) -> list[str]:
-    networks = [SERVICES_NETWORK]
-    if service.route is not None and plan.gateway is not None:
-        networks.append(EDGE_NETWORK)
-    if service.metrics_port is not None and _prometheus_on(plan):
-        networks.append(MONITORING_NETWORK)
-    if service.datastore is not None:
-        networks.append(data_network(service.datastore))
-    return sorted(networks)
-
-
 def _service_secrets(plan, service: ServicePlan) -> list[dict]:
     secrets = [{"source": service_secret(service.name, name), "target": name} for name in service.secrets]
     if service.datastore is not None:
@@ -149,7 +128,6 @@ def service_entry(plan, service: ServicePlan) -> dict:
     secrets = _service_secrets(plan, service)
     if secrets:
         entry["secrets"] = secrets
-    entry["networks"] = _service_networks(plan, service)
     if service.datastore is not None:
         entry["depends_on"] = {service.datastore: {"condition": "service_healthy"}}
     labels = traefik.compose_labels(plan, service.name)
@@ -229,7 +207,6 @@ def datastore_entry(store: DatastorePlan) -> dict:
         entry["environment"] = environment
     entry["secrets"] = _datastore_secrets(store)
     entry["volumes"] = _datastore_volumes(store, facts)
-    entry["networks"] = [data_network(store.name)]
     if store.engine == "postgres":
         entry["shm_size"] = postgres_shm(store)
     entry["healthcheck"] = {"test": ["CMD", *facts.healthcheck], **DATASTORE_HEALTH}
@@ -255,7 +232,6 @@ def gateway_entry(plan) -> dict:
     entry: dict = {"image": images.image("traefik"), "ports": list(gateway.published_ports), "volumes": volumes}
     if gateway.dashboard:
         entry["secrets"] = [{"source": gw.DASHBOARD_USERS_SECRET, "target": gw.DASHBOARD_USERS_SECRET}]
-    entry["networks"] = sorted([EDGE_NETWORK, *([MONITORING_NETWORK] if _prometheus_on(plan) else [])])
     entry["healthcheck"] = {"test": ["CMD", *facts.healthcheck], **GATEWAY_HEALTH}
     resources = plan.blueprint.gateway.resources
     entry["deploy"] = {"resources": {"limits": _resources(resources.cpu, resources.memory)}}
@@ -304,15 +280,26 @@ def _secret_files(plan) -> dict[str, str]:
 
 
 def _networks(plan) -> dict[str, dict]:
-    networks: dict[str, dict] = {SERVICES_NETWORK: {}}
-    if plan.gateway is not None:
-        networks[EDGE_NETWORK] = {}
-    if plan.observability is not None:
-        networks[MONITORING_NETWORK] = {}
-    for store in plan.datastores:
-        # a datastore never talks to the outside world: no route out of its network
-        networks[data_network(store.name)] = {"internal": True}
-    return dict(sorted(networks.items()))
+    """Every network with its own subnet; `internal` ones have no route out of the host."""
+    networks: dict[str, dict] = {}
+    for network in plan.networks.networks:
+        options: dict = {"internal": True} if network.internal else {}
+        if network.subnet is not None:
+            options["ipam"] = {"config": [{"subnet": network.subnet}]}
+        networks[network.name] = options
+    return networks
+
+
+def with_networks(entry: dict, networks: tuple[str, ...]) -> dict:
+    """The entry with its networks placed before its healthcheck; a container that talks to
+    nobody gets no network at all (compose would put it on a default network with a route out)."""
+    part = {"networks": list(networks)} if networks else {"network_mode": "none"}
+    placed: dict = {}
+    for key, value in entry.items():
+        if key == "healthcheck":
+            placed.update(part)
+        placed[key] = value
+    return placed if len(placed) > len(entry) else {**entry, **part}
 
 
 def compose_document(plan) -> dict:
@@ -333,7 +320,10 @@ def _sections(plan) -> dict:
     volumes = [data_volume(store.name) for store in plan.datastores] + monitoring_volumes
     if plan.gateway is not None:
         volumes.append(ACME_VOLUME)
-    sections: dict = {"services": dict(sorted(builders.items())), "networks": escaped(_networks(plan))}
+    sections: dict = {"services": dict(sorted(builders.items()))}
+    networks = _networks(plan)
+    if networks:
+        sections["networks"] = escaped(networks)
     if volumes:
         sections["volumes"] = escaped({name: {} for name in sorted(volumes)})
     secrets = _secret_files(plan)
@@ -345,7 +335,7 @@ def _sections(plan) -> dict:
 def _entries(plan, builders: dict[str, Callable[[], dict]]) -> Iterator[tuple[str, dict]]:
     logging = _logging(plan)
     for name, build in builders.items():
-        entry = build()
+        entry = with_networks(build(), plan.networks.joined[name])
         if logging is not None:
             entry.setdefault("logging", logging)
         limit = entry["deploy"]["resources"]["limits"].get("memory")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from msgen import images
 from msgen.contract import PASSWORD_SECRET, POD_TEMPLATE_KINDS, SECRETS_DIR
 from msgen.jinja import render_template
+from msgen.model.blueprint import Egress
 from msgen.plan import kubernetes as k8s
 from msgen.plan.observability import DEFAULT_SIZES, plan_exporter
 from msgen.plan.services import DatastorePlan, ServicePlan
@@ -294,6 +295,17 @@ def dns_egress() -> dict:
     return {"to": [peer], "ports": [_port(53, "UDP"), _port(53, "TCP")]}
 
 
+# a NetworkPolicy cannot name a host: egress to a DNS name opens its port to every public
+# address, never to private, shared or link-local ones (the cluster, the cloud's metadata service)
+NOT_PUBLIC = ("10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16")
+
+
+def egress_rule(dependency: Egress) -> dict:
+    """The egress of one declared external dependency: its address or block, else every public address."""
+    block = {"cidr": dependency.block} if dependency.block is not None else {"cidr": "0.0.0.0/0", "except": list(NOT_PUBLIC)}
+    return {"to": [{"ipBlock": block}], "ports": [_port(dependency.port)]}
+
+
 def prometheus_ingress() -> dict:
     peer = {"namespaceSelector": {}, "podSelector": {"matchLabels": dict(k8s.PROMETHEUS_POD)}}
     return {"from": [peer], "ports": [_port(METRICS_PORT)]}
@@ -321,6 +333,7 @@ def service_policy(plan, service: ServicePlan) -> dict:
     if service.datastore is not None:
         store = plan.datastore(service.datastore)
         egress.append({"to": [_peer_of(kube.datastores[store.name])], "ports": [_port(store.port)]})
+    egress.extend(egress_rule(dependency) for dependency in service.service.egress)
     spec = {
         "podSelector": {"matchLabels": dict(workload.selector)},
         "policyTypes": ["Ingress", "Egress"],

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import partial
 
 from msgen import images
-from msgen.contract import MONITORING_NETWORK, PASSWORD_SECRET, hardened
+from msgen.contract import PASSWORD_SECRET, hardened
 from msgen.jinja import render_template
 from msgen.plan import observability as obs
 from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents, text_file
@@ -307,7 +307,6 @@ def _prometheus_service(observability: obs.ObservabilityPlan) -> dict:
             "image": _image("prometheus"),
             "command": command,
             "volumes": [f"../{PROMETHEUS_DIR}:{PROMETHEUS_MOUNT}:ro", "prometheus-data:/prometheus"],
-            "networks": [MONITORING_NETWORK],
             "healthcheck": _http_check(f"http://localhost:{obs.PROMETHEUS_PORT}/-/healthy"),
             "deploy": _limits(observability, "prometheus"),
         }
@@ -322,7 +321,6 @@ def _exporter_service(observability: obs.ObservabilityPlan, exporter: obs.Export
     if exporter.environment:
         entry["environment"] = dict(exporter.environment)
     entry["secrets"] = [{"source": f"{exporter.datastore}-password", "target": PASSWORD_SECRET}]
-    entry["networks"] = list(exporter.networks)
     entry["depends_on"] = {exporter.datastore: {"condition": "service_healthy"}}
     entry["healthcheck"] = _http_check(f"http://localhost:{exporter.port}/")
     entry["deploy"] = _limits(observability, exporter.name)
@@ -348,7 +346,6 @@ def _grafana_service(observability: obs.ObservabilityPlan) -> dict:
         "environment": environment,
         "secrets": [GRAFANA_ADMIN_SECRET],
         "volumes": [f"../{GRAFANA_DIR}:{GRAFANA_MOUNT}:ro", "grafana-data:/var/lib/grafana"],
-        "networks": [MONITORING_NETWORK],
         "healthcheck": _http_check(f"http://localhost:{obs.GRAFANA_PORT}/api/health"),
         "deploy": _limits(observability, "grafana"),
     }
@@ -363,7 +360,6 @@ def _loki_service(observability: obs.ObservabilityPlan) -> dict:
             "image": _image("loki"),
             "command": [f"-config.file={LOKI_MOUNT}/loki.yml"],
             "volumes": [f"../loki/loki.yml:{LOKI_MOUNT}/loki.yml:ro", "loki-data:/loki"],
-            "networks": [MONITORING_NETWORK],
             "healthcheck": _http_check(f"http://localhost:{obs.LOKI_PORT}/ready"),
             "deploy": _limits(observability, "loki"),
         }
@@ -386,7 +382,6 @@ def _alloy_service(observability: obs.ObservabilityPlan) -> dict:
                 f"{DOCKER_LOGS}:{DOCKER_LOGS}:ro",
                 "alloy-data:/var/lib/alloy/data",
             ],
-            "networks": [MONITORING_NETWORK],
             "depends_on": {"loki": {"condition": "service_healthy"}},
             "healthcheck": _http_check("http://localhost:12345/-/ready"),
             "deploy": _limits(observability, "alloy"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import partial
 
 from msgen.plan import gateway as gw
+from msgen.plan.networks import edge_network
 from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents
 
 NAME = "traefik"
@@ -260,7 +261,8 @@ def compose_labels(plan, service_name: str) -> dict[str, str]:
     if route is None:
         return {}
     refs = tuple(f"{m.name}@file" if m.shared else m.name for m in route.middlewares)
-    labels = {"traefik.enable": "true", "traefik.docker.network": gateway.docker_network}
+    # the network Docker names for the pair of the gateway and this service (compose prefixes the project)
+    labels = {"traefik.enable": "true", "traefik.docker.network": f"{plan.project}_{edge_network(route.name)}"}
     router = router_config(gateway, route, refs)
     if not router["tls"]:
         router["tls"] = True  # a label router needs `tls=true` to serve on TLS without a resolver
@@ -307,12 +309,8 @@ def static_config(gateway: gw.GatewayPlan) -> dict:
         acme = {"email": gateway.acme_email, "storage": gw.ACME_STORAGE, "tlsChallenge": {}}
         config["certificatesResolvers"] = {gw.RESOLVER: {"acme": acme}}
     if gateway.provider == "docker":
-        config["providers"]["docker"] = {
-            "endpoint": f"unix://{gw.DOCKER_SOCKET}",
-            "exposedByDefault": False,
-            "network": gateway.docker_network,
-            "watch": True,
-        }
+        # no default network: each routed container's label names the network it shares with the gateway
+        config["providers"]["docker"] = {"endpoint": f"unix://{gw.DOCKER_SOCKET}", "exposedByDefault": False, "watch": True}
     if gateway.dashboard:
         # served only by the `dashboard` router behind basic auth; never `insecure`
         config["api"] = {"dashboard": True, "insecure": False}

@@ -365,6 +365,35 @@ def network_findings(plan, gathered: Gathered) -> Iterator[Finding]:
         yield from _compare(
             f"egress from {role}", at, _by_role(network.egress_targets(pod), roles), expected_egress(plan, role, pods_by_role)
         )
+        yield from _compare_blocks(role, at, network.egress_blocks(pod), expected_blocks(plan, role))
+
+
+def expected_blocks(plan, role: str) -> set[tuple[str, tuple[str, ...], tuple[str, int]]]:
+    """The outside addresses a workload may reach: only a service's declared `egress`."""
+    kind, _, name = role.partition(":")
+    if kind != "services":
+        return set()
+    blocks = set()
+    for dependency in plan.service(name).service.egress:
+        if dependency.block is not None:
+            blocks.add((dependency.block, (), ("TCP", dependency.port)))
+        else:  # a name: every public address, never the private, shared or link-local ranges
+            blocks.add(("0.0.0.0/0", tuple(sorted(target.NOT_PUBLIC)), ("TCP", dependency.port)))
+    return blocks
+
+
+def _compare_blocks(role: str, at: tuple, actual: set | None, expected: set) -> Iterator[Finding]:
+    if actual is None or actual == expected:
+        return  # an unrestricted pod is reported by _compare
+    for cidr, excepted, (protocol, port) in sorted(actual ^ expected):
+        verb = "allow" if (cidr, excepted, (protocol, port)) in actual else "block"
+        yield finding(
+            "k8s-network-policy",
+            "error",
+            at,
+            f"egress from {role}: the policies {verb} {cidr} on {port}/{protocol}, unlike the blueprint's egress",
+            "render again; a hand-edited policy opens or closes paths the blueprint does not declare",
+        )
 
 
 def _compare(what: str, at: tuple, actual: dict[str, set] | None, expected: dict[str, set]) -> Iterator[Finding]:

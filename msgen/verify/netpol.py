@@ -129,6 +129,24 @@ class Network:
     def egress_targets(self, pod: Pod) -> dict[str, set[Port] | None] | None:
         return self._allowed(self.egress_policies.get(pod.key, []), "egress", "to", pod)
 
+    def egress_blocks(self, pod: Pod) -> set[tuple[str, tuple[str, ...], Port]] | None:
+        """The address blocks the pod may reach outside the cluster, each with its exceptions and
+        port: (cidr, except, port); None if its egress is unrestricted. A rule with no ports
+        gives port ("*", 0)."""
+        policies = self.egress_policies.get(pod.key, [])
+        if not policies:
+            return None
+        blocks = set()
+        for policy in policies:
+            for rule in (policy.get("spec") or {}).get("egress") or []:
+                for peer in rule.get("to") or []:
+                    if "ipBlock" not in peer:
+                        continue
+                    block = peer["ipBlock"]
+                    ports = [(entry.get("protocol", "TCP"), entry.get("port")) for entry in rule.get("ports") or []] or [("*", 0)]
+                    blocks.update((block["cidr"], tuple(sorted(block.get("except") or ())), port) for port in ports)
+        return blocks
+
     def may_connect(self, source: Pod, target: Pod, port: Port) -> bool:
         """Both ends agree: the source's egress and the target's ingress allow the port."""
         egress = self.egress_targets(source)
