@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 
 from msgen import api, images, views
 from msgen.checks import compose as compose_checks
+from msgen.errors import BlueprintError
 from msgen.model.blueprint import Blueprint
 from msgen.plan import build_plan
 from msgen.targets import compose
@@ -429,3 +430,45 @@ def test_no_container_may_swap_beyond_its_memory_limit(rendered, case):
     _, document, _ = rendered[case]
     for name, entry in document["services"].items():
         assert entry["memswap_limit"] == entry["deploy"]["resources"]["limits"]["memory"], name
+
+
+@pytest.mark.parametrize("key", ALL, ids=[f"{n}-{e}" for n, e in ALL])
+def test_services_run_as_on_kubernetes_read_only_and_non_root(rendered, key):
+    _, document, analysis = rendered[key]
+    for service in analysis.plan.services:
+        entry = document["services"][service.name]
+        assert entry["read_only"] is True and entry["tmpfs"] == ["/tmp"], service.name
+        if service.run_as_root:
+            assert "user" not in entry
+        else:
+            assert entry["user"] == f"{service.uid}:{service.uid}" and service.uid != 0
+    for name in MONITORING & set(document["services"]) - {"alloy"}:
+        assert document["services"][name]["user"] == str(images.facts(name).uid)
+
+
+def test_a_chosen_user_and_the_default_one(tmp_path):
+    data = variants.load("reference")
+    data["services"]["ledger"]["run_as_user"] = 1000
+    path = tmp_path / "b.yaml"
+    path.write_text(variants.dump(data))
+    document = compose.compose_document(render_in_memory(path).plan)
+    assert document["services"]["ledger"]["user"] == "1000:1000"
+    assert document["services"]["payment"]["user"] == "65532:65532"
+    data["services"]["ledger"]["run_as_root"] = True
+    path.write_text(variants.dump(data))
+    with pytest.raises(BlueprintError, match="run_as_root or run_as_user"):
+        render_in_memory(path)
+
+
+def test_grace_periods_cover_the_drain_and_the_longest_request(rendered):
+    _, document, _ = rendered[("reference", None)]
+    grace = {name: entry.get("stop_grace_period") for name, entry in document["services"].items()}
+    # payment: out of rotation after its health period and timeout (10s + 3s), then requests of up
+    # to its route timeout (15s), and 5s to exit
+    assert grace["payment"] == "33s"
+    # ledger is called by payment, which waits 1s: 10s + 3s + 1s + 5s
+    assert grace["ledger"] == "19s"
+    assert grace["gateway"] == "20s"  # Traefik's own drain (the longest route timeout, 15s) + 5s
+    assert {grace[name] for name in ("payment-db", "ledger-db", "fraud-cache")} == {"1m"}
+    assert {grace[name] for name in MONITORING} == {"30s"}
+    assert all(grace[name] is None for name in grace if name.endswith("-exporter"))  # stateless: Docker's default

@@ -180,7 +180,9 @@ def test_deployment_security_probes_and_wiring(reference):
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] == "payment"
-    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    # the same non-root id as in compose, whatever USER the image names
+    security = {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert pod["securityContext"] == security
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
@@ -268,6 +270,7 @@ def test_regions_zones_pull_secret_and_run_as_root(write_blueprint):
     assert "topologySpreadConstraints" not in api_pod  # one replica: nothing to spread
     own = api_pod["containers"][0]["securityContext"]
     assert own["runAsNonRoot"] is False and own["capabilities"] == {}
+    assert "runAsUser" not in api_pod["securityContext"]
     assert own["allowPrivilegeEscalation"] is False and own["readOnlyRootFilesystem"] is True
     assert by_kind(analysis, "Namespace")["spread"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
     assert ids(analysis, "k8s-") == []

@@ -16,7 +16,7 @@ from msgen.errors import BlueprintError
 from msgen.model.load import load_blueprint
 from msgen.plan import gateway as gw
 from msgen.targets import traefik
-from msgen.targets.traefik import kubernetes_artifacts
+from msgen.targets.traefik import HELM_VALUES, kubernetes_artifacts
 from tests.rendering import edited, render_in_memory, verification
 
 BASE = """\
@@ -438,3 +438,14 @@ def test_a_route_timeout_below_the_p99_is_a_warning(analysed):
     analysis = analysed(text)
     (warning,) = [f for f in analysis.findings if f.id == "timeout-route"]
     assert "p99" in warning.message and "15ms" in warning.message
+
+
+def test_traefik_drains_for_the_longest_route_timeout(analysed):
+    text = (CHAIN % ("", "4s")).replace("route: {path_prefix: /}", "route: {path_prefix: /, timeout: 40s}")
+    analysis = analysed(text + 'kubernetes: {version: "1.30"}\n')
+    static = yaml.safe_load(next(a.text for a in analysis.artifacts if a.path == "traefik/traefik.yml"))
+    for entrypoint in ("web", "websecure"):
+        assert static["entryPoints"][entrypoint]["transport"] == {"lifeCycle": {"graceTimeOut": "40s"}}
+    values = yaml.safe_load(next(a.text for a in analysis.artifacts if a.path == HELM_VALUES))
+    assert values["ports"]["websecure"]["transport"] == {"lifeCycle": {"graceTimeOut": "40s"}}
+    assert values["deployment"]["terminationGracePeriodSeconds"] == 45

@@ -518,11 +518,26 @@ class Service(Model):
         default=False,
         description="Keep the container's root user and its capabilities. Default false (true is the warning run-as-root).",
     )
+    run_as_user: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="The user and group id the container runs as in compose and Kubernetes, 1..2147483647 (not with "
+        "run_as_root). Default 65532 (the usual non-root id of distroless images): the image's own USER is overridden "
+        "so that an image that works in compose works on Kubernetes, where root is refused. The secret files must be "
+        "readable by it.",
+    )
     egress: list[Egress] = Field(
         default=[],
         description="The dependencies outside the platform it calls. Default []: it reaches nothing outside (compose "
         "gives it no route out; Kubernetes allows only DNS and its calls).",
     )
+
+    @model_validator(mode="after")
+    def _one_user(self) -> Service:
+        if self.run_as_root and self.run_as_user is not None:
+            raise ValueError("give run_as_root or run_as_user, not both")
+        return self
 
     @field_validator("calls", "secrets")
     @classmethod

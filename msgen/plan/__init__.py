@@ -13,6 +13,7 @@ from msgen.model.blueprint import Blueprint, Host
 from msgen.plan.gateway import GatewayPlan, plan_gateway
 from msgen.plan.kubernetes import KubernetesPlan, plan_kubernetes
 from msgen.plan.latency import LatencyPlan, plan_latency
+from msgen.plan.lifecycle import Grace, plan_grace
 from msgen.plan.networks import NetworkPlan, plan_networks
 from msgen.plan.observability import ObservabilityPlan, plan_observability
 from msgen.plan.residency import ResidencyPlan, plan_residency
@@ -35,6 +36,7 @@ class Plan:
     latency: LatencyPlan  # request costs vs budgets, fan-out, retry amplification
     residency: ResidencyPlan  # where personal data lives and which calls carry it out
     networks: NetworkPlan | None  # the compose networks and their subnets; None without compose
+    grace: dict[str, Grace]  # compose service name -> how long it may take to stop
 
     def service(self, name: str) -> ServicePlan:
         return self._services_by_name[name]
@@ -84,4 +86,5 @@ def build_plan(blueprint: Blueprint, env: str | None = None) -> Plan:
         latency=plan_latency(blueprint, {service.name: service.region for service in services}),
         residency=plan_residency(blueprint, services, datastores),
         networks=plan_networks(blueprint, services, datastores, gateway, observability),
+        grace=plan_grace(blueprint, services, datastores, gateway, observability.monitors if observability else ()),
     )

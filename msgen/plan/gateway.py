@@ -151,6 +151,7 @@ class GatewayPlan:
     published_ports: tuple[str, ...]  # compose `ports` of the gateway
     dynamic_file: str  # traefik/dynamic/<project>.yml
     max_request_body: int  # bytes a retried request may carry
+    drain: Duration  # how long Traefik finishes in-flight requests on shutdown: the longest route timeout
 
     def route(self, name: str) -> RoutePlan | None:
         return self._routes_by_name.get(name)
@@ -189,6 +190,7 @@ def plan_gateway(blueprint: Blueprint) -> GatewayPlan | None:
         published_ports=tuple(ports),
         dynamic_file=f"{DYNAMIC_DIR}/{blueprint.project}.yml",
         max_request_body=gateway.max_request_body.bytes,
+        drain=max((route.timeout.timeout for route in routes), key=lambda duration: duration.ms),
     )
 
 

@@ -108,9 +108,8 @@ def plan_networks(blueprint: Blueprint, services, datastores, gateway, observabi
         for exporter in observability.exporters if prometheus else ():
             connect(export_network(exporter.datastore), exporter.datastore, exporter.name)
             connect(scrape_network(exporter.name), "prometheus", exporter.name)
-        monitors = [name for name in ("prometheus", "grafana", "loki", "alloy") if name in sizes]
-        if monitors:
-            connect(MONITORING, *monitors)
+        if observability.monitors:
+            connect(MONITORING, *observability.monitors)
     addresses = {name: sum(sizes[member] for member in group) + RESERVED_ADDRESSES for name, group in members.items()}
     subnets = allocate(blueprint.compose.subnet_pool, addresses)
     networks = tuple(
@@ -130,9 +129,7 @@ def _container_sizes(services, datastores, gateway, observability) -> dict[str, 
     if gateway is not None:
         sizes[GATEWAY] = 1
     if observability is not None:
-        monitors = {"prometheus": observability.prometheus, "grafana": observability.grafana}
-        monitors.update(loki=observability.loki, alloy=observability.loki)
-        sizes.update((name, 1) for name, on in monitors.items() if on)
+        sizes.update((name, 1) for name in observability.monitors)
         if observability.prometheus:
             sizes.update((exporter.name, 1) for exporter in observability.exporters)
     return sizes

@@ -176,6 +176,12 @@ class ObservabilityPlan:
     def size(self, name: str) -> ContainerSize:
         return next(size for size in self.sizes if size.name == name)
 
+    @property
+    def monitors(self) -> tuple[str, ...]:
+        """The monitoring containers compose runs (the exporters aside)."""
+        wanted = (("prometheus", self.prometheus), ("grafana", self.grafana), ("loki", self.loki), ("alloy", self.loki))
+        return tuple(name for name, on in wanted if on)
+
 
 def plan_observability(
     blueprint: Blueprint, services: tuple[ServicePlan, ...], datastores: tuple[DatastorePlan, ...], gateway: GatewayPlan | None

@@ -13,6 +13,8 @@ from msgen.units import Cpu, Duration, Memory
 
 DEFAULT_REQUESTS = (Cpu(100, "100m"), Memory(128 * 1024**2, "128Mi"))
 DEFAULT_LIMITS = (Cpu(500, "500m"), Memory(256 * 1024**2, "256Mi"))
+# the non-root id services run as unless the blueprint says otherwise (distroless images' `nonroot`)
+DEFAULT_UID = 65532
 DEFAULT_MAX_CONNECTIONS = {"mysql": 151, "mariadb": 151, "postgres": 100, "redis": 10000}
 CONFIG_FILES = {"mysql": "my.cnf", "mariadb": "my.cnf", "postgres": "postgresql.conf", "redis": "redis.conf"}
 # where a service finds its datastore password and its own secrets (wiring contract)
@@ -58,6 +60,7 @@ class ServicePlan:
     secrets: tuple[str, ...]  # secret names, each mounted at /run/secrets/<NAME>
     personal_data: bool
     run_as_root: bool
+    uid: int | None  # the user and group id it runs as; None with run_as_root
     defaulted: tuple[Defaulted, ...]
 
     @property
@@ -165,6 +168,7 @@ def _plan_service(blueprint: Blueprint, name: str, datastores: dict[str, Datasto
         secrets=tuple(sorted(service.secrets)),
         personal_data=service.personal_data,
         run_as_root=service.run_as_root,
+        uid=None if service.run_as_root else (service.run_as_user or DEFAULT_UID),
         defaulted=tuple(notes),
     )
 

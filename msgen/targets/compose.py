@@ -32,8 +32,6 @@ HEALTH_RETRIES = 3
 # a datastore's first start initialises its data directory: give it time before failures count
 DATASTORE_HEALTH = {"interval": "10s", "timeout": "5s", "retries": 5, "start_period": "2m"}
 GATEWAY_HEALTH = {"interval": "10s", "timeout": "5s", "retries": 3, "start_period": "10s"}
-# a database needs time to flush on `docker compose down` (the default is 10s, then SIGKILL)
-DATASTORE_STOP_GRACE = "1m"
 # the healthcheck of a service that names no command: curl, else wget (busybox and alpine
 # images have wget, Debian-based images usually curl); `exit 1` because Docker reserves other codes
 DEFAULT_HEALTH = "curl -fsS -o /dev/null {url} || wget -q -O /dev/null {url} || exit 1"
@@ -133,6 +131,11 @@ def service_entry(plan, service: ServicePlan) -> dict:
     labels = traefik.compose_labels(plan, service.name)
     if labels:
         entry["labels"] = labels
+    if service.uid is not None:
+        entry["user"] = f"{service.uid}:{service.uid}"
+    # as on Kubernetes: nothing but /tmp (in memory) is writable
+    entry["read_only"] = True
+    entry["tmpfs"] = ["/tmp"]
     entry["healthcheck"] = _service_health(service)
     entry["deploy"] = {
         "replicas": service.replicas,
@@ -210,7 +213,6 @@ def datastore_entry(store: DatastorePlan) -> dict:
     if store.engine == "postgres":
         entry["shm_size"] = postgres_shm(store)
     entry["healthcheck"] = {"test": ["CMD", *facts.healthcheck], **DATASTORE_HEALTH}
-    entry["stop_grace_period"] = DATASTORE_STOP_GRACE
     entry["deploy"] = {"resources": {"limits": _resources(store.cpu, store.memory)}}
     return hardened(entry, cap_add=facts.cap_add)
 
@@ -336,6 +338,10 @@ def _entries(plan, builders: dict[str, Callable[[], dict]]) -> Iterator[tuple[st
     logging = _logging(plan)
     for name, build in builders.items():
         entry = with_networks(build(), plan.networks.joined[name])
+        grace = plan.grace.get(name)
+        if grace is not None:
+            # Docker's default is 10s, then SIGKILL
+            entry["stop_grace_period"] = gw.go_duration(grace.period)
         if logging is not None:
             entry.setdefault("logging", logging)
         limit = entry["deploy"]["resources"]["limits"].get("memory")

@@ -434,7 +434,7 @@ def deployment(plan, service: ServicePlan) -> dict:
     pod_spec = {
         "serviceAccountName": service.name,
         "automountServiceAccountToken": False,
-        "securityContext": pod_security(service.run_as_root),
+        "securityContext": pod_security(service.run_as_root, user=service.uid),
         **scheduling(plan, workload),
         "containers": [service_container(plan, service)],
         "volumes": service_volumes(service),

@@ -258,6 +258,13 @@ def _image(key: str) -> str:
     return images.image(key)
 
 
+def _as_user(key: str) -> dict:
+    """The image's documented non-root user, made explicit (the uid alone: the image's own
+    passwd entry keeps its primary group); nothing for an image that must run as root."""
+    uid = images.facts(key).uid
+    return {"user": str(uid)} if uid else {}
+
+
 def _limits(observability: obs.ObservabilityPlan, name: str) -> dict:
     size = observability.size(name)
     return {"resources": {"limits": {"cpus": compose_cpus(size.cpu.millicores), "memory": compose_memory(size.memory.bytes)}}}
@@ -305,6 +312,7 @@ def _prometheus_service(observability: obs.ObservabilityPlan) -> dict:
     return hardened(
         {
             "image": _image("prometheus"),
+            **_as_user("prometheus"),
             "command": command,
             "volumes": [f"../{PROMETHEUS_DIR}:{PROMETHEUS_MOUNT}:ro", "prometheus-data:/prometheus"],
             "healthcheck": _http_check(f"http://localhost:{obs.PROMETHEUS_PORT}/-/healthy"),
@@ -314,7 +322,7 @@ def _prometheus_service(observability: obs.ObservabilityPlan) -> dict:
 
 
 def _exporter_service(observability: obs.ObservabilityPlan, exporter: obs.ExporterPlan) -> dict:
-    entry: dict = {"image": _image(exporter.image_key)}
+    entry: dict = {"image": _image(exporter.image_key), **_as_user(exporter.image_key)}
     if exporter.entrypoint is not None:
         entry["entrypoint"] = list(exporter.entrypoint)
     entry["command"] = list(exporter.command)
@@ -343,6 +351,7 @@ def _grafana_service(observability: obs.ObservabilityPlan) -> dict:
     }
     entry = {
         "image": _image("grafana"),
+        **_as_user("grafana"),
         "environment": environment,
         "secrets": [GRAFANA_ADMIN_SECRET],
         "volumes": [f"../{GRAFANA_DIR}:{GRAFANA_MOUNT}:ro", "grafana-data:/var/lib/grafana"],
@@ -358,6 +367,7 @@ def _loki_service(observability: obs.ObservabilityPlan) -> dict:
     return hardened(
         {
             "image": _image("loki"),
+            **_as_user("loki"),
             "command": [f"-config.file={LOKI_MOUNT}/loki.yml"],
             "volumes": [f"../loki/loki.yml:{LOKI_MOUNT}/loki.yml:ro", "loki-data:/loki"],
             "healthcheck": _http_check(f"http://localhost:{obs.LOKI_PORT}/ready"),

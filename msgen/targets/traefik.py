@@ -96,11 +96,12 @@ def helm_values(plan) -> dict:
         "exposedPort": gw.PORTS[gw.WEBSECURE],
         "http3": {"enabled": gateway.http3},
         "http": {"tls": {"enabled": True, "certResolver": gateway.tls.get("certResolver", "")}},
+        "transport": lifecycle(gateway),
     }
     if gateway.http3:
         websecure["http3"]["advertisedPort"] = gw.PORTS[gw.WEBSECURE]
     values: dict = {
-        "deployment": {"replicas": 2},
+        "deployment": {"replicas": 2, "terminationGracePeriodSeconds": -(-plan.grace["gateway"].period.ms // 1000)},
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "ports": {
             gw.PING: {"port": gw.PORTS[gw.PING], "expose": {"default": False}},
@@ -108,6 +109,7 @@ def helm_values(plan) -> dict:
                 "port": HELM_PORTS[gw.WEB],
                 "exposedPort": gw.PORTS[gw.WEB],
                 "http": {"redirections": {"entryPoint": {"to": gw.WEBSECURE, "scheme": "https", "permanent": True}}},
+                "transport": lifecycle(gateway),
             },
             gw.WEBSECURE: websecure,
             gw.METRICS: {"port": gw.PORTS[gw.METRICS], "exposedPort": gw.PORTS[gw.METRICS], "expose": {"default": False}},
@@ -282,9 +284,14 @@ def compose_labels(plan, service_name: str) -> dict[str, str]:
     return dict(sorted(labels.items()))
 
 
+def lifecycle(gateway: gw.GatewayPlan) -> dict:
+    """On shutdown Traefik finishes in-flight requests for the longest route timeout (its default is 10s)."""
+    return {"lifeCycle": {"graceTimeOut": gw.go_duration(gateway.drain)}}
+
+
 def static_config(gateway: gw.GatewayPlan) -> dict:
     """Traefik's static configuration (traefik.yml) for the compose gateway."""
-    websecure: dict = {"address": f":{gw.PORTS[gw.WEBSECURE]}", "http": {"tls": dict(gateway.tls)}}
+    websecure: dict = {"address": f":{gw.PORTS[gw.WEBSECURE]}", "http": {"tls": dict(gateway.tls)}, "transport": lifecycle(gateway)}
     if gateway.http3:
         websecure["http3"] = {"advertisedPort": gw.PORTS[gw.WEBSECURE]}
     config: dict = {
@@ -297,6 +304,7 @@ def static_config(gateway: gw.GatewayPlan) -> dict:
             gw.WEB: {
                 "address": f":{gw.PORTS[gw.WEB]}",
                 "http": {"redirections": {"entryPoint": {"to": gw.WEBSECURE, "scheme": "https", "permanent": True}}},
+                "transport": lifecycle(gateway),
             },
             gw.WEBSECURE: websecure,
             gw.METRICS: {"address": f":{gw.PORTS[gw.METRICS]}"},
