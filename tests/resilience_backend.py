@@ -4,19 +4,24 @@ Every request is answered on its own thread, and everything the backend sees is 
 to LOG, one line each, so that a test counts on the server side what reached it:
 
     <unix time> request <method> <path> <request id> <body bytes>   each request but /health
-    <unix time> closed <request id>                                  the peer closed a hung connection
+    <unix time> closed <request id>                                  the peer closed a hung (or late) connection
+    <unix time> answered <request id> <status>                       a late answer was written
     <unix time> health <status>                                      each /health check
 
 MODE `echo` answers every request 200 with NAME; a request carrying `X-Fail-First: N`
 is answered 502 on its first N attempts (counted per `X-Request-Id`), so a test can see
 the gateway retry. MODE `hang` reads each request and never answers it: it waits until the
-peer closes the connection and logs when. `/health` answers 200, or 503 while the file
-HEALTH_FLAG exists (read on every check, so a test can flip it at run time).
+peer closes the connection and logs when. MODE `late` answers 200 with NAME only after the
+seconds in the request's `X-Answer-After` header (0 without it) and logs when it answered; if
+the peer closes the connection first, it logs that and never answers. `/health` answers 200,
+or 503 while the file HEALTH_FLAG exists (read on every check, so a test can flip it at run time).
 """
 
 from __future__ import annotations
 
 import os
+import select
+import socket
 import sys
 import threading
 import time
@@ -63,6 +68,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.mode == "hang":
             self.wait_for_close(request_id)
             return
+        if self.mode == "late":
+            self.answer_late(request_id, float(self.headers.get("X-Answer-After") or 0))
+            return
         with LOCK:
             self.attempts[request_id] += 1
             attempt = self.attempts[request_id]
@@ -80,6 +88,29 @@ class Handler(BaseHTTPRequestHandler):
         except OSError as error:
             self.record(f"error {request_id} {type(error).__name__}")
         self.close_connection = True
+
+    def answer_late(self, request_id: str, delay: float) -> None:
+        """Answer 200 after `delay` seconds, unless the peer closes the connection before."""
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            if not select.select([self.connection], [], [], left)[0]:
+                continue  # the delay is over
+            try:
+                peeked = self.connection.recv(1, socket.MSG_PEEK)
+            except OSError:  # reset by the peer
+                peeked = b""
+            if not peeked:
+                self.record(f"closed {request_id}")
+                self.close_connection = True
+                return
+            time.sleep(max(0.0, deadline - time.monotonic()))  # bytes of a next request: only the delay is left
+        try:
+            self.answer(200, f"{self.name}\n")
+            self.wfile.flush()
+            self.record(f"answered {request_id} 200")
+        except OSError as error:
+            self.record(f"error {request_id} {type(error).__name__}")
+            self.close_connection = True
 
     do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = do_HEAD = handle_any
 

@@ -1,7 +1,7 @@
-"""The rendered gateway's timeouts, replicas, health checks and retries, proven with the real Traefik.
+"""The rendered gateway's timeouts, replicas, health checks, retries and drain, proven with the real Traefik.
 
 What is proven, each time on evidence the backends record themselves (tests/resilience_backend.py
-logs every request, every health check and every connection Traefik closes):
+logs every request, every health check, every connection Traefik closes and every late answer):
 
 - a route's `timeout` is the transport's responseHeaderTimeout: a backend that never answers
   costs the client a 504 after that timeout, and Traefik closes the backend's connection;
@@ -12,7 +12,12 @@ logs every request, every health check and every connection Traefik closes):
   refused with 413 by the route's buffering middleware and never reaches the backend (the
   retry alone would forward it once, unretried);
 - the retry's `timeout` (the route's timeout) stops retrying: a hung backend sees one
-  attempt and the client gets 504 after one timeout, not after one per attempt.
+  attempt and the client gets 504 after one timeout, not after one per attempt;
+- on SIGTERM Traefik finishes in-flight requests for the longest route timeout: msgen renders
+  both entrypoints' `lifeCycle.graceTimeOut` as the route's 20s, so a request the backend answers
+  only after 12s (past Traefik's default 10s drain, which cuts it) still reaches the client as
+  200, and Traefik then exits on its own, with 0. This test stops its Traefik, so it runs one of
+  its own (its own free ports, the same rewrite) beside the module's shared gateway.
 
 The blueprint is rendered by msgen; the test then rewrites only what loopback needs: the
 entrypoint addresses (free 127.0.0.1 ports), the file provider's directory (a temp dir),
@@ -29,17 +34,19 @@ import copy
 import http.client
 import json
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
-from realtools import free_port, start, stop, traefik, wait_for_port
+from realtools import free_port, log_tail, start, stop, traefik, wait_for_port
 
 from msgen.api import RenderRequest, render
 
@@ -88,10 +95,11 @@ MEASURED: dict[str, object] = {}  # timings and counts, printed at the end for t
 class Gateway:
     """A running Traefik and its backends; everything on 127.0.0.1."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, backends: dict[str, str] = BACKENDS):
         self.root = root
+        self.backends = backends  # backend name -> its resilience_backend.py mode
         self.ports = {name: free_port() for name in ("web", "websecure", "metrics", "traefik")}
-        self.backend_ports = {name: free_port() for name in BACKENDS}
+        self.backend_ports = {name: free_port() for name in backends}
         self.processes: list[subprocess.Popen] = []
         self.process: subprocess.Popen | None = None
         self.rendered: dict = {}  # msgen's dynamic file as rendered, before the loopback rewrite
@@ -108,7 +116,7 @@ class Gateway:
             str(BACKEND),
             name,
             str(self.backend_ports[name]),
-            BACKENDS[name],
+            self.backends[name],
             str(self.log(name)),
             str(self.flag(name)),
         ]
@@ -362,3 +370,107 @@ def test_retries_stop_at_the_route_timeout(gateway):
     assert status == 504
     assert len(attempts) == 1, attempts  # the first try used up the retry's 1s: no second one
     assert 0.95 <= elapsed < 2.9, elapsed  # one timeout; three tries would need at least 3s
+
+
+DRAIN_BLUEPRINT = f"""\
+version: 1
+project: {PROJECT}
+regions:
+  home: {{jurisdiction: DE}}
+gateway:
+  domain: {DOMAIN}
+  acme_email: ops@example.com
+services:
+  long:
+    image: example/long:1.0.0
+    port: 8080
+    replicas: 1
+    route: {{path_prefix: /long, timeout: 20s}}
+"""
+ANSWER_AFTER = 12.0  # seconds: past Traefik's default 10s drain, within the route's 20s
+GRACE = 20.0  # the route's timeout, which msgen renders as both entrypoints' graceTimeOut
+
+
+@pytest.fixture
+def lone_gateway(tmp_path):
+    """A Traefik of its own (the test stops it) before one `late` backend, apart from the module's gateway."""
+    binary = traefik()
+    (tmp_path / "blueprint.yaml").write_text(DRAIN_BLUEPRINT)
+    outcome = render(RenderRequest(tmp_path / "blueprint.yaml", tmp_path / "out"))
+    assert outcome.wrote, [f.message for f in outcome.analysis.findings]
+    running = Gateway(tmp_path, {"long": "late"})
+    config = rewrite_for_loopback(tmp_path / "out", running)
+    try:
+        running.start_backend("long")
+        running.process = start([str(binary), f"--configFile={config}"], tmp_path / "traefik.log")
+        wait_for_port(running.ports["traefik"], process=running.process)
+        wait_for_port(running.ports["websecure"], process=running.process)
+        wait_for(lambda: _long_loaded(running), "Traefik loading the long route with its server up")
+        yield running
+    finally:
+        if running.process is not None:
+            stop(running.process)
+        for process in running.processes:
+            stop(process)
+
+
+def _long_loaded(gateway: Gateway) -> bool:
+    if gateway.process is not None and gateway.process.poll() is not None:
+        raise AssertionError(f"traefik exited with {gateway.process.returncode}")
+    router = gateway.api("/api/http/routers/long@file") or {}
+    service = gateway.api("/api/http/services/long@file") or {}
+    return router.get("status") == "enabled" and list(service.get("serverStatus", {}).values()) == ["UP"]
+
+
+def test_sigterm_lets_an_in_flight_request_finish_for_the_longest_route_timeout(lone_gateway):
+    gateway = lone_gateway
+    static = yaml.safe_load((gateway.root / "out/traefik/traefik.yml").read_text())  # msgen's file, before the rewrite
+    for name in ("web", "websecure"):
+        assert static["entryPoints"][name]["transport"] == {"lifeCycle": {"graceTimeOut": "20s"}}, name
+    served = yaml.safe_load((gateway.root / "traefik.yml").read_text())  # what Traefik runs
+    for name in ("web", "websecure"):
+        assert served["entryPoints"][name]["transport"] == static["entryPoints"][name]["transport"], name  # untouched by the rewrite
+        assert gateway.api(f"/api/entrypoints/{name}")["transport"]["lifeCycle"] == {"graceTimeOut": "20s"}, name  # as Traefik read it
+
+    started = time.monotonic()
+
+    def client() -> tuple[int | None, str, float]:
+        try:
+            status, text, _, _ = gateway.send("GET", "/long/report", headers={"X-Answer-After": str(ANSWER_AFTER)})
+            return status, text, time.monotonic() - started
+        except (OSError, http.client.HTTPException) as error:  # the connection cut: what Traefik's 10s default does
+            return None, repr(error), time.monotonic() - started
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        answer = pool.submit(client)
+        received = wait_for(lambda: gateway.events("long", "request"), "the backend receiving the request")
+        request_id = received[0][-2]
+        gateway.process.send_signal(signal.SIGTERM)  # the request is in flight: the backend holds it for 12s
+        sigterm_at = time.monotonic() - started
+        try:
+            code = gateway.process.wait(timeout=GRACE + 10)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"traefik still running {GRACE + 10}s after SIGTERM\n{log_tail(gateway.log('traefik'))}") from None
+        exited_at = time.monotonic() - started
+        status, text, answered_at = answer.result(timeout=30)
+    finally:
+        pool.shutdown(wait=True)
+    backend = {kind: gateway.events("long", kind, request_id) for kind in ("answered", "closed")}
+    measured = {
+        "status": status,
+        "client_answered_at": round(answered_at, 3),
+        "sigterm_at": round(sigterm_at, 3),
+        "traefik_exited_at": round(exited_at, 3),
+        "traefik_exit_code": code,
+        "backend_answered": len(backend["answered"]),
+        "backend_saw_close": len(backend["closed"]),
+    }
+    MEASURED["drain"] = measured
+    print(f"\ndrain: {json.dumps(measured, sort_keys=True)}")
+    evidence = f"{measured}, client: {text!r}\n{log_tail(gateway.log('traefik'))}"
+    assert (status, text) == (200, "long\n"), evidence  # Traefik's default 10s drain cuts this connection
+    assert answered_at - sigterm_at > 10, evidence  # the answer came after the default drain would have ended
+    assert len(backend["answered"]) == 1 and not backend["closed"], evidence  # the backend wrote its answer, uncut
+    assert answered_at - 0.5 < exited_at < sigterm_at + GRACE, evidence  # it exits once the request is done, within the grace
+    assert code == 0, evidence
