@@ -74,8 +74,16 @@ def blueprint_text(count: int) -> str:
         "  anti_affinity: preferred",
         "compose:",
         "  host: node-1",
+        f"  subnet_pool: 10.0.0.0/{pool_prefix(count)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def pool_prefix(count: int) -> int:
+    """A subnet pool with twice the room the stack's networks take: about six /29 networks a
+    service (its calls, route, scrape, datastore, exporter and the exporter's scrape)."""
+    needed = 2 * 6 * 8 * count
+    return min(16, 32 - (needed - 1).bit_length())
 
 
 def write_blueprint(count: int, folder: Path) -> Path:

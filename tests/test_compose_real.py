@@ -6,6 +6,8 @@ before it talks to an engine; `config --format json` shows what the containers w
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import json
 import subprocess
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from ruamel.yaml import YAML
 
+from msgen import api
 from msgen.targets import compose
 from tests import compose_variants as variants
 from tests import realtools
@@ -130,3 +133,42 @@ def test_document_is_what_compose_reads(binary, outputs):
         memory = entry["deploy"]["resources"]["limits"]["memory"]
         factor = {"k": 1024, "m": 1024**2, "g": 1024**3}[memory[-1]]
         assert loaded["services"][name]["deploy"]["resources"]["limits"]["memory"] == str(int(memory[:-1]) * factor)
+
+
+def wide_blueprint(count: int) -> str:
+    """`count` services in a binary call tree, each routed, scraped and owning a datastore:
+    about six networks a service, far more than Docker's default address pools hold."""
+    lines = ["version: 1", "project: wide", "gateway: {domain: wide.example.com}", "services:"]
+    for index in range(count):
+        lines += [
+            f"  s{index}:",
+            f"    image: example/s{index}:1.0.0",
+            "    port: 8080",
+            f"    route: {{path_prefix: /s{index}}}",
+            "    metrics: {}",
+            f"    datastore: d{index}",
+        ]
+        callees = [f"s{child}" for child in (2 * index + 1, 2 * index + 2) if child < count]
+        if callees:
+            lines += [f"    calls: [{', '.join(callees)}]", "    parallel_calls: true"]
+    lines.append("datastores:")
+    lines += [f'  d{index}: {{engine: redis, version: "7", memory: 64Mi, role: cache}}' for index in range(count)]
+    lines += ["observability: {prometheus: {}}", "compose: {}"]
+    return "\n".join(lines) + "\n"
+
+
+def test_compose_loads_hundreds_of_networks_with_their_subnets(binary, tmp_path):
+    (tmp_path / "blueprint.yaml").write_text(wide_blueprint(300))
+    out = tmp_path / "out"
+    outcome = api.render(api.RenderRequest(tmp_path / "blueprint.yaml", out, targets=("compose",)))
+    assert outcome.wrote, [f.message for f in outcome.analysis.findings if f.severity == "error"]
+    document = YAML(typ="safe", pure=True).load((out / variants.COMPOSE_FILE).read_text(encoding="utf-8"))
+    variants.create_secrets(out, document)
+    loaded = _loaded(binary, out)
+    networks = loaded["networks"]
+    assert len(networks) > 1500
+    subnets = [ipaddress.IPv4Network(network["ipam"]["config"][0]["subnet"]) for network in networks.values()]
+    pool = ipaddress.IPv4Network("10.201.0.0/16")
+    assert all(subnet.subnet_of(pool) for subnet in subnets)
+    ordered = sorted(subnets)
+    assert all(a.broadcast_address < b.network_address for a, b in itertools.pairwise(ordered))

@@ -151,18 +151,26 @@ def allocate(pool: str, addresses: dict[str, int]) -> dict[str, str]:
     unit = 2 ** (32 - SMALLEST_PREFIX)
     units = max(block.num_addresses // unit, 0)
     used = bytearray(units)
+    free = units
     placed: dict[str, str] = {}
-    for name in sorted(addresses, key=lambda network: (prefix_for(addresses[network]), network)):
-        span = 2 ** (32 - prefix_for(addresses[name])) // unit  # in /29 units, a power of two
+    prefixes = {name: prefix_for(count) for name, count in addresses.items()}
+    for name in sorted(addresses, key=lambda network: (prefixes[network], network)):
+        span = 2 ** (32 - prefixes[name]) // unit  # in /29 units, a power of two
         slots = units // span
-        if slots == 0:
+        # larger blocks go first and every block is aligned to its size, so whenever `span`
+        # units are free, an aligned free block of that size exists: the probe finds it
+        if free < span:
             continue
+        free -= span
         start = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % slots
         for step in range(slots):
             first = ((start + step) % slots) * span
             if not any(used[first : first + span]):
                 used[first : first + span] = b"\x01" * span
-                network = ipaddress.IPv4Network((int(block.network_address) + first * unit, 32 - (span * unit).bit_length() + 1))
-                placed[name] = str(network)
+                placed[name] = f"{_dotted(int(block.network_address) + first * unit)}/{32 - (span * unit).bit_length() + 1}"
                 break
     return placed
+
+
+def _dotted(address: int) -> str:
+    return ".".join(str((address >> shift) & 255) for shift in (24, 16, 8, 0))
