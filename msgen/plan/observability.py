@@ -9,6 +9,7 @@ objects for the Prometheus operator). PromQL expressions are built here, never i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from msgen import images
 from msgen.contract import PASSWORD_FILE
@@ -174,7 +175,12 @@ class ObservabilityPlan:
     unscraped: tuple[str, ...]  # services without `metrics` (only the gateway sees them, if routed)
 
     def size(self, name: str) -> ContainerSize:
-        return next(size for size in self.sizes if size.name == name)
+        return self._sizes_by_name[name]
+
+    # one lookup per exporter: keep it O(1) for thousands of datastores
+    @cached_property
+    def _sizes_by_name(self) -> dict[str, ContainerSize]:
+        return {size.name: size for size in self.sizes}
 
     @property
     def monitors(self) -> tuple[str, ...]:
