@@ -156,3 +156,35 @@ def start(args: list[str], log: Path, **kwargs) -> subprocess.Popen:
     """Start a server in its own process group with its output in `log`."""
     handle = open(log, "ab")  # noqa: SIM115 - the process owns it until it ends
     return subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
+
+
+def traefik_static_on_loopback(out: Path, root: Path, ports: dict[str, int]) -> Path:
+    """msgen's rendered traefik.yml with only what loopback needs changed, written under `root`:
+    each entrypoint on its free 127.0.0.1 port, the file provider reading `root`/dynamic, the
+    ACME resolver's server a closed loopback port and its storage in `root`, and the API on
+    the `traefik` entrypoint (the test's own window; msgen never renders `insecure`)."""
+    import yaml
+
+    static = yaml.safe_load((out / "traefik/traefik.yml").read_text())
+    for name, port in ports.items():
+        static["entryPoints"][name]["address"] = f"127.0.0.1:{port}"
+    static["providers"]["file"]["directory"] = str(root / "dynamic")
+    acme = static["certificatesResolvers"]["letsencrypt"]["acme"]
+    acme["caServer"] = f"https://127.0.0.1:{free_port()}/directory"  # nothing listens there
+    acme["storage"] = str(root / "acme.json")
+    static.setdefault("api", {})["insecure"] = True
+    static["log"]["level"] = "DEBUG"
+    (root / "traefik.yml").write_text(yaml.safe_dump(static))
+    return root / "traefik.yml"
+
+
+def start_traefik(config: Path, log: Path, ports: dict[str, int]) -> subprocess.Popen:
+    """The real Traefik on `config`, once its API (`traefik`) and `websecure` entrypoints listen."""
+    process = start([str(traefik()), f"--configFile={config}"], log)
+    try:
+        wait_for_port(ports["traefik"], process=process)
+        wait_for_port(ports["websecure"], process=process)
+    except BaseException:
+        stop(process)
+        raise
+    return process

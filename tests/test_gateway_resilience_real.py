@@ -46,7 +46,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from realtools import free_port, log_tail, start, stop, traefik, wait_for_port
+from realtools import free_port, log_tail, start, start_traefik, stop, traefik_static_on_loopback, wait_for_port
 
 from msgen.api import RenderRequest, render
 
@@ -55,7 +55,7 @@ pytestmark = pytest.mark.realtool
 PROJECT = "resil"
 DOMAIN = "gw.test"
 BACKEND = Path(__file__).with_name("resilience_backend.py")
-BLUEPRINT = f"""\
+HEADER = f"""\
 version: 1
 project: {PROJECT}
 regions:
@@ -63,6 +63,8 @@ regions:
 gateway:
   domain: {DOMAIN}
   acme_email: ops@example.com
+"""
+BLUEPRINT = f"""{HEADER}\
   max_request_body: 1Ki
   rate_limit: {{average: 1000, burst: 1000, period: 1s}}
 services:
@@ -179,17 +181,8 @@ def replica_url(service: str, replica: int) -> str:
 
 def rewrite_for_loopback(out: Path, gateway: Gateway) -> Path:
     """Only what loopback needs: addresses, server URLs, paths, the ACME server, the test's API."""
-    static = yaml.safe_load((out / "traefik/traefik.yml").read_text())
-    for name, port in gateway.ports.items():
-        static["entryPoints"][name]["address"] = f"127.0.0.1:{port}"
+    traefik_static_on_loopback(out, gateway.root, gateway.ports)
     dynamic_dir = gateway.root / "dynamic"
-    static["providers"]["file"]["directory"] = str(dynamic_dir)
-    acme = static["certificatesResolvers"]["letsencrypt"]["acme"]
-    acme["caServer"] = f"https://127.0.0.1:{free_port()}/directory"  # nothing listens there
-    acme["storage"] = str(gateway.root / "acme.json")
-    static["api"] = {"insecure": True}  # the test's own window, on the loopback `traefik` entrypoint
-    static["log"]["level"] = "DEBUG"
-    (gateway.root / "traefik.yml").write_text(yaml.safe_dump(static))
 
     dynamic_file = out / f"traefik/dynamic/{PROJECT}.yml"
     gateway.rendered = yaml.safe_load(dynamic_file.read_text())
@@ -208,7 +201,6 @@ def rewrite_for_loopback(out: Path, gateway: Gateway) -> Path:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
-    binary = traefik()
     root = tmp_path_factory.mktemp("resilience")
     (root / "blueprint.yaml").write_text(BLUEPRINT)
     outcome = render(RenderRequest(root / "blueprint.yaml", root / "out"))
@@ -219,9 +211,7 @@ def gateway(tmp_path_factory):
     try:
         for name in BACKENDS:
             running.start_backend(name)
-        running.process = start([str(binary), f"--configFile={config}"], root / "traefik.log")
-        wait_for_port(running.ports["traefik"], process=running.process)
-        wait_for_port(running.ports["websecure"], process=running.process)
+        running.process = start_traefik(config, root / "traefik.log", running.ports)
         wait_for(lambda: _loaded(running), "Traefik loading the dynamic file with every server up")
         yield running
         failed = False
@@ -372,14 +362,7 @@ def test_retries_stop_at_the_route_timeout(gateway):
     assert 0.95 <= elapsed < 2.9, elapsed  # one timeout; three tries would need at least 3s
 
 
-DRAIN_BLUEPRINT = f"""\
-version: 1
-project: {PROJECT}
-regions:
-  home: {{jurisdiction: DE}}
-gateway:
-  domain: {DOMAIN}
-  acme_email: ops@example.com
+DRAIN_BLUEPRINT = f"""{HEADER}\
 services:
   long:
     image: example/long:1.0.0
@@ -394,7 +377,6 @@ GRACE = 20.0  # the route's timeout, which msgen renders as both entrypoints' gr
 @pytest.fixture
 def lone_gateway(tmp_path):
     """A Traefik of its own (the test stops it) before one `late` backend, apart from the module's gateway."""
-    binary = traefik()
     (tmp_path / "blueprint.yaml").write_text(DRAIN_BLUEPRINT)
     outcome = render(RenderRequest(tmp_path / "blueprint.yaml", tmp_path / "out"))
     assert outcome.wrote, [f.message for f in outcome.analysis.findings]
@@ -402,9 +384,7 @@ def lone_gateway(tmp_path):
     config = rewrite_for_loopback(tmp_path / "out", running)
     try:
         running.start_backend("long")
-        running.process = start([str(binary), f"--configFile={config}"], tmp_path / "traefik.log")
-        wait_for_port(running.ports["traefik"], process=running.process)
-        wait_for_port(running.ports["websecure"], process=running.process)
+        running.process = start_traefik(config, tmp_path / "traefik.log", running.ports)
         wait_for(lambda: _long_loaded(running), "Traefik loading the long route with its server up")
         yield running
     finally:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from realtools import free_port, start, stop, traefik, wait_for_port
+from realtools import free_port, start, start_traefik, stop, traefik, traefik_static_on_loopback, wait_for_port
 
 from msgen.api import RenderRequest, render
 
@@ -123,17 +123,8 @@ def get(connection: http.client.HTTPConnection, path: str, host: str = DOMAIN, h
 
 def rewrite_for_loopback(out: Path, gateway: Gateway) -> Path:
     """Only what loopback needs: addresses, backend URLs, paths, the ACME server."""
-    static = yaml.safe_load((out / "traefik/traefik.yml").read_text())
-    for name, port in gateway.ports.items():
-        static["entryPoints"][name]["address"] = f"127.0.0.1:{port}"
+    traefik_static_on_loopback(out, gateway.root, gateway.ports)
     dynamic_dir = gateway.root / "dynamic"
-    static["providers"]["file"]["directory"] = str(dynamic_dir)
-    acme = static["certificatesResolvers"]["letsencrypt"]["acme"]
-    acme["caServer"] = f"https://127.0.0.1:{free_port()}/directory"  # nothing listens there
-    acme["storage"] = str(gateway.root / "acme.json")
-    static["api"]["insecure"] = True  # the test's own window, on the loopback `traefik` entrypoint
-    static["log"]["level"] = "DEBUG"
-    (gateway.root / "traefik.yml").write_text(yaml.safe_dump(static))
 
     dynamic_file = next((out / "traefik/dynamic").glob("*.yml"))
     dynamic = yaml.safe_load(dynamic_file.read_text())
@@ -151,7 +142,6 @@ def rewrite_for_loopback(out: Path, gateway: Gateway) -> Path:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
-    binary = traefik()
     root = tmp_path_factory.mktemp("traefik")
     (root / "blueprint.yaml").write_text(BLUEPRINT)
     outcome = render(RenderRequest(root / "blueprint.yaml", root / "out"))
@@ -161,9 +151,7 @@ def gateway(tmp_path_factory):
     try:
         for name in MODES:
             running.start_backend(name)
-        running.process = start([str(binary), f"--configFile={config}"], root / "traefik.log")
-        wait_for_port(running.ports["traefik"], process=running.process)
-        wait_for_port(running.ports["websecure"], process=running.process)
+        running.process = start_traefik(config, root / "traefik.log", running.ports)
         _wait_for_routers(running)
         yield running
     finally:
@@ -345,7 +333,6 @@ EXPRESSIONS = [
 @pytest.fixture(scope="module")
 def traefik_verdicts(tmp_path_factory) -> dict[str, str | None]:
     """Boot Traefik once with one router per expression; expression -> its error (None if enabled)."""
-    binary = traefik()
     root = tmp_path_factory.mktemp("expressions")
     api, web = free_port(), free_port()
     dynamic: dict = {
@@ -368,7 +355,7 @@ def traefik_verdicts(tmp_path_factory) -> dict[str, str | None]:
         "log": {"noColor": True},
     }
     (root / "traefik.yml").write_text(yaml.safe_dump(static))
-    process = start([str(binary), f"--configFile={root / 'traefik.yml'}"], root / "traefik.log")
+    process = start([str(traefik()), f"--configFile={root / 'traefik.yml'}"], root / "traefik.log")
     try:
         wait_for_port(api, process=process)
         deadline = time.monotonic() + 15

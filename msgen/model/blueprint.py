@@ -399,10 +399,7 @@ class Egress(Model):
     @classmethod
     def _address(cls, host: str) -> str:
         if _looks_numeric(host):
-            try:
-                ipaddress.IPv4Network(host)
-            except ValueError as error:
-                raise ValueError(f"{host!r} is not an IPv4 address or CIDR block ({error})") from None
+            ipv4_block(host, "an IPv4 address or CIDR block")
         return host
 
     @property
@@ -413,6 +410,13 @@ class Egress(Model):
 
 def _looks_numeric(host: str) -> bool:
     return host.replace(".", "").replace("/", "").isdigit()
+
+
+def ipv4_block(text: str, what: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(text)
+    except ValueError as error:
+        raise ValueError(f"{text!r} is not {what} ({error})") from None
 
 
 class Latency(Model):
@@ -683,10 +687,7 @@ class Compose(Model):
     @field_validator("subnet_pool")
     @classmethod
     def _pool(cls, pool: str) -> str:
-        try:
-            network = ipaddress.IPv4Network(pool)
-        except ValueError as error:
-            raise ValueError(f"{pool!r} is not an IPv4 CIDR block such as 10.201.0.0/16 ({error})") from None
+        network = ipv4_block(pool, "an IPv4 CIDR block such as 10.201.0.0/16")
         if network.prefixlen > 29:
             raise ValueError(f"{pool!r} is smaller than one /29 subnet")
         return pool

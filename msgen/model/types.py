@@ -59,9 +59,10 @@ def _require_text_version(value: object) -> object:
     return value
 
 
-def _unit(cls, pattern: str, description: str):
+def _unit(parse, pattern: str, description: str):
+    """A blueprint quantity: read by `parse`, written back as the text the blueprint gave."""
     return (
-        PlainValidator(cls.parse),
+        PlainValidator(parse),
         PlainSerializer(lambda value: value.text, return_type=str),
         WithJsonSchema({"type": "string", "pattern": pattern, "description": description}),
     )
@@ -72,24 +73,12 @@ EnvName = Annotated[str, AfterValidator(_check_env_name)]
 # free text that reaches traefik/dynamic/<project>.yml
 TraefikText = Annotated[str, AfterValidator(_no_go_template)]
 VersionText = Annotated[str, BeforeValidator(_require_text_version)]
-DurationField = Annotated[Duration, *_unit(Duration, r"^[0-9]+(ms|s|m|h|d)$", "duration, e.g. 250ms, 10s, 2m")]
+DurationField = Annotated[Duration, *_unit(Duration.parse, r"^[0-9]+(ms|s|m|h|d)$", "duration, e.g. 250ms, 10s, 2m")]
 PositiveDurationField = Annotated[
-    Duration,
-    PlainValidator(Duration.parse_positive),
-    PlainSerializer(lambda value: value.text, return_type=str),
-    WithJsonSchema(
-        {"type": "string", "pattern": r"^[0-9]*[1-9][0-9]*(ms|s|m|h|d)$", "description": "duration longer than 0, e.g. 250ms, 10s"}
-    ),
+    Duration, *_unit(Duration.parse_positive, r"^[0-9]*[1-9][0-9]*(ms|s|m|h|d)$", "duration longer than 0, e.g. 250ms, 10s")
 ]
-MemoryField = Annotated[Memory, *_unit(Memory, r"^[0-9]+(Ki|Mi|Gi|Ti)$", "memory size, e.g. 128Mi, 2Gi")]
-SizeField = Annotated[
-    Memory,
-    PlainValidator(Memory.parse_size),
-    PlainSerializer(lambda value: value.text, return_type=str),
-    WithJsonSchema(
-        {"type": "string", "pattern": r"^[0-9]*[1-9][0-9]*(Ki|Mi|Gi|Ti)$", "description": "size larger than 0, e.g. 512Ki, 1Mi"}
-    ),
-]
+MemoryField = Annotated[Memory, *_unit(Memory.parse, r"^[0-9]+(Ki|Mi|Gi|Ti)$", "memory size, e.g. 128Mi, 2Gi")]
+SizeField = Annotated[Memory, *_unit(Memory.parse_size, r"^[0-9]*[1-9][0-9]*(Ki|Mi|Gi|Ti)$", "size larger than 0, e.g. 512Ki, 1Mi")]
 CpuField = Annotated[
     Cpu,
     PlainValidator(Cpu.parse),
