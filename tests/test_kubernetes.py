@@ -455,3 +455,63 @@ def test_requests_above_the_default_limit_are_a_plain_finding(write_blueprint):
     found = [f for f in api.analyse(path).findings if f.id == "k8s-resources"]
     assert [(f.severity, f.path, f.line) for f in found] == [("error", "services.web.resources", 7)]
     assert "requests 1 cpu but is limited to 500m" in found[0].message
+
+
+# --- env values: Kubernetes' $(VAR) expansion -------------------------------------------------
+
+
+def expand(value: str, defined: dict[str, str]) -> str:
+    """What a container receives for an EnvVar value, by the rules the API documents: `$(NAME)`
+    is replaced by an earlier variable's value (left as it is when none is defined), `$$`
+    becomes `$`, and any other `$` stays."""
+    out, index = [], 0
+    while index < len(value):
+        char = value[index]
+        if char != "$" or index + 1 == len(value):
+            out.append(char)
+            index += 1
+            continue
+        following = value[index + 1]
+        if following == "$":
+            out.append("$")
+            index += 2
+        elif following == "(":
+            close = value.find(")", index + 2)
+            if close == -1:
+                out.append("$(")
+                index += 2
+            else:
+                name = value[index + 2 : close]
+                out.append(defined.get(name, f"$({name})"))
+                index = close + 1
+        else:
+            out.append("$" + following)
+            index += 2
+    return "".join(out)
+
+
+def test_expansion_model_follows_the_documented_rules():
+    defined = {"A": "1"}
+    assert expand("x$(A)y", defined) == "x1y"
+    assert expand("$$(A)", defined) == "$(A)"
+    assert expand("$(B)", defined) == "$(B)"
+    assert expand("a$b$", defined) == "a$b$"
+    assert expand("$(open", defined) == "$(open"
+
+
+ODD_VALUES = {"PATTERN": "pa$(DB_PORT)word", "DOUBLE": "a$$b", "LONE": "cost$", "OPEN": "$(unclosed", "NESTED": "$$(DB_HOST)"}
+
+
+def test_env_values_arrive_as_in_compose(write_blueprint):
+    env = "{" + ", ".join(f'{key}: "{value}"' for key, value in ODD_VALUES.items()) + "}"
+    text = REFERENCE.read_text().replace("    env: {LOG_LEVEL: info}", f"    env: {env}")
+    analysis = analyse(write_blueprint(text))
+    container = by_kind(analysis, "Deployment")["payment"]["spec"]["template"]["spec"]["containers"][0]
+    received: dict[str, str] = {}
+    for variable in container["env"]:
+        received[variable["name"]] = expand(variable["value"], received)
+    compose_env = yaml.safe_load(analysis.files["compose/docker-compose.yml"].text)["services"]["payment"]["environment"]
+    for key, value in ODD_VALUES.items():
+        assert received[key] == value, key
+        assert compose_env[key].replace("$$", "$") == value, key  # compose turns `$$` into `$`
+    assert received["DB_PORT"] == "3306"  # a wiring value, unharmed

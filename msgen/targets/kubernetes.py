@@ -393,6 +393,12 @@ def secret_sources(service: ServicePlan) -> list[dict]:
     return sources
 
 
+def env_vars(pairs) -> list[dict]:
+    """EnvVar entries whose values arrive as written: Kubernetes expands `$(NAME)` in a value
+    and turns `$$` into `$`, so every `$` is doubled (compose gets the same literal)."""
+    return [{"name": key, "value": value.replace("$", "$$")} for key, value in pairs]
+
+
 def service_container(plan, service: ServicePlan) -> dict:
     probe = plan.kubernetes.probes[service.name]
     ports = [{"name": HTTP_PORT, "containerPort": service.port, "protocol": "TCP"}]
@@ -405,7 +411,7 @@ def service_container(plan, service: ServicePlan) -> dict:
         "name": service.name,
         "image": service.image,
         "ports": ports,
-        "env": [{"name": key, "value": value} for key, value in plan.kubernetes.env[service.name]],
+        "env": env_vars(plan.kubernetes.env[service.name]),
         "resources": {
             "requests": quantity(service.requests.cpu, service.requests.memory),
             "limits": quantity(service.limits.cpu, service.limits.memory),
@@ -562,7 +568,7 @@ def engine_container(store: DatastorePlan, facts: EngineFacts) -> dict:
         # the password reaches the server from the secret file, never through redis.conf
         start = f'exec redis-server {facts.config_mount} --requirepass "$(cat {SECRETS_DIR}/{DB_PASSWORD_KEY})"'
         container["command"] = ["sh", "-c", start]
-    env = [{"name": key, "value": value.format(db_name=store.db_name, db_user=store.db_user)} for key, value in facts.env]
+    env = env_vars((key, value.format(db_name=store.db_name, db_user=store.db_user)) for key, value in facts.env)
     if env:
         container["env"] = env
     amount = quantity(store.cpu, store.memory)
@@ -587,7 +593,7 @@ def exporter_container(plan, store: DatastorePlan) -> dict:
         container["command"] = list(exporter.entrypoint)
     container["args"] = list(exporter.command)
     if exporter.environment:
-        container["env"] = [{"name": key, "value": value} for key, value in exporter.environment]
+        container["env"] = env_vars(exporter.environment)
     amount = quantity(cpu, memory)
     container.update(
         ports=[{"name": METRICS_PORT, "containerPort": exporter.port, "protocol": "TCP"}],
