@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from msgen.checks.capacity import Capacity, Inspector
 from msgen.plan import Plan
 from msgen.plan import gateway as gw
+from msgen.plan import kubernetes as k8s
 from msgen.plan.latency import LatencyPlan, describe_branch, format_ms
 from msgen.plan.observability import AlertRule, ObservabilityPlan, prom_duration
 from msgen.plan.residency import ResidencyPlan
@@ -140,7 +141,14 @@ def kubernetes_section(plan: Plan) -> list[Section]:
             )
         )
     columns = ("workload", "kind", "replicas", "nodes", "anti-affinity", "rolling update", "survives losing a node")
-    return [Section(f"Kubernetes (namespace {kube.namespace}, version {kube.version})", columns, tuple(rows))]
+    features = tuple(
+        (feature.name, feature.since, "yes: " + feature.does if kube.has(feature.name) else f"no: {feature.without}")
+        for feature in k8s.FEATURES
+    )
+    return [
+        Section(f"Kubernetes (namespace {kube.namespace}, version {kube.version})", columns, tuple(rows)),
+        Section(f"Kubernetes fields by version (cluster {kube.version})", ("field", "since", "written"), features),
+    ]
 
 
 def compose_section(plan: Plan) -> list[Section]:

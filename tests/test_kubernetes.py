@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from msgen import api
+from msgen import api, views
 from msgen.errors import BlueprintError
 from msgen.model.load import load_blueprint
+from msgen.model.versions import KUBERNETES_VERSIONS
 from msgen.targets import kubernetes as target
 from msgen.targets.traefik import HELM_VALUES
 from msgen.verify import kubernetes as verifier
@@ -120,11 +121,13 @@ def test_reference_renders_every_kind_without_kubernetes_findings(reference):
     assert [f for f in reference.findings if f.id.startswith("k8s-") or f.id == "anti-affinity"] == []
 
 
-@pytest.mark.parametrize("version", ["1.28", "1.37"])
-def test_every_core_object_passes_kubernetes_validate_strict(reference, version):
+@pytest.mark.parametrize("version", [KUBERNETES_VERSIONS[0], "1.26", "1.27", "1.29", "1.30", KUBERNETES_VERSIONS[-1]])
+def test_every_core_object_passes_kubernetes_validate_strict(write_blueprint, version):
+    """Rendered for each version where a field appears (1.26, 1.27, 1.30) and for the ends of the range."""
     import kubernetes_validate
 
-    objects = core_objects(reference)
+    rendered = analyse(write_blueprint(REFERENCE.read_text().replace('version: "1.30"', f'version: "{version}"')))
+    objects = core_objects(rendered)
     assert len(objects) > 20
     for _path, document in objects:
         # raises ValidationError with the field on any unknown key, wrong type, missing field
@@ -515,3 +518,61 @@ def test_env_values_arrive_as_in_compose(write_blueprint):
         assert received[key] == value, key
         assert compose_env[key].replace("$$", "$") == value, key  # compose turns `$$` into `$`
     assert received["DB_PORT"] == "3306"  # a wiring value, unharmed
+
+
+# --- workloads that survive: probes, shutdown, placement, version gates ----------------------
+
+
+def reference_at(write_blueprint, version: str, replace: tuple[str, str] = ("", "")):
+    text = REFERENCE.read_text().replace('version: "1.30"', f'version: "{version}"')
+    return analyse(write_blueprint(text.replace(*replace) if replace[0] else text))
+
+
+def test_liveness_tolerates_more_than_readiness_and_may_have_its_own_path(write_blueprint):
+    plain = by_kind(reference_at(write_blueprint, "1.30"), "Deployment")["payment"]["spec"]["template"]["spec"]["containers"][0]
+    assert plain["readinessProbe"]["failureThreshold"] == 3 and plain["livenessProbe"]["failureThreshold"] == 6
+    assert plain["livenessProbe"]["httpGet"] == plain["readinessProbe"]["httpGet"]
+    own = reference_at(write_blueprint, "1.30", ("health: {path: /health, initial_delay", "health: {path: /health, liveness_path: /alive, initial_delay"))
+    container = by_kind(own, "Deployment")["payment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/alive" and container["readinessProbe"]["httpGet"]["path"] == "/health"
+
+
+def test_shutdown_grace_matches_compose_and_prestop_needs_1_30(write_blueprint):
+    recent = reference_at(write_blueprint, "1.30")
+    compose_file = yaml.safe_load(recent.files["compose/docker-compose.yml"].text)["services"]
+    for name, deployment in by_kind(recent, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        # the same grace as compose's stop_grace_period (whole seconds there: 33s, 19s)
+        assert f"{pod['terminationGracePeriodSeconds']}s" == compose_file[name]["stop_grace_period"], name
+        assert pod["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    older = by_kind(reference_at(write_blueprint, "1.29"), "Deployment")["payment"]["spec"]["template"]["spec"]
+    assert "lifecycle" not in older["containers"][0] and older["terminationGracePeriodSeconds"] == 33
+
+
+def test_budgets_spread_and_pod_security_follow_the_version(write_blueprint):
+    old, new = reference_at(write_blueprint, "1.25"), reference_at(write_blueprint, "1.27")
+    assert "unhealthyPodEvictionPolicy" not in by_kind(old, "PodDisruptionBudget")["payment"]["spec"]
+    assert by_kind(new, "PodDisruptionBudget")["payment"]["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    (old_spread,) = by_kind(old, "Deployment")["payment"]["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    (new_spread,) = by_kind(new, "Deployment")["payment"]["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert "matchLabelKeys" not in old_spread and new_spread["matchLabelKeys"] == ["pod-template-hash"]
+    labels = by_kind(new, "Namespace")["nordic-pay"]["metadata"]["labels"]
+    assert {labels[f"pod-security.kubernetes.io/{mode}-version"] for mode in ("enforce", "audit", "warn")} == {"v1.27"}
+    rows = {row[0]: row[2] for section in views.kubernetes_section(old.plan) for row in section.rows if section.columns[0] == "field"}
+    assert rows["preStop sleep"].startswith("no: ") and rows["unhealthyPodEvictionPolicy: AlwaysAllow"].startswith("no: ")
+
+
+def test_anti_affinity_is_preferred_by_default_only_where_replicas_exceed_nodes(write_blueprint):
+    five = ("    replicas: 3\n    region: oslo", "    replicas: 5\n    region: oslo")  # payment: 5 replicas, 4 nodes
+    text = REFERENCE.read_text().replace(*five)
+    assert "  anti_affinity: required" in text
+    unset = analyse(write_blueprint(text.replace("  anti_affinity: required", "")))
+    pods = {name: d["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"] for name, d in by_kind(unset, "Deployment").items()}
+    assert list(pods["payment"]) == ["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert list(pods["ledger"]) == ["requiredDuringSchedulingIgnoredDuringExecution"]  # 2 replicas fit 4 nodes
+    assert [f.message for f in unset.findings if f.id == "anti-affinity" and f.severity != "info"] == []
+    # the user's explicit choice is kept, and the error finding says why a replica would stay Pending
+    kept = analyse(write_blueprint(text))
+    assert kept.plan.kubernetes.services["payment"].anti_affinity == "required"
+    (error,) = [f for f in kept.findings if f.id == "anti-affinity" and f.severity == "error"]
+    assert "1 would stay Pending" in error.message

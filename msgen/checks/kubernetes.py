@@ -82,7 +82,7 @@ def anti_affinity_findings(plan) -> Iterator[Finding]:
                 "error",
                 at,
                 f"{name}: {workload.replicas} replicas with required anti-affinity need {workload.replicas} nodes, but {nodes} {'is' if nodes == 1 else 'are'} available {where}; {workload.replicas - nodes} would stay Pending",
-                f"lower replicas to {nodes}, add nodes, or set kubernetes.anti_affinity: preferred",
+                f"lower replicas to {nodes}, add nodes, or leave kubernetes.anti_affinity unset (a service with more replicas than nodes then prefers spreading)",
             )
         elif workload.anti_affinity == "required" and workload.replicas == nodes > 1:
             yield finding(

@@ -263,6 +263,13 @@ class Health(Model):
         default=Duration(3000, "3s"),
         description="How long one check may take before it counts as failed. Default 3s.",
     )
+    liveness_path: TraefikText | None = Field(
+        default=None,
+        pattern=r"^/\S*$",
+        description="The HTTP path of the Kubernetes liveness probe, when it should differ from path (a check of the "
+        "process alone, not its dependencies: a dependency's blip must not restart every replica). Default: path; "
+        "liveness then tolerates twice as many failures as readiness.",
+    )
     command: list[str] | None = Field(
         default=None,
         min_length=1,
@@ -647,10 +654,12 @@ class Kubernetes(Model):
         description='The cluster\'s Kubernetes minor version as a quoted string, "1.25" to "1.37"; the objects are '
         "checked against that version's schema. Required."
     )
-    anti_affinity: Literal["required", "preferred"] = Field(
-        default="required",
-        description="required: never two replicas of one service on one node; preferred: spread them when possible. "
-        "Default required, so that losing a node loses at most one replica.",
+    anti_affinity: Literal["required", "preferred"] | None = Field(
+        default=None,
+        description="required: never two replicas of one service on one node (a replica beyond the node count stays "
+        "Pending: the warning anti-affinity); preferred: spread them when possible. Default: required for a service "
+        "whose replicas fit its nodes (losing a node loses at most one replica), preferred for one with more replicas "
+        "than nodes.",
     )
     image_pull_secret: Name | None = Field(
         default=None,

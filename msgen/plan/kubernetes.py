@@ -31,6 +31,48 @@ DNS_NAMESPACE = "kube-system"
 DNS_POD = {"k8s-app": "kube-dns"}
 # a container that needs this long to answer its first health check is restarted
 STARTUP_WINDOW_S = 60
+# readiness takes a pod out of the endpoints after 3 failures; liveness restarts it only after
+# twice as many, so a dependency's blip never restarts every replica at once
+READINESS_FAILURES = 3
+LIVENESS_FAILURES = 6
+# a terminating pod keeps serving this long while Traefik and kube-proxy drop its endpoint
+PRESTOP_SLEEP_S = 5
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A field msgen writes only where the cluster's version has it."""
+
+    name: str
+    since: str  # the first minor version whose API has it (on by default)
+    does: str
+    without: str  # what an older cluster does instead
+
+
+FEATURES = (
+    Feature(
+        "unhealthyPodEvictionPolicy: AlwaysAllow",
+        "1.26",
+        "a PodDisruptionBudget lets a drain evict a pod that is not Ready",
+        "a drain can wait on a crash-looping pod",
+    ),
+    Feature(
+        "matchLabelKeys: [pod-template-hash]",
+        "1.27",
+        "the zone spread counts only the pods of the current rollout",
+        "a rollout can skew replicas across zones",
+    ),
+    Feature(
+        "preStop sleep",
+        "1.30",
+        f"a terminating pod keeps serving {PRESTOP_SLEEP_S}s while its endpoint is removed",
+        "no preStop (a sleep command needs a shell, which distroless images lack): a pod can get requests after SIGTERM",
+    ),
+)
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 @dataclass(frozen=True)
@@ -73,7 +115,7 @@ class KubernetesPlan:
     namespace: str
     version: str
     gateway_namespace: str
-    anti_affinity: str
+    anti_affinity: str | None  # the blueprint's; None: chosen per workload
     image_pull_secret: str | None
     nodes: tuple[NodePlan, ...]
     zones: tuple[str, ...]
@@ -83,6 +125,11 @@ class KubernetesPlan:
     env: dict[str, tuple[tuple[str, str], ...]]  # service -> its wiring with cluster DNS names
     probes: dict[str, ProbePlan]  # service -> probe timings
     callers: dict[str, tuple[str, ...]]  # service -> the services that call it, sorted
+
+    def has(self, feature: str) -> bool:
+        """Whether the cluster's version has the feature whose name starts with `feature`."""
+        wanted = next(item for item in FEATURES if item.name.startswith(feature))
+        return version_key(self.version) >= version_key(wanted.since)
 
 
 def recommended_labels(name: str, project: str, component: str) -> dict[str, str]:
@@ -111,6 +158,12 @@ def rollout(replicas: int, nodes: int, anti_affinity: str) -> tuple[int, int]:
         # one replica with a volume: the old pod must go before the new one can mount it
         return 0, 1
     return 1, 0
+
+
+def default_anti_affinity(replicas: int, nodes: int) -> str:
+    """required while the replicas fit the nodes (unknown nodes: assume they do), else preferred:
+    required anti-affinity would leave the extra replicas Pending."""
+    return "preferred" if nodes and replicas > nodes else "required"
 
 
 def survival(replicas: int, nodes: int, anti_affinity: str) -> str:
@@ -187,9 +240,8 @@ def plan_kubernetes(
         region = service.region if multi else None
         where = _nodes_in(nodes, service.region, multi)
         scraped = service.metrics_port is not None
-        service_plans[service.name] = _workload(
-            service.name, "service", service.replicas, where, kubernetes.anti_affinity, region, zones, project, scraped
-        )
+        mode = kubernetes.anti_affinity or default_anti_affinity(service.replicas, len(where))
+        service_plans[service.name] = _workload(service.name, "service", service.replicas, where, mode, region, zones, project, scraped)
     datastore_plans = {}
     for store in datastores:
         region = store.region if multi else None

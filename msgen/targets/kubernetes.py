@@ -196,7 +196,7 @@ def affinity(workload: k8s.WorkloadPlan) -> dict:
     return result
 
 
-def spread(workload: k8s.WorkloadPlan) -> list[dict]:
+def spread(workload: k8s.WorkloadPlan, has_match_label_keys: bool) -> list[dict]:
     if not workload.spread_zones:
         return []
     # ScheduleAnyway: zones with fewer nodes than others must not leave replicas Pending
@@ -206,6 +206,8 @@ def spread(workload: k8s.WorkloadPlan) -> list[dict]:
             "topologyKey": k8s.ZONE_KEY,
             "whenUnsatisfiable": "ScheduleAnyway",
             "labelSelector": {"matchLabels": dict(workload.selector)},
+            # only the pods of the current rollout count (a Deployment labels them with the hash)
+            **({"matchLabelKeys": ["pod-template-hash"]} if workload.component == "service" and has_match_label_keys else {}),
         }
     ]
 
@@ -215,7 +217,7 @@ def scheduling(plan, workload: k8s.WorkloadPlan) -> dict:
     placement = affinity(workload)
     if placement:
         spec["affinity"] = placement
-    constraints = spread(workload)
+    constraints = spread(workload, plan.kubernetes.has("matchLabelKeys"))
     if constraints:
         spec["topologySpreadConstraints"] = constraints
     if plan.kubernetes.image_pull_secret:
@@ -238,7 +240,11 @@ def disruption_budget(plan, workload: k8s.WorkloadPlan) -> dict:
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": metadata(plan, workload.name, workload.selector),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(workload.selector)}},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": dict(workload.selector)},
+            **({"unhealthyPodEvictionPolicy": "AlwaysAllow"} if plan.kubernetes.has("unhealthyPodEvictionPolicy") else {}),
+        },
     }
 
 
@@ -259,13 +265,11 @@ def namespace_object(plan) -> dict:
     kube = plan.kubernetes
     level = "baseline" if any(service.run_as_root for service in plan.services) else "restricted"
     labels = k8s.recommended_labels(kube.namespace, plan.project, "platform")
-    labels.update(
-        {
-            "pod-security.kubernetes.io/enforce": level,
-            "pod-security.kubernetes.io/audit": "restricted",
-            "pod-security.kubernetes.io/warn": "restricted",
-        }
-    )
+    # pinned to the cluster's version, so an upgrade never tightens the policy under running pods
+    version = f"v{kube.version}"
+    for mode, mode_level in (("enforce", level), ("audit", "restricted"), ("warn", "restricted")):
+        labels[f"pod-security.kubernetes.io/{mode}"] = mode_level
+        labels[f"pod-security.kubernetes.io/{mode}-version"] = version
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": kube.namespace, "labels": labels}}
 
 
@@ -417,11 +421,13 @@ def service_container(plan, service: ServicePlan) -> dict:
             "limits": quantity(service.limits.cpu, service.limits.memory),
         },
         "startupProbe": _http_probe(service.health_path, probe, probe.startup_failures, probe.initial_delay_s),
-        "readinessProbe": _http_probe(service.health_path, probe, 3),
-        "livenessProbe": _http_probe(service.health_path, probe, 3),
+        "readinessProbe": _http_probe(service.health_path, probe, k8s.READINESS_FAILURES),
+        "livenessProbe": _http_probe(service.service.health.liveness_path or service.health_path, probe, k8s.LIVENESS_FAILURES),
         "securityContext": container_security(service.run_as_root),
         "volumeMounts": mounts,
     }
+    if plan.kubernetes.has("preStop"):
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": k8s.PRESTOP_SLEEP_S}}}
     if not container["env"]:
         del container["env"]
     return container
@@ -435,12 +441,18 @@ def service_volumes(service: ServicePlan) -> list[dict]:
     return volumes
 
 
+def grace_seconds(plan, name: str) -> int:
+    """The workload's grace period (the same as compose's stop_grace_period), in whole seconds."""
+    return -(-plan.grace[name].period.ms // 1000)
+
+
 def deployment(plan, service: ServicePlan) -> dict:
     workload = plan.kubernetes.services[service.name]
     pod_spec = {
         "serviceAccountName": service.name,
         "automountServiceAccountToken": False,
         "securityContext": pod_security(service.run_as_root, user=service.uid),
+        "terminationGracePeriodSeconds": grace_seconds(plan, service.name),
         **scheduling(plan, workload),
         "containers": [service_container(plan, service)],
         "volumes": service_volumes(service),
