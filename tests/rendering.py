@@ -58,3 +58,33 @@ def verification(rendered: Rendered, files: dict[str, Built] | None = None) -> l
     """What `--deep` reports over `files` (by default the rendered ones), located."""
     context = VerifyContext(rendered.loaded.blueprint, rendered.plan, dict(files if files is not None else rendered.files))
     return locate(verify(context), rendered.loaded.source)
+
+
+def expand(value: str, defined: dict[str, str]) -> str:
+    """What a container receives for an EnvVar value, by the rules the API documents: `$(NAME)`
+    is replaced by an earlier variable's value (left as it is when none is defined), `$$`
+    becomes `$`, and any other `$` stays."""
+    out, index = [], 0
+    while index < len(value):
+        char = value[index]
+        if char != "$" or index + 1 == len(value):
+            out.append(char)
+            index += 1
+            continue
+        following = value[index + 1]
+        if following == "$":
+            out.append("$")
+            index += 2
+        elif following == "(":
+            close = value.find(")", index + 2)
+            if close == -1:
+                out.append("$(")
+                index += 2
+            else:
+                name = value[index + 2 : close]
+                out.append(defined.get(name, f"$({name})"))
+                index = close + 1
+        else:
+            out.append("$" + following)
+            index += 2
+    return "".join(out)

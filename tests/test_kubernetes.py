@@ -20,7 +20,7 @@ from msgen.targets import kubernetes as target
 from msgen.targets.traefik import HELM_VALUES
 from msgen.verify import kubernetes as verifier
 from msgen.verify import netpol
-from tests.rendering import edited, render_in_memory, verification
+from tests.rendering import edited, expand, render_in_memory, verification
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "blueprints" / "reference.yaml"
@@ -463,36 +463,6 @@ def test_requests_above_the_default_limit_are_a_plain_finding(write_blueprint):
 # --- env values: Kubernetes' $(VAR) expansion -------------------------------------------------
 
 
-def expand(value: str, defined: dict[str, str]) -> str:
-    """What a container receives for an EnvVar value, by the rules the API documents: `$(NAME)`
-    is replaced by an earlier variable's value (left as it is when none is defined), `$$`
-    becomes `$`, and any other `$` stays."""
-    out, index = [], 0
-    while index < len(value):
-        char = value[index]
-        if char != "$" or index + 1 == len(value):
-            out.append(char)
-            index += 1
-            continue
-        following = value[index + 1]
-        if following == "$":
-            out.append("$")
-            index += 2
-        elif following == "(":
-            close = value.find(")", index + 2)
-            if close == -1:
-                out.append("$(")
-                index += 2
-            else:
-                name = value[index + 2 : close]
-                out.append(defined.get(name, f"$({name})"))
-                index = close + 1
-        else:
-            out.append("$" + following)
-            index += 2
-    return "".join(out)
-
-
 def test_expansion_model_follows_the_documented_rules():
     defined = {"A": "1"}
     assert expand("x$(A)y", defined) == "x1y"
@@ -576,3 +546,27 @@ def test_anti_affinity_is_preferred_by_default_only_where_replicas_exceed_nodes(
     assert kept.plan.kubernetes.services["payment"].anti_affinity == "required"
     (error,) = [f for f in kept.findings if f.id == "anti-affinity" and f.severity == "error"]
     assert "1 would stay Pending" in error.message
+
+
+# --- kustomize ------------------------------------------------------------------------------
+
+
+@pytest.mark.realtool
+@pytest.mark.parametrize("example", sorted(path.parent.parent.name for path in (ROOT / "examples").glob("*/kubernetes/kustomization.yaml")))
+def test_kubectl_kustomize_builds_every_object_of_the_example(example):
+    from tests import realtools
+
+    folder = ROOT / "examples" / example / "kubernetes"
+    done = subprocess.run(
+        [str(realtools.kubectl()), "kustomize", str(folder)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    built = {(doc["kind"], doc["metadata"]["name"]) for doc in yaml.safe_load_all(done.stdout) if doc}
+    listed = yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"]
+    expected = {
+        (doc["kind"], doc["metadata"]["name"])
+        for resource in listed
+        for doc in yaml.safe_load_all((folder / resource).read_text())
+        if doc
+    }
+    assert built == expected and len(built) > 20
