@@ -133,7 +133,7 @@ def kubernetes_section(plan: Plan) -> list[Section]:
             (
                 workload.name,
                 workload.component,
-                str(workload.replicas),
+                str(workload.replicas) if workload.max_replicas == workload.replicas else f"{workload.replicas}-{workload.max_replicas}",
                 f"{len(workload.nodes)}{where}",
                 workload.anti_affinity,
                 rollout,

@@ -53,6 +53,7 @@ HEADINGS: dict[type[BaseModel], str] = {
     models.CircuitBreaker: "Circuit breaker",
     models.Retry: "Retry",
     models.Egress: "Egress",
+    models.Autoscale: "Autoscale",
     models.Latency: "Latency",
     models.Datastore: "Datastore",
     models.Observability: "Observability",

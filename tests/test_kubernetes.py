@@ -570,3 +570,24 @@ def test_kubectl_kustomize_builds_every_object_of_the_example(example):
         if doc
     }
     assert built == expected and len(built) > 20
+
+
+def test_autoscale_renders_an_hpa_the_checks_count_at_its_maximum(write_blueprint):
+    autoscaled = ("    retry: {attempts: 2, initial_interval: 100ms}", "    retry: {attempts: 2, initial_interval: 100ms}\n    autoscale: {max_replicas: 4}")
+    analysis = reference_at(write_blueprint, "1.30", autoscaled)
+    (hpa,) = by_kind(analysis, "HorizontalPodAutoscaler").values()
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "payment"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 4)  # min defaults to replicas
+    assert hpa["spec"]["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+    assert "replicas" not in by_kind(analysis, "Deployment")["payment"]["spec"]  # the autoscaler owns the count
+    loads = {load.name: load.replicas for load in views.placed_capacity(analysis.plan).kubernetes.loads}
+    assert loads["deployment/payment"] == 4
+    import kubernetes_validate
+
+    kubernetes_validate.validate(hpa, "1.25", strict=True)
+    assert verification(analysis) == []
+    # 4 nodes: required anti-affinity still fits 4, not 5
+    crowded = reference_at(write_blueprint, "1.30", (autoscaled[0], autoscaled[1].replace("4}", "5}")))
+    assert any(f.id == "anti-affinity" and f.severity == "error" and "5 replicas" in f.message for f in crowded.findings)
+    with pytest.raises(BlueprintError, match="max_replicas is below"):
+        load_blueprint(write_blueprint(REFERENCE.read_text().replace(*(autoscaled[0], autoscaled[1].replace("4}", "2}")))), None)

@@ -106,9 +106,17 @@ class Inspector:
             replicas = int((values.get("deployment") or {}).get("replicas", 1))
             self.kubernetes_loads.append(_pod_load("deployment/traefik", replicas, [{"resources": values.get("resources") or {}}]))
         elif kubernetes_target.is_manifest(built.path):
-            for document in built.documents:
-                if isinstance(document, dict) and document.get("kind") in POD_TEMPLATE_KINDS:
-                    self.kubernetes_loads.append(_workload_load(document, self.nodes))
+            documents = [document for document in built.documents if isinstance(document, dict)]
+            # an autoscaler's maximum is what the nodes must hold
+            most = {
+                (document["spec"]["scaleTargetRef"]["kind"], document["spec"]["scaleTargetRef"]["name"]): document["spec"]["maxReplicas"]
+                for document in documents
+                if document.get("kind") == "HorizontalPodAutoscaler"
+            }
+            for document in documents:
+                if document.get("kind") in POD_TEMPLATE_KINDS:
+                    scaled = most.get((document["kind"], (document.get("metadata") or {}).get("name")))
+                    self.kubernetes_loads.append(_workload_load(document, self.nodes, scaled))
 
     def _compose_container(self, name: str, entry: dict) -> None:
         deploy = entry.get("deploy") or {}
@@ -180,10 +188,10 @@ def node_allocatable(memory: int, vcpu: int) -> tuple[int, int]:
     return memory - os_reserve(memory) - EVICTION_RESERVE, vcpu * 1000 - KUBE_CPU_RESERVE_M
 
 
-def _workload_load(document: dict, nodes: int) -> Load | None:
+def _workload_load(document: dict, nodes: int, scaled: int | None = None) -> Load | None:
     spec = document.get("spec") or {}
     pod = (spec.get("template") or {}).get("spec") or {}
-    replicas = nodes if document.get("kind") == "DaemonSet" else int(spec.get("replicas", 1))
+    replicas = nodes if document.get("kind") == "DaemonSet" else scaled or int(spec.get("replicas", 1))
     name = f"{document['kind'].lower()}/{(document.get('metadata') or {}).get('name', '?')}"
     return _pod_load(name, replicas, pod.get("containers") or [])
 

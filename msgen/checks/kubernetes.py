@@ -73,23 +73,24 @@ def anti_affinity_findings(plan) -> Iterator[Finding]:
                 "anti-affinity",
                 "info",
                 at,
-                f"{name}: no hosts are declared, so msgen cannot tell whether {workload.replicas} replicas fit on the nodes",
+                f"{name}: no hosts are declared, so msgen cannot tell whether {workload.max_replicas} replicas fit on the nodes",
                 "declare the cluster's nodes under hosts:",
             )
-        elif workload.anti_affinity == "required" and workload.replicas > nodes:
+        elif workload.anti_affinity == "required" and workload.max_replicas > nodes:
+            most = workload.max_replicas
             yield finding(
                 "anti-affinity",
                 "error",
                 at,
-                f"{name}: {workload.replicas} replicas with required anti-affinity need {workload.replicas} nodes, but {nodes} {'is' if nodes == 1 else 'are'} available {where}; {workload.replicas - nodes} would stay Pending",
+                f"{name}: {most} replicas with required anti-affinity need {most} nodes, but {nodes} {'is' if nodes == 1 else 'are'} available {where}; {most - nodes} would stay Pending",
                 f"lower replicas to {nodes}, add nodes, or leave kubernetes.anti_affinity unset (a service with more replicas than nodes then prefers spreading)",
             )
-        elif workload.anti_affinity == "required" and workload.replicas == nodes > 1:
+        elif workload.anti_affinity == "required" and workload.max_replicas == nodes > 1:
             yield finding(
                 "anti-affinity",
                 "warning",
                 at,
-                f"{name}: {workload.replicas} replicas on {nodes} nodes {where} leave no free node: a rollout replaces pods one at a time (maxSurge 0, maxUnavailable 1) and a lost node leaves a replica Pending",
+                f"{name}: {workload.max_replicas} replicas on {nodes} nodes {where} leave no free node: a rollout replaces pods one at a time (maxSurge 0, maxUnavailable 1) and a lost node leaves a replica Pending",
                 f"add a node or run {nodes - 1} replicas",
             )
 

@@ -426,6 +426,27 @@ def ipv4_block(text: str, what: str) -> ipaddress.IPv4Network:
         raise ValueError(f"{text!r} is not {what} ({error})") from None
 
 
+class Autoscale(Model):
+    """A HorizontalPodAutoscaler on Kubernetes; compose runs `replicas`."""
+
+    min_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="The fewest replicas the autoscaler keeps, an integer >= 1. Default: the service's replicas.",
+    )
+    max_replicas: int = Field(
+        ge=1,
+        description="The most replicas it may run, at least min_replicas. Required. The capacity and anti-affinity "
+        "checks count this many.",
+    )
+    cpu_percent: int = Field(
+        default=70,
+        ge=1,
+        le=1000,
+        description="The average CPU use, as a percentage of the CPU request, the autoscaler keeps replicas at. Default 70.",
+    )
+
+
 class Latency(Model):
     """The service's own processing time, without the calls it makes."""
 
@@ -538,6 +559,11 @@ class Service(Model):
         "so that an image that works in compose works on Kubernetes, where root is refused. The secret files must be "
         "readable by it.",
     )
+    autoscale: Autoscale | None = Field(
+        default=None,
+        description="Kubernetes scales the service between min_replicas and max_replicas by CPU. Default none: "
+        "replicas, fixed.",
+    )
     egress: list[Egress] = Field(
         default=[],
         description="The dependencies outside the platform it calls. Default []: it reaches nothing outside (compose "
@@ -548,6 +574,12 @@ class Service(Model):
     def _one_user(self) -> Service:
         if self.run_as_root and self.run_as_user is not None:
             raise ValueError("give run_as_root or run_as_user, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _autoscale_range(self) -> Service:
+        if self.autoscale is not None and self.autoscale.max_replicas < (self.autoscale.min_replicas or self.replicas):
+            raise ValueError("autoscale.max_replicas is below min_replicas (default: replicas)")
         return self
 
     @field_validator("calls", "secrets")

@@ -98,7 +98,8 @@ class WorkloadPlan:
 
     name: str
     component: str  # service | datastore
-    replicas: int
+    replicas: int  # the fewest it runs (an autoscaler's minimum)
+    max_replicas: int  # the most it may run (an autoscaler's maximum, else replicas)
     nodes: tuple[str, ...]  # the nodes it may run on (its region's, when hosts span regions)
     anti_affinity: str  # required | preferred | none (a single-replica datastore)
     region: str | None  # node affinity; set only when the hosts span several regions
@@ -160,6 +161,14 @@ def rollout(replicas: int, nodes: int, anti_affinity: str) -> tuple[int, int]:
     return 1, 0
 
 
+def replica_range(service: ServicePlan) -> tuple[int, int]:
+    """(fewest, most) replicas: the autoscaler's range, else `replicas` both."""
+    autoscale = service.service.autoscale
+    if autoscale is None:
+        return service.replicas, service.replicas
+    return autoscale.min_replicas or service.replicas, autoscale.max_replicas
+
+
 def default_anti_affinity(replicas: int, nodes: int) -> str:
     """required while the replicas fit the nodes (unknown nodes: assume they do), else preferred:
     required anti-affinity would leave the extra replicas Pending."""
@@ -179,14 +188,16 @@ def survival(replicas: int, nodes: int, anti_affinity: str) -> str:
     return "likely (preferred anti-affinity lets replicas share a node)"
 
 
-def _workload(name, component, replicas, nodes, mode, region, zones, project, scraped) -> WorkloadPlan:
-    surge, unavailable = rollout(replicas, len(nodes), mode)
+def _workload(name, component, replicas, nodes, mode, region, zones, project, scraped, max_replicas=None) -> WorkloadPlan:
+    max_replicas = max_replicas or replicas
+    surge, unavailable = rollout(max_replicas, len(nodes), mode)
     labels = recommended_labels(name, project, component)
     pod_labels = dict(labels, **({SCRAPE_LABEL: "true"} if scraped else {}))
     return WorkloadPlan(
         name=name,
         component=component,
         replicas=replicas,
+        max_replicas=max_replicas,
         nodes=nodes,
         anti_affinity=mode,
         region=region,
@@ -240,8 +251,9 @@ def plan_kubernetes(
         region = service.region if multi else None
         where = _nodes_in(nodes, service.region, multi)
         scraped = service.metrics_port is not None
-        mode = kubernetes.anti_affinity or default_anti_affinity(service.replicas, len(where))
-        service_plans[service.name] = _workload(service.name, "service", service.replicas, where, mode, region, zones, project, scraped)
+        fewest, most = replica_range(service)
+        mode = kubernetes.anti_affinity or default_anti_affinity(most, len(where))
+        service_plans[service.name] = _workload(service.name, "service", fewest, where, mode, region, zones, project, scraped, most)
     datastore_plans = {}
     for store in datastores:
         region = store.region if multi else None

@@ -458,8 +458,9 @@ def deployment(plan, service: ServicePlan) -> dict:
         "volumes": service_volumes(service),
     }
     strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": workload.max_surge, "maxUnavailable": workload.max_unavailable}}
+    # an autoscaled Deployment names no replicas: every apply would reset the autoscaler's count
     spec = {
-        "replicas": workload.replicas,
+        **({"replicas": workload.replicas} if service.service.autoscale is None else {}),
         "revisionHistoryLimit": 5,
         "selector": {"matchLabels": dict(workload.selector)},
         "strategy": strategy,
@@ -468,15 +469,31 @@ def deployment(plan, service: ServicePlan) -> dict:
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(plan, service.name, workload.selector), "spec": spec}
 
 
+def autoscaler(plan, service: ServicePlan) -> dict:
+    workload = plan.kubernetes.services[service.name]
+    target = {"type": "Utilization", "averageUtilization": service.service.autoscale.cpu_percent}
+    spec = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": service.name},
+        "minReplicas": workload.replicas,
+        "maxReplicas": workload.max_replicas,
+        "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": target}}],
+    }
+    named = metadata(plan, service.name, workload.selector)
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": named, "spec": spec}
+
+
 def service_objects(plan, service: ServicePlan) -> list[dict]:
     workload = plan.kubernetes.services[service.name]
-    return [
+    objects = [
         service_account(plan, workload),
         cluster_service(plan, workload, service.port, HTTP_PORT),
         deployment(plan, service),
         disruption_budget(plan, workload),
         service_policy(plan, service),
     ]
+    if service.service.autoscale is not None:
+        objects.insert(3, autoscaler(plan, service))
+    return objects
 
 
 # --- datastores --------------------------------------------------------------------------
