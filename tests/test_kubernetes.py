@@ -591,3 +591,69 @@ def test_autoscale_renders_an_hpa_the_checks_count_at_its_maximum(write_blueprin
     assert any(f.id == "anti-affinity" and f.severity == "error" and "5 replicas" in f.message for f in crowded.findings)
     with pytest.raises(BlueprintError, match="max_replicas is below"):
         load_blueprint(write_blueprint(REFERENCE.read_text().replace(*(autoscaled[0], autoscaled[1].replace("4}", "2}")))), None)
+
+
+# --- datastores on Kubernetes ---------------------------------------------------------------
+
+STORES = """\
+version: 1
+project: stores
+regions:
+  home: {jurisdiction: DE}
+hosts:
+  - {name: fast-1, region: home, vcpu: 8, memory: 32Gi, storage: nvme}
+  - {name: slow-1, region: home, vcpu: 8, memory: 32Gi, storage: hdd}
+services:
+  web: {image: example/web:1.0.0, port: 8080, datastore: web-db}
+  cart: {image: example/cart:1.0.0, port: 8080, datastore: cart-cache}
+  audit: {image: example/audit:1.0.0, port: 8080, datastore: audit-store}
+datastores:
+  web-db: {engine: postgres, version: "16", memory: PG_MEMORY, host: fast-1}
+  cart-cache: {engine: redis, version: "7", memory: 256Mi, role: cache, host: fast-1}
+  audit-store: {engine: redis, version: "7", memory: 256Mi, role: store, host: slow-1}
+observability: {}
+kubernetes: {version: "VERSION"KUBERNETES}
+compose: {host: fast-1}
+"""
+
+
+def stores(write_blueprint, pg_memory: str = "1Gi", version: str = "1.30", kubernetes: str = ""):
+    """The three datastore kinds, rendered for Kubernetes and compose from one blueprint."""
+    text = STORES.replace("PG_MEMORY", pg_memory).replace("VERSION", version).replace("KUBERNETES", kubernetes)
+    return analyse(write_blueprint(text))
+
+
+def pod_of(analysis, name: str) -> dict:
+    return by_kind(analysis, "StatefulSet")[name]["spec"]["template"]["spec"]
+
+
+def container_of(analysis, name: str, container: str) -> dict:
+    return next(c for c in pod_of(analysis, name)["containers"] if c["name"] == container)
+
+
+def compose_services(analysis) -> dict:
+    return yaml.safe_load(analysis.files["compose/docker-compose.yml"].text)["services"]
+
+
+@pytest.mark.parametrize("version", ["1.25", "1.37"])
+def test_datastore_objects_verify_at_the_lowest_and_highest_version(write_blueprint, version):
+    analysis = stores(write_blueprint, version=version)
+    assert ids(analysis, "k8s-") == []
+    assert verification(analysis) == []
+
+
+@pytest.mark.parametrize("memory", ["128Mi", "1001Mi", "2Gi"])
+def test_postgres_shm_is_in_memory_and_sized_as_compose_sizes_it(write_blueprint, memory):
+    from msgen.units import compose_memory_bytes, quantity
+
+    analysis = stores(write_blueprint, pg_memory=memory)
+    volumes = {v["name"]: v for v in pod_of(analysis, "web-db")["volumes"]}
+    shm = volumes["shm"]["emptyDir"]
+    assert shm["medium"] == "Memory"
+    compose_shm = compose_memory_bytes(compose_services(analysis)["web-db"]["shm_size"])
+    assert quantity(shm["sizeLimit"]) == compose_shm == analysis.plan.datastore("web-db").shm_bytes
+    assert compose_shm == max(64, quantity(memory) // 4 // 1024**2) * 1024**2  # a quarter, whole MiB, at least 64 MiB
+    assert {"name": "shm", "mountPath": "/dev/shm"} in container_of(analysis, "web-db", "postgres")["volumeMounts"]
+    for redis in ("cart-cache", "audit-store"):  # only PostgreSQL needs it
+        assert "shm" not in {v["name"] for v in pod_of(analysis, redis)["volumes"]}
+        assert "shm_size" not in compose_services(analysis)[redis]

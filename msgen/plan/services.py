@@ -9,7 +9,7 @@ from msgen.contract import PASSWORD_FILE
 from msgen.model.blueprint import Blueprint, Datastore, Host, Route, Service
 from msgen.model.references import service_region
 from msgen.model.versions import release_line
-from msgen.units import Cpu, Duration, Memory
+from msgen.units import MI, Cpu, Duration, Memory
 
 DEFAULT_REQUESTS = (Cpu(100, "100m"), Memory(128 * 1024**2, "128Mi"))
 DEFAULT_LIMITS = (Cpu(500, "500m"), Memory(256 * 1024**2, "256Mi"))
@@ -19,6 +19,8 @@ DEFAULT_MAX_CONNECTIONS = {"mysql": 151, "mariadb": 151, "postgres": 100, "redis
 CONFIG_FILES = {"mysql": "my.cnf", "mariadb": "my.cnf", "postgres": "postgresql.conf", "redis": "redis.conf"}
 # where a service finds its datastore password and its own secrets (wiring contract)
 STORAGE_SPEED = {"hdd": 0, "ssd": 1, "nvme": 2}
+# the /dev/shm Docker gives a container unless told otherwise
+DOCKER_SHM = 64 * MI
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,15 @@ class DatastorePlan:
     config_file: str  # file name under datastores/<name>/
     db_name: str | None  # the application database (None for redis)
     db_user: str | None
+
+    @property
+    def shm_bytes(self) -> int | None:
+        """PostgreSQL's /dev/shm, where parallel queries exchange their rows: a quarter of the
+        memory limit in whole MiB, never below Docker's default; None for the other engines.
+        Compose's shm_size and the Kubernetes in-memory volume both read it."""
+        if self.engine != "postgres":
+            return None
+        return max(self.memory.bytes // 4, DOCKER_SHM) // MI * MI
 
     @property
     def is_sql(self) -> bool:

@@ -192,11 +192,6 @@ def _datastore_secrets(store: DatastorePlan) -> list[dict]:
     return secrets
 
 
-def postgres_shm(store: DatastorePlan) -> str:
-    """/dev/shm for parallel queries: a quarter of the limit (Docker's 64 MiB default is too small)."""
-    return compose_memory(max(store.memory.bytes // 4, 64 * 1024**2) // 1024**2 * 1024**2)
-
-
 def datastore_entry(store: DatastorePlan) -> dict:
     """A datastore on its official image, pinned, healthy by the image's own tool, on its own network."""
     facts = images.facts(store.engine)
@@ -210,8 +205,9 @@ def datastore_entry(store: DatastorePlan) -> dict:
         entry["environment"] = environment
     entry["secrets"] = _datastore_secrets(store)
     entry["volumes"] = _datastore_volumes(store, facts)
-    if store.engine == "postgres":
-        entry["shm_size"] = postgres_shm(store)
+    if store.shm_bytes is not None:
+        # Docker's 64 MiB default is too small for parallel queries
+        entry["shm_size"] = compose_memory(store.shm_bytes)
     entry["healthcheck"] = {"test": ["CMD", *facts.healthcheck], **DATASTORE_HEALTH}
     entry["deploy"] = {"resources": {"limits": _resources(store.cpu, store.memory)}}
     return hardened(entry, cap_add=facts.cap_add)

@@ -556,6 +556,8 @@ def engine_facts(engine: str) -> EngineFacts:
 INITDB_MOUNT = "/docker-entrypoint-initdb.d"
 CONFIG_VOLUME = "config"
 DATA_VOLUME = "data"
+SHM_VOLUME = "shm"
+SHM_MOUNT = "/dev/shm"
 
 
 def engine_image(store: DatastorePlan) -> str:
@@ -577,6 +579,8 @@ def _datastore_mounts(store: DatastorePlan, facts: EngineFacts) -> list[dict]:
         mounts.append({"name": CONFIG_VOLUME, "mountPath": f"{INITDB_MOUNT}/{script}", "subPath": script, "readOnly": True})
     mounts.append({"name": SECRETS_VOLUME, "mountPath": SECRETS_DIR, "readOnly": True})
     mounts.extend({"name": _writable_volume(path), "mountPath": path} for path in facts.writable)
+    if store.shm_bytes is not None:
+        mounts.append({"name": SHM_VOLUME, "mountPath": SHM_MOUNT})
     return mounts
 
 
@@ -648,7 +652,15 @@ def _datastore_volumes(store: DatastorePlan, facts: EngineFacts) -> list[dict]:
         {"name": "exporter-tmp", "emptyDir": {}},
     ]
     volumes.extend({"name": name, "emptyDir": {}} for name in sorted({_writable_volume(path) for path in facts.writable}))
+    if store.shm_bytes is not None:
+        volumes.append(shm_volume(store.shm_bytes))
     return volumes
+
+
+def shm_volume(size: int) -> dict:
+    """/dev/shm as compose sizes it: the runtime's default is 64 MiB here too. Its pages count
+    against the engine's memory limit, as they do under Docker."""
+    return {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": format_bytes(size)}}
 
 
 def statefulset(plan, store: DatastorePlan) -> dict:
