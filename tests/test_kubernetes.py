@@ -657,3 +657,45 @@ def test_postgres_shm_is_in_memory_and_sized_as_compose_sizes_it(write_blueprint
     for redis in ("cart-cache", "audit-store"):  # only PostgreSQL needs it
         assert "shm" not in {v["name"] for v in pod_of(analysis, redis)["volumes"]}
         assert "shm_size" not in compose_services(analysis)[redis]
+
+
+def exporter_words(entry: dict) -> str:
+    """Everything that can name the exporter's target: command, arguments and environment."""
+    env = entry.get("environment") or {item["name"]: item["value"] for item in entry.get("env") or []}
+    # compose: entrypoint and command; Kubernetes: command and args
+    parts = [*(entry.get("entrypoint") or []), *(entry.get("command") or []), *(entry.get("args") or [])]
+    return " ".join([*parts, *(f"{key}={value}" for key, value in env.items())])
+
+
+TARGETS = {
+    "payment-db": ("'payment' '{host}' '3306'", "mysql"),
+    "ledger-db": ("DATA_SOURCE_URI={host}:5432/ledger?sslmode=disable", "postgres"),
+    "fraud-cache": ("-redis.addr=redis://{host}:6379", "redis"),
+}
+
+
+@pytest.mark.parametrize("store", sorted(TARGETS))
+def test_the_exporter_reaches_its_engine_on_loopback_in_the_pod_and_by_name_in_compose(reference, store):
+    pattern, _ = TARGETS[store]
+    sidecar = exporter_words(container_of(reference, store, "exporter"))
+    assert pattern.format(host="127.0.0.1") in sidecar
+    assert store not in sidecar  # never the Service, which lists Ready pods only
+    standalone = exporter_words(compose_services(reference)[f"{store}-exporter"])
+    assert pattern.format(host=store) in standalone and "127.0.0.1" not in standalone
+
+
+@pytest.mark.parametrize("store", sorted(TARGETS))
+def test_the_exporter_mounts_only_the_application_password_and_decides_no_readiness(reference, store):
+    pod = pod_of(reference, store)
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    exporter = container_of(reference, store, "exporter")
+    mounted = [volumes[mount["name"]] for mount in exporter["volumeMounts"]]
+    sources = [{key: value for key, value in volume.items() if key != "name"} for volume in mounted if "emptyDir" not in volume]
+    own = {"secretName": f"{store}-credentials", "defaultMode": 0o444, "items": [{"key": "password", "path": "db-password"}]}
+    assert sources == [{"secret": own}]
+    assert "readinessProbe" not in exporter and "startupProbe" not in exporter
+    assert exporter.get("livenessProbe", {"tcpSocket": {"port": "metrics"}})["tcpSocket"] == {"port": "metrics"}
+    engine = container_of(reference, store, TARGETS[store][1])
+    engine_mounts = {mount["mountPath"]: volumes.get(mount["name"]) for mount in engine["volumeMounts"]}  # data: a claim
+    keys = [item["key"] for item in engine_mounts["/run/secrets"]["secret"]["items"]]
+    assert keys == (["password"] if store == "fraud-cache" else ["password", "admin-password"])  # the engine keeps its own

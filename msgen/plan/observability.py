@@ -219,7 +219,8 @@ def plan_observability(
         jobs=jobs,
         rule_groups=compose_rules,
         kubernetes_rule_groups=kubernetes_rules,
-        exporters=tuple(plan_exporter(store) for store in datastores) if prometheus else (),
+        # compose runs each exporter in its own container: it reaches the engine by its service name
+        exporters=tuple(plan_exporter(store, store.name) for store in datastores) if prometheus else (),
         dashboards=route_dashboards(blueprint, gateway),
         sizes=container_sizes(section.grafana, section.loki, prometheus is not None, datastores),
         rate_window=window,
@@ -458,7 +459,7 @@ MYSQLD_EXPORTER_BINARY = "/bin/mysqld_exporter"
 REDIS_EXPORTER_BINARY = "/redis_exporter"
 
 
-def _mysql_script(store: DatastorePlan) -> str:
+def _mysql_script(store: DatastorePlan, host: str) -> str:
     """Assemble a [client] file from the password secret, then run the exporter on it.
 
     mysqld_exporter 0.15+ no longer reads DATA_SOURCE_NAME; `--config.my-cnf` is what both
@@ -466,13 +467,13 @@ def _mysql_script(store: DatastorePlan) -> str:
     """
     return (
         "umask 077 && "
-        f"printf '[client]\\nuser=%s\\nhost=%s\\nport=%s\\npassword=' '{store.db_user}' '{store.name}' '{store.port}' > {EXPORTER_MY_CNF} && "
+        f"printf '[client]\\nuser=%s\\nhost=%s\\nport=%s\\npassword=' '{store.db_user}' '{host}' '{store.port}' > {EXPORTER_MY_CNF} && "
         f"cat {PASSWORD_FILE} >> {EXPORTER_MY_CNF} && "
         f"exec {MYSQLD_EXPORTER_BINARY} --config.my-cnf={EXPORTER_MY_CNF} --web.listen-address=:{images.port(EXPORTER_IMAGES[store.engine])}"
     )
 
 
-def _redis_script(store: DatastorePlan) -> str:
+def _redis_script(store: DatastorePlan, host: str) -> str:
     """redis_exporter takes the password from REDIS_PASSWORD (its -redis.password-file is a JSON map of URIs).
 
     `read` keeps the script free of `$`, which compose would otherwise interpolate; `;`, not
@@ -480,11 +481,12 @@ def _redis_script(store: DatastorePlan) -> str:
     """
     return (
         f"IFS= read -r REDIS_PASSWORD < {PASSWORD_FILE}; export REDIS_PASSWORD; "
-        f"exec {REDIS_EXPORTER_BINARY} -redis.addr=redis://{store.name}:{store.port} -web.listen-address=:{images.port(EXPORTER_IMAGES['redis'])}"
+        f"exec {REDIS_EXPORTER_BINARY} -redis.addr=redis://{host}:{store.port} -web.listen-address=:{images.port(EXPORTER_IMAGES['redis'])}"
     )
 
 
-def plan_exporter(store: DatastorePlan) -> ExporterPlan:
+def plan_exporter(store: DatastorePlan, host: str) -> ExporterPlan:
+    """How the exporter of `store` starts, reaching the engine at `host` (a name or an address)."""
     name = f"{store.name}-exporter"
     common = dict(name=name, datastore=store.name, engine=store.engine, image_key=EXPORTER_IMAGES[store.engine])
     common.update(port=images.port(EXPORTER_IMAGES[store.engine]))
@@ -492,13 +494,13 @@ def plan_exporter(store: DatastorePlan) -> ExporterPlan:
         # postgres_exporter reads the password file itself (DATA_SOURCE_PASS_FILE), in 0.11 and 0.15+ alike
         environment = (
             ("DATA_SOURCE_PASS_FILE", PASSWORD_FILE),
-            ("DATA_SOURCE_URI", f"{store.name}:{store.port}/{store.db_name}?sslmode=disable"),
+            ("DATA_SOURCE_URI", f"{host}:{store.port}/{store.db_name}?sslmode=disable"),
             ("DATA_SOURCE_USER", store.db_user or ""),
         )
         return ExporterPlan(
             **common, environment=environment, command=(f"--web.listen-address=:{images.port(EXPORTER_IMAGES['postgres'])}",), entrypoint=None
         )
-    script = _redis_script(store) if store.engine == "redis" else _mysql_script(store)
+    script = _redis_script(store, host) if store.engine == "redis" else _mysql_script(store, host)
     return ExporterPlan(**common, environment=(), command=(script,), entrypoint=("/bin/sh", "-c"))
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from msgen import images
-from msgen.contract import PASSWORD_SECRET, POD_TEMPLATE_KINDS, SECRETS_DIR
+from msgen.contract import ADMIN_PASSWORD_SECRET, PASSWORD_SECRET, POD_TEMPLATE_KINDS, SECRETS_DIR
 from msgen.jinja import render_template
 from msgen.model.blueprint import Egress
 from msgen.plan import kubernetes as k8s
@@ -392,9 +392,21 @@ def secret_sources(service: ServicePlan) -> list[dict]:
         items = [{"key": name, "path": name} for name in service.secrets]
         sources.append({"secret": {"name": f"{service.name}-secrets", "items": items}})
     if service.datastore is not None:
-        items = [{"key": "password", "path": DB_PASSWORD_KEY}]
-        sources.append({"secret": {"name": f"{service.datastore}-credentials", "items": items}})
+        sources.append({"secret": {"name": credentials_secret(service.datastore), "items": credential_items(admin=False)}})
     return sources
+
+
+def credentials_secret(datastore: str) -> str:
+    """The Secret a person creates for a datastore: keys `password` and, for SQL, `admin-password`."""
+    return f"{datastore}-credentials"
+
+
+def credential_items(admin: bool) -> list[dict]:
+    """The application password as the contract's file, and the admin password when `admin`."""
+    items = [{"key": "password", "path": DB_PASSWORD_KEY}]
+    if admin:
+        items.append({"key": "admin-password", "path": ADMIN_PASSWORD_SECRET})
+    return items
 
 
 def env_vars(pairs) -> list[dict]:
@@ -556,6 +568,11 @@ def engine_facts(engine: str) -> EngineFacts:
 INITDB_MOUNT = "/docker-entrypoint-initdb.d"
 CONFIG_VOLUME = "config"
 DATA_VOLUME = "data"
+EXPORTER_SECRETS_VOLUME = "exporter-secrets"
+EXPORTER_TMP_VOLUME = "exporter-tmp"
+# the exporter reaches the engine in its own pod: the Service's DNS name lists Ready pods only,
+# so an engine that is not Ready, when its metrics matter most, would be out of the exporter's reach
+LOOPBACK = "127.0.0.1"
 SHM_VOLUME = "shm"
 SHM_MOUNT = "/dev/shm"
 
@@ -619,7 +636,7 @@ def engine_container(store: DatastorePlan, facts: EngineFacts) -> dict:
 
 def exporter_container(plan, store: DatastorePlan) -> dict:
     """The exporter sidecar (contract): the observability plan's exporter, reaching the engine in its own pod."""
-    exporter = plan_exporter(store)
+    exporter = plan_exporter(store, LOOPBACK)
     cpu, memory, _ = DEFAULT_SIZES["exporter"]
     container: dict = {"name": "exporter", "image": images.image(exporter.image_key)}
     if exporter.entrypoint:
@@ -631,25 +648,30 @@ def exporter_container(plan, store: DatastorePlan) -> dict:
     container.update(
         ports=[{"name": METRICS_PORT, "containerPort": exporter.port, "protocol": "TCP"}],
         resources={"requests": dict(amount), "limits": dict(amount)},
-        readinessProbe={"tcpSocket": {"port": METRICS_PORT}, "periodSeconds": 10},
+        # no readinessProbe: a pod is Ready when all its containers are, and whether the datastore
+        # is in its Service's DNS must depend on the engine alone
+        livenessProbe={"tcpSocket": {"port": METRICS_PORT}, "periodSeconds": 10, "failureThreshold": 3},
         securityContext=container_security(),
         volumeMounts=[
-            {"name": SECRETS_VOLUME, "mountPath": SECRETS_DIR, "readOnly": True},
-            {"name": "exporter-tmp", "mountPath": "/tmp"},
+            {"name": EXPORTER_SECRETS_VOLUME, "mountPath": SECRETS_DIR, "readOnly": True},
+            {"name": EXPORTER_TMP_VOLUME, "mountPath": "/tmp"},
         ],
     )
     return container
 
 
+def _credentials_volume(store: DatastorePlan, name: str, admin: bool) -> dict:
+    secret = {"secretName": credentials_secret(store.name), "defaultMode": SECRET_FILE_MODE, "items": credential_items(admin)}
+    return {"name": name, "secret": secret}
+
+
 def _datastore_volumes(store: DatastorePlan, facts: EngineFacts) -> list[dict]:
-    items = [{"key": "password", "path": DB_PASSWORD_KEY}]
-    if store.is_sql:
-        items.append({"key": "admin-password", "path": "admin-password"})
-    secret = {"secretName": f"{store.name}-credentials", "defaultMode": SECRET_FILE_MODE, "items": items}
     volumes = [
         {"name": CONFIG_VOLUME, "configMap": {"name": store.name}},
-        {"name": SECRETS_VOLUME, "secret": secret},
-        {"name": "exporter-tmp", "emptyDir": {}},
+        _credentials_volume(store, SECRETS_VOLUME, admin=store.is_sql),
+        # the exporter logs in as the application user: the admin password stays with the engine
+        _credentials_volume(store, EXPORTER_SECRETS_VOLUME, admin=False),
+        {"name": EXPORTER_TMP_VOLUME, "emptyDir": {}},
     ]
     volumes.extend({"name": name, "emptyDir": {}} for name in sorted({_writable_volume(path) for path in facts.writable}))
     if store.shm_bytes is not None:
