@@ -608,7 +608,7 @@ services:
   cart: {image: example/cart:1.0.0, port: 8080, datastore: cart-cache}
   audit: {image: example/audit:1.0.0, port: 8080, datastore: audit-store}
 datastores:
-  web-db: {engine: postgres, version: "16", memory: PG_MEMORY, host: fast-1}
+  web-db: {engine: postgres, version: "16", memory: PG_MEMORY, host: fast-1PG_EXTRA}
   cart-cache: {engine: redis, version: "7", memory: 256Mi, role: cache, host: fast-1}
   audit-store: {engine: redis, version: "7", memory: 256Mi, role: store, host: slow-1}
 observability: {}
@@ -617,9 +617,10 @@ compose: {host: fast-1}
 """
 
 
-def stores(write_blueprint, pg_memory: str = "1Gi", version: str = "1.30", kubernetes: str = ""):
+def stores(write_blueprint, pg_memory: str = "1Gi", version: str = "1.30", kubernetes: str = "", pg_extra: str = ""):
     """The three datastore kinds, rendered for Kubernetes and compose from one blueprint."""
     text = STORES.replace("PG_MEMORY", pg_memory).replace("VERSION", version).replace("KUBERNETES", kubernetes)
+    text = text.replace("PG_EXTRA", pg_extra)
     return analyse(write_blueprint(text))
 
 
@@ -699,3 +700,29 @@ def test_the_exporter_mounts_only_the_application_password_and_decides_no_readin
     engine_mounts = {mount["mountPath"]: volumes.get(mount["name"]) for mount in engine["volumeMounts"]}  # data: a claim
     keys = [item["key"] for item in engine_mounts["/run/secrets"]["secret"]["items"]]
     assert keys == (["password"] if store == "fraud-cache" else ["password", "admin-password"])  # the engine keeps its own
+
+
+def checksums(analysis) -> dict[str, str]:
+    return {
+        name: store["spec"]["template"]["metadata"]["annotations"]["msgen.dev/config-checksum"]
+        for name, store in by_kind(analysis, "StatefulSet").items()
+    }
+
+
+def test_the_config_checksum_is_the_sha256_of_the_config_map_data(reference):
+    import hashlib
+
+    for name, checksum in checksums(reference).items():
+        data = by_kind(reference, "ConfigMap")[name]["data"]
+        canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        assert checksum == hashlib.sha256(canonical.encode()).hexdigest(), name
+
+
+def test_a_changed_config_changes_the_checksum_and_nothing_else_does(write_blueprint):
+    before = checksums(stores(write_blueprint))
+    assert before == checksums(stores(write_blueprint))  # deterministic
+    tuned = checksums(stores(write_blueprint, pg_extra=", max_connections: 300"))
+    assert tuned["web-db"] != before["web-db"]
+    assert {name: tuned[name] for name in ("cart-cache", "audit-store")} == {name: before[name] for name in ("cart-cache", "audit-store")}
+    # a change to the cluster that leaves every config alone rolls no datastore
+    assert checksums(stores(write_blueprint, version="1.37")) == before

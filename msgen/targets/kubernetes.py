@@ -8,6 +8,8 @@ observability targets' `kubernetes_artifacts` and are listed here too.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -574,6 +576,8 @@ EXPORTER_TMP_VOLUME = "exporter-tmp"
 # so an engine that is not Ready, when its metrics matter most, would be out of the exporter's reach
 LOOPBACK = "127.0.0.1"
 SHM_VOLUME = "shm"
+# the pod template annotation that changes with the datastore's config (config_checksum)
+CONFIG_CHECKSUM = "msgen.dev/config-checksum"
 SHM_MOUNT = "/dev/shm"
 
 
@@ -582,10 +586,22 @@ def engine_image(store: DatastorePlan) -> str:
     return images.datastore_image(store.engine, store.version)
 
 
-def config_map(plan, store: DatastorePlan, workload: k8s.WorkloadPlan) -> dict:
+def config_data(plan, store: DatastorePlan) -> dict[str, str]:
+    """The ConfigMap's data: the datastore target's files under their base names."""
     files = config_files(plan, store.name)
-    data = {name.rsplit("/", 1)[-1]: text for name, text in sorted(files.items())}
+    return {name.rsplit("/", 1)[-1]: text for name, text in sorted(files.items())}
+
+
+def config_map(plan, store: DatastorePlan, workload: k8s.WorkloadPlan, data: dict[str, str]) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(plan, store.name, workload.selector), "data": data}
+
+
+def config_checksum(data: dict[str, str]) -> str:
+    """The sha256 of the ConfigMap's data. The engine reads its config through a subPath mount,
+    which never sees a changed ConfigMap: the checksum in the pod template makes a changed
+    config roll the StatefulSet instead."""
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _datastore_mounts(store: DatastorePlan, facts: EngineFacts) -> list[dict]:
@@ -685,7 +701,7 @@ def shm_volume(size: int) -> dict:
     return {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": format_bytes(size)}}
 
 
-def statefulset(plan, store: DatastorePlan) -> dict:
+def statefulset(plan, store: DatastorePlan, checksum: str) -> dict:
     workload = plan.kubernetes.datastores[store.name]
     facts = engine_facts(store.engine)
     pod_spec = {
@@ -705,7 +721,7 @@ def statefulset(plan, store: DatastorePlan) -> dict:
         "replicas": 1,
         "selector": {"matchLabels": dict(workload.selector)},
         "updateStrategy": {"type": "RollingUpdate"},
-        "template": {"metadata": {"labels": dict(workload.pod_labels)}, "spec": pod_spec},
+        "template": {"metadata": {"labels": dict(workload.pod_labels), "annotations": {CONFIG_CHECKSUM: checksum}}, "spec": pod_spec},
         "volumeClaimTemplates": [claim],
     }
     return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": metadata(plan, store.name, workload.selector), "spec": spec}
@@ -713,11 +729,12 @@ def statefulset(plan, store: DatastorePlan) -> dict:
 
 def datastore_objects(plan, store: DatastorePlan) -> list[dict]:
     workload = plan.kubernetes.datastores[store.name]
+    data = config_data(plan, store)
     return [
         service_account(plan, workload),
-        config_map(plan, store, workload),
+        config_map(plan, store, workload, data),
         cluster_service(plan, workload, store.port, store.engine, headless=True),
-        statefulset(plan, store),
+        statefulset(plan, store, config_checksum(data)),
         disruption_budget(plan, workload),
         datastore_policy(plan, store),
     ]
