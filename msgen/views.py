@@ -148,7 +148,20 @@ def kubernetes_section(plan: Plan) -> list[Section]:
     return [
         Section(f"Kubernetes (namespace {kube.namespace}, version {kube.version})", columns, tuple(rows)),
         Section(f"Kubernetes fields by version (cluster {kube.version})", ("field", "since", "written"), features),
+        volumes_section(plan),
     ]
+
+
+def volumes_section(plan: Plan) -> Section:
+    """Per datastore: a claim of which StorageClass (or the cluster's default), or an emptyDir, and why."""
+    rows = []
+    for store in plan.datastores:
+        volume = plan.kubernetes.volumes[store.name]
+        if volume.claim:
+            rows.append((store.name, f"claim of {store.storage}", volume.storage_class or "(the cluster's default)", volume.why))
+        else:
+            rows.append((store.name, "emptyDir", "-", volume.why))
+    return Section("Kubernetes datastore volumes", ("datastore", "data", "StorageClass", "why"), tuple(rows))
 
 
 def compose_section(plan: Plan) -> list[Section]:

@@ -617,11 +617,14 @@ compose: {host: fast-1}
 """
 
 
-def stores(write_blueprint, pg_memory: str = "1Gi", version: str = "1.30", kubernetes: str = "", pg_extra: str = ""):
-    """The three datastore kinds, rendered for Kubernetes and compose from one blueprint."""
+def stores_text(pg_memory: str = "1Gi", version: str = "1.30", kubernetes: str = "", pg_extra: str = "") -> str:
     text = STORES.replace("PG_MEMORY", pg_memory).replace("VERSION", version).replace("KUBERNETES", kubernetes)
-    text = text.replace("PG_EXTRA", pg_extra)
-    return analyse(write_blueprint(text))
+    return text.replace("PG_EXTRA", pg_extra)
+
+
+def stores(write_blueprint, **options):
+    """The three datastore kinds, rendered for Kubernetes and compose from one blueprint."""
+    return analyse(write_blueprint(stores_text(**options)))
 
 
 def pod_of(analysis, name: str) -> dict:
@@ -638,7 +641,7 @@ def compose_services(analysis) -> dict:
 
 @pytest.mark.parametrize("version", ["1.25", "1.37"])
 def test_datastore_objects_verify_at_the_lowest_and_highest_version(write_blueprint, version):
-    analysis = stores(write_blueprint, version=version)
+    analysis = stores(write_blueprint, version=version, kubernetes=", storage_classes: {nvme: fast-local, hdd: slow.disks}")
     assert ids(analysis, "k8s-") == []
     assert verification(analysis) == []
 
@@ -726,3 +729,47 @@ def test_a_changed_config_changes_the_checksum_and_nothing_else_does(write_bluep
     assert {name: tuned[name] for name in ("cart-cache", "audit-store")} == {name: before[name] for name in ("cart-cache", "audit-store")}
     # a change to the cluster that leaves every config alone rolls no datastore
     assert checksums(stores(write_blueprint, version="1.37")) == before
+
+
+def claims(analysis) -> dict[str, list[dict]]:
+    return {name: store["spec"].get("volumeClaimTemplates", []) for name, store in by_kind(analysis, "StatefulSet").items()}
+
+
+def test_claims_take_the_storage_class_mapped_to_their_host_disks(write_blueprint):
+    mapped = claims(stores(write_blueprint, kubernetes=", storage_classes: {nvme: fast-local, hdd: slow.disks}"))
+    assert mapped["web-db"][0]["spec"]["storageClassName"] == "fast-local"  # host fast-1: nvme
+    assert mapped["audit-store"][0]["spec"]["storageClassName"] == "slow.disks"  # host slow-1: hdd
+
+
+def test_a_disk_class_without_an_entry_gets_the_cluster_default_and_plan_says_so(write_blueprint):
+    from msgen.views import plan_sections
+
+    analysis = stores(write_blueprint, kubernetes=", storage_classes: {hdd: slow-disks}")
+    assert "storageClassName" not in claims(analysis)["web-db"][0]["spec"]
+    assert claims(analysis)["audit-store"][0]["spec"]["storageClassName"] == "slow-disks"
+    section = next(s for s in plan_sections(analysis.plan) if s.title == "Kubernetes datastore volumes")
+    rows = {row[0]: dict(zip(section.columns, row, strict=True)) for row in section.rows}
+    assert rows["web-db"]["StorageClass"] == "(the cluster's default)"
+    assert "tuned for nvme (host fast-1)" in rows["web-db"]["why"] and "no nvme entry" in rows["web-db"]["why"]
+    assert rows["audit-store"]["StorageClass"] == "slow-disks"
+    unmapped = claims(stores(write_blueprint))
+    assert all("storageClassName" not in claim["spec"] for found in unmapped.values() for claim in found)
+
+
+def test_storage_classes_are_keyed_by_disk_class(write_blueprint):
+    path = write_blueprint(stores_text(kubernetes=", storage_classes: {spinning: slow}"))
+    with pytest.raises(BlueprintError, match=r"kubernetes\.storage_classes"):
+        load_blueprint(path, None)
+
+
+def test_a_cache_keeps_its_data_in_an_empty_dir_and_a_store_in_its_claim(write_blueprint):
+    analysis = stores(write_blueprint, kubernetes=", storage_classes: {nvme: fast-local}")
+    assert claims(analysis)["cart-cache"] == []
+    volumes = {v["name"]: v for v in pod_of(analysis, "cart-cache")["volumes"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+    assert {"name": "data", "mountPath": "/data"} in container_of(analysis, "cart-cache", "redis")["volumeMounts"]
+    config = by_kind(analysis, "ConfigMap")["cart-cache"]["data"]["redis.conf"]
+    assert "appendonly no" in config and 'save ""' in config  # nothing the emptyDir would lose
+    store = claims(analysis)["audit-store"]
+    assert [claim["metadata"]["name"] for claim in store] == ["data"]
+    assert "data" not in {v["name"] for v in pod_of(analysis, "audit-store")["volumes"]}

@@ -14,6 +14,7 @@ from msgen.model.types import (
     EnvName,
     MemoryField,
     Name,
+    ObjectName,
     PositiveDurationField,
     SizeField,
     TraefikText,
@@ -25,6 +26,10 @@ from msgen.units import Cpu, Duration, Memory
 
 class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+# the classes of disk a host declares; the tuning and the Kubernetes volume claims read them
+DiskClass = Literal["nvme", "ssd", "hdd"]
 
 
 class Region(Model):
@@ -54,7 +59,7 @@ class Host(Model):
         description="The host's memory. Required. The capacity checks keep 10% of it, at least 512Mi, for the operating "
         "system (and on a Kubernetes node another 100Mi for the kubelet's eviction threshold)."
     )
-    storage: Literal["nvme", "ssd", "hdd"] = Field(
+    storage: DiskClass = Field(
         description="The class of the host's disks. Required. The datastore tuning reads it: InnoDB's I/O capacity and "
         "neighbour flushing, PostgreSQL's random_page_cost and effective_io_concurrency."
     )
@@ -696,6 +701,14 @@ class Kubernetes(Model):
     image_pull_secret: Name | None = Field(
         default=None,
         description="The Secret the pods pull their images with. Default none.",
+    )
+    storage_classes: dict[DiskClass, ObjectName] = Field(
+        default={},
+        description="The cluster's StorageClass for each class of disk: nvme, ssd or hdd -> a StorageClass name. A "
+        "datastore's volume claim gets the StorageClass of the class its engine is tuned for (its host's storage; "
+        "datastores.host says what a datastore without a host is tuned for). A class without an entry gets no "
+        "storageClassName: the cluster's default StorageClass provisions the volume, whatever its disks (msgen plan "
+        "shows each datastore's). A Redis cache has no claim. Default {}: the cluster's default for every datastore.",
     )
     gateway_namespace: Name = Field(
         default="traefik",

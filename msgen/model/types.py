@@ -12,6 +12,10 @@ from msgen.units import Cpu, Duration, Memory
 
 NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
 _NAME = re.compile(NAME_PATTERN)
+# a name of a cluster-wide Kubernetes object such as a StorageClass: a DNS-1123 subdomain
+OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_OBJECT_NAME = re.compile(OBJECT_NAME_PATTERN)
+OBJECT_NAME_MAX = 253
 # a variable or secret name becomes a YAML key in the compose file: libyaml reads keys of at most 1024 characters
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
 
@@ -21,6 +25,15 @@ def _check_name(value: str) -> str:
         raise ValueError(
             f"{value!r} is not a valid name: use lowercase letters, digits and '-', "
             "start with a letter, end with a letter or digit, at most 40 characters (DNS-1123 label)"
+        )
+    return value
+
+
+def _check_object_name(value: str) -> str:
+    if len(value) > OBJECT_NAME_MAX or not _OBJECT_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid Kubernetes object name: use lowercase letters, digits, '-' and '.', start and "
+            f"end each dot-separated part with a letter or digit, at most {OBJECT_NAME_MAX} characters (DNS-1123 subdomain)"
         )
     return value
 
@@ -69,6 +82,9 @@ def _unit(parse, pattern: str, description: str):
 
 
 Name = Annotated[str, AfterValidator(_check_name), WithJsonSchema({"type": "string", "pattern": NAME_PATTERN})]
+ObjectName = Annotated[
+    str, AfterValidator(_check_object_name), WithJsonSchema({"type": "string", "pattern": OBJECT_NAME_PATTERN, "maxLength": OBJECT_NAME_MAX})
+]
 EnvName = Annotated[str, AfterValidator(_check_env_name)]
 # free text that reaches traefik/dynamic/<project>.yml
 TraefikText = Annotated[str, AfterValidator(_no_go_template)]

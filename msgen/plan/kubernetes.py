@@ -112,6 +112,15 @@ class WorkloadPlan:
 
 
 @dataclass(frozen=True)
+class DataVolumePlan:
+    """Where a datastore keeps its data on the cluster."""
+
+    claim: bool  # False: an emptyDir that goes with the pod (a cache keeps nothing)
+    storage_class: str | None  # the cluster's StorageClass; None: the cluster's default
+    why: str
+
+
+@dataclass(frozen=True)
 class KubernetesPlan:
     namespace: str
     version: str
@@ -126,6 +135,7 @@ class KubernetesPlan:
     env: dict[str, tuple[tuple[str, str], ...]]  # service -> its wiring with cluster DNS names
     probes: dict[str, ProbePlan]  # service -> probe timings
     callers: dict[str, tuple[str, ...]]  # service -> the services that call it, sorted
+    volumes: dict[str, DataVolumePlan]  # datastore -> its data volume
 
     def has(self, feature: str) -> bool:
         """Whether the cluster's version has the feature whose name starts with `feature`."""
@@ -224,6 +234,18 @@ def cluster_env(service: ServicePlan, services: dict[str, ServicePlan], namespac
     return tuple(sorted(env.items()))
 
 
+def data_volume(store: DatastorePlan, storage_classes: dict[str, str]) -> DataVolumePlan:
+    """A claim of the StorageClass mapped to the disk class the engine is tuned for; a cache none."""
+    if store.role == "cache":
+        return DataVolumePlan(False, None, "a cache keeps nothing (no append-only file, no snapshots): an emptyDir, no claim")
+    disk = store.storage_class
+    name = storage_classes.get(disk)
+    if name is None:
+        why = f"tuned for {store.storage_origin}; kubernetes.storage_classes has no {disk} entry: the cluster's default StorageClass"
+        return DataVolumePlan(True, None, why)
+    return DataVolumePlan(True, name, f"tuned for {store.storage_origin}: kubernetes.storage_classes.{disk}")
+
+
 def _callers(services: tuple[ServicePlan, ...]) -> dict[str, tuple[str, ...]]:
     callers: dict[str, list[str]] = {service.name: [] for service in services}
     for service in services:  # sorted by name, so each list comes out sorted
@@ -274,4 +296,5 @@ def plan_kubernetes(
         env={service.name: cluster_env(service, by_name, namespace) for service in services},
         probes={service.name: plan_probes(service) for service in services},
         callers=_callers(services),
+        volumes={store.name: data_volume(store, kubernetes.storage_classes) for store in datastores},
     )

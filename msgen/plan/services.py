@@ -94,6 +94,12 @@ class DatastorePlan:
     db_user: str | None
 
     @property
+    def storage_origin(self) -> str:
+        """The disk class it is tuned for and where that class comes from, for reasons: `nvme (host osl-1)`."""
+        host = f"host {self.host}" if self.host else "no host declared, assumed"
+        return f"{self.storage_class} ({host})"
+
+    @property
     def shm_bytes(self) -> int | None:
         """PostgreSQL's /dev/shm, where parallel queries exchange their rows: a quarter of the
         memory limit in whole MiB, never below Docker's default; None for the other engines.

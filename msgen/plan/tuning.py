@@ -145,20 +145,15 @@ def _h(amount: int) -> str:
 # storage ----------------------------------------------------------------------------------
 
 
-def _where(store: DatastorePlan) -> str:
-    host = f"host {store.host}" if store.host else "no host declared, assumed"
-    return f"{store.storage_class} ({host})"
-
-
 def io_capacity(store: DatastorePlan) -> tuple[int, str]:
     if store.storage_class == "hdd":
-        return 200, f"storage {_where(store)}: about 200 random IOPS"
+        return 200, f"storage {store.storage_origin}: about 200 random IOPS"
     if store.storage_class == "ssd":
-        return 2000, f"storage {_where(store)}: 2000 for SATA/SAS SSD"
+        return 2000, f"storage {store.storage_origin}: 2000 for SATA/SAS SSD"
     if store.iops is None:
-        return 4000, f"storage {_where(store)} with no iops declared: 4000"
+        return 4000, f"storage {store.storage_origin} with no iops declared: 4000"
     capacity = max(100, min(store.iops // 2, 10000))
-    return capacity, f"storage {_where(store)}: half of iops {store.iops}, at most 10000"
+    return capacity, f"storage {store.storage_origin}: half of iops {store.iops}, at most 10000"
 
 
 # MySQL and MariaDB --------------------------------------------------------------------------
@@ -310,7 +305,7 @@ def _innodb_settings(store: DatastorePlan, shape: PoolShape, tier: ConnectionTie
         Setting(
             "innodb_flush_neighbors",
             str(neighbors),
-            f"storage {_where(store)}: " + ("adjacent pages flushed together save seeks" if neighbors else "no seek cost to save"),
+            f"storage {store.storage_origin}: " + ("adjacent pages flushed together save seeks" if neighbors else "no seek cost to save"),
             neighbors,
         )
     )
@@ -432,10 +427,10 @@ def _tune_postgres(store: DatastorePlan) -> list[Setting]:
         Setting(
             "random_page_cost",
             "1.1" if ssd else "4",
-            f"storage {_where(store)}: " + ("random reads cost about as much as sequential" if ssd else "seeks are expensive"),
+            f"storage {store.storage_origin}: " + ("random reads cost about as much as sequential" if ssd else "seeks are expensive"),
             1.1 if ssd else 4,
         ),
-        Setting("effective_io_concurrency", str(io_concurrency), f"storage {_where(store)}", io_concurrency),
+        Setting("effective_io_concurrency", str(io_concurrency), f"storage {store.storage_origin}", io_concurrency),
     ]
     if cores >= 4:
         settings.extend(_postgres_workers(cores))

@@ -681,8 +681,9 @@ def _credentials_volume(store: DatastorePlan, name: str, admin: bool) -> dict:
     return {"name": name, "secret": secret}
 
 
-def _datastore_volumes(store: DatastorePlan, facts: EngineFacts) -> list[dict]:
-    volumes = [
+def _datastore_volumes(store: DatastorePlan, facts: EngineFacts, data: k8s.DataVolumePlan) -> list[dict]:
+    volumes = [] if data.claim else [{"name": DATA_VOLUME, "emptyDir": {}}]
+    volumes += [
         {"name": CONFIG_VOLUME, "configMap": {"name": store.name}},
         _credentials_volume(store, SECRETS_VOLUME, admin=store.is_sql),
         # the exporter logs in as the application user: the admin password stays with the engine
@@ -701,8 +702,17 @@ def shm_volume(size: int) -> dict:
     return {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": format_bytes(size)}}
 
 
+def data_claim(store: DatastorePlan, workload: k8s.WorkloadPlan, data: k8s.DataVolumePlan) -> dict:
+    spec: dict = {"accessModes": ["ReadWriteOnce"]}
+    if data.storage_class is not None:
+        spec["storageClassName"] = data.storage_class
+    spec["resources"] = {"requests": {"storage": format_bytes(store.storage.bytes)}}
+    return {"metadata": {"name": DATA_VOLUME, "labels": dict(workload.selector)}, "spec": spec}
+
+
 def statefulset(plan, store: DatastorePlan, checksum: str) -> dict:
     workload = plan.kubernetes.datastores[store.name]
+    data = plan.kubernetes.volumes[store.name]
     facts = engine_facts(store.engine)
     pod_spec = {
         "serviceAccountName": store.name,
@@ -710,11 +720,7 @@ def statefulset(plan, store: DatastorePlan, checksum: str) -> dict:
         "securityContext": pod_security(fs_group=facts.uid, user=facts.uid),
         **scheduling(plan, workload),
         "containers": [engine_container(store, facts), exporter_container(plan, store)],
-        "volumes": _datastore_volumes(store, facts),
-    }
-    claim = {
-        "metadata": {"name": DATA_VOLUME, "labels": dict(workload.selector)},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": format_bytes(store.storage.bytes)}}},
+        "volumes": _datastore_volumes(store, facts, data),
     }
     spec = {
         "serviceName": store.name,
@@ -722,8 +728,9 @@ def statefulset(plan, store: DatastorePlan, checksum: str) -> dict:
         "selector": {"matchLabels": dict(workload.selector)},
         "updateStrategy": {"type": "RollingUpdate"},
         "template": {"metadata": {"labels": dict(workload.pod_labels), "annotations": {CONFIG_CHECKSUM: checksum}}, "spec": pod_spec},
-        "volumeClaimTemplates": [claim],
     }
+    if data.claim:
+        spec["volumeClaimTemplates"] = [data_claim(store, workload, data)]
     return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": metadata(plan, store.name, workload.selector), "spec": spec}
 
 
