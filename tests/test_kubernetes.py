@@ -773,3 +773,21 @@ def test_a_cache_keeps_its_data_in_an_empty_dir_and_a_store_in_its_claim(write_b
     store = claims(analysis)["audit-store"]
     assert [claim["metadata"]["name"] for claim in store] == ["data"]
     assert "data" not in {v["name"] for v in pod_of(analysis, "audit-store")["volumes"]}
+
+
+def test_datastore_pods_get_the_lifecycle_plans_grace_period(reference):
+    for name, store in by_kind(reference, "StatefulSet").items():
+        assert store["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60, name  # Kubernetes' default: 30
+        assert reference.plan.grace[name].period.ms == 60_000
+
+
+def test_grace_is_rounded_up_to_whole_seconds(reference):
+    from dataclasses import replace
+
+    from msgen.plan.lifecycle import Grace
+    from msgen.units import Duration
+
+    grace = dict(reference.plan.grace, **{"ledger-db": Grace(Duration(45_001, "45001ms"), "a test")})
+    plan = replace(reference.plan, grace=grace)
+    store = target.statefulset(plan, plan.datastore("ledger-db"), "checksum")
+    assert store["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 46

@@ -718,6 +718,8 @@ def statefulset(plan, store: DatastorePlan, checksum: str) -> dict:
         "serviceAccountName": store.name,
         "automountServiceAccountToken": False,
         "securityContext": pod_security(fs_group=facts.uid, user=facts.uid),
+        # the lifecycle plan's time for a clean shutdown, where Kubernetes kills after 30s
+        "terminationGracePeriodSeconds": grace_seconds(plan, store.name),
         **scheduling(plan, workload),
         "containers": [engine_container(store, facts), exporter_container(plan, store)],
         "volumes": _datastore_volumes(store, facts, data),
