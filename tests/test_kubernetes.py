@@ -644,6 +644,11 @@ def test_datastore_objects_verify_at_the_lowest_and_highest_version(write_bluepr
     analysis = stores(write_blueprint, version=version, kubernetes=", storage_classes: {nvme: fast-local, hdd: slow.disks}")
     assert ids(analysis, "k8s-") == []
     assert verification(analysis) == []
+    for name, store in by_kind(analysis, "StatefulSet").items():  # the schemas do not follow names
+        pod = store["spec"]["template"]["spec"]
+        declared = [v["name"] for v in pod["volumes"]] + [c["metadata"]["name"] for c in store["spec"].get("volumeClaimTemplates", [])]
+        assert len(declared) == len(set(declared)), name
+        assert {m["name"] for c in pod["containers"] for m in c["volumeMounts"]} == set(declared), name
 
 
 @pytest.mark.parametrize("memory", ["128Mi", "1001Mi", "2Gi"])

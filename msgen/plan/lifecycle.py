@@ -1,5 +1,6 @@
 """How long each workload may take to stop: one grace period per container, used by compose's
-`stop_grace_period` (and Traefik's own drain, `lifeCycle.graceTimeOut`).
+`stop_grace_period`, the Kubernetes services' and datastores' `terminationGracePeriodSeconds`
+(and Traefik's own drain, `lifeCycle.graceTimeOut`).
 
 A service stopping must first be taken out of rotation (the gateway's health check notices it
 within one period and one timeout) and then finish what it is doing: a request may last as
