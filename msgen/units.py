@@ -55,6 +55,11 @@ class Duration:
     def seconds(self) -> float:
         return self.ms / 1000
 
+    @property
+    def whole_seconds(self) -> int:
+        """Rounded up: an API that counts in seconds must never get less than was asked for."""
+        return -(-self.ms // 1000)
+
     def __str__(self) -> str:
         return self.text
 

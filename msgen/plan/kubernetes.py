@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from msgen.model.blueprint import Blueprint
 from msgen.plan.services import DatastorePlan, ServicePlan, env_prefix
+from msgen.units import Duration
 
 NAME_LABEL = "app.kubernetes.io/name"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
@@ -147,16 +148,17 @@ def recommended_labels(name: str, project: str, component: str) -> dict[str, str
     return {NAME_LABEL: name, PART_OF_LABEL: project, MANAGED_BY_LABEL: "msgen", COMPONENT_LABEL: component}
 
 
-def _seconds(ms: int) -> int:
-    return max(1, math.ceil(ms / 1000))
+def _seconds(duration: Duration) -> int:
+    """At least 1: a probe's period and timeout cannot be 0."""
+    return max(1, duration.whole_seconds)
 
 
 def plan_probes(service: ServicePlan) -> ProbePlan:
-    period = _seconds(service.period.ms)
+    period = _seconds(service.period)
     return ProbePlan(
-        initial_delay_s=math.ceil(service.initial_delay.ms / 1000),
+        initial_delay_s=service.initial_delay.whole_seconds,
         period_s=period,
-        timeout_s=_seconds(service.timeout.ms),
+        timeout_s=_seconds(service.timeout),
         startup_failures=max(3, math.ceil(STARTUP_WINDOW_S / period)),
     )
 

@@ -457,7 +457,7 @@ def service_volumes(service: ServicePlan) -> list[dict]:
 
 def grace_seconds(plan, name: str) -> int:
     """The workload's grace period (the same as compose's stop_grace_period), in whole seconds."""
-    return -(-plan.grace[name].period.ms // 1000)
+    return plan.grace[name].period.whole_seconds
 
 
 def deployment(plan, service: ServicePlan) -> dict:
