@@ -449,3 +449,18 @@ def test_traefik_drains_for_the_longest_route_timeout(analysed):
     values = yaml.safe_load(next(a.text for a in analysis.artifacts if a.path == HELM_VALUES))
     assert values["ports"]["websecure"]["transport"] == {"lifeCycle": {"graceTimeOut": "40s"}}
     assert values["deployment"]["terminationGracePeriodSeconds"] == 45
+
+
+# --- Traefik on Kubernetes: the chart's values, how traffic enters, where certificates come from ----
+
+
+def test_certificate_names_are_labels_and_never_shared():
+    from msgen.plan.kubernetes import certificate_names
+
+    long_host = ".".join(["segment"] * 12) + ".example.com"
+    names = certificate_names({"shop.example.com", "a-b.c", "a.b-c", long_host})
+    assert names["shop.example.com"] == "shop-example-com"
+    assert names["a-b.c"] != names["a.b-c"] and names["a-b.c"].startswith("a-b-c-")
+    assert len(names[long_host]) <= 63 and names[long_host].startswith("segment-segment")
+    assert all(name[0].isalnum() and name[-1].isalnum() for name in names.values())
+    assert certificate_names({long_host}) == {long_host: names[long_host]}  # the same host, the same name
