@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 import yaml
 
+from msgen import images
 from msgen.checks.traefik_expression import expression_problem
 from msgen.errors import BlueprintError
 from msgen.model.load import load_blueprint
@@ -464,3 +465,14 @@ def test_certificate_names_are_labels_and_never_shared():
     assert len(names[long_host]) <= 63 and names[long_host].startswith("segment-segment")
     assert all(name[0].isalnum() and name[-1].isalnum() for name in names.values())
     assert certificate_names({long_host}) == {long_host: names[long_host]}  # the same host, the same name
+
+
+def test_values_pin_the_chart_and_the_traefik_the_tests_run(analysed):
+    built = analysed(blueprint_text(extra='kubernetes: {version: "1.30"}')).files[HELM_VALUES]
+    header = [line for line in built.text.splitlines() if line.startswith("#")]
+    assert f"traefik/traefik {images.TRAEFIK_CHART_VERSION}, running Traefik {images.TRAEFIK_VERSION}" in header[1]
+    assert header[3].endswith(
+        f"traefik/traefik --version {images.TRAEFIK_CHART_VERSION} --namespace traefik --create-namespace "
+        "--values kubernetes/gateway/traefik-values.yaml"
+    )
+    assert built.document()["image"] == {"tag": images.TRAEFIK_VERSION}

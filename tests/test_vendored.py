@@ -19,6 +19,7 @@ from strategies import GENERATED, blueprints, write_blueprint
 from typer.testing import CliRunner
 from vendored import crd_problems, helm_merge, traefik_values_problems
 
+from msgen import images
 from msgen.cli import app
 
 runner = CliRunner()
@@ -307,3 +308,16 @@ def test_missing_vendor_folder_fails_in_ci_and_skips_elsewhere(monkeypatch, tmp_
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="pinned upstream schemas"):
         vendored.vendor_dir()
+
+
+def test_values_name_the_vendored_chart_and_run_a_newer_traefik(tmp_path):
+    chart = yaml.safe_load((vendored.vendor_dir() / vendored.TRAEFIK_CHART / "Chart.yaml").read_text(encoding="utf-8"))
+    assert chart["version"] == images.TRAEFIK_CHART_VERSION
+    out = render(starter(tmp_path / "project", "reference"), tmp_path / "out")
+    assert f"traefik/traefik {images.TRAEFIK_CHART_VERSION}" in (out / VALUES_FILE).read_text(encoding="utf-8").splitlines()[1]
+    # newer than the chart's own Traefik, which Helm only warns about (README: one Traefik everywhere)
+    assert _version(images.TRAEFIK_VERSION) > _version(chart["appVersion"])
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.removeprefix("v").split("."))

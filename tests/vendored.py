@@ -25,8 +25,11 @@ import jsonschema
 import pytest
 import yaml
 
+from msgen import images
+
 VENDOR = Path(__file__).resolve().parents[2] / "shared" / "vendor"
-TRAEFIK_CHART = "traefik-helm-chart-41.3.0"
+# the chart msgen writes for is the chart vendored: one constant, in msgen/images.py
+TRAEFIK_CHART = f"traefik-helm-chart-{images.TRAEFIK_CHART_VERSION}"
 CRD_FOLDERS = (TRAEFIK_CHART, "cert-manager-1.21.1", "prometheus-operator-0.93.0")
 # the API groups whose kinds the vendored CRDs serve
 CRD_GROUPS = ("traefik.io", "cert-manager.io", "monitoring.coreos.com")

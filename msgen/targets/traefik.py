@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from msgen import images
 from msgen.plan import gateway as gw
 from msgen.plan.networks import edge_network
 from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents
@@ -18,6 +19,7 @@ PATHS = ("traefik/",)  # where this target writes (a folder ends in /)
 KUBERNETES_DIR = "kubernetes/gateway"
 HELM_VALUES = f"{KUBERNETES_DIR}/traefik-values.yaml"
 CRD_API = "traefik.io/v1alpha1"
+HELM_REPO = "https://traefik.github.io/charts"
 # the Helm chart's defaults for the in-pod ports; Services map them to 80/443
 HELM_PORTS = {gw.WEB: 8000, gw.WEBSECURE: 8443}
 HELM_ACME_DIR = "/data"
@@ -55,8 +57,8 @@ def _metadata(plan, name: str, namespace: str) -> dict:
     return {"name": name, "namespace": namespace, "labels": labels}
 
 
-def _manifest(plan, path: str, build) -> Artifact:
-    return templated(path, "kubernetes", DOCUMENT_TEMPLATE, {"project": plan.project}, "document", build)
+def _manifest(plan, path: str, build, notes: tuple[str, ...] = ()) -> Artifact:
+    return templated(path, "kubernetes", DOCUMENT_TEMPLATE, {"project": plan.project, "notes": notes}, "document", build)
 
 
 def ingress_route(plan, route: gw.RoutePlan) -> dict:
@@ -87,7 +89,7 @@ def middleware_object(plan, middleware: gw.Middleware, namespace: str) -> dict:
 
 
 def helm_values(plan) -> dict:
-    """Values for Traefik's official Helm chart (traefik/traefik): the same entrypoints as compose."""
+    """Values for Traefik's official Helm chart (traefik/traefik, TRAEFIK_CHART_VERSION): the same entrypoints as compose."""
     gateway = plan.gateway
     resources = plan.blueprint.gateway.resources
     amount = {"cpu": resources.cpu.text, "memory": resources.memory.text}
@@ -101,6 +103,7 @@ def helm_values(plan) -> dict:
     if gateway.http3:
         websecure["http3"]["advertisedPort"] = gw.PORTS[gw.WEBSECURE]
     values: dict = {
+        "image": {"tag": images.TRAEFIK_VERSION},
         "deployment": {"replicas": 2, "terminationGracePeriodSeconds": -(-plan.grace["gateway"].period.ms // 1000)},
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "ports": {
@@ -149,6 +152,18 @@ def _helm_dashboard(gateway: gw.GatewayPlan) -> dict:
     }
 
 
+def values_notes(plan) -> tuple[str, ...]:
+    """The values file's header: the chart it is written for, and how to install it."""
+    chart = images.TRAEFIK_CHART_VERSION
+    gateway_namespace = plan.blueprint.kubernetes.gateway_namespace if plan.blueprint.kubernetes else "traefik"
+    return (
+        f"Values for Traefik's official Helm chart traefik/traefik {chart}, running Traefik {images.TRAEFIK_VERSION}:",
+        f"  helm repo add traefik {HELM_REPO}",
+        f"  helm upgrade --install traefik traefik/traefik --version {chart} "
+        f"--namespace {gateway_namespace} --create-namespace --values {HELM_VALUES}",
+    )
+
+
 def servers_transport(plan, route: gw.RoutePlan, namespace: str) -> dict:
     metadata = _metadata(plan, route.transport, namespace)
     return {"apiVersion": CRD_API, "kind": "ServersTransport", "metadata": metadata, "spec": gw.transport_options(route)}
@@ -177,7 +192,7 @@ def kubernetes_artifacts(plan) -> list[Artifact]:
         path = f"{KUBERNETES_DIR}/route-{route.name}.yaml"
         build = partial(route_objects, plan, route, namespace)
         artifacts.append(templated_documents(path, "kubernetes", DOCUMENTS_TEMPLATE, {"project": plan.project}, build))
-    artifacts.append(_manifest(plan, HELM_VALUES, partial(helm_values, plan)))
+    artifacts.append(_manifest(plan, HELM_VALUES, partial(helm_values, plan), values_notes(plan)))
     return sorted(artifacts, key=lambda artifact: artifact.path)
 
 
