@@ -28,9 +28,10 @@ import yaml
 from msgen import images
 
 VENDOR = Path(__file__).resolve().parents[2] / "shared" / "vendor"
-# the chart msgen writes for is the chart vendored: one constant, in msgen/images.py
+# the versions msgen writes for are the versions vendored: one constant each, in msgen/images.py
 TRAEFIK_CHART = f"traefik-helm-chart-{images.TRAEFIK_CHART_VERSION}"
-CRD_FOLDERS = (TRAEFIK_CHART, "cert-manager-1.21.1", "prometheus-operator-0.93.0")
+CERT_MANAGER = f"cert-manager-{images.CERT_MANAGER_VERSION.removeprefix('v')}"
+CRD_FOLDERS = (TRAEFIK_CHART, CERT_MANAGER, "prometheus-operator-0.93.0")
 # the API groups whose kinds the vendored CRDs serve
 CRD_GROUPS = ("traefik.io", "cert-manager.io", "monitoring.coreos.com")
 

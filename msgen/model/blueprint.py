@@ -173,8 +173,10 @@ class Gateway(Model):
     acme_email: str | None = Field(
         default=None,
         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-        description="The e-mail address of the Let's Encrypt account that issues the certificates. Default none: you "
-        "provide the certificates (Traefik serves its self-signed one until then).",
+        description="The e-mail address of the Let's Encrypt account that issues the certificates: compose through "
+        "Traefik's own ACME (TLS challenge), Kubernetes through a cert-manager ClusterIssuer (HTTP-01) and one "
+        "Certificate a host. Default none: you provide the certificates; on Kubernetes as the TLS Secrets `msgen plan` "
+        "names, one a host (Traefik serves its self-signed one until then).",
     )
     http3: bool = Field(
         default=False,
