@@ -579,6 +579,31 @@ def test_only_traefik_reaches_the_http01_solver(analysed):
     assert not any(network.may_connect(stranger, solver, ("TCP", 8089)) for stranger in strangers)
 
 
+def test_host_ports_run_traefik_on_every_node(analysed):
+    values = helm(analysed(CLUSTER))
+    assert values["deployment"]["kind"] == "DaemonSet" and "replicas" not in values["deployment"]
+    assert (values["ports"]["web"]["hostPort"], values["ports"]["websecure"]["hostPort"]) == (80, 443)
+    assert values["ports"]["websecure"]["http3"] == {"enabled": True, "advertisedPort": 443}  # the chart adds 443/udp
+    assert values["service"] == {"spec": {"type": "ClusterIP"}}
+    # a node's port holds one pod: the old one goes first
+    assert values["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
+    assert values["podDisruptionBudget"] == {"enabled": True, "maxUnavailable": 1}
+    assert "topologySpreadConstraints" not in values
+
+
+@pytest.mark.parametrize(("anti_affinity", "when"), [("required", "DoNotSchedule"), ("preferred", "ScheduleAnyway")])
+def test_load_balancer_keeps_the_client_address(analysed, anti_affinity, when):
+    values = helm(analysed(cluster_blueprint(ingress="load_balancer", anti_affinity=anti_affinity)))
+    assert values["deployment"]["kind"] == "Deployment" and values["deployment"]["replicas"] == 2
+    assert values["service"] == {"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}}
+    assert all("hostPort" not in port for port in values["ports"].values())
+    assert values["updateStrategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    assert values["podDisruptionBudget"] == {"enabled": True, "maxUnavailable": 1}
+    (spread,) = values["topologySpreadConstraints"]
+    assert (spread["topologyKey"], spread["maxSkew"], spread["whenUnsatisfiable"]) == ("kubernetes.io/hostname", 1, when)
+    assert spread["labelSelector"] == {"matchLabels": {"app.kubernetes.io/name": "traefik"}}
+
+
 def test_certificate_names_are_labels_and_never_shared():
     from msgen.plan.kubernetes import certificate_names
 

@@ -21,6 +21,11 @@ from vendored import crd_problems, helm_merge, traefik_values_problems
 
 from msgen import images
 from msgen.cli import app
+from msgen.model.versions import KUBERNETES_VERSIONS
+from msgen.targets.kubernetes import is_manifest
+from msgen.targets.traefik import HELM_VALUES
+from tests.cluster import cluster_blueprint
+from tests.rendering import Rendered, render_in_memory
 
 runner = CliRunner()
 VALUES_FILE = Path("kubernetes") / "gateway" / "traefik-values.yaml"
@@ -309,7 +314,38 @@ def test_missing_vendor_folder_fails_in_ci_and_skips_elsewhere(monkeypatch, tmp_
         vendored.vendor_dir()
 
 
-# --- the gateway on Kubernetes: the pinned chart, cert-manager's objects -----------------------------
+# --- the gateway on Kubernetes: every ingress mode, TLS source, dashboard and Kubernetes version ------
+
+
+def rendered_crd_objects(rendered: Rendered) -> list[dict]:
+    return [doc for path, built in rendered.files.items() if is_manifest(path) for doc in built.documents if vendored.is_crd_kind(doc)]
+
+
+@pytest.mark.parametrize("version", [KUBERNETES_VERSIONS[0], KUBERNETES_VERSIONS[-1]])
+@pytest.mark.parametrize("dashboard", [False, True])
+@pytest.mark.parametrize("acme", [False, True])
+@pytest.mark.parametrize("ingress", ["host_ports", "load_balancer"])
+def test_gateway_values_and_objects_pass_the_pinned_schemas(write_blueprint, ingress, acme, dashboard, version):
+    rendered = render_in_memory(write_blueprint(cluster_blueprint(ingress, acme, dashboard, version)))
+    values = rendered.files[HELM_VALUES].document()
+    assert traefik_values_problems(values) == []
+    objects = rendered_crd_objects(rendered)
+    kinds = {document["kind"] for document in objects}
+    assert {"IngressRoute", "Middleware", "ServersTransport"} <= kinds
+    assert ({"ClusterIssuer", "Certificate"} <= kinds) == acme and ("ClusterIssuer" in kinds) == acme
+    assert [problem for document in objects for problem in crd_problems(document)] == []
+
+
+def test_a_wrong_key_in_the_values_is_caught(write_blueprint):
+    values = render_in_memory(write_blueprint(cluster_blueprint())).files[HELM_VALUES].document()
+    assert traefik_values_problems(values) == []
+    wrong = yaml.safe_load(yaml.safe_dump(values))
+    wrong["ports"]["web"]["hostport"] = wrong["ports"]["web"].pop("hostPort")
+    wrong["podDisruptionBudget"]["maxUnavaliable"] = 1
+    problems = traefik_values_problems(wrong)
+    assert len(problems) == 2, problems
+    assert any("hostport" in problem and problem.startswith("ports.web") for problem in problems), problems
+    assert any("maxUnavaliable" in problem and problem.startswith("podDisruptionBudget") for problem in problems), problems
 
 
 @pytest.mark.parametrize("name", ["minimal", "reference"])

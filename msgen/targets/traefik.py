@@ -25,7 +25,7 @@ CERT_MANAGER_FILE = f"{KUBERNETES_DIR}/cert-manager.yaml"
 CRD_API = "traefik.io/v1alpha1"
 CERT_MANAGER_API = "cert-manager.io/v1"
 HELM_REPO = "https://traefik.github.io/charts"
-# the Helm chart's defaults for the in-pod ports; Services map them to 80/443
+# the Helm chart's defaults for the in-pod ports; Services (or the nodes' host ports) map them to 80/443
 HELM_PORTS = {gw.WEB: 8000, gw.WEBSECURE: 8443}
 DASHBOARD_USERS_K8S_SECRET = "traefik-dashboard-users"
 # Traefik's Ingress provider reads the entrypoints of an Ingress's routers from this annotation
@@ -100,13 +100,14 @@ def middleware_object(plan, middleware: gw.Middleware, namespace: str) -> dict:
 
 def helm_values(plan) -> dict:
     """Values for Traefik's official Helm chart (traefik/traefik, TRAEFIK_CHART_VERSION): the same
-    entrypoints as compose, stateless (certificates come from Secrets)."""
+    entrypoints as compose, stateless (certificates come from Secrets), on the nodes' ports or
+    behind a load balancer (`kubernetes.ingress`)."""
     gateway = plan.gateway
     resources = plan.blueprint.gateway.resources
     amount = {"cpu": resources.cpu.text, "memory": resources.memory.text}
     return {
         "image": {"tag": images.TRAEFIK_VERSION},
-        "deployment": {"replicas": 2, "terminationGracePeriodSeconds": -(-plan.grace["gateway"].period.ms // 1000)},
+        **workload_values(plan),
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "ports": helm_ports(plan),
         "metrics": prometheus_metrics(",".join(str(bucket) for bucket in gateway.buckets)),
@@ -121,8 +122,45 @@ def helm_values(plan) -> dict:
     }
 
 
+def workload_values(plan) -> dict:
+    """A DaemonSet on every node's ports 80/443, or a Deployment spread over the nodes behind a
+    LoadBalancer Service that keeps the client's address; either way a disruption budget."""
+    edge = plan.kubernetes.edge
+    grace = -(-plan.grace["gateway"].period.ms // 1000)
+    rollout = {
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": edge.max_unavailable, "maxSurge": edge.max_surge}},
+        # one pod at a time may go: a drain never blocks, and the others keep serving
+        "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
+    }
+    if edge.replicas is None:
+        daemonset = {"kind": "DaemonSet", "terminationGracePeriodSeconds": grace}
+        return {"deployment": daemonset, **rollout, "service": {"spec": {"type": "ClusterIP"}}}
+    deployment = {"kind": "Deployment", "replicas": edge.replicas, "terminationGracePeriodSeconds": grace}
+    return {
+        "deployment": deployment,
+        **rollout,
+        # Local: only nodes running Traefik get traffic, and the client's address is not replaced by a node's
+        "service": {"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}},
+        "topologySpreadConstraints": [node_spread(plan.kubernetes.anti_affinity)],
+    }
+
+
+def node_spread(anti_affinity: str) -> dict:
+    """Traefik's replicas on different nodes when they can be (required) or when it costs nothing (preferred).
+    A skew of one still lets a rollout's extra pod start beside an old one."""
+    return {
+        "maxSkew": 1,
+        "topologyKey": k8s.HOSTNAME_KEY,
+        "whenUnsatisfiable": "DoNotSchedule" if anti_affinity == "required" else "ScheduleAnyway",
+        # a node Traefik may not run on (a tainted control plane) must not count as an empty one
+        "nodeTaintsPolicy": "Honor",
+        "labelSelector": {"matchLabels": dict(k8s.TRAEFIK_POD)},
+    }
+
+
 def helm_ports(plan) -> dict:
-    """The entrypoints: web redirects to websecure, which serves TLS (and HTTP/3)."""
+    """The entrypoints; with host ports, web and websecure also on the node's 80 and 443 (the
+    chart adds 443/udp for HTTP/3 on the same host port)."""
     gateway = plan.gateway
     edge = plan.kubernetes.edge
     redirect = {"to": gw.WEBSECURE, "scheme": "https", "permanent": True}
@@ -130,6 +168,8 @@ def helm_ports(plan) -> dict:
         redirect["priority"] = REDIRECT_PRIORITY
     web: dict = {"port": HELM_PORTS[gw.WEB], "exposedPort": gw.PORTS[gw.WEB]}
     websecure: dict = {"port": HELM_PORTS[gw.WEBSECURE], "exposedPort": gw.PORTS[gw.WEBSECURE]}
+    if edge.ingress == k8s.HOST_PORTS:
+        web["hostPort"], websecure["hostPort"] = gw.PORTS[gw.WEB], gw.PORTS[gw.WEBSECURE]
     http3: dict = {"enabled": gateway.http3}
     if gateway.http3:
         http3["advertisedPort"] = gw.PORTS[gw.WEBSECURE]
