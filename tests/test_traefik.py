@@ -614,3 +614,16 @@ def test_certificate_names_are_labels_and_never_shared():
     assert len(names[long_host]) <= 63 and names[long_host].startswith("segment-segment")
     assert all(name[0].isalnum() and name[-1].isalnum() for name in names.values())
     assert certificate_names({long_host}) == {long_host: names[long_host]}  # the same host, the same name
+
+
+def test_plan_shows_the_chart_the_ingress_and_the_tls_source(analysed):
+    from msgen.views import kubernetes_gateway_section
+
+    (section,) = kubernetes_gateway_section(analysed(CLUSTER).plan)
+    assert images.TRAEFIK_CHART_VERSION in section.title and images.TRAEFIK_VERSION in section.title
+    rows = {row[0]: row for row in section.rows}
+    assert rows["ingress"][1].startswith("DaemonSet") and rows["ingress"][2].startswith("host_ports")
+    assert "ClusterIssuer shop-letsencrypt" in rows["TLS"][1]
+    assert rows["certificate api.example.com"][1] == "Secret shop-prod/api-example-com-tls"
+    (without,) = kubernetes_gateway_section(analysed(WITHOUT_ACME).plan)
+    assert {row[0]: row for row in without.rows}["TLS"][1].startswith("your TLS Secrets")
