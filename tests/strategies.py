@@ -126,6 +126,8 @@ def blueprints(draw, prometheus_operator: bool = True) -> dict:
             kubernetes["namespace"] = draw(names)
         if draw(st.booleans()):
             kubernetes["anti_affinity"] = draw(st.sampled_from(("required", "preferred")))
+        if draw(st.booleans()):
+            kubernetes["ingress"] = draw(st.sampled_from(("host_ports", "load_balancer")))
     required_spread = kubernetes is not None and kubernetes.get("anti_affinity", "required") == "required"
 
     policy_codes = None

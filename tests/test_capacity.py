@@ -182,14 +182,26 @@ def test_kubernetes_pod_larger_than_any_node(tmp_path):
 
 def test_kubernetes_counts_datastores_and_the_gateway(reference_blueprint):
     _, placement = placed(reference_blueprint)
-    names = {load.name for load in placement.kubernetes.loads}
+    loads = {load.name: load for load in placement.kubernetes.loads}
     assert {
         "deployment/payment",
         "statefulset/payment-db",
         "statefulset/ledger-db",
         "statefulset/fraud-cache",
-        "deployment/traefik",
-    } <= names
+        "daemonset/traefik",
+    } <= set(loads)
+    # on the nodes' host ports Traefik runs one pod a node: the reference has 4
+    assert loads["daemonset/traefik"].replicas == 4
+
+
+def test_traefik_behind_a_load_balancer_counts_its_replicas(tmp_path, reference_blueprint):
+    text = reference_blueprint.read_text(encoding="utf-8")
+    assert '  version: "1.30"\n' in text
+    path = tmp_path / "blueprint.yaml"
+    path.write_text(text.replace('  version: "1.30"\n', '  version: "1.30"\n  ingress: load_balancer\n'), encoding="utf-8")
+    _, placement = placed(path)
+    traefik = next(load for load in placement.kubernetes.loads if load.name.endswith("/traefik"))
+    assert (traefik.name, traefik.replicas, traefik.cpu_reserved_m) == ("deployment/traefik", 2, 1000)
 
 
 # --- availability ----------------------------------------------------------------------------

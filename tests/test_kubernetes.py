@@ -87,7 +87,7 @@ def parsed_objects(analysis) -> list[tuple[str, dict]]:
 
 
 def core_objects(analysis) -> list[tuple[str, dict]]:
-    return [(path, doc) for path, doc in parsed_objects(analysis) if not doc["apiVersion"].startswith("traefik.io/")]
+    return [(path, doc) for path, doc in parsed_objects(analysis) if not doc["apiVersion"].startswith(verifier.CRD_GROUPS)]
 
 
 def by_kind(analysis, kind: str) -> dict[str, dict]:

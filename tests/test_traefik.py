@@ -11,12 +11,14 @@ from dataclasses import replace
 import pytest
 import yaml
 
+from msgen import images
 from msgen.checks.traefik_expression import expression_problem
 from msgen.errors import BlueprintError
 from msgen.model.load import load_blueprint
 from msgen.plan import gateway as gw
 from msgen.targets import traefik
 from msgen.targets.traefik import HELM_VALUES, kubernetes_artifacts
+from tests.cluster import cluster_blueprint
 from tests.rendering import edited, render_in_memory, verification
 
 BASE = """\
@@ -201,7 +203,10 @@ def test_kubernetes_artifacts_mirror_the_plan(analysed):
     assert values["ports"]["websecure"]["http3"] == {"enabled": True, "advertisedPort": 443}
     assert values["ports"]["metrics"]["port"] == 8082 and values["ports"]["metrics"]["expose"] == {"default": False}
     assert values["metrics"]["prometheus"]["buckets"] == "0.1,0.12,0.2,0.3,1.2,5.0"
-    assert values["certificatesResolvers"]["letsencrypt"]["acme"]["storage"] == "/data/acme.json"
+    # stateless: the certificates come from cert-manager's Secrets, never from Traefik's own ACME
+    assert "certificatesResolvers" not in values and "persistence" not in values
+    assert route["spec"]["tls"] == {"secretName": "shop-example-com-tls"}
+    assert values["image"] == {"tag": images.TRAEFIK_VERSION}
     assert values["resources"]["limits"] == {"cpu": "1", "memory": "256Mi"}
     assert values["ingressRoute"]["dashboard"] == {"enabled": False}
 
@@ -449,3 +454,176 @@ def test_traefik_drains_for_the_longest_route_timeout(analysed):
     values = yaml.safe_load(next(a.text for a in analysis.artifacts if a.path == HELM_VALUES))
     assert values["ports"]["websecure"]["transport"] == {"lifeCycle": {"graceTimeOut": "40s"}}
     assert values["deployment"]["terminationGracePeriodSeconds"] == 45
+
+
+def test_values_pin_the_chart_and_the_traefik_the_tests_run(analysed):
+    built = analysed(blueprint_text(extra='kubernetes: {version: "1.30"}')).files[HELM_VALUES]
+    header = [line for line in built.text.splitlines() if line.startswith("#")]
+    assert f"traefik/traefik {images.TRAEFIK_CHART_VERSION}, running Traefik {images.TRAEFIK_VERSION}" in header[1]
+    assert header[3].endswith(
+        f"traefik/traefik --version {images.TRAEFIK_CHART_VERSION} --namespace traefik --create-namespace "
+        "--values kubernetes/gateway/traefik-values.yaml"
+    )
+    assert built.document()["image"] == {"tag": images.TRAEFIK_VERSION}
+
+
+# --- Traefik on Kubernetes: the chart's values, how traffic enters, where certificates come from ----
+
+CLUSTER = cluster_blueprint()
+WITHOUT_ACME = cluster_blueprint(acme=False)
+
+
+def documents(analysis, path: str) -> list[dict]:
+    return list(analysis.files[path].documents)
+
+
+def kinds_in(analysis, kind: str) -> list[dict]:
+    from msgen.targets.kubernetes import is_manifest
+
+    return [doc for path, built in analysis.files.items() if is_manifest(path) for doc in built.documents if doc.get("kind") == kind]
+
+
+def helm(analysis) -> dict:
+    return analysis.files[HELM_VALUES].document()
+
+
+def test_one_certificate_per_distinct_host(analysed):
+    analysis = analysed(CLUSTER)
+    certificates = kinds_in(analysis, "Certificate")
+    # web on the domain, api and admin share api.example.com, the dashboard beside Traefik
+    placed = sorted((doc["metadata"]["namespace"], doc["spec"]["dnsNames"][0]) for doc in certificates)
+    assert placed == [("shop-prod", "api.example.com"), ("shop-prod", "shop.example.com"), ("traefik", "traefik.shop.example.com")]
+    secrets = {doc["spec"]["dnsNames"][0]: doc["spec"]["secretName"] for doc in certificates}
+    assert secrets["api.example.com"] == "api-example-com-tls"
+    for route in kinds_in(analysis, "IngressRoute"):
+        host = route["spec"]["routes"][0]["match"].split("`")[1]
+        assert route["spec"]["tls"] == {"secretName": secrets[host]}
+    assert helm(analysis)["ingressRoute"]["dashboard"]["tls"] == {"secretName": secrets["traefik.shop.example.com"]}
+    (issuer,) = kinds_in(analysis, "ClusterIssuer")
+    assert "namespace" not in issuer["metadata"]
+    assert {doc["spec"]["issuerRef"]["name"] for doc in certificates} == {issuer["metadata"]["name"]} == {"shop-letsencrypt"}
+    acme = issuer["spec"]["acme"]
+    assert acme["server"] == "https://acme-v02.api.letsencrypt.org/directory"
+    assert acme["email"] == "ops@example.com" and acme["privateKeySecretRef"] == {"name": "shop-letsencrypt-account"}
+
+
+def test_the_http01_solver_is_served_by_traefik_alone(analysed):
+    analysis = analysed(CLUSTER)
+    values = helm(analysis)
+    (issuer,) = kinds_in(analysis, "ClusterIssuer")
+    (solver,) = issuer["spec"]["acme"]["solvers"]
+    ingress = solver["http01"]["ingress"]
+    # the solver's Ingresses carry a class only this Traefik serves, never the cluster's default class
+    assert ingress["ingressClassName"] == values["ingressClass"]["name"] == values["providers"]["kubernetesIngress"]["ingressClass"]
+    assert values["ingressClass"] == {"enabled": True, "isDefaultClass": False, "name": "shop-acme"}
+    assert values["providers"]["kubernetesIngress"]["namespaces"] == ["shop-prod", "traefik"]
+    # the challenge is plain HTTP: on `web`, where the redirect to HTTPS must lose to it
+    assert ingress["ingressTemplate"]["metadata"]["annotations"] == {"traefik.ingress.kubernetes.io/router.entrypoints": "web"}
+    assert values["ports"]["web"]["http"]["redirections"]["entryPoint"]["priority"] == 1
+
+
+def test_no_acme_resolver_or_volume_on_kubernetes(analysed):
+    for text in (CLUSTER, WITHOUT_ACME):
+        analysis = analysed(text)
+        values = helm(analysis)
+        assert "certificatesResolvers" not in values and "persistence" not in values
+        assert values["ports"]["websecure"]["http"]["tls"] == {"enabled": True}
+        assert all("certResolver" not in route["spec"]["tls"] for route in kinds_in(analysis, "IngressRoute"))
+        # compose keeps Traefik's own ACME: its state is a volume on the one host
+        static = analysis.files["traefik/traefik.yml"].document()
+        assert ("certificatesResolvers" in static) == (text == CLUSTER)
+
+
+def test_without_acme_email_the_routes_read_the_users_secrets(analysed):
+    analysis = analysed(WITHOUT_ACME)
+    values = helm(analysis)
+    assert kinds_in(analysis, "Certificate") == [] and kinds_in(analysis, "ClusterIssuer") == []
+    assert "kubernetes/gateway/cert-manager.yaml" not in analysis.files and "kubernetes/acme-solver.yaml" not in analysis.files
+    assert values["providers"]["kubernetesIngress"] == {"enabled": False}
+    # the chart's default would make Traefik the cluster's default IngressClass, serving no Ingress
+    assert values["ingressClass"] == {"enabled": False}
+    assert "priority" not in values["ports"]["web"]["http"]["redirections"]["entryPoint"]
+    secrets = {route["metadata"]["name"]: route["spec"]["tls"]["secretName"] for route in kinds_in(analysis, "IngressRoute")}
+    assert secrets == {"admin": "api-example-com-tls", "api": "api-example-com-tls", "web": "shop-example-com-tls"}
+    assert "the TLS Secret each IngressRoute names" in analysis.files["kubernetes/kustomization.yaml"].text
+
+
+def test_cert_manager_objects_and_the_solver_policy_are_in_the_kustomization(analysed):
+    analysis = analysed(CLUSTER)
+    resources = analysis.files["kubernetes/kustomization.yaml"].document()["resources"]
+    assert {"gateway/cert-manager.yaml", "acme-solver.yaml"} <= set(resources)
+    assert "gateway/traefik-values.yaml" not in resources
+    kinds = [doc["kind"] for doc in documents(analysis, "kubernetes/gateway/cert-manager.yaml")]
+    assert kinds == ["ClusterIssuer", "Certificate", "Certificate", "Certificate"]
+    assert f"cert-manager {images.CERT_MANAGER_VERSION}" in analysis.files["kubernetes/gateway/cert-manager.yaml"].text
+    assert [f.id for f in verification(analysis) if f.id.startswith("k8s-")] == []
+
+
+def test_only_traefik_reaches_the_http01_solver(analysed):
+    """The namespace denies ingress by default: without its own policy no challenge would pass."""
+    from msgen.plan import kubernetes as k8s
+    from msgen.verify import netpol
+
+    analysis = analysed(CLUSTER)
+    policies = [
+        {"metadata": {"namespace": "shop-prod"}, "spec": doc["spec"]}
+        for doc in kinds_in(analysis, "NetworkPolicy")
+        if doc["metadata"]["name"] in ("default-deny-ingress", "acme-http01-solver")
+    ]
+    solver = netpol.Pod("shop-prod/cm-acme-http-solver", "shop-prod", dict(k8s.ACME_SOLVER_POD))
+    traefik = netpol.Pod("traefik/traefik", "traefik", dict(k8s.TRAEFIK_POD))
+    strangers = [netpol.Pod("shop-prod/stranger", "shop-prod", {"app": "x"}), netpol.Pod("traefik/stranger", "traefik", {"app": "x"})]
+    network = netpol.Network([solver, traefik, *strangers], policies)
+    assert network.may_connect(traefik, solver, ("TCP", 8089))
+    assert not network.may_connect(traefik, solver, ("TCP", 8080))
+    assert not any(network.may_connect(stranger, solver, ("TCP", 8089)) for stranger in strangers)
+
+
+def test_host_ports_run_traefik_on_every_node(analysed):
+    values = helm(analysed(CLUSTER))
+    assert values["deployment"]["kind"] == "DaemonSet" and "replicas" not in values["deployment"]
+    assert (values["ports"]["web"]["hostPort"], values["ports"]["websecure"]["hostPort"]) == (80, 443)
+    assert values["ports"]["websecure"]["http3"] == {"enabled": True, "advertisedPort": 443}  # the chart adds 443/udp
+    assert values["service"] == {"spec": {"type": "ClusterIP"}}
+    # a node's port holds one pod: the old one goes first
+    assert values["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
+    assert values["podDisruptionBudget"] == {"enabled": True, "maxUnavailable": 1}
+    assert "topologySpreadConstraints" not in values
+
+
+@pytest.mark.parametrize(("anti_affinity", "when"), [("required", "DoNotSchedule"), ("preferred", "ScheduleAnyway")])
+def test_load_balancer_keeps_the_client_address(analysed, anti_affinity, when):
+    values = helm(analysed(cluster_blueprint(ingress="load_balancer", anti_affinity=anti_affinity)))
+    assert values["deployment"]["kind"] == "Deployment" and values["deployment"]["replicas"] == 2
+    assert values["service"] == {"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}}
+    assert all("hostPort" not in port for port in values["ports"].values())
+    assert values["updateStrategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    assert values["podDisruptionBudget"] == {"enabled": True, "maxUnavailable": 1}
+    (spread,) = values["topologySpreadConstraints"]
+    assert (spread["topologyKey"], spread["maxSkew"], spread["whenUnsatisfiable"]) == ("kubernetes.io/hostname", 1, when)
+    assert spread["labelSelector"] == {"matchLabels": {"app.kubernetes.io/name": "traefik"}}
+
+
+def test_certificate_names_are_labels_and_never_shared():
+    from msgen.plan.kubernetes import certificate_names
+
+    long_host = ".".join(["segment"] * 12) + ".example.com"
+    names = certificate_names({"shop.example.com", "a-b.c", "a.b-c", long_host})
+    assert names["shop.example.com"] == "shop-example-com"
+    assert names["a-b.c"] != names["a.b-c"] and names["a-b.c"].startswith("a-b-c-")
+    assert len(names[long_host]) <= 63 and names[long_host].startswith("segment-segment")
+    assert all(name[0].isalnum() and name[-1].isalnum() for name in names.values())
+    assert certificate_names({long_host}) == {long_host: names[long_host]}  # the same host, the same name
+
+
+def test_plan_shows_the_chart_the_ingress_and_the_tls_source(analysed):
+    from msgen.views import kubernetes_gateway_section
+
+    (section,) = kubernetes_gateway_section(analysed(CLUSTER).plan)
+    assert images.TRAEFIK_CHART_VERSION in section.title and images.TRAEFIK_VERSION in section.title
+    rows = {row[0]: row for row in section.rows}
+    assert rows["ingress"][1].startswith("DaemonSet") and rows["ingress"][2].startswith("host_ports")
+    assert "ClusterIssuer shop-letsencrypt" in rows["TLS"][1]
+    assert rows["certificate api.example.com"][1] == "Secret shop-prod/api-example-com-tls"
+    (without,) = kubernetes_gateway_section(analysed(WITHOUT_ACME).plan)
+    assert {row[0]: row for row in without.rows}["TLS"][1].startswith("your TLS Secrets")

@@ -25,9 +25,13 @@ import jsonschema
 import pytest
 import yaml
 
+from msgen import images
+
 VENDOR = Path(__file__).resolve().parents[2] / "shared" / "vendor"
-TRAEFIK_CHART = "traefik-helm-chart-41.3.0"
-CRD_FOLDERS = (TRAEFIK_CHART, "cert-manager-1.21.1", "prometheus-operator-0.93.0")
+# the versions msgen writes for are the versions vendored: one constant each, in msgen/images.py
+TRAEFIK_CHART = f"traefik-helm-chart-{images.TRAEFIK_CHART_VERSION}"
+CERT_MANAGER = f"cert-manager-{images.CERT_MANAGER_VERSION.removeprefix('v')}"
+CRD_FOLDERS = (TRAEFIK_CHART, CERT_MANAGER, "prometheus-operator-0.93.0")
 # the API groups whose kinds the vendored CRDs serve
 CRD_GROUPS = ("traefik.io", "cert-manager.io", "monitoring.coreos.com")
 

@@ -103,8 +103,10 @@ class Inspector:
                 self._compose_container(name, entry)
         elif built.path == HELM_VALUES:
             values = built.document()
-            replicas = int((values.get("deployment") or {}).get("replicas", 1))
-            self.kubernetes_loads.append(_pod_load("deployment/traefik", replicas, [{"resources": values.get("resources") or {}}]))
+            deployment = values.get("deployment") or {}
+            kind = deployment.get("kind", "Deployment")
+            replicas = _replicas(kind, deployment.get("replicas", 1), self.nodes)
+            self.kubernetes_loads.append(_pod_load(f"{kind.lower()}/traefik", replicas, [{"resources": values.get("resources") or {}}]))
         elif kubernetes_target.is_manifest(built.path):
             documents = [document for document in built.documents if isinstance(document, dict)]
             # an autoscaler's maximum is what the nodes must hold
@@ -191,9 +193,14 @@ def node_allocatable(memory: int, vcpu: int) -> tuple[int, int]:
 def _workload_load(document: dict, nodes: int, scaled: int | None = None) -> Load | None:
     spec = document.get("spec") or {}
     pod = (spec.get("template") or {}).get("spec") or {}
-    replicas = nodes if document.get("kind") == "DaemonSet" else scaled or int(spec.get("replicas", 1))
+    replicas = _replicas(document.get("kind"), scaled or spec.get("replicas", 1), nodes)
     name = f"{document['kind'].lower()}/{(document.get('metadata') or {}).get('name', '?')}"
     return _pod_load(name, replicas, pod.get("containers") or [])
+
+
+def _replicas(kind: str | None, declared, nodes: int) -> int:
+    """A DaemonSet runs one pod a node; other workloads as many as they declare."""
+    return nodes if kind == "DaemonSet" else int(declared)
 
 
 def _pod_load(name: str, replicas: int, containers: list[dict]) -> Load:

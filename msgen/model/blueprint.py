@@ -178,8 +178,10 @@ class Gateway(Model):
     acme_email: str | None = Field(
         default=None,
         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-        description="The e-mail address of the Let's Encrypt account that issues the certificates. Default none: you "
-        "provide the certificates (Traefik serves its self-signed one until then).",
+        description="The e-mail address of the Let's Encrypt account that issues the certificates: compose through "
+        "Traefik's own ACME (TLS challenge), Kubernetes through a cert-manager ClusterIssuer (HTTP-01) and one "
+        "Certificate a host. Default none: you provide the certificates; on Kubernetes as the TLS Secrets `msgen plan` "
+        "names, one a host (Traefik serves its self-signed one until then).",
     )
     http3: bool = Field(
         default=False,
@@ -713,6 +715,17 @@ class Kubernetes(Model):
     gateway_namespace: Name = Field(
         default="traefik",
         description="The namespace Traefik runs in (installed from its Helm chart). Default traefik.",
+    )
+    ingress: Literal["host_ports", "load_balancer"] = Field(
+        default="host_ports",
+        description="How traffic from outside reaches Traefik. host_ports (default): a DaemonSet, one Traefik on every "
+        "node, listening on the node's ports 80 and 443 (and 443/udp with gateway.http3), with a ClusterIP Service: for "
+        "nodes without a cloud load balancer (bare KVM), where a LoadBalancer Service stays pending; point DNS at the "
+        "nodes, and keep the gateway namespace's Pod Security at privileged (host ports). The client's address reaches "
+        "Traefik as it is. load_balancer: a Deployment of 2 replicas spread over the nodes, behind a LoadBalancer Service "
+        "with externalTrafficPolicy Local: the load balancer sends traffic only to nodes that run Traefik and the "
+        "client's address is kept (with Cluster a node would forward it under its own address, and the rate limit would "
+        "count every client behind that node as one).",
     )
 
     @field_validator("version")

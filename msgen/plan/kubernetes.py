@@ -8,10 +8,14 @@ computed here; msgen/targets/kubernetes.py only wraps it into objects.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 
-from msgen.model.blueprint import Blueprint
+from msgen.model.blueprint import Blueprint, Kubernetes
+from msgen.plan.gateway import GatewayPlan
 from msgen.plan.services import DatastorePlan, ServicePlan, env_prefix
 from msgen.units import Duration
 
@@ -30,6 +34,9 @@ TRAEFIK_POD = {NAME_LABEL: "traefik"}
 PROMETHEUS_POD = {NAME_LABEL: "prometheus"}
 DNS_NAMESPACE = "kube-system"
 DNS_POD = {"k8s-app": "kube-dns"}
+# cert-manager's HTTP-01 solver pods: their label and the port Traefik forwards the challenge to
+ACME_SOLVER_POD = {"acme.cert-manager.io/http01-solver": "true"}
+ACME_SOLVER_PORT = 8089
 # a container that needs this long to answer its first health check is restarted
 STARTUP_WINDOW_S = 60
 # readiness takes a pod out of the endpoints after 3 failures; liveness restarts it only after
@@ -58,6 +65,12 @@ FEATURES = (
         "a drain can wait on a crash-looping pod",
     ),
     Feature(
+        "nodeTaintsPolicy: Honor",
+        "1.26",
+        "Traefik's spread over nodes ignores nodes it may not run on (a tainted control plane)",
+        "a tainted node counts as an empty one, and a replica can stay Pending",
+    ),
+    Feature(
         "matchLabelKeys: [pod-template-hash]",
         "1.27",
         "the zone spread counts only the pods of the current rollout",
@@ -74,6 +87,14 @@ FEATURES = (
 
 def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
+# how traffic from outside reaches Traefik (kubernetes.ingress)
+HOST_PORTS, LOAD_BALANCER = "host_ports", "load_balancer"
+# Traefik as a Deployment: one pod can go (a drain, a rollout) while the other serves
+GATEWAY_REPLICAS = 2
+LETSENCRYPT_SERVER = "https://acme-v02.api.letsencrypt.org/directory"
+# a Kubernetes name that is also a label value (the Certificate's name is its app.kubernetes.io/name)
+MAX_NAME = 63
+TLS_SECRET_SUFFIX = "-tls"
 
 
 @dataclass(frozen=True)
@@ -122,6 +143,42 @@ class DataVolumePlan:
 
 
 @dataclass(frozen=True)
+class CertificatePlan:
+    """The TLS certificate of one host, in the namespace of the IngressRoutes that serve it."""
+
+    host: str
+    namespace: str
+    name: str  # the Certificate's: a DNS label (a host has dots and may be longer than a label)
+    secret: str  # the TLS Secret the IngressRoutes read: cert-manager fills it, or the user without acme_email
+
+
+@dataclass(frozen=True)
+class EdgePlan:
+    """Traefik on the cluster: how traffic reaches it, how it rolls, where its certificates come from."""
+
+    ingress: str  # host_ports | load_balancer
+    replicas: int | None  # None: a DaemonSet, one pod a node
+    max_surge: int
+    max_unavailable: int
+    survives_node_loss: str
+    issuer: str | None  # cert-manager's ClusterIssuer (with acme_email); None: the user's Secrets
+    solver_class: str | None  # the IngressClass of cert-manager's HTTP-01 solver Ingresses, served by Traefik
+    certificates: tuple[CertificatePlan, ...]  # one a (namespace, host), sorted
+
+    @property
+    def cert_manager(self) -> bool:
+        return self.issuer is not None
+
+    def certificate(self, namespace: str, host: str) -> CertificatePlan:
+        return self._by_place[(namespace, host)]
+
+    # every route asks once: keep the lookup O(1) for thousands of routes
+    @cached_property
+    def _by_place(self) -> dict[tuple[str, str], CertificatePlan]:
+        return {(certificate.namespace, certificate.host): certificate for certificate in self.certificates}
+
+
+@dataclass(frozen=True)
 class KubernetesPlan:
     namespace: str
     version: str
@@ -137,6 +194,7 @@ class KubernetesPlan:
     probes: dict[str, ProbePlan]  # service -> probe timings
     callers: dict[str, tuple[str, ...]]  # service -> the services that call it, sorted
     volumes: dict[str, DataVolumePlan]  # datastore -> its data volume
+    edge: EdgePlan | None  # Traefik on the cluster; None when nothing is routed
 
     def has(self, feature: str) -> bool:
         """Whether the cluster's version has the feature whose name starts with `feature`."""
@@ -256,8 +314,59 @@ def _callers(services: tuple[ServicePlan, ...]) -> dict[str, tuple[str, ...]]:
     return {name: tuple(names) for name, names in callers.items()}
 
 
+def certificate_names(hosts: set[str]) -> dict[str, str]:
+    """Host -> the name of its Certificate: the host with dashes for dots, unless that is too long
+    or two hosts would share it (`a-b.c`, `a.b-c`); then a shorter prefix and a hash of the host."""
+    plain = {host: host.replace(".", "-") for host in hosts}
+    taken = Counter(plain.values())
+    return {host: name if taken[name] == 1 and len(name) <= MAX_NAME else _hashed(host, name) for host, name in plain.items()}
+
+
+def _hashed(host: str, name: str) -> str:
+    digest = hashlib.sha256(host.encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - len(digest) - 1].rstrip('-')}-{digest}"
+
+
+def plan_certificates(gateway: GatewayPlan, namespace: str, gateway_namespace: str) -> tuple[CertificatePlan, ...]:
+    """One certificate a host the routes answer on, beside them; the dashboard's beside Traefik,
+    where the chart puts the dashboard's IngressRoute (an IngressRoute reads Secrets of its own namespace)."""
+    places = {(namespace, host) for route in gateway.routes for host in route.hosts}
+    if gateway.dashboard:
+        places.add((gateway_namespace, gateway.dashboard_host))
+    names = certificate_names({host for _, host in places})
+    return tuple(
+        CertificatePlan(host, where, names[host], names[host] + TLS_SECRET_SUFFIX) for where, host in sorted(places)
+    )
+
+
+def plan_edge(kubernetes: Kubernetes, project: str, gateway: GatewayPlan | None, nodes: int, namespace: str) -> EdgePlan | None:
+    """Traefik as a DaemonSet on the nodes' ports (each node answers), or a Deployment behind a load balancer."""
+    if gateway is None:
+        return None
+    acme = gateway.acme_email is not None
+    if kubernetes.ingress == HOST_PORTS:
+        # a node's port holds one pod: the old pod must go before the new one can bind it
+        replicas, surge, unavailable, survives = None, 0, 1, survival(nodes, nodes, "required")
+    else:
+        replicas, surge, unavailable = GATEWAY_REPLICAS, 1, 0
+        survives = survival(GATEWAY_REPLICAS, nodes, kubernetes.anti_affinity)
+    return EdgePlan(
+        ingress=kubernetes.ingress,
+        replicas=replicas,
+        max_surge=surge,
+        max_unavailable=unavailable,
+        survives_node_loss=survives,
+        issuer=f"{project}-letsencrypt" if acme else None,
+        solver_class=f"{project}-acme" if acme else None,
+        certificates=plan_certificates(gateway, namespace, kubernetes.gateway_namespace),
+    )
+
+
 def plan_kubernetes(
-    blueprint: Blueprint, services: tuple[ServicePlan, ...], datastores: tuple[DatastorePlan, ...]
+    blueprint: Blueprint,
+    services: tuple[ServicePlan, ...],
+    datastores: tuple[DatastorePlan, ...],
+    gateway: GatewayPlan | None,
 ) -> KubernetesPlan | None:
     """Placement and rollout of every workload; None without a `kubernetes:` section."""
     kubernetes = blueprint.kubernetes
@@ -299,4 +408,5 @@ def plan_kubernetes(
         probes={service.name: plan_probes(service) for service in services},
         callers=_callers(services),
         volumes={store.name: data_volume(store, kubernetes.storage_classes) for store in datastores},
+        edge=plan_edge(kubernetes, project, gateway, len(nodes), namespace),
     )

@@ -31,6 +31,7 @@ ROOT = "kubernetes"
 KUSTOMIZATION = f"{ROOT}/kustomization.yaml"
 NAMESPACE_FILE = f"{ROOT}/namespace.yaml"
 DEFAULT_DENY_FILE = f"{ROOT}/default-deny.yaml"
+ACME_SOLVER_FILE = f"{ROOT}/acme-solver.yaml"
 SERVICES_DIR = f"{ROOT}/services"
 DATASTORES_DIR = f"{ROOT}/datastores"
 HTTP_PORT = "http"
@@ -121,9 +122,18 @@ def _kustomization(plan, artifacts: list[Artifact]) -> Artifact:
     context = {
         "project": plan.project,
         "gateway_namespace": plan.kubernetes.gateway_namespace,
-        "secrets_hint": "<service>-secrets, <datastore>-credentials",
+        "secrets_hint": secrets_hint(plan),
     }
     return templated(KUSTOMIZATION, NAME, "kubernetes/kustomization.yaml.j2", context, "document", lambda: document)
+
+
+def secrets_hint(plan) -> str:
+    """The Secrets the manifests read and msgen never writes; the TLS ones only without cert-manager."""
+    hint = "<service>-secrets, <datastore>-credentials"
+    edge = plan.kubernetes.edge
+    if edge is not None and not edge.cert_manager:
+        hint += ", the TLS Secret each IngressRoute names"
+    return hint
 
 
 def manifests(plan) -> dict[str, Callable[[], tuple]]:
@@ -132,6 +142,9 @@ def manifests(plan) -> dict[str, Callable[[], tuple]]:
         NAMESPACE_FILE: lambda: (namespace_object(plan),),
         DEFAULT_DENY_FILE: lambda: (default_deny(plan),),
     }
+    edge = plan.kubernetes.edge
+    if edge is not None and edge.cert_manager:
+        files[ACME_SOLVER_FILE] = lambda: (acme_solver_policy(plan),)
     for service in plan.services:
         files[f"{SERVICES_DIR}/{service.name}.yaml"] = lambda service=service: tuple(service_objects(plan, service))
     for store in plan.datastores:
@@ -285,6 +298,22 @@ def default_deny(plan) -> dict:
     }
 
 
+def acme_solver_policy(plan) -> dict:
+    """cert-manager's HTTP-01 solver pods answer Let's Encrypt through Traefik: the default deny
+    would keep the challenge from them, and no certificate would ever be issued."""
+    ingress = {"from": [gateway_peer(plan.kubernetes)], "ports": [_port(k8s.ACME_SOLVER_PORT)]}
+    spec = {"podSelector": {"matchLabels": dict(k8s.ACME_SOLVER_POD)}, "policyTypes": ["Ingress"], "ingress": [ingress]}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata(plan, "acme-http01-solver"), "spec": spec}
+
+
+def gateway_peer(kube: k8s.KubernetesPlan) -> dict:
+    """Traefik's pods, in the namespace it is installed in."""
+    return {
+        "namespaceSelector": {"matchLabels": {k8s.NAMESPACE_KEY: kube.gateway_namespace}},
+        "podSelector": {"matchLabels": dict(k8s.TRAEFIK_POD)},
+    }
+
+
 def _peer_of(workload: k8s.WorkloadPlan) -> dict:
     return {"podSelector": {"matchLabels": dict(workload.selector)}}
 
@@ -323,11 +352,7 @@ def service_policy(plan, service: ServicePlan) -> dict:
     workload = kube.services[service.name]
     ingress = []
     if plan.gateway is not None and plan.gateway.route(service.name) is not None:
-        gateway = {
-            "namespaceSelector": {"matchLabels": {k8s.NAMESPACE_KEY: kube.gateway_namespace}},
-            "podSelector": {"matchLabels": dict(k8s.TRAEFIK_POD)},
-        }
-        ingress.append({"from": [gateway], "ports": [_port(HTTP_PORT)]})
+        ingress.append({"from": [gateway_peer(kube)], "ports": [_port(HTTP_PORT)]})
     callers = kube.callers[service.name]
     if callers:
         ingress.append({"from": [_peer_of(kube.services[name]) for name in callers], "ports": [_port(HTTP_PORT)]})
