@@ -157,6 +157,7 @@ class EdgePlan:
     """Traefik on the cluster: how traffic reaches it, how it rolls, where its certificates come from."""
 
     ingress: str  # host_ports | load_balancer
+    anti_affinity: str  # how a Deployment's replicas spread over the nodes: required | preferred
     replicas: int | None  # None: a DaemonSet, one pod a node
     max_surge: int
     max_unavailable: int
@@ -344,14 +345,16 @@ def plan_edge(kubernetes: Kubernetes, project: str, gateway: GatewayPlan | None,
     if gateway is None:
         return None
     acme = gateway.acme_email is not None
+    anti_affinity = kubernetes.anti_affinity or default_anti_affinity(GATEWAY_REPLICAS, nodes)
     if kubernetes.ingress == HOST_PORTS:
         # a node's port holds one pod: the old pod must go before the new one can bind it
         replicas, surge, unavailable, survives = None, 0, 1, survival(nodes, nodes, "required")
     else:
         replicas, surge, unavailable = GATEWAY_REPLICAS, 1, 0
-        survives = survival(GATEWAY_REPLICAS, nodes, kubernetes.anti_affinity)
+        survives = survival(GATEWAY_REPLICAS, nodes, anti_affinity)
     return EdgePlan(
         ingress=kubernetes.ingress,
+        anti_affinity=anti_affinity,
         replicas=replicas,
         max_surge=surge,
         max_unavailable=unavailable,

@@ -149,11 +149,10 @@ def node_spread(plan) -> dict:
     """Traefik's replicas on different nodes when they can be (required) or when it costs nothing (preferred).
     A skew of one still lets a rollout's extra pod start beside an old one."""
     kube = plan.kubernetes
-    anti_affinity = kube.anti_affinity or k8s.default_anti_affinity(kube.edge.replicas, len(kube.nodes))
     spread = {
         "maxSkew": 1,
         "topologyKey": k8s.HOSTNAME_KEY,
-        "whenUnsatisfiable": "DoNotSchedule" if anti_affinity == "required" else "ScheduleAnyway",
+        "whenUnsatisfiable": "DoNotSchedule" if kube.edge.anti_affinity == "required" else "ScheduleAnyway",
         "labelSelector": {"matchLabels": dict(k8s.TRAEFIK_POD)},
     }
     if kube.has("nodeTaintsPolicy"):
