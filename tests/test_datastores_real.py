@@ -82,9 +82,12 @@ def wait_for_redis(port: int, process: subprocess.Popen, log: Path, password: st
 # --- MariaDB -------------------------------------------------------------------------------------
 
 MARIADB_QUERY = (
-    "SELECT @@innodb_buffer_pool_size, @@innodb_io_capacity, @@innodb_flush_neighbors, @@max_connections, @@innodb_log_file_size"
+    "SELECT @@innodb_buffer_pool_size, @@innodb_io_capacity, @@innodb_flush_neighbors, @@max_connections, @@innodb_log_file_size, "
+    "@@character_set_server, @@collation_server, @@slow_query_log, @@long_query_time"
 )
 MARIADB_KEYS = ("innodb_buffer_pool_size", "innodb_io_capacity", "innodb_flush_neighbors", "max_connections", "innodb_log_file_size")
+# text the server reports as it is: the character set, the collation, the slow log (1 = ON) and its threshold
+MARIADB_TEXT_KEYS = ("character_set_server", "collation_server", "slow_query_log", "long_query_time")
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +110,7 @@ def mariadb_base():
         yield {"mariadbd": mariadbd, "client": client, "base": base, "root": root}
 
 
-def boot_mariadb(base: dict, my_cnf: str, name: str) -> dict[str, int]:
+def boot_mariadb(base: dict, my_cnf: str, name: str) -> dict[str, int | str]:
     """Boot mariadbd with the rendered my.cnf (plus only datadir, socket, pid, log and a
     loopback port on the command line) and return what the server reports."""
     work = base["root"] / name
@@ -132,7 +135,9 @@ def boot_mariadb(base: dict, my_cnf: str, name: str) -> dict[str, int]:
     finally:
         stop(process)
         shutil.rmtree(work, ignore_errors=True)
-    return dict(zip(MARIADB_KEYS, (int(v) for v in result.stdout.split()), strict=True))
+    values = result.stdout.split()
+    numbers = dict(zip(MARIADB_KEYS, (int(v) for v in values[: len(MARIADB_KEYS)]), strict=True))
+    return {**numbers, **dict(zip(MARIADB_TEXT_KEYS, values[len(MARIADB_KEYS) :], strict=True))}
 
 
 BOOT_CASES = [(memory, storage) for memory in ("512Mi", "2Gi", "8Gi") for storage in ("nvme", "ssd", "hdd")]
@@ -144,8 +149,17 @@ def test_mariadb_boots_with_rendered_my_cnf_and_reports_the_plan(mariadb_base, m
     plan = plan_for("mariadb", "10.11", memory, storage, extra)
     tuning = plan.tuning["db"]
     reported = boot_mariadb(mariadb_base, config_files(plan, "db")["my.cnf"], f"{memory}-{storage}")
-    assert reported == {key: tuning.get(key).number for key in MARIADB_KEYS}
+    assert {key: reported[key] for key in MARIADB_KEYS} == {key: tuning.get(key).number for key in MARIADB_KEYS}
+    # MariaDB 10.11 alone would start with latin1 and no slow log
+    assert (reported["character_set_server"], reported["collation_server"]) == ("utf8mb4", "utf8mb4_uca1400_ai_ci")
+    assert (reported["slow_query_log"], float(reported["long_query_time"])) == ("1", tuning.get("long_query_time").number)
     assert tuning.peak <= tuning.limit
+
+
+def boolean_word(value: str) -> str:
+    """`--help --verbose` prints a boolean as TRUE/FALSE where my.cnf says ON/OFF."""
+    word = value.lower()
+    return {"on": "true", "off": "false"}.get(word, word)
 
 
 def help_values(output: str) -> dict[str, str]:
@@ -175,7 +189,7 @@ def test_mariadb_accepts_large_configs(mariadb_base, memory, storage):
         if setting.number is not None:
             assert float(effective[setting.name]) == setting.number, setting.name
         else:
-            assert effective[setting.name].lower() == setting.value.lower(), setting.name
+            assert boolean_word(effective[setting.name]) == boolean_word(setting.value), setting.name
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
@@ -235,6 +249,9 @@ def test_postgres_boots_with_rendered_config_and_reports_the_plan(memory, storag
         for name in ("shared_buffers", "effective_cache_size", "work_mem", "random_page_cost", "maintenance_work_mem", "wal_buffers"):
             shown = psql(server, f"SHOW {name}")
             assert pg_number(shown) == pytest.approx(tuning.get(name).number), (name, shown)
+        assert psql(server, "SHOW shared_preload_libraries") == "pg_stat_statements"
+        assert psql(server, "SHOW log_min_duration_statement") == "1s"
+        assert psql(server, "SHOW idle_in_transaction_session_timeout") == "1min"
 
 
 # --- Redis --------------------------------------------------------------------------------------
@@ -447,6 +464,16 @@ def test_postgres_compose_entry_is_honest(rendered_output):
                 db=env["DB_NAME"],
             )
             assert answer == f"{env['DB_USER']} {env['DB_NAME']}"
+            # the init script created pg_stat_statements in the app database: the app user reads its own queries
+            seen = psql(
+                server,
+                "SELECT count(*) > 0 FROM pg_stat_statements WHERE query LIKE 'SELECT current_user%'",
+                user=env["DB_USER"],
+                host="127.0.0.1",
+                password=password,
+                db=env["DB_NAME"],
+            )
+            assert seen == "t"
             assert pg_number(psql(server, "SHOW shared_buffers")) == plan.tuning["ledger-db"].get("shared_buffers").number
         finally:
             stop(process)

@@ -326,6 +326,7 @@ def _innodb_settings(store: DatastorePlan, shape: PoolShape, tier: ConnectionTie
     settings.append(
         Setting("key_buffer_size", cnf_size(KEY_BUFFER), "8M: MyISAM is not used; MariaDB's default 128M would be wasted", KEY_BUFFER)
     )
+    settings.extend(_text_and_slow_log(engine))
     if engine == "mysql":
         ram = globals_["temptable_max_ram"]
         settings.append(
@@ -344,6 +345,24 @@ def _innodb_settings(store: DatastorePlan, shape: PoolShape, tier: ConnectionTie
             )
         )
     return settings
+
+
+# a query this slow is worth a line in the slow log: the servers' own thresholds (10s) miss
+# nearly every slow query of a service answering in milliseconds
+SLOW_QUERY_S = 1
+# a session that opened a transaction and went quiet holds its locks and stops vacuum
+PG_IDLE_IN_TRANSACTION_MS = 60_000
+# the collation each engine's current Unicode tables go by (MariaDB's from 10.10)
+UTF8MB4_COLLATION = {"mysql": "utf8mb4_0900_ai_ci", "mariadb": "utf8mb4_uca1400_ai_ci"}
+
+
+def _text_and_slow_log(engine: str) -> list[Setting]:
+    return [
+        Setting("character_set_server", "utf8mb4", "every Unicode character (MariaDB before 11.6 starts with latin1)"),
+        Setting("collation_server", UTF8MB4_COLLATION[engine], "current Unicode sorting, accent- and case-insensitive"),
+        Setting("slow_query_log", "ON", "queries over long_query_time go to the slow log in the data directory"),
+        Setting("long_query_time", str(SLOW_QUERY_S), f"{SLOW_QUERY_S}s: the default 10s misses most slow queries", SLOW_QUERY_S),
+    ]
 
 
 def _redo_settings(store: DatastorePlan, pool: int) -> list[Setting]:
@@ -431,6 +450,19 @@ def _tune_postgres(store: DatastorePlan) -> list[Setting]:
             1.1 if ssd else 4,
         ),
         Setting("effective_io_concurrency", str(io_concurrency), f"storage {store.storage_origin}", io_concurrency),
+        Setting("shared_preload_libraries", "'pg_stat_statements'", "per-query statistics (the view is created in the app database)"),
+        Setting(
+            "log_min_duration_statement",
+            str(SLOW_QUERY_S * 1000),
+            f"statements over {SLOW_QUERY_S}s are logged with their duration",
+            SLOW_QUERY_S * 1000,
+        ),
+        Setting(
+            "idle_in_transaction_session_timeout",
+            str(PG_IDLE_IN_TRANSACTION_MS),
+            "60s: a transaction left open holds its locks and stops vacuum",
+            PG_IDLE_IN_TRANSACTION_MS,
+        ),
     ]
     if cores >= 4:
         settings.extend(_postgres_workers(cores))

@@ -25,6 +25,10 @@ class Variable:
 _FLUSH_METHODS = ("fsync", "O_DSYNC", "littlesync", "nosync", "O_DIRECT", "O_DIRECT_NO_FSYNC")
 
 _INNODB_COMMON: dict[str, Variable] = {
+    "character_set_server": Variable(),
+    "collation_server": Variable(),
+    "slow_query_log": Variable(words=("ON", "OFF")),
+    "long_query_time": Variable(0, 31_536_000),
     "innodb_buffer_pool_size": Variable(5 * MI, U64),
     "innodb_log_buffer_size": Variable(MI, 4 * GI - 1),
     "innodb_flush_neighbors": Variable(0, 2),
@@ -99,6 +103,9 @@ POSTGRES = {
     "max_parallel_workers": Variable(0, 1024),
     "max_parallel_workers_per_gather": Variable(0, 1024),
     "max_parallel_maintenance_workers": Variable(0, 1024),
+    "shared_preload_libraries": Variable(),
+    "log_min_duration_statement": Variable(-1, 2_147_483_647),
+    "idle_in_transaction_session_timeout": Variable(0, 2_147_483_647),
 }
 
 REDIS_7 = {

@@ -10,5 +10,7 @@ psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgre
   --set=app_user=ledger --set=app_db=ledger --set=app_password="$msgen_password" <<'SQL'
 CREATE ROLE :"app_user" LOGIN PASSWORD :'app_password';
 CREATE DATABASE :"app_db" OWNER :"app_user";
+\connect :"app_db"
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 SQL
 unset msgen_password msgen_password_file
