@@ -4,6 +4,7 @@ loopback ports, and report exactly the values the plan derived."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -455,25 +456,10 @@ def test_postgres_compose_entry_is_honest(rendered_output):
             assert init.returncode == 0, init.stderr
             server = {"port": port, "socket_dir": work}
             password = secret.read_text(encoding="utf-8")
-            answer = psql(
-                server,
-                "SELECT current_user || ' ' || current_database()",
-                user=env["DB_USER"],
-                host="127.0.0.1",
-                password=password,
-                db=env["DB_NAME"],
-            )
-            assert answer == f"{env['DB_USER']} {env['DB_NAME']}"
+            as_app = functools.partial(psql, server, user=env["DB_USER"], host="127.0.0.1", password=password, db=env["DB_NAME"])
+            assert as_app("SELECT current_user || ' ' || current_database()") == f"{env['DB_USER']} {env['DB_NAME']}"
             # the init script created pg_stat_statements in the app database: the app user reads its own queries
-            seen = psql(
-                server,
-                "SELECT count(*) > 0 FROM pg_stat_statements WHERE query LIKE 'SELECT current_user%'",
-                user=env["DB_USER"],
-                host="127.0.0.1",
-                password=password,
-                db=env["DB_NAME"],
-            )
-            assert seen == "t"
+            assert as_app("SELECT count(*) > 0 FROM pg_stat_statements WHERE query LIKE 'SELECT current_user%'") == "t"
             assert pg_number(psql(server, "SHOW shared_buffers")) == plan.tuning["ledger-db"].get("shared_buffers").number
         finally:
             stop(process)
