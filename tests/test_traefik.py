@@ -412,8 +412,8 @@ def test_route_timeout_is_the_chain_s_longest_wait_with_a_floor(analysed):
     # sequential: 20 + (3 x 4s + 100 + 200) + (2 x 4s + 50) = 20370 ms, above the floor
     route = analysed(CHAIN % ("", "4s")).plan.gateway.route("front")
     assert (route.timeout.timeout.ms, route.timeout.origin, route.timeout.longest_wait_ms) == (20_370, "chain", 20_370)
-    retry = analysed(CHAIN % ("", "4s")).plan.gateway  # no retry on front: no retry middleware
-    assert all(m.kind != "retry" for m in retry.route("front").middlewares)
+    gateway = analysed(CHAIN % ("", "4s")).plan.gateway  # no retry on front: no retry middleware
+    assert all(m.kind != "retry" for m in gateway.route("front").middlewares)
     # parallel: only the slowest call counts, 20 + 12300 = 12320 ms: the floor wins
     parallel = analysed((CHAIN % ("", "4s")).replace("    latency: {p99: 20ms}", "    latency: {p99: 20ms}\n    parallel_calls: true"))
     front = parallel.plan.gateway.route("front")
@@ -627,3 +627,12 @@ def test_plan_shows_the_chart_the_ingress_and_the_tls_source(analysed):
     assert rows["certificate api.example.com"][1] == "Secret shop-prod/api-example-com-tls"
     (without,) = kubernetes_gateway_section(analysed(WITHOUT_ACME).plan)
     assert {row[0]: row for row in without.rows}["TLS"][1].startswith("your TLS Secrets")
+
+
+def test_a_header_note_stays_one_comment_line():
+    from msgen.jinja import render_template
+    from msgen.targets import DOCUMENT_TEMPLATE
+
+    text = render_template(DOCUMENT_TEMPLATE, project="shop", notes=("first\nkey: injected",), document={"a": 1})
+    assert yaml.safe_load(text) == {"a": 1}
+    assert "# first key: injected" in text
