@@ -8,7 +8,11 @@ SECRETS_DIR = "/run/secrets"
 # the application user's password, the superuser's password (file names under SECRETS_DIR)
 PASSWORD_SECRET = "db-password"
 ADMIN_PASSWORD_SECRET = "admin-password"
+# the exporter's own login (mysql, mariadb, postgres): documented grants, a connection cap
+EXPORTER_USER = "exporter"
+EXPORTER_PASSWORD_SECRET = "exporter-password"
 PASSWORD_FILE = f"{SECRETS_DIR}/{PASSWORD_SECRET}"
+EXPORTER_PASSWORD_FILE = f"{SECRETS_DIR}/{EXPORTER_PASSWORD_SECRET}"
 ADMIN_PASSWORD_FILE = f"{SECRETS_DIR}/{ADMIN_PASSWORD_SECRET}"
 
 # files that other files name

@@ -25,6 +25,7 @@ from pydantic.fields import FieldInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from msgen.cron import Schedule  # noqa: E402
 from msgen.model import blueprint as models  # noqa: E402
 from msgen.model import types as field_types  # noqa: E402
 from msgen.model.references import RESERVED_NAMES  # noqa: E402
@@ -56,6 +57,7 @@ HEADINGS: dict[type[BaseModel], str] = {
     models.Autoscale: "Autoscale",
     models.Latency: "Latency",
     models.Datastore: "Datastore",
+    models.Backup: "Backup",
     models.Observability: "Observability",
     models.Prometheus: "Prometheus",
     models.Kubernetes: "Kubernetes",
@@ -93,6 +95,8 @@ def _unit_name(metadata: tuple) -> str | None:
             return "size"
         if isinstance(item, PlainValidator) and function == Cpu.parse:
             return "CPU"
+        if isinstance(item, PlainValidator) and function == Schedule.parse:
+            return "cron schedule"
         if isinstance(item, AfterValidator) and function is field_types._check_name:
             return "name"
         if isinstance(item, AfterValidator) and function is field_types._check_env_name:

@@ -8,8 +8,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from msgen.cron import Schedule
 from msgen.model.types import (
     CpuField,
+    CronField,
     DurationField,
     EnvName,
     MemoryField,
@@ -598,6 +600,48 @@ class Service(Model):
         return items
 
 
+class Backup(Model):
+    """Scheduled backups of a datastore and, for SQL engines, the log that recovers any point since."""
+
+    enabled: bool | None = Field(
+        default=None,
+        description="Whether it is backed up. Default: on for mysql, mariadb, postgres and a redis store; off for a "
+        "redis cache (it is rebuilt from its source).",
+    )
+    schedule: CronField = Field(
+        default=Schedule.parse("0 3 * * *"),
+        description="When a backup is taken, a cron schedule in UTC (Kubernetes CronJob syntax: five fields or "
+        "@hourly, @daily, @weekly, @monthly, @yearly). Default '0 3 * * *', daily at 03:00.",
+    )
+    retention: PositiveDurationField = Field(
+        default=Duration(7 * 86_400_000, "7d"),
+        description="How long backups (and the logs that roll them forward) are kept. Default 7d.",
+    )
+    point_in_time: bool | None = Field(
+        default=None,
+        description="SQL engines only: keep the binary log (mysql, mariadb) or archive the WAL (postgres) on the "
+        "backup location, so that any point since the oldest kept backup can be restored. Default on for SQL engines.",
+    )
+    size: SizeField | None = Field(
+        default=None,
+        description="The size of the backup volume (compose) or of each backup claim (Kubernetes). Default: the "
+        "datastore's storage.",
+    )
+    path: str | None = Field(
+        default=None,
+        pattern=r"^/[A-Za-z0-9._/-]*$",
+        description="Compose only: an absolute directory on the compose host (a mounted NAS, say) bind-mounted instead "
+        "of the named volume <datastore>-backup. Kubernetes always uses claims. Default: the named volume.",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _plain_path(cls, path: str | None) -> str | None:
+        if path is not None and (".." in path.split("/") or path.rstrip("/") == ""):
+            raise ValueError("a backup path is an absolute directory without '..', not /")
+        return path
+
+
 class Datastore(Model):
     """A database or cache owned by one service, tuned from its limits and its host's storage."""
 
@@ -631,6 +675,11 @@ class Datastore(Model):
         description="Redis only. cache: may evict (maxmemory 85% of memory, allkeys-lru, no persistence); store: keeps "
         "its data (maxmemory 50% of memory, noeviction, append-only file and snapshots). Default store.",
     )
+    backup: Backup = Field(
+        default=Backup(),
+        description="Scheduled backups, their retention and location, and point-in-time recovery. Default: on for SQL "
+        "engines and a redis store, daily at 03:00 UTC, kept 7 days.",
+    )
     host: Name | None = Field(
         default=None,
         description="The declared host it runs on: its storage class tunes the engine and its region is the datastore's "
@@ -642,6 +691,8 @@ class Datastore(Model):
         check_engine_version(self.engine, self.version)
         if self.role is not None and self.engine != "redis":
             raise ValueError("role applies to redis only (cache or store)")
+        if self.engine == "redis" and self.backup.point_in_time:
+            raise ValueError("backup.point_in_time applies to SQL engines: redis keeps no log to roll a backup forward")
         return self
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from msgen.cron import Schedule
 from msgen.units import Cpu, Duration, Memory
 
 NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
@@ -95,6 +96,9 @@ PositiveDurationField = Annotated[
 ]
 MemoryField = Annotated[Memory, *_unit(Memory.parse, r"^[0-9]+(Ki|Mi|Gi|Ti)$", "memory size, e.g. 128Mi, 2Gi")]
 SizeField = Annotated[Memory, *_unit(Memory.parse_size, r"^[0-9]*[1-9][0-9]*(Ki|Mi|Gi|Ti)$", "size larger than 0, e.g. 512Ki, 1Mi")]
+CronField = Annotated[
+    Schedule, *_unit(Schedule.parse, r"^(@[a-z]+|\\S+( \\S+){4})$", "cron schedule in UTC, five fields or a macro, e.g. '0 3 * * *', '@daily'")
+]
 CpuField = Annotated[
     Cpu,
     PlainValidator(Cpu.parse),

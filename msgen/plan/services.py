@@ -9,13 +9,22 @@ from msgen.contract import PASSWORD_FILE
 from msgen.model.blueprint import Blueprint, Datastore, Host, Route, Service
 from msgen.model.references import service_region
 from msgen.model.versions import release_line
-from msgen.units import MI, Cpu, Duration, Memory
+from msgen.plan.backup import BackupPlan, plan_backup
+from msgen.units import KI, MI, Cpu, Duration, Memory
 
 DEFAULT_REQUESTS = (Cpu(100, "100m"), Memory(128 * 1024**2, "128Mi"))
 DEFAULT_LIMITS = (Cpu(500, "500m"), Memory(256 * 1024**2, "256Mi"))
 # the non-root id services run as unless the blueprint says otherwise (distroless images' `nonroot`)
 DEFAULT_UID = 65532
-DEFAULT_MAX_CONNECTIONS = {"mysql": 151, "mariadb": 151, "postgres": 100, "redis": 10000}
+DEFAULT_MAX_CONNECTIONS = {"mysql": 151, "mariadb": 151, "postgres": 100}
+# Redis: a sixteenth of the memory limit for client buffers, at 64 KiB a client, at most its default
+REDIS_CLIENT_BUFFER, REDIS_MAX_CLIENTS = 64 * KI, 10_000
+# the exporter's own user may hold this many connections (mysqld_exporter's documented cap)
+EXPORTER_CONNECTIONS = 3
+# a statement of a service without a timeout of its own: longer than any web request should wait
+DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
+# a dump holds one connection while it runs (pg_basebackup uses a WAL sender, not counted)
+DUMP_CONNECTIONS = {"mysql": 1, "mariadb": 1}
 CONFIG_FILES = {"mysql": "my.cnf", "mariadb": "my.cnf", "postgres": "postgresql.conf", "redis": "redis.conf"}
 # where a service finds its datastore password and its own secrets (wiring contract)
 STORAGE_SPEED = {"hdd": 0, "ssd": 1, "nvme": 2}
@@ -84,14 +93,25 @@ class DatastorePlan:
     host: str | None  # the host whose storage class tunes it
     storage_class: str
     iops: int | None
+    iops_sharers: tuple[int, int]  # (datastores, monitoring volumes) tuned for the same host
     region: str | None
     personal_data: bool
-    max_connections: int
+    app_connections: int  # what the application may use: the blueprint's max_connections or the default
+    connections_why: str
+    reserved_connections: tuple[tuple[str, int], ...]  # (who, how many) on top: exporter, backup
+    scraped: bool  # an exporter reads it (with its own user)
+    statement_timeout_ms: int | None  # SQL engines: how long one statement of the application user may run
+    statement_timeout_why: str
+    backup: BackupPlan | None
     role: str | None  # redis only: cache or store
     port: int
     config_file: str  # file name under datastores/<name>/
     db_name: str | None  # the application database (None for redis)
     db_user: str | None
+
+    @property
+    def max_connections(self) -> int:
+        return self.app_connections + sum(count for _, count in self.reserved_connections)
 
     @property
     def storage_origin(self) -> str:
@@ -249,40 +269,94 @@ def _storage_of(blueprint: Blueprint, datastore: Datastore, compose_host: Host |
     return None
 
 
+def _app_connections(datastore: Datastore) -> tuple[int, str]:
+    if datastore.max_connections:
+        return datastore.max_connections, "the blueprint's max_connections"
+    if datastore.engine == "redis":
+        clients = min(REDIS_MAX_CLIENTS, datastore.memory.bytes // 16 // REDIS_CLIENT_BUFFER)
+        return clients, f"a sixteenth of the {datastore.memory} limit at 64 KiB per client, at most {REDIS_MAX_CLIENTS}"
+    return DEFAULT_MAX_CONNECTIONS[datastore.engine], f"the server's default, {DEFAULT_MAX_CONNECTIONS[datastore.engine]}"
+
+
+def _statement_timeout(blueprint: Blueprint, datastore: Datastore, owner: str | None) -> tuple[int | None, str]:
+    """The owner's request timeout bounds its statements: a query outliving the request only holds locks."""
+    if datastore.engine == "redis":
+        return None, ""
+    timeout = blueprint.services[owner].timeout if owner else None
+    if timeout is not None:
+        return timeout.ms, f"the timeout {timeout} of {owner}, its owner: a statement outliving the request only holds locks"
+    return DEFAULT_STATEMENT_TIMEOUT_MS, f"{DEFAULT_STATEMENT_TIMEOUT_MS // 1000}s: " + (
+        f"{owner}, its owner, has no timeout" if owner else "it has no owner"
+    )
+
+
+def _reserved_connections(datastore: Datastore, scraped: bool, backup: BackupPlan | None) -> tuple[tuple[str, int], ...]:
+    if datastore.engine == "redis":
+        return ()
+    reserved = [("exporter", EXPORTER_CONNECTIONS)] if scraped else []
+    if backup is not None and datastore.engine in DUMP_CONNECTIONS:
+        reserved.append(("backup", DUMP_CONNECTIONS[datastore.engine]))
+    return tuple(reserved)
+
+
+def _sharers(blueprint: Blueprint, hosts: dict[str, Host | None], compose_host: Host | None) -> dict[str, tuple[int, int]]:
+    """Host name -> (datastores tuned for it, monitoring volumes on it): who shares its IOPS."""
+    stores: dict[str, int] = {}
+    for host in hosts.values():
+        if host is not None:
+            stores[host.name] = stores.get(host.name, 0) + 1
+    observability = blueprint.observability
+    volumes = 0
+    if observability is not None and observability.prometheus is not None:
+        volumes = 1 + int(observability.loki)
+    return {name: (count, volumes if compose_host is not None and name == compose_host.name else 0) for name, count in stores.items()}
+
+
 def plan_datastores(blueprint: Blueprint, compose_host: Host | None) -> tuple[DatastorePlan, ...]:
     owners = owners_of(blueprint)
-    plans = []
-    for name in sorted(blueprint.datastores):
-        datastore = blueprint.datastores[name]
-        owner = owners[name][0] if owners[name] else None
-        host = _storage_of(blueprint, datastore, compose_host)
-        if datastore.host is not None:
-            region = host.region if host else None
-        else:
-            region = service_region(blueprint, owner) if owner else None
-        engine = datastore.engine
-        plans.append(
-            DatastorePlan(
-                name=name,
-                datastore=datastore,
-                engine=engine,
-                version=datastore.version,
-                line=release_line(engine, datastore.version) or datastore.version,
-                owner=owner,
-                memory=datastore.memory,
-                cpu=datastore.cpu,
-                storage=datastore.storage,
-                host=host.name if host else None,
-                storage_class=host.storage if host else "ssd",
-                iops=host.iops if host else None,
-                region=region,
-                personal_data=any(blueprint.services[o].personal_data for o in owners[name]),
-                max_connections=datastore.max_connections or DEFAULT_MAX_CONNECTIONS[engine],
-                role=(datastore.role or "store") if engine == "redis" else None,
-                port=images.port(engine),
-                config_file=CONFIG_FILES[engine],
-                db_name=db_identifier(owner or name) if engine != "redis" else None,
-                db_user=db_identifier(owner or name) if engine != "redis" else None,
-            )
-        )
-    return tuple(plans)
+    hosts = {name: _storage_of(blueprint, blueprint.datastores[name], compose_host) for name in blueprint.datastores}
+    sharers = _sharers(blueprint, hosts, compose_host)
+    scraped = blueprint.observability is not None and blueprint.observability.prometheus is not None
+    return tuple(_plan_datastore(blueprint, name, owners[name], hosts[name], sharers, scraped) for name in sorted(blueprint.datastores))
+
+
+def _plan_datastore(blueprint: Blueprint, name: str, owners: list[str], host: Host | None, sharers, scraped: bool) -> DatastorePlan:
+    datastore = blueprint.datastores[name]
+    owner = owners[0] if owners else None
+    if datastore.host is not None:
+        region = host.region if host else None
+    else:
+        region = service_region(blueprint, owner) if owner else None
+    engine = datastore.engine
+    backup = plan_backup(name, datastore)
+    connections, connections_why = _app_connections(datastore)
+    statement_ms, statement_why = _statement_timeout(blueprint, datastore, owner)
+    return DatastorePlan(
+        name=name,
+        datastore=datastore,
+        engine=engine,
+        version=datastore.version,
+        line=release_line(engine, datastore.version) or datastore.version,
+        owner=owner,
+        memory=datastore.memory,
+        cpu=datastore.cpu,
+        storage=datastore.storage,
+        host=host.name if host else None,
+        storage_class=host.storage if host else "ssd",
+        iops=host.iops if host else None,
+        iops_sharers=sharers[host.name] if host else (1, 0),
+        region=region,
+        personal_data=any(blueprint.services[o].personal_data for o in owners),
+        app_connections=connections,
+        connections_why=connections_why,
+        reserved_connections=_reserved_connections(datastore, scraped, backup),
+        scraped=scraped,
+        statement_timeout_ms=statement_ms,
+        statement_timeout_why=statement_why,
+        backup=backup,
+        role=(datastore.role or "store") if engine == "redis" else None,
+        port=images.port(engine),
+        config_file=CONFIG_FILES[engine],
+        db_name=db_identifier(owner or name) if engine != "redis" else None,
+        db_user=db_identifier(owner or name) if engine != "redis" else None,
+    )

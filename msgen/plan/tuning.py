@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from msgen.plan.backup import ARCHIVE_TIMEOUT_S, BINLOG_DIR, WAL_DIR
 from msgen.plan.services import DatastorePlan
 from msgen.units import GI, KI, MI, human_bytes
 
@@ -55,6 +56,9 @@ PG_MAX_MAINTENANCE = 2 * GI
 PG_MAX_WAL_BUFFERS = 16 * MI
 PG_PAGE = 8 * KI
 PG_WAL_BUFFERS_ROUND_UP = 14 * MI  # pgtune: close to the 16MB cap means the cap
+
+# where the postgres image finds msgen's pg_hba.conf (next to the mounted postgresql.conf)
+PG_HBA_FILE = "/etc/postgresql/pg_hba.conf"
 
 # Redis -----------------------------------------------------------------------------------
 REDIS_CACHE_SHARE = (85, 100)
@@ -145,15 +149,26 @@ def _h(amount: int) -> str:
 # storage ----------------------------------------------------------------------------------
 
 
+# what a disk of each class sustains when its host declares no IOPS: the background flushing
+# rate InnoDB may use (its io_capacity), as MySQL's own guidance gives for such disks
+CLASS_IO_CAPACITY = {"hdd": 200, "ssd": 2000, "nvme": 2000}
+MAX_IO_CAPACITY = 20_000
+
+
 def io_capacity(store: DatastorePlan) -> tuple[int, str]:
-    if store.storage_class == "hdd":
-        return 200, f"storage {store.storage_origin}: about 200 random IOPS"
-    if store.storage_class == "ssd":
-        return 2000, f"storage {store.storage_origin}: 2000 for SATA/SAS SSD"
+    """InnoDB's background flushing rate: half of this datastore's share of the host's IOPS
+    (the other half is left for reads), or the class's figure when no IOPS are declared."""
     if store.iops is None:
-        return 4000, f"storage {store.storage_origin} with no iops declared: 4000"
-    capacity = max(100, min(store.iops // 2, 10000))
-    return capacity, f"storage {store.storage_origin}: half of iops {store.iops}, at most 10000"
+        capacity = CLASS_IO_CAPACITY[store.storage_class]
+        return capacity, f"storage {store.storage_origin} with no iops declared: {capacity} for the class"
+    datastores, volumes = store.iops_sharers
+    share = store.iops // (datastores + volumes)
+    capacity = max(100, min(share // 2, MAX_IO_CAPACITY))
+    sharers = f"{datastores} datastore(s)" + (f" and {volumes} monitoring volume(s)" if volumes else "")
+    return capacity, (
+        f"storage {store.storage_origin}: iops {store.iops} shared by {sharers}, {share} each; half of the share "
+        f"(the rest for reads), in 100..{MAX_IO_CAPACITY}"
+    )
 
 
 # MySQL and MariaDB --------------------------------------------------------------------------
@@ -311,22 +326,17 @@ def _innodb_settings(store: DatastorePlan, shape: PoolShape, tier: ConnectionTie
     )
     capacity, why = io_capacity(store)
     settings.append(Setting("innodb_io_capacity", str(capacity), why, capacity))
-    capacity_max = max(2 * capacity, 2000)
-    settings.append(Setting("innodb_io_capacity_max", str(capacity_max), "2 x innodb_io_capacity, at least 2000", capacity_max))
+    capacity_max = 2 * capacity
+    settings.append(Setting("innodb_io_capacity_max", str(capacity_max), "2 x innodb_io_capacity: bursts stay within the share", capacity_max))
     settings.append(_flush_method(store))
-    settings.append(
-        Setting(
-            "max_connections",
-            str(store.max_connections),
-            "the blueprint's max_connections" if store.datastore.max_connections else "the server's default, 151",
-            store.max_connections,
-        )
-    )
+    settings.append(_max_connections(store))
     settings.extend(_connection_settings(store, tier, per_conn))
     settings.append(
         Setting("key_buffer_size", cnf_size(KEY_BUFFER), "8M: MyISAM is not used; MariaDB's default 128M would be wasted", KEY_BUFFER)
     )
     settings.extend(_text_and_slow_log(engine))
+    settings.append(_statement_limit(store))
+    settings.extend(_binary_log(store))
     if engine == "mysql":
         ram = globals_["temptable_max_ram"]
         settings.append(
@@ -362,6 +372,52 @@ def _text_and_slow_log(engine: str) -> list[Setting]:
         Setting("collation_server", UTF8MB4_COLLATION[engine], "current Unicode sorting, accent- and case-insensitive"),
         Setting("slow_query_log", "ON", "queries over long_query_time go to the slow log in the data directory"),
         Setting("long_query_time", str(SLOW_QUERY_S), f"{SLOW_QUERY_S}s: the default 10s misses most slow queries", SLOW_QUERY_S),
+    ]
+
+
+def _max_connections(store: DatastorePlan) -> Setting:
+    reserved = "".join(f" + {count} for the {who}" for who, count in store.reserved_connections)
+    return Setting("max_connections", str(store.max_connections), f"{store.app_connections}: {store.connections_why}{reserved}", store.max_connections)
+
+
+# the session variable that bounds a statement: MySQL's counts milliseconds and stops only
+# read-only SELECTs; MariaDB's counts seconds and stops every statement
+STATEMENT_LIMIT = {"mysql": "max_execution_time", "mariadb": "max_statement_time"}
+
+
+def _statement_limit(store: DatastorePlan) -> Setting:
+    """init_connect runs for every login without administrative rights: the application and
+    the exporter get the limit, while root (backups, migrations, restores) does not."""
+    milliseconds = store.statement_timeout_ms or 0
+    amount = str(milliseconds) if store.engine == "mysql" else f"{milliseconds / 1000:g}"
+    return Setting(
+        "init_connect",
+        f"'SET SESSION {STATEMENT_LIMIT[store.engine]} = {amount}'",
+        f"statements of the application's sessions stop after {milliseconds} ms, {store.statement_timeout_why}"
+        + ("; MySQL stops only read-only SELECTs" if store.engine == "mysql" else "")
+        + "; administrative users (backups, migrations) are not limited",
+    )
+
+
+def _binary_log(store: DatastorePlan) -> list[Setting]:
+    """With point-in-time recovery the binary log goes to the backup location, so that it
+    survives the data volume; without it MySQL's default binary log (kept 30 days) is off."""
+    backup = store.backup
+    if backup is None or not backup.point_in_time:
+        if store.engine == "mysql":
+            return [Setting("disable_log_bin", "ON", "no point-in-time recovery: no binary log filling the data volume")]
+        return []
+    keep = backup.log_retention_seconds
+    return [
+        Setting("log_bin", f"{BINLOG_DIR}/{store.name}-bin", "point-in-time recovery: the binary log lives on the backup location"),
+        Setting("binlog_format", "ROW", "row events replay exactly, whatever the statement"),
+        Setting("sync_binlog", "1", "each commit reaches the binary log on disk before it returns", 1),
+        Setting(
+            "binlog_expire_logs_seconds",
+            str(keep),
+            f"backup.retention {backup.retention} + the longest interval between backups: the oldest kept backup rolls forward",
+            keep,
+        ),
     ]
 
 
@@ -421,12 +477,8 @@ def _tune_postgres(store: DatastorePlan) -> list[Setting]:
     io_concurrency = {"hdd": 2, "ssd": 200, "nvme": 1000}[store.storage_class]
     settings = [
         Setting("listen_addresses", "'*'", "the container's network interface; the datastore network limits who connects"),
-        Setting(
-            "max_connections",
-            str(connections),
-            "the blueprint's max_connections" if store.datastore.max_connections else "the server's default, 100",
-            connections,
-        ),
+        _max_connections(store),
+        Setting("hba_file", f"'{PG_HBA_FILE}'", "msgen's pg_hba.conf: passwords over the network, base backups for the superuser only"),
         Setting("shared_buffers", pg_size(shared), f"a quarter of the {store.memory} limit", shared),
         Setting(
             "effective_cache_size", pg_size(cache), f"three quarters of the {store.memory} limit (planner estimate, not allocated)", cache
@@ -464,9 +516,30 @@ def _tune_postgres(store: DatastorePlan) -> list[Setting]:
             PG_IDLE_IN_TRANSACTION_MS,
         ),
     ]
+    settings.extend(_wal_archive(store))
     if cores >= 4:
         settings.extend(_postgres_workers(cores))
     return settings
+
+
+def _wal_archive(store: DatastorePlan) -> list[Setting]:
+    backup = store.backup
+    if backup is None or not backup.point_in_time:
+        return []
+    return [
+        Setting("archive_mode", "on", "point-in-time recovery: every WAL segment is copied to the backup location"),
+        Setting(
+            "archive_command",
+            f"'test ! -f {WAL_DIR}/%f && cp %p {WAL_DIR}/%f'",
+            "copy each finished segment once; a failure is retried and keeps the segment",
+        ),
+        Setting(
+            "archive_timeout",
+            str(ARCHIVE_TIMEOUT_S),
+            f"a segment with writes is archived at least every {ARCHIVE_TIMEOUT_S}s: the recovery point",
+            ARCHIVE_TIMEOUT_S,
+        ),
+    ]
 
 
 def _postgres_workers(cores: int) -> list[Setting]:
@@ -507,6 +580,9 @@ def _tune_redis(store: DatastorePlan) -> list[Setting]:
             10 if store.role == "cache" else 5,
         ),
     ]
+    settings.append(
+        Setting("maxclients", str(store.app_connections), store.connections_why, store.app_connections)
+    )
     if store.role == "cache":
         settings.append(Setting("appendonly", "no", "a cache is rebuilt from its source: no persistence"))
         settings.append(Setting("save", '""', "a cache is rebuilt from its source: no snapshots"))
