@@ -13,6 +13,12 @@ EXPORTER_USER = "exporter"
 EXPORTER_PASSWORD_SECRET = "exporter-password"
 PASSWORD_FILE = f"{SECRETS_DIR}/{PASSWORD_SECRET}"
 EXPORTER_PASSWORD_FILE = f"{SECRETS_DIR}/{EXPORTER_PASSWORD_SECRET}"
+
+
+def compose_secret(datastore: str, secret: str) -> str:
+    """The compose secret that holds one of a datastore's passwords, by its file name under
+    SECRETS_DIR: `orders-db-password`, `orders-db-admin-password`, `orders-db-exporter-password`."""
+    return f"{datastore}-{secret.removeprefix('db-')}"
 ADMIN_PASSWORD_FILE = f"{SECRETS_DIR}/{ADMIN_PASSWORD_SECRET}"
 
 # files that other files name

@@ -41,6 +41,8 @@ class ImageFacts:
     # environment variables that pass credentials as files, `{db_name}`/`{db_user}` filled per datastore
     credential_env: tuple[tuple[str, str], ...] = ()
     credentials: str = ""  # how it takes credentials, in words (README and `msgen plan`)
+    # the image's own command (its CMD), where msgen needs to repeat it after replacing the entrypoint
+    command: tuple[str, ...] = ()
 
     def ref(self, version: str | None = None) -> str:
         """`repository:tag`, the tag being `version` for images pinned by the blueprint."""
@@ -83,6 +85,7 @@ IMAGES: dict[str, ImageFacts] = {
             ("MYSQL_PASSWORD_FILE", PASSWORD_FILE),
         ),
         credentials="*_FILE variables: the entrypoint creates root, the database and the user on first start",
+        command=("mysqld",),
     ),
     "mariadb": ImageFacts(
         key="mariadb",
@@ -106,6 +109,7 @@ IMAGES: dict[str, ImageFacts] = {
             ("MARIADB_PASSWORD_FILE", PASSWORD_FILE),
         ),
         credentials="MARIADB_*_FILE variables: the entrypoint creates root, the database and the user on first start",
+        command=("mariadbd",),
     ),
     "postgres": ImageFacts(
         key="postgres",

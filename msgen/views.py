@@ -15,6 +15,7 @@ from msgen.checks.capacity import Capacity, Inspector
 from msgen.plan import Plan
 from msgen.plan import gateway as gw
 from msgen.plan import kubernetes as k8s
+from msgen.plan.backup import minutes_text
 from msgen.plan.latency import LatencyPlan, describe_branch, format_ms
 from msgen.plan.observability import AlertRule, ObservabilityPlan, prom_duration
 from msgen.plan.residency import ResidencyPlan
@@ -105,7 +106,45 @@ def tuning_section(plan: Plan) -> list[Section]:
                     + " + ".join(f"{label} {human_bytes(size)}" for label, size in tuning.peak_parts),
                 )
             )
+        store = plan.datastore(name)
+        if store.engine == "postgres":
+            why = f"set on the role {store.db_user} by initdb/20-users.sh: {store.statement_timeout_why}"
+            rows.append((name, "(role) statement_timeout", str(store.statement_timeout_ms), why))
     return [Section("Datastore tuning", ("datastore", "setting", "value", "why"), tuple(rows))]
+
+
+def backups_section(plan: Plan) -> list[Section]:
+    """Each datastore's backups: when, with what, where, for how long, and the recovery point."""
+    rows = []
+    for store in plan.datastores:
+        backup = store.backup
+        if backup is None:
+            rows.append((store.name, "off", "", "", "", "", "no backups: " + _no_backup_reason(store)))
+            continue
+        rows.append(
+            (
+                store.name,
+                f"{backup.schedule.text} UTC",
+                str(backup.retention),
+                f"{backup.location} ({backup.size}, {backup.size_why}); Kubernetes: claim {backup.volume}",
+                _recovery_log(store),
+                minutes_text(backup.rpo_minutes),
+                f"{backup.rpo_why}; {backup.tool}",
+            )
+        )
+    return [Section("Backups", ("datastore", "schedule", "retention", "location", "point in time", "RPO", "why"), tuple(rows))]
+
+
+def _recovery_log(store) -> str:
+    if not store.backup.point_in_time:
+        return "no"
+    return "WAL archive" if store.engine == "postgres" else "binary log"
+
+
+def _no_backup_reason(store) -> str:
+    if store.datastore.backup.enabled is False:
+        return "backup.enabled is false"
+    return "a redis cache is rebuilt from its source"
 
 
 def gateway_section(plan: Plan) -> list[Section]:
@@ -249,6 +288,7 @@ SECTIONS: list[Callable[[Plan], list[Section]]] = [
     wiring_section,
     defaults_section,
     tuning_section,
+    backups_section,
     gateway_section,
     observability_section,
     kubernetes_section,

@@ -1,5 +1,5 @@
 """Datastore findings: the estimated peak memory of a MySQL/MariaDB datastore must fit its
-container limit.
+container limit, and a datastore tuned for one host must run there.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from msgen.findings import Finding, finding
+from msgen.model.blueprint import Host
 from msgen.plan.services import DatastorePlan
 from msgen.plan.tuning import DatastoreTuning
 from msgen.units import human_bytes
@@ -15,6 +16,26 @@ from msgen.units import human_bytes
 def check(context) -> Iterator[Finding]:
     for store in context.plan.datastores:
         yield from _memory(store, context.plan.tuning[store.name])
+        yield from _placement(store, context.plan.compose_host)
+
+
+def _placement(store: DatastorePlan, compose_host: Host | None) -> Iterator[Finding]:
+    """Compose runs every container on its one host: a datastore declared on another host is
+    tuned for a disk it does not run on."""
+    declared = store.datastore.host
+    if compose_host is None or declared is None or declared == compose_host.name:
+        return
+    yield finding(
+        "datastore-placement",
+        "warning",
+        ("datastores", store.name, "host"),
+        f"{store.name} is tuned for host {declared} ({store.storage_class}"
+        + (f", {store.iops} iops" if store.iops else "")
+        + f") but compose runs it on the compose host {compose_host.name} ({compose_host.storage}"
+        + (f", {compose_host.iops} iops" if compose_host.iops else "")
+        + ")",
+        f"set host: {compose_host.name} (or leave host out) for compose; keep {declared} only where Kubernetes places it on that node",
+    )
 
 
 def _memory(store: DatastorePlan, tuning: DatastoreTuning) -> Iterator[Finding]:

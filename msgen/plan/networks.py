@@ -4,7 +4,8 @@ A Docker network lets every container on it reach every other, in both direction
 only exact way to say "A may reach B and nothing else" is a network for the pair. Each
 container therefore joins one network per peer it talks to: a caller and its callee
 (`call_<caller>_<callee>`), the gateway and a routed service (`edge_<service>`), a datastore
-and its owner (`data_<datastore>`) or its exporter (`export_<datastore>`), Prometheus and
+and its owner (`data_<datastore>`), its exporter (`export_<datastore>`) or its backup
+(`backup_<datastore>`), Prometheus and
 what it scrapes (`scrape_<name>`); the monitoring containers share `monitoring`. Every one
 of these is `internal` (no route out of the host). Only the gateway (published ports, ACME)
 and the services that declare `egress` get a network with a route out, one each
@@ -50,6 +51,10 @@ def export_network(datastore: str) -> str:
 
 def scrape_network(target: str) -> str:
     return f"scrape_{target}"
+
+
+def backup_network(datastore: str) -> str:
+    return f"backup_{datastore}"
 
 
 def egress_network(container: str) -> str:
@@ -100,6 +105,8 @@ def plan_networks(blueprint: Blueprint, services, datastores, gateway, observabi
             connect(egress_network(service.name), service.name, routed_out=True)
     for store in datastores:
         connect(data_network(store.name), store.name, *([store.owner] if store.owner is not None else []))
+        if store.backup is not None:
+            connect(backup_network(store.name), store.name, store.backup.container)
     if gateway is not None:
         connect(egress_network(GATEWAY), GATEWAY, routed_out=True)
         if prometheus:
@@ -126,6 +133,7 @@ def _container_sizes(services, datastores, gateway, observability) -> dict[str, 
     """Compose service name -> how many containers it runs."""
     sizes = {service.name: service.replicas for service in services}
     sizes.update((store.name, 1) for store in datastores)
+    sizes.update((store.backup.container, 1) for store in datastores if store.backup is not None)
     if gateway is not None:
         sizes[GATEWAY] = 1
     if observability is not None:

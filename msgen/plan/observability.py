@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from msgen import images
-from msgen.contract import PASSWORD_FILE
+from msgen.contract import EXPORTER_PASSWORD_FILE, EXPORTER_PASSWORD_SECRET, EXPORTER_USER, PASSWORD_FILE, PASSWORD_SECRET
 from msgen.model.blueprint import Blueprint
 from msgen.plan.gateway import METRICS as GATEWAY_METRICS_ENTRYPOINT
 from msgen.plan.gateway import PORTS as GATEWAY_PORTS
@@ -130,6 +130,8 @@ class ExporterPlan:
     environment: tuple[tuple[str, str], ...]
     command: tuple[str, ...]  # the container's command (entrypoint overridden where a shell is needed)
     entrypoint: tuple[str, ...] | None
+    # the secret it reads under /run/secrets: its own user's password (SQL engines), redis's one password
+    password_secret: str
 
 
 @dataclass(frozen=True)
@@ -459,6 +461,13 @@ MYSQLD_EXPORTER_BINARY = "/bin/mysqld_exporter"
 REDIS_EXPORTER_BINARY = "/redis_exporter"
 
 
+def exporter_login(store: DatastorePlan) -> tuple[str, str, str]:
+    """(user, password file, secret name): SQL engines give the exporter a user of its own."""
+    if store.is_sql:
+        return EXPORTER_USER, EXPORTER_PASSWORD_FILE, EXPORTER_PASSWORD_SECRET
+    return "", PASSWORD_FILE, PASSWORD_SECRET
+
+
 def _mysql_script(store: DatastorePlan, host: str) -> str:
     """Assemble a [client] file from the password secret, then run the exporter on it.
 
@@ -467,8 +476,8 @@ def _mysql_script(store: DatastorePlan, host: str) -> str:
     """
     return (
         "umask 077 && "
-        f"printf '[client]\\nuser=%s\\nhost=%s\\nport=%s\\npassword=' '{store.db_user}' '{host}' '{store.port}' > {EXPORTER_MY_CNF} && "
-        f"cat {PASSWORD_FILE} >> {EXPORTER_MY_CNF} && "
+        f"printf '[client]\\nuser=%s\\nhost=%s\\nport=%s\\npassword=' '{EXPORTER_USER}' '{host}' '{store.port}' > {EXPORTER_MY_CNF} && "
+        f"cat {EXPORTER_PASSWORD_FILE} >> {EXPORTER_MY_CNF} && "
         f"exec {MYSQLD_EXPORTER_BINARY} --config.my-cnf={EXPORTER_MY_CNF} --web.listen-address=:{images.port(EXPORTER_IMAGES[store.engine])}"
     )
 
@@ -489,13 +498,14 @@ def plan_exporter(store: DatastorePlan, host: str) -> ExporterPlan:
     """How the exporter of `store` starts, reaching the engine at `host` (a name or an address)."""
     name = f"{store.name}-exporter"
     common = dict(name=name, datastore=store.name, engine=store.engine, image_key=EXPORTER_IMAGES[store.engine])
+    common.update(password_secret=exporter_login(store)[2])
     common.update(port=images.port(EXPORTER_IMAGES[store.engine]))
     if store.engine == "postgres":
         # postgres_exporter reads the password file itself (DATA_SOURCE_PASS_FILE), in 0.11 and 0.15+ alike
         environment = (
-            ("DATA_SOURCE_PASS_FILE", PASSWORD_FILE),
+            ("DATA_SOURCE_PASS_FILE", EXPORTER_PASSWORD_FILE),
             ("DATA_SOURCE_URI", f"{host}:{store.port}/{store.db_name}?sslmode=disable"),
-            ("DATA_SOURCE_USER", store.db_user or ""),
+            ("DATA_SOURCE_USER", EXPORTER_USER),
         )
         return ExporterPlan(
             **common, environment=environment, command=(f"--web.listen-address=:{images.port(EXPORTER_IMAGES['postgres'])}",), entrypoint=None

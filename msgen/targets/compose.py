@@ -15,11 +15,22 @@ from functools import partial
 from typing import Any
 
 from msgen import images, yamlout
-from msgen.contract import ADMIN_PASSWORD_SECRET, COMPOSE_FILE, PASSWORD_FILE, PASSWORD_SECRET, hardened
+from msgen.contract import (
+    ADMIN_PASSWORD_SECRET,
+    COMPOSE_FILE,
+    EXPORTER_PASSWORD_SECRET,
+    PASSWORD_FILE,
+    PASSWORD_SECRET,
+    compose_secret,
+    hardened,
+)
 from msgen.jinja import render_template
+from msgen.plan import backup as backups
 from msgen.plan import gateway as gw
+from msgen.plan import tuning
 from msgen.plan.services import DatastorePlan, ServicePlan
 from msgen.targets import Artifact, observability, traefik
+from msgen.targets.datastores import BACKUP_SCRIPT, RESTORE_SCRIPT, SCRIPTS_MOUNT
 from msgen.units import Cpu, Memory, compose_cpus, compose_memory
 
 NAME = "compose"
@@ -159,29 +170,60 @@ def service_secret(service: str, name: str) -> str:
 
 
 def datastore_secret(datastore: str) -> str:
-    """The secret of a datastore's application password (the exporter mounts it too)."""
-    return f"{datastore}-password"
+    """The secret of a datastore's application password (redis's exporter mounts it too)."""
+    return compose_secret(datastore, PASSWORD_SECRET)
 
 
 def datastore_admin_secret(datastore: str) -> str:
-    return f"{datastore}-admin-password"
+    return compose_secret(datastore, ADMIN_PASSWORD_SECRET)
 
 
-def redis_start(facts: images.ImageFacts) -> list[str]:
+def exporter_secret(datastore: str) -> str:
+    return compose_secret(datastore, EXPORTER_PASSWORD_SECRET)
+
+
+def has_exporter_user(store: DatastorePlan) -> bool:
+    """SQL engines give their exporter a login of its own; redis has one password."""
+    return store.scraped and store.is_sql
+
+
+def redis_start(facts: images.ImageFacts, prepare: str) -> list[str]:
     """Redis has no *_FILE variable: a shell reads the password file into --requirepass.
 
     The image's entrypoint still runs (it drops root with gosu); the password never enters
     redis.conf or the compose file.
     """
     server = " ".join(shlex.quote(arg) for arg in facts.config_args)
-    return ["sh", "-c", f'exec docker-entrypoint.sh {server} --requirepass "$(cat {PASSWORD_FILE})"']
+    return ["sh", "-c", f'{prepare}exec docker-entrypoint.sh {server} --requirepass "$(cat {PASSWORD_FILE})"']
+
+
+def backup_folders(store: DatastorePlan, facts: images.ImageFacts) -> str:
+    """A shell step that makes the backup location's folders the engine's user's, run as root
+    before the image's entrypoint: a new volume (or host folder) belongs to root, and both the
+    server (its logs) and the backup container (its copies) write there as that user."""
+    if store.backup is None:
+        return ""
+    folders = [backups.BASE_DIR]
+    if store.backup.point_in_time:
+        folders.append(backups.WAL_DIR if store.engine == "postgres" else backups.BINLOG_DIR)
+    return f"install -d -o {facts.uid} -g {facts.uid} {' '.join(folders)} && "
+
+
+def backup_source(store: DatastorePlan) -> str:
+    backup = store.backup
+    return backup.path if backup.path else backup.volume
 
 
 def _datastore_volumes(store: DatastorePlan, facts: images.ImageFacts) -> list[str]:
     folder = f"../datastores/{store.name}"
     volumes = [f"{data_volume(store.name)}:{facts.data_dir}", f"{folder}/{store.config_file}:{facts.config_path}:ro"]
     if store.engine == "postgres":
+        volumes.append(f"{folder}/pg_hba.conf:{tuning.PG_HBA_FILE}:ro")
+    if store.is_sql:
         volumes.append(f"{folder}/initdb:/docker-entrypoint-initdb.d:ro")
+    if store.backup is not None:
+        volumes.append(f"{backup_source(store)}:{backups.BACKUP_MOUNT}")
+        volumes.append(f"{folder}/{RESTORE_SCRIPT}:{SCRIPTS_MOUNT}/{RESTORE_SCRIPT}:ro")
     return volumes
 
 
@@ -189,17 +231,26 @@ def _datastore_secrets(store: DatastorePlan) -> list[dict]:
     secrets = [{"source": datastore_secret(store.name), "target": PASSWORD_SECRET}]
     if store.is_sql:
         secrets.append({"source": datastore_admin_secret(store.name), "target": ADMIN_PASSWORD_SECRET})
+    if has_exporter_user(store):
+        secrets.append({"source": exporter_secret(store.name), "target": EXPORTER_PASSWORD_SECRET})
     return secrets
+
+
+def _start(store: DatastorePlan, facts: images.ImageFacts) -> dict:
+    """How the server starts: the image's entrypoint, after the backup folders are prepared."""
+    prepare = backup_folders(store, facts)
+    if store.engine == "redis":
+        return {"entrypoint": redis_start(facts, prepare)}
+    command = list(facts.config_args or facts.command)
+    if not prepare:
+        return {"command": command} if facts.config_args else {}
+    return {"entrypoint": ["sh", "-c", f'{prepare}exec docker-entrypoint.sh "$@"', "sh"], "command": command}
 
 
 def datastore_entry(store: DatastorePlan) -> dict:
     """A datastore on its official image, pinned, healthy by the image's own tool, on its own network."""
     facts = images.facts(store.engine)
-    entry: dict = {"image": images.datastore_image(store.engine, store.version)}
-    if store.engine == "redis":
-        entry["entrypoint"] = redis_start(facts)
-    elif facts.config_args:
-        entry["command"] = list(facts.config_args)
+    entry: dict = {"image": images.datastore_image(store.engine, store.version), **_start(store, facts)}
     environment = images.credential_env(store.engine, store.db_name, store.db_user)
     if environment:
         entry["environment"] = environment
@@ -211,6 +262,36 @@ def datastore_entry(store: DatastorePlan) -> dict:
     entry["healthcheck"] = {"test": ["CMD", *facts.healthcheck], **DATASTORE_HEALTH}
     entry["deploy"] = {"resources": {"limits": _resources(store.cpu, store.memory)}}
     return hardened(entry, cap_add=facts.cap_add)
+
+
+# the scheduler writes its heartbeat each minute: two missed minutes are a stopped scheduler
+BACKUP_HEALTH = {"interval": "1m", "timeout": "10s", "retries": 2, "start_period": "2m"}
+
+
+def backup_entry(store: DatastorePlan) -> dict:
+    """The datastore's backup: its engine's image (the client tools of the same version) running
+    msgen's scheduler as the engine's user, reaching the server over the network."""
+    facts = images.facts(store.engine)
+    folder = f"../datastores/{store.name}"
+    secret = (datastore_admin_secret(store.name), ADMIN_PASSWORD_SECRET) if store.is_sql else (datastore_secret(store.name), PASSWORD_SECRET)
+    entry: dict = {
+        "image": images.datastore_image(store.engine, store.version),
+        "user": f"{facts.uid}:{facts.uid}",
+        "entrypoint": ["sh", f"{SCRIPTS_MOUNT}/{BACKUP_SCRIPT}"],
+        "command": ["schedule"],
+        "read_only": True,
+        "tmpfs": ["/tmp"],
+        "depends_on": {store.name: {"condition": "service_healthy"}},
+        "secrets": [{"source": secret[0], "target": secret[1]}],
+        "volumes": [
+            f"{backup_source(store)}:{backups.BACKUP_MOUNT}",
+            f"{folder}/{BACKUP_SCRIPT}:{SCRIPTS_MOUNT}/{BACKUP_SCRIPT}:ro",
+            f"{folder}/{RESTORE_SCRIPT}:{SCRIPTS_MOUNT}/{RESTORE_SCRIPT}:ro",
+        ],
+        "healthcheck": {"test": ["CMD", "sh", f"{SCRIPTS_MOUNT}/{BACKUP_SCRIPT}", "health"], **BACKUP_HEALTH},
+        "deploy": {"resources": {"limits": _resources(backups.BACKUP_CPU, backups.BACKUP_MEMORY)}},
+    }
+    return hardened(entry)
 
 
 # --- gateway --------------------------------------------------------------------------------
@@ -270,6 +351,8 @@ def _secret_files(plan) -> dict[str, str]:
         files[datastore_secret(store.name)] = f"{SECRETS_ROOT}/{store.name}/password"
         if store.is_sql:
             files[datastore_admin_secret(store.name)] = f"{SECRETS_ROOT}/{store.name}/admin-password"
+        if has_exporter_user(store):
+            files[exporter_secret(store.name)] = f"{SECRETS_ROOT}/{store.name}/{EXPORTER_PASSWORD_SECRET}"
     if plan.gateway is not None and plan.gateway.dashboard:
         files[gw.DASHBOARD_USERS_SECRET] = f"{SECRETS_ROOT}/{GATEWAY}/{gw.DASHBOARD_USERS_SECRET}"
     if plan.observability is not None and plan.blueprint.observability.grafana:
@@ -311,11 +394,13 @@ def _sections(plan) -> dict:
     """The file's top-level sections; `services` maps each name to the function that builds its entry."""
     builders: dict[str, Callable[[], dict]] = {service.name: partial(service_entry, plan, service) for service in plan.services}
     builders.update((store.name, partial(datastore_entry, store)) for store in plan.datastores)
+    builders.update((store.backup.container, partial(backup_entry, store)) for store in plan.datastores if store.backup is not None)
     if plan.gateway is not None:
         builders[GATEWAY] = partial(gateway_entry, plan)
     monitoring, monitoring_volumes = _observability(plan)
     builders.update(monitoring)
     volumes = [data_volume(store.name) for store in plan.datastores] + monitoring_volumes
+    volumes += [store.backup.volume for store in plan.datastores if store.backup is not None and store.backup.path is None]
     if plan.gateway is not None:
         volumes.append(ACME_VOLUME)
     sections: dict = {"services": dict(sorted(builders.items()))}

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import partial
 
 from msgen import images
-from msgen.contract import PASSWORD_SECRET, hardened
+from msgen.contract import compose_secret, hardened
 from msgen.jinja import render_template
 from msgen.plan import observability as obs
 from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents, text_file
@@ -328,7 +328,7 @@ def _exporter_service(observability: obs.ObservabilityPlan, exporter: obs.Export
     entry["command"] = list(exporter.command)
     if exporter.environment:
         entry["environment"] = dict(exporter.environment)
-    entry["secrets"] = [{"source": f"{exporter.datastore}-password", "target": PASSWORD_SECRET}]
+    entry["secrets"] = [{"source": compose_secret(exporter.datastore, exporter.password_secret), "target": exporter.password_secret}]
     entry["depends_on"] = {exporter.datastore: {"condition": "service_healthy"}}
     entry["healthcheck"] = _http_check(f"http://localhost:{exporter.port}/")
     entry["deploy"] = _limits(observability, exporter.name)
