@@ -91,12 +91,16 @@ def test_mysql_files_are_free_of_mariadb_only_and_removed_variables(version):
 
 def test_storage_class_sets_flushing_and_io_capacity():
     hdd = tuning_of(storage="hdd")
-    assert (value(hdd, "innodb_flush_neighbors"), value(hdd, "innodb_io_capacity"), value(hdd, "innodb_io_capacity_max")) == (1, 200, 2000)
+    assert (value(hdd, "innodb_flush_neighbors"), value(hdd, "innodb_io_capacity"), value(hdd, "innodb_io_capacity_max")) == (1, 200, 400)
     ssd = tuning_of(storage="ssd")
     assert (value(ssd, "innodb_flush_neighbors"), value(ssd, "innodb_io_capacity"), value(ssd, "innodb_io_capacity_max")) == (0, 2000, 4000)
-    assert value(tuning_of(storage="nvme"), "innodb_io_capacity") == 4000
-    assert value(tuning_of(storage="nvme", iops=50_000), "innodb_io_capacity") == 10_000
+    nvme = tuning_of(storage="nvme")
+    assert (value(nvme, "innodb_io_capacity"), value(nvme, "innodb_io_capacity_max")) == (2000, 4000)
+    # a lone datastore on a host with declared IOPS: half of them, capped
+    assert value(tuning_of(storage="nvme", iops=50_000), "innodb_io_capacity") == 20_000
     assert value(tuning_of(storage="nvme", iops=6_000), "innodb_io_capacity") == 3_000
+    # declared IOPS count on every class, not only nvme
+    assert value(tuning_of(storage="ssd", iops=1_000), "innodb_io_capacity") == 500
 
 
 def test_mysql_instances_follow_pool_and_cpu():

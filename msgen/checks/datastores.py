@@ -47,10 +47,15 @@ def _memory(store: DatastorePlan, tuning: DatastoreTuning) -> Iterator[Finding]:
         "datastore-memory",
         "error",
         at,
-        f"{store.name}: max_connections {store.max_connections} with memory {store.memory} does not fit: estimated peak "
+        f"{store.name}: max_connections {store.app_connections}{_reserved_text(store)} with memory {store.memory} does not fit: estimated peak "
         f"{human_bytes(tuning.peak)} ({parts}) exceeds the limit even with the smallest per-connection buffers and a 128 MiB buffer pool",
         "lower max_connections (put a connection pool in front) or raise memory",
     )
+
+
+def _reserved_text(store: DatastorePlan) -> str:
+    reserved = " + ".join(f"{count} for the {who}" for who, count in store.reserved_connections)
+    return f" (+ {reserved})" if reserved else ""
 
 
 def inspector(context) -> None:

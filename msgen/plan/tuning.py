@@ -380,6 +380,8 @@ def _max_connections(store: DatastorePlan) -> Setting:
     return Setting("max_connections", str(store.max_connections), f"{store.app_connections}: {store.connections_why}{reserved}", store.max_connections)
 
 
+MARIADB_MAX_BINLOG_EXPIRE = 99 * 86_400
+
 # the session variable that bounds a statement: MySQL's counts milliseconds and stops only
 # read-only SELECTs; MariaDB's counts seconds and stops every statement
 STATEMENT_LIMIT = {"mysql": "max_execution_time", "mariadb": "max_statement_time"}
@@ -405,19 +407,18 @@ def _binary_log(store: DatastorePlan) -> list[Setting]:
     backup = store.backup
     if backup is None or not backup.point_in_time:
         if store.engine == "mysql":
-            return [Setting("disable_log_bin", "ON", "no point-in-time recovery: no binary log filling the data volume")]
+            return [Setting("skip_log_bin", "", "no point-in-time recovery: no binary log filling the data volume for 30 days")]
         return []
     keep = backup.log_retention_seconds
+    why = f"backup.retention {backup.retention} + the longest interval between backups: the oldest kept backup rolls forward"
+    if store.engine == "mariadb" and keep > MARIADB_MAX_BINLOG_EXPIRE:
+        keep = MARIADB_MAX_BINLOG_EXPIRE
+        why = f"MariaDB's longest, 99 days (backup.retention {backup.retention} is longer): older backups restore without rolling forward"
     return [
         Setting("log_bin", f"{BINLOG_DIR}/{store.name}-bin", "point-in-time recovery: the binary log lives on the backup location"),
         Setting("binlog_format", "ROW", "row events replay exactly, whatever the statement"),
         Setting("sync_binlog", "1", "each commit reaches the binary log on disk before it returns", 1),
-        Setting(
-            "binlog_expire_logs_seconds",
-            str(keep),
-            f"backup.retention {backup.retention} + the longest interval between backups: the oldest kept backup rolls forward",
-            keep,
-        ),
+        Setting("binlog_expire_logs_seconds", str(keep), why, keep),
     ]
 
 

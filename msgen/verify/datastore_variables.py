@@ -43,6 +43,10 @@ _INNODB_COMMON: dict[str, Variable] = {
     "tmp_table_size": Variable(1024, U64),
     "max_heap_table_size": Variable(16 * KI, U64),
     "key_buffer_size": Variable(8, U64),
+    "init_connect": Variable(),
+    "log_bin": Variable(),
+    "binlog_format": Variable(words=("ROW", "STATEMENT", "MIXED")),
+    "sync_binlog": Variable(0, 4_294_967_295),
 }
 
 _MYSQL_COMMON = {
@@ -52,6 +56,8 @@ _MYSQL_COMMON = {
     "innodb_flush_method": Variable(words=_FLUSH_METHODS),
     "temptable_max_ram": Variable(2 * MI, U64),
     "innodb_dedicated_server": Variable(words=("ON", "OFF")),
+    "binlog_expire_logs_seconds": Variable(0, 4_294_967_295),
+    "skip_log_bin": Variable(),  # an option without a value: no binary log
 }
 
 MYSQL_80 = {
@@ -70,6 +76,7 @@ _MARIADB_COMMON = {
     **_INNODB_COMMON,
     "innodb_log_file_size": Variable(MI, 512 * GI),
     "aria_pagecache_buffer_size": Variable(128 * KI, U64),
+    "binlog_expire_logs_seconds": Variable(0, 8_553_600),  # 99 days
 }
 
 MARIADB_1011 = {**_MARIADB_COMMON, "innodb_flush_method": Variable(words=_FLUSH_METHODS)}
@@ -106,6 +113,10 @@ POSTGRES = {
     "shared_preload_libraries": Variable(),
     "log_min_duration_statement": Variable(-1, 2_147_483_647),
     "idle_in_transaction_session_timeout": Variable(0, 2_147_483_647),
+    "hba_file": Variable(),
+    "archive_mode": Variable(words=("on", "off", "always")),
+    "archive_command": Variable(),
+    "archive_timeout": Variable(0, 1_073_741_823),
 }
 
 REDIS_7 = {
@@ -126,6 +137,7 @@ REDIS_7 = {
     "appendonly": Variable(words=("yes", "no")),
     "appendfsync": Variable(words=("always", "everysec", "no")),
     "save": Variable(),
+    "maxclients": Variable(1, U64),
 }
 
 VARIABLES: dict[tuple[str, str], dict[str, Variable]] = {
