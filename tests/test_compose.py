@@ -206,14 +206,24 @@ def test_datastore_credentials_config_and_volumes(rendered):
         "MYSQL_ROOT_PASSWORD_FILE": "/run/secrets/admin-password",
         "MYSQL_USER": "payment",
     }
-    assert mysql["volumes"] == ["payment-db-data:/var/lib/mysql", "../datastores/payment-db/my.cnf:/etc/mysql/conf.d/msgen.cnf:ro"]
+    assert mysql["volumes"] == [
+        "payment-db-data:/var/lib/mysql",
+        "../datastores/payment-db/my.cnf:/etc/mysql/conf.d/msgen.cnf:ro",
+        "../datastores/payment-db/initdb:/docker-entrypoint-initdb.d:ro",
+        "payment-db-backup:/backup",
+        "../datastores/payment-db/restore.sh:/msgen/restore.sh:ro",
+    ]
+    # the image's own command after msgen's step that prepares the backup folders
+    assert mysql["entrypoint"][:2] == ["sh", "-c"] and mysql["command"] == ["mysqld"]
     assert set(mariadb["environment"]) == {"MARIADB_DATABASE", "MARIADB_PASSWORD_FILE", "MARIADB_ROOT_PASSWORD_FILE", "MARIADB_USER"}
     assert postgres["command"] == ["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf"]
+    assert "../datastores/fraud-cache/pg_hba.conf:/etc/postgresql/pg_hba.conf:ro" in postgres["volumes"]
     assert postgres["environment"] == {"POSTGRES_PASSWORD_FILE": "/run/secrets/admin-password"}
     assert "../datastores/fraud-cache/initdb:/docker-entrypoint-initdb.d:ro" in postgres["volumes"]
     assert postgres["shm_size"] == "256m"
     for entry in (mysql, mariadb, postgres):
-        assert [s["target"] for s in entry["secrets"]] == ["db-password", "admin-password"]
+        # exporter-password: the init script creates the exporter's own user from it
+        assert [s["target"] for s in entry["secrets"]] == ["db-password", "admin-password", "exporter-password"]
         assert entry["cap_add"] == ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
 
 
@@ -223,6 +233,7 @@ def test_redis_password_reaches_the_server_without_redis_conf(rendered):
     script = unescape(redis["entrypoint"])
     assert script[:2] == ["sh", "-c"]
     assert script[2] == (
+        "install -d -o 999 -g 999 /backup/base && "
         'exec docker-entrypoint.sh redis-server /usr/local/etc/redis/redis.conf --requirepass "$(cat /run/secrets/db-password)"'
     )
     assert redis["entrypoint"][2].count("$$(") == 1  # compose would otherwise interpolate it

@@ -382,9 +382,13 @@ def test_exporters_take_credentials_from_the_secret_file(reference):
     for exporter in exporters.values():
         text = " ".join(exporter.command) + " ".join(value for _, value in exporter.environment)
         assert "$" not in text  # compose would interpolate it
-        assert "/run/secrets/db-password" in text
+        # SQL engines: the exporter's own user; redis has one password
+        secret = "/run/secrets/db-password" if exporter.engine == "redis" else "/run/secrets/exporter-password"
+        assert secret in text and exporter.password_secret == secret.rsplit("/", 1)[1]
     assert "--config.my-cnf=/tmp/my.cnf" in exporters["mysql"].command[0]
-    assert dict(exporters["postgres"].environment)["DATA_SOURCE_PASS_FILE"] == "/run/secrets/db-password"
+    assert "user=%s" in exporters["mysql"].command[0] and "'exporter'" in exporters["mysql"].command[0]
+    assert dict(exporters["postgres"].environment)["DATA_SOURCE_PASS_FILE"] == "/run/secrets/exporter-password"
+    assert dict(exporters["postgres"].environment)["DATA_SOURCE_USER"] == "exporter"
 
 
 def test_rendering_is_deterministic(reference):
