@@ -348,7 +348,7 @@ def _retry_text(route: gw.RoutePlan) -> str:
 
 def latency_table(latency: LatencyPlan) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
     """(columns, rows) for `msgen plan`: routed services, worst share of budget first."""
-    columns = ("route", "p99 total", "budget", "share", "status", "retry amplification", "heaviest branch")
+    columns = ("route", "sum of p99s (upper bound)", "budget", "share", "status", "retry amplification", "legs", "heaviest branch")
     rows = tuple(
         (
             route.service,
@@ -357,6 +357,7 @@ def latency_table(latency: LatencyPlan) -> tuple[tuple[str, ...], tuple[tuple[st
             f"{route.share * 100:.0f}%",
             f"over by {format_ms(route.over_ms)}" if route.over else "ok",
             f"x{latency.amplification[route.service].factor}",
+            route.legs(),
             describe_branch(latency, route.service),
         )
         for route in latency.routes

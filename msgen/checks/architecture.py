@@ -41,8 +41,9 @@ def latency_findings(plan) -> Iterator[Finding]:
             "latency-budget",
             "error",
             at,
-            f"a request to {route.service} takes {format_ms(route.total_ms)} at p99, {format_ms(route.over_ms)} over its "
-            f"{route.budget.text} budget ({route.budget_field}); heaviest branch: {describe_branch(latency, route.service)}",
+            f"a request to {route.service} takes up to {format_ms(route.total_ms)} (a sum of p99s, an upper bound), "
+            f"{format_ms(route.over_ms)} over its {route.budget.text} budget ({route.budget_field}): {route.legs()}; "
+            f"heaviest branch: {describe_branch(latency, route.service)}",
             "move the heaviest hops into one region, set parallel_calls where calls are independent, "
             "drop a synchronous call, or raise the budget (route.budget)",
         )

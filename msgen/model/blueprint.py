@@ -213,6 +213,12 @@ class Gateway(Model):
         description="The largest request body a route with a retry accepts (Traefik holds the body in memory to replay "
         "it; a larger one is answered 413). Default 1Mi.",
     )
+    clients_region: Name | None = Field(
+        default=None,
+        description="The declared region the platform's clients are in: the round trip from there to the gateway's "
+        "region is the first leg of every route's latency (a route may name its own). Default none: the clients' leg "
+        "is not counted, and msgen plan says so.",
+    )
 
 
 class Route(Model):
@@ -240,6 +246,11 @@ class Route(Model):
         "retrying (the client then gets 504). Optional: unset, the longest wait the service's own timeouts and its "
         "callees' retries allow, and at least 15s; without a timeout on every call below, 15s. Shorter than that "
         "wait, or than the route's p99 latency, is the warning timeout-route.",
+    )
+
+    clients_region: Name | None = Field(
+        default=None,
+        description="The declared region this route's clients are in, instead of gateway.clients_region. Optional.",
     )
 
     @model_validator(mode="after")
@@ -539,6 +550,13 @@ class Service(Model):
         default=None,
         description="The one datastore the service owns (a database per service; two owners of one datastore is the "
         "error finding datastore-shared). Default none.",
+    )
+    queries_per_request: int = Field(
+        default=1,
+        ge=0,
+        le=10_000,
+        description="How many datastore round trips one request makes, one after another (0..10000): each costs the "
+        "round trip between the service's region and its datastore's. Default 1.",
     )
     personal_data: bool = Field(
         default=False,

@@ -51,6 +51,7 @@ def check_references(blueprint: Blueprint, source: SourceMap) -> None:
     _check_hosts(blueprint, issues)
     _check_services(blueprint, issues)
     _check_datastores(blueprint, issues)
+    _check_gateway(blueprint, issues)
     _check_rtts(blueprint, issues)
     if not issues.found:
         _check_cycles(blueprint, issues)
@@ -98,6 +99,15 @@ def _check_services(blueprint: Blueprint, issues: _Issues) -> None:
             issues.add((*at, "route"), "a route by path_prefix needs the gateway section (its domain)")
         if service.route is not None and blueprint.gateway is None and service.route.host is not None:
             issues.add((*at, "route"), "a routed service needs the gateway section")
+        clients = service.route.clients_region if service.route is not None else None
+        if clients is not None and clients not in blueprint.regions:
+            issues.unknown((*at, "route", "clients_region"), "region", clients, blueprint.regions)
+
+
+def _check_gateway(blueprint: Blueprint, issues: _Issues) -> None:
+    clients = blueprint.gateway.clients_region if blueprint.gateway else None
+    if clients is not None and clients not in blueprint.regions:
+        issues.unknown(("gateway", "clients_region"), "region", clients, blueprint.regions)
 
 
 def _check_datastores(blueprint: Blueprint, issues: _Issues) -> None:
@@ -150,15 +160,48 @@ def service_region(blueprint: Blueprint, name: str) -> str | None:
     return region
 
 
+def gateway_regions(blueprint: Blueprint) -> tuple[str, ...]:
+    """Where the gateway runs: the compose host's region (compose.host, else the first host),
+    and with Kubernetes every node's."""
+    regions: set[str] = set()
+    if blueprint.compose is not None and blueprint.hosts:
+        name = blueprint.compose.host or blueprint.hosts[0].name
+        regions.update(host.region for host in blueprint.hosts if host.name == name)
+    if blueprint.kubernetes is not None:
+        regions.update(host.region for host in blueprint.hosts)
+    return tuple(sorted(regions))
+
+
+def datastore_region(blueprint: Blueprint, name: str, owner: str | None) -> str | None:
+    """A datastore stands in its host's region, else its owner's."""
+    host = blueprint.datastores[name].host
+    if host is not None:
+        return next((candidate.region for candidate in blueprint.hosts if candidate.name == host), None)
+    return service_region(blueprint, owner) if owner else None
+
+
 def _check_crossings(blueprint: Blueprint, issues: _Issues) -> None:
+    """Every leg the latency analysis counts that crosses regions needs a declared round trip:
+    calls, a service's queries to its datastore, the gateway's hop and the clients' leg."""
     rtts = declared_rtts(blueprint)
+
+    def need(at: KeyPath, what: str, origin: str | None, target: str | None) -> None:
+        if origin and target and origin != target and rtt_key(origin, target) not in rtts:
+            issues.add(at, f"{what} crosses {origin}/{target}, whose round-trip time is not declared", f"add `{origin}/{target}: <ms>` under rtt_ms")
+
+    gateway = gateway_regions(blueprint)
+    default_clients = blueprint.gateway.clients_region if blueprint.gateway else None
     for name, service in blueprint.services.items():
         origin = service_region(blueprint, name)
         for index, callee in enumerate(service.calls):
-            target = service_region(blueprint, callee)
-            if origin and target and origin != target and rtt_key(origin, target) not in rtts:
-                issues.add(
-                    ("services", name, "calls", index),
-                    f"the call {name} -> {callee} crosses {origin}/{target}, whose round-trip time is not declared",
-                    f"add `{origin}/{target}: <ms>` under rtt_ms",
-                )
+            need(("services", name, "calls", index), f"the call {name} -> {callee}", origin, service_region(blueprint, callee))
+        if service.datastore is not None:
+            where = datastore_region(blueprint, service.datastore, name)
+            need(("services", name, "datastore"), f"{name}'s queries to {service.datastore}", origin, where)
+        if service.route is None:
+            continue
+        clients = service.route.clients_region or default_clients
+        at = ("services", name, "route", "clients_region") if service.route.clients_region else ("gateway", "clients_region")
+        for region in gateway:
+            need(("services", name, "route"), f"the gateway's hop to {name}", region, origin)
+            need(at, f"the clients' leg to the gateway for {name}", clients, region)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from msgen.model.blueprint import Blueprint, Host
+from msgen.model.references import gateway_regions
 from msgen.plan.gateway import GatewayPlan, plan_gateway
 from msgen.plan.kubernetes import KubernetesPlan, plan_kubernetes
 from msgen.plan.latency import LatencyPlan, plan_latency
@@ -83,7 +84,12 @@ def build_plan(blueprint: Blueprint, env: str | None = None) -> Plan:
         gateway=gateway,
         kubernetes=plan_kubernetes(blueprint, services, datastores, gateway),
         observability=observability,
-        latency=plan_latency(blueprint, {service.name: service.region for service in services}),
+        latency=plan_latency(
+            blueprint,
+            {service.name: service.region for service in services},
+            {store.name: store.region for store in datastores},
+            gateway_regions(blueprint),
+        ),
         residency=plan_residency(blueprint, services, datastores),
         networks=plan_networks(blueprint, services, datastores, gateway, observability),
         grace=plan_grace(blueprint, services, datastores, gateway, observability.monitors if observability else ()),

@@ -1,7 +1,9 @@
 """Latency budgets and retry amplification over the call graph (docs/tuning.md, Latency).
 
-cost(S) = p99(S) + for each callee C: RTT(S, C) + cost(C), summed for sequential calls and
-the maximum with `parallel_calls`. Both this and the retry products are computed by dynamic
+cost(S) = p99(S) + queries(S) x RTT(S, its datastore) + for each callee C: RTT(S, C) + cost(C),
+summed for sequential calls and the maximum with `parallel_calls`. A route adds the clients'
+leg (their region to the gateway's) and the gateway's hop (the gateway's region to the
+service's). Every figure is a sum of p99s: an upper bound, not itself a p99. Both this and the retry products are computed by dynamic
 programming over one topological order of the (acyclic, checked at load) call graph: linear
 in its edges, iterative, so neither a graph with exponentially many paths nor a 1000-deep
 chain is a problem.
@@ -33,12 +35,28 @@ class Hop:
 
 @dataclass(frozen=True)
 class RouteLatency:
-    """The latency of a request entering a routed service, against that route's budget."""
+    """The latency of a request entering a routed service, against that route's budget:
+    the clients' leg, the gateway's hop and the service's own cost, summed."""
 
     service: str
     total_ms: float
     budget: Duration
     budget_field: str  # the key path the budget comes from
+    clients_region: str | None  # None: not declared, the leg is not counted
+    clients_ms: float
+    gateway_region: str | None  # the worst of the regions the gateway runs in
+    gateway_ms: float
+    service_ms: float  # cost(service)
+
+    def legs(self) -> str:
+        """`clients stockholm -> gateway oslo 12 ms + gateway -> payment 2 ms + payment 86 ms`."""
+        where = f" ({self.gateway_region})" if self.gateway_region else ""
+        clients = (
+            f"clients {self.clients_region} -> gateway{where} {format_ms(self.clients_ms)}"
+            if self.clients_region
+            else "clients' leg not counted (no clients_region)"
+        )
+        return f"{clients} + gateway -> {self.service} {format_ms(self.gateway_ms)} + {self.service} {format_ms(self.service_ms)}"
 
     @property
     def over_ms(self) -> float:
@@ -66,6 +84,7 @@ class Amplification:
 class LatencyPlan:
     order: tuple[str, ...]  # callees before callers
     cost_ms: dict[str, float]  # service -> latency of a request entering it
+    datastore_ms: dict[str, float]  # service -> its queries' round trips to its datastore
     heaviest: dict[str, tuple[str, float] | None]  # service -> (callee, RTT) on its heaviest branch
     depth: dict[str, int]  # hops on the heaviest branch from a service, itself included
     p99_ms: dict[str, int]
@@ -90,7 +109,11 @@ class LatencyPlan:
 def rtt_ms(regions: dict[str, str | None], rtts: dict[tuple[str, str], float], caller: str, callee: str) -> float:
     """The round trip of one call: within a region its declared `a/a`, else 2 ms; between
     regions the declared pair (load guarantees it)."""
-    origin, target = regions[caller], regions[callee]
+    return region_rtt_ms(rtts, regions[caller], regions[callee])
+
+
+def region_rtt_ms(rtts: dict[tuple[str, str], float], origin: str | None, target: str | None) -> float:
+    """The round trip between two regions (None: unknown, counted as the same region)."""
     if origin is None or target is None:
         return SAME_REGION_RTT_MS
     if origin == target:
@@ -131,12 +154,16 @@ def longest_wait_ms(blueprint: Blueprint, name: str) -> int | None:
     return service.latency.p99.ms + (max(waits) if service.parallel_calls else sum(waits))
 
 
-def plan_latency(blueprint: Blueprint, regions: dict[str, str | None]) -> LatencyPlan:
+def plan_latency(
+    blueprint: Blueprint, regions: dict[str, str | None], datastore_regions: dict[str, str | None], gateway: tuple[str, ...]
+) -> LatencyPlan:
     """Costs, heaviest branches, budgets, fan-out and retry amplification of every service
-    (`regions`: each service's region, as the service plans resolved it)."""
+    (`regions`: each service's region, as the service plans resolved it; `datastore_regions`:
+    each datastore's; `gateway`: the regions the gateway runs in)."""
     rtts = declared_rtts(blueprint)
     order = callees_first(blueprint)
     cost: dict[str, float] = {}
+    queries: dict[str, float] = {}
     heaviest: dict[str, tuple[str, float] | None] = {}
     depth: dict[str, int] = {}
     for name in order:
@@ -147,19 +174,25 @@ def plan_latency(blueprint: Blueprint, regions: dict[str, str | None]) -> Latenc
         )
         spent = [rtt + cost[callee] for rtt, callee in legs]
         waited = (spent[0] if service.parallel_calls else sum(spent)) if legs else 0.0
-        cost[name] = service.latency.p99.ms + waited
+        queries[name] = (
+            service.queries_per_request * region_rtt_ms(rtts, regions[name], datastore_regions[service.datastore])
+            if service.datastore is not None
+            else 0.0
+        )
+        cost[name] = service.latency.p99.ms + queries[name] + waited
         heaviest[name] = (legs[0][1], legs[0][0]) if legs else None
         depth[name] = 1 + depth[legs[0][1]] if legs else 1
     services = sorted(blueprint.services)
     routes = tuple(
         sorted(
-            (_route(blueprint, name, cost[name]) for name in services if blueprint.services[name].route),
+            (_route(blueprint, name, cost[name], rtts, regions[name], gateway) for name in services if blueprint.services[name].route),
             key=lambda r: (-r.share, r.service),
         )
     )
     return LatencyPlan(
         order=tuple(order),
         cost_ms=cost,
+        datastore_ms=queries,
         heaviest=heaviest,
         depth=depth,
         p99_ms={name: blueprint.services[name].latency.p99.ms for name in services},
@@ -176,11 +209,22 @@ def fanout_slow(backends: int, slow: float = SLOW_SHARE) -> float:
     return 1 - (1 - slow) ** backends
 
 
-def _route(blueprint: Blueprint, name: str, total: float) -> RouteLatency:
+def _route(blueprint: Blueprint, name: str, cost: float, rtts, region: str | None, gateway: tuple[str, ...]) -> RouteLatency:
+    """The route's legs; the gateway's region is the one that makes them longest."""
     route = blueprint.services[name].route
-    if route is not None and route.budget is not None:
-        return RouteLatency(name, total, route.budget, f"services.{name}.route.budget")
-    return RouteLatency(name, total, blueprint.policy.latency_budget, "policy.latency_budget")
+    clients = route.clients_region or (blueprint.gateway.clients_region if blueprint.gateway else None)
+    candidates = []
+    for where in gateway or (region,):
+        hop = region_rtt_ms(rtts, where, region)
+        first = region_rtt_ms(rtts, clients, where) if clients else 0.0
+        candidates.append((first + hop, where or "", first, hop))
+    _, where, first, hop = max(candidates)
+    total = first + hop + cost
+    if route.budget is not None:
+        budget, field = route.budget, f"services.{name}.route.budget"
+    else:
+        budget, field = blueprint.policy.latency_budget, "policy.latency_budget"
+    return RouteLatency(name, total, budget, field, clients, first, where or None, hop, cost)
 
 
 def plan_amplification(blueprint: Blueprint, order: list[str]) -> dict[str, Amplification]:
@@ -228,10 +272,15 @@ BRANCH_SHOWN = 12  # hops named in a message or a table cell; deeper branches en
 
 
 def describe_branch(latency: LatencyPlan, start: str) -> str:
-    """`payment (p99 25 ms) -> fraud-check (RTT 2 ms, p99 40 ms)`, cut after BRANCH_SHOWN hops."""
+    """`payment (p99 25 ms, datastore 2 ms) -> fraud-check (RTT 2 ms, p99 40 ms)`, cut after BRANCH_SHOWN hops."""
     branch = latency.branch(start, BRANCH_SHOWN)
-    parts = [f"{branch[0].service} (p99 {format_ms(branch[0].p99_ms)})"]
-    parts.extend(f"{hop.service} (RTT {format_ms(hop.rtt_ms)}, p99 {format_ms(hop.p99_ms)})" for hop in branch[1:])
+
+    def queries(hop: Hop) -> str:
+        spent = latency.datastore_ms[hop.service]
+        return f", datastore {format_ms(spent)}" if spent else ""
+
+    parts = [f"{branch[0].service} (p99 {format_ms(branch[0].p99_ms)}{queries(branch[0])})"]
+    parts.extend(f"{hop.service} (RTT {format_ms(hop.rtt_ms)}, p99 {format_ms(hop.p99_ms)}{queries(hop)})" for hop in branch[1:])
     hidden = latency.depth[start] - len(branch)
     return " -> ".join(parts) + (f" -> ... ({hidden} more hops)" if hidden else "")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from msgen import images
 from msgen.contract import PASSWORD_FILE
 from msgen.model.blueprint import Blueprint, Datastore, Host, Route, Service
-from msgen.model.references import service_region
+from msgen.model.references import datastore_region, service_region
 from msgen.model.versions import release_line
 from msgen.plan.backup import BackupPlan, plan_backup
 from msgen.units import KI, MI, Cpu, Duration, Memory
@@ -323,10 +323,7 @@ def plan_datastores(blueprint: Blueprint, compose_host: Host | None) -> tuple[Da
 def _plan_datastore(blueprint: Blueprint, name: str, owners: list[str], host: Host | None, sharers, scraped: bool) -> DatastorePlan:
     datastore = blueprint.datastores[name]
     owner = owners[0] if owners else None
-    if datastore.host is not None:
-        region = host.region if host else None
-    else:
-        region = service_region(blueprint, owner) if owner else None
+    region = datastore_region(blueprint, name, owner)
     engine = datastore.engine
     backup = plan_backup(name, datastore)
     connections, connections_why = _app_connections(datastore)
