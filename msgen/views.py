@@ -366,10 +366,19 @@ def latency_table(latency: LatencyPlan) -> tuple[tuple[str, ...], tuple[tuple[st
 
 
 def residency_table(residency: ResidencyPlan) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
-    """(columns, rows) for `msgen plan`: every service and datastore, where it runs and the verdict."""
+    """(columns, rows) for `msgen plan`: every service, datastore, backup location and log store,
+    where it runs, whether (and why) it holds personal data, and the verdict."""
     columns = ("kind", "name", "region", "from", "jurisdiction", "personal data", "verdict")
     rows = tuple(
-        (p.kind, p.name, p.region or "-", p.region_from, p.jurisdiction or "-", "yes" if p.personal_data else "no", p.verdict)
+        (
+            p.kind,
+            p.name,
+            p.region or "-",
+            p.region_from,
+            p.jurisdiction + (f", operator {p.operator}" if p.operator else "") if p.jurisdiction else "-",
+            ("yes" if p.personal_data else "no") + (f" ({p.personal_from})" if p.personal_from not in ("", "declared", "default") else ""),
+            p.verdict + (f"; operator {p.operator_verdict}" if p.operator_verdict else ""),
+        )
         for p in residency.placements
     )
     transfers = tuple(

@@ -96,10 +96,12 @@ def test_datastore_on_another_regions_host(tmp_path):
     plan, found = residency(path)
     store = next(p for p in plan.residency.placements if p.name == "api-db")
     assert (store.region, store.jurisdiction, store.region_from) == ("us-east", "US", "its host use-1")
-    assert [(f.id, f.path) for f in found] == [("residency", "datastores.api-db.host")]
-    assert "datastore api-db" in found[0].message and "us-east (US" in found[0].message
+    # its backups (a claim beside it: no compose host) hold the same data in the same place
+    assert sorted((f.id, f.path) for f in found) == [("residency", "datastores.api-db.backup"), ("residency", "datastores.api-db.host")]
+    store_finding = next(f for f in found if f.path == "datastores.api-db.host")
+    assert "datastore api-db" in store_finding.message and "us-east (US" in store_finding.message
     line = next(n for n, row in enumerate(path.read_text().splitlines(), 1) if "host: use-1" in row)
-    assert found[0].line == line
+    assert store_finding.line == line
 
 
 def test_call_from_personal_data_service_out_of_bounds_is_a_transfer_warning(tmp_path):
@@ -136,4 +138,68 @@ def test_reference_blueprint_is_resident(reference_blueprint):
         "payment": "allowed",
         "ledger-db": "allowed",
         "payment-db": "allowed",
+        "ledger-db-backup": "allowed",
+        "payment-db-backup": "allowed",
+        "loki": "allowed",
     }
+
+
+# --- personal data beyond the declared services ---------------------------------------------------
+
+
+def test_callers_of_a_personal_data_service_handle_personal_data_unless_they_say_why_not(tmp_path):
+    services = {
+        "web": svc("us-east", calls=["api"]),
+        "batch": svc("us-east", calls=["relay"]),
+        "relay": svc("oslo", calls=["api"], personal_data=False, personal_data_reason="passes only opaque order ids"),
+        "api": svc("oslo", personal_data=True),
+    }
+    plan, found = residency(write(tmp_path, services))
+    places = {p.name: p for p in plan.residency.placements}
+    assert places["web"].personal_data and places["web"].personal_from == "calls api, which handles personal data"
+    assert not places["relay"].personal_data and places["relay"].personal_from == "declared false: passes only opaque order ids"
+    assert not places["batch"].personal_data  # the relay stops the flow
+    assert [(f.id, f.path) for f in found] == [("residency", "services.web.region")]
+    assert "(calls api, which handles personal data)" in found[0].message
+    # an explicit false without a reason is told apart from the default, and does not stop the flow
+    services["relay"].pop("personal_data_reason")
+    plan, _ = residency(write(tmp_path, services))
+    places = {p.name: p for p in plan.residency.placements}
+    assert places["relay"].personal_data and places["batch"].personal_data
+
+
+def test_a_region_operated_under_another_law_is_a_transfer_risk(tmp_path):
+    regions = {**REGIONS, "frankfurt": {"jurisdiction": "DE", "operator_jurisdiction": "US"}}
+    services = {"api": svc("frankfurt", personal_data=True), "site": svc("frankfurt")}
+    path = write(tmp_path, services, regions=regions)
+    _, found = residency(path)
+    assert [(f.id, f.severity, f.path) for f in found] == [("residency-operator", "warning", "regions.frankfurt.operator_jurisdiction")]
+    assert "operator answers to US law" in found[0].message and "transfer impact assessment" in found[0].message
+    # an operator under an allowed law is fine
+    regions["frankfurt"]["operator_jurisdiction"] = "NO"
+    _, found = residency(write(tmp_path, services, regions=regions))
+    assert found == []
+
+
+def host(name: str, region: str) -> dict:
+    return {"name": name, "region": region, "vcpu": 8, "memory": "16Gi", "storage": "nvme"}
+
+
+def test_logs_and_backups_on_a_compose_host_outside_the_policy(tmp_path):
+    services = {"api": svc("oslo", personal_data=True, datastore="api-db", route={"path_prefix": "/"})}
+    datastores = {"api-db": {"engine": "postgres", "version": "16", "host": "osl-1"}}
+    top = dict(datastores=datastores, hosts=[host("osl-1", "oslo"), host("zrh-1", "zurich")], compose={"host": "zrh-1"})
+    top.update(gateway={"domain": "shop.example.com"}, observability={"prometheus": {}, "loki": True})
+    plan, found = residency(write(tmp_path, services, **top))
+    places = {p.name: p for p in plan.residency.placements}
+    assert (places["api-db-backup"].region, places["api-db-backup"].region_from) == ("zurich", "the compose host zrh-1")
+    assert places["loki"].personal_data and places["loki"].personal_from == "the gateway's access logs (client IPs)"
+    assert sorted((f.id, f.path) for f in found) == [
+        ("residency", "datastores.api-db.backup"),
+        ("residency", "observability.loki"),
+    ]
+    # without Loki the access logs stay in the gateway's container log; backups turned off leave nothing
+    datastores["api-db"]["backup"] = {"enabled": False}
+    top["observability"] = {"prometheus": {}}
+    _, found = residency(write(tmp_path, services, **top))
+    assert found == []

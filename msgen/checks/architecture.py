@@ -166,29 +166,33 @@ def residency_findings(plan) -> Iterator[Finding]:
         return
     allowed = ", ".join(residency.policy)
     for place in residency.placements:
-        base = ("services" if place.kind == "service" else "datastores", place.name)
+        base = _placement_path(place)
         if place.verdict == "not allowed":
-            at = (
-                (*base, "host")
-                if place.region_from.startswith("its host")
-                else ((*base, "region") if place.region_from == "declared" else base)
-            )
             yield finding(
                 "residency",
                 "error",
-                at,
-                f"{place.kind} {place.name} holds personal data in region {place.region} ({place.jurisdiction}; region from "
-                f"{place.region_from}), outside policy.personal_data_in [{allowed}]",
-                f"place {place.name} in a region whose jurisdiction is one of {allowed}"
-                + (", or move its host" if place.kind == "datastore" else ""),
+                _region_path(place, base),
+                f"{place.kind} {place.name} holds personal data{_because(place)} in region {place.region} ({place.jurisdiction}; "
+                f"region from {place.region_from}), outside policy.personal_data_in [{allowed}]",
+                f"place {place.name} in a region whose jurisdiction is one of {allowed}" + _move_hint(place),
             )
         elif place.verdict == "unknown":
             yield finding(
                 "residency-unknown",
                 "warning",
                 base,
-                f"{place.kind} {place.name} holds personal data but has no region, so its jurisdiction cannot be checked",
+                f"{place.kind} {place.name} holds personal data{_because(place)} but has no region, so its jurisdiction cannot be checked",
                 "declare regions with their jurisdiction and place it in one",
+            )
+        elif place.operator_verdict == "not allowed":
+            yield finding(
+                "residency-operator",
+                "warning",
+                ("regions", place.region, "operator_jurisdiction"),
+                f"{place.kind} {place.name} holds personal data{_because(place)} in region {place.region} ({place.jurisdiction}), "
+                f"whose operator answers to {place.operator} law, outside policy.personal_data_in [{allowed}]: its authorities "
+                "may reach the data (Schrems II); a transfer impact assessment must show the safeguards hold",
+                "choose a provider under an allowed jurisdiction, or record the transfer impact assessment and suppress this",
             )
     for transfer in residency.transfers:
         if transfer.external:
@@ -206,6 +210,34 @@ def residency_findings(plan) -> Iterator[Finding]:
             f"{message}, outside policy.personal_data_in [{allowed}]: a transfer that needs an assessment",
             hint,
         )
+
+
+def _placement_path(place) -> tuple:
+    if place.kind == "service":
+        return ("services", place.name)
+    if place.kind == "datastore":
+        return ("datastores", place.name)
+    if place.kind == "backup":
+        return ("datastores", place.name.removesuffix("-backup"), "backup")
+    return ("observability", "loki")
+
+
+def _region_path(place, base: tuple) -> tuple:
+    if place.kind in ("service", "datastore") and place.region_from.startswith("its host"):
+        return (*base, "host")
+    if place.kind == "service" and place.region_from == "declared":
+        return (*base, "region")
+    return base
+
+
+def _because(place) -> str:
+    """Why it holds personal data, where that is not its own declaration."""
+    reason = place.personal_from
+    return f" ({reason})" if reason and reason != "declared" else ""
+
+
+def _move_hint(place) -> str:
+    return {"datastore": ", or move its host", "backup": ", or set backup.path to storage there", "logs": ", or turn Loki off"}.get(place.kind, "")
 
 
 # --- availability ----------------------------------------------------------------------------

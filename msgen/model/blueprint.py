@@ -42,6 +42,13 @@ class Region(Model):
         description="The country whose law applies to data kept in this region: an ISO 3166 alpha-2 code in upper case "
         "(NO, DE, US). The residency checks compare it with policy.personal_data_in. Required.",
     )
+    operator_jurisdiction: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{2}$",
+        description="The country whose law binds the provider operating this region, when it differs from the "
+        "region's own (a US-owned cloud's Frankfurt region: US). Personal data in a region whose operator's "
+        "jurisdiction is outside policy.personal_data_in is the warning residency-operator. Optional.",
+    )
 
 
 class Host(Model):
@@ -560,7 +567,15 @@ class Service(Model):
     )
     personal_data: bool = Field(
         default=False,
-        description="The service handles personal data: its region and its datastore's must be in policy.personal_data_in. Default false.",
+        description="The service handles personal data: its region and its datastore's must be in policy.personal_data_in. "
+        "Default false, but a service that calls a personal-data service (directly or through others) handles it too, "
+        "unless it says personal_data: false with a personal_data_reason.",
+    )
+    personal_data_reason: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Why a service that calls a personal-data service handles none itself (it passes only opaque ids, "
+        "say); with personal_data: false it stops personal data flowing up to it, and msgen plan shows it. Optional.",
     )
     env: dict[EnvName, str | int | bool] = Field(
         default={},

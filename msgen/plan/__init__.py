@@ -18,7 +18,7 @@ from msgen.plan.lifecycle import Grace, plan_grace
 from msgen.plan.networks import NetworkPlan, plan_networks
 from msgen.plan.observability import ObservabilityPlan, plan_observability
 from msgen.plan.residency import ResidencyPlan, plan_residency
-from msgen.plan.services import DatastorePlan, ServicePlan, plan_datastores, plan_services
+from msgen.plan.services import DatastorePlan, ServicePlan, personal_data_flow, plan_datastores, plan_services
 from msgen.plan.tuning import DatastoreTuning, plan_tuning
 
 
@@ -69,8 +69,9 @@ def compose_host(blueprint: Blueprint) -> Host | None:
 def build_plan(blueprint: Blueprint, env: str | None = None) -> Plan:
     """Derive everything the targets and checks need from a valid blueprint."""
     host = compose_host(blueprint)
-    datastores = plan_datastores(blueprint, host)
-    services = plan_services(blueprint, {d.name: d for d in datastores})
+    personal = personal_data_flow(blueprint)
+    datastores = plan_datastores(blueprint, host, personal)
+    services = plan_services(blueprint, {d.name: d for d in datastores}, personal)
     gateway = plan_gateway(blueprint)
     observability = plan_observability(blueprint, services, datastores, gateway)
     return Plan(

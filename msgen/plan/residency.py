@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from msgen.model.blueprint import Blueprint
 from msgen.plan.services import DatastorePlan, ServicePlan
@@ -23,13 +23,16 @@ GROUPS = {"EEA": EEA}
 class Placement:
     """Where one service or datastore runs, and whether its personal data may be there."""
 
-    kind: str  # service | datastore
+    kind: str  # service | datastore | backup | logs
     name: str
     region: str | None
     region_from: str  # why that region: declared, the only region, its host, its owner
     jurisdiction: str | None
     personal_data: bool
     verdict: str  # allowed | not allowed | unknown | no personal data | no policy
+    personal_from: str = ""  # why it holds personal data (or why not), where that is not obvious
+    operator: str | None = None  # the jurisdiction of the region's operator, where declared
+    operator_verdict: str = ""  # allowed | not allowed, for personal data in a region with an operator
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,53 @@ def plan_residency(blueprint: Blueprint, services: tuple[ServicePlan, ...], data
     allowed = allowed_codes(policy) if policy is not None else None
     placements = [_service(blueprint, service, allowed) for service in services]
     placements.extend(_datastore(blueprint, store, allowed) for store in datastores)
-    return ResidencyPlan(policy, tuple(placements), _transfers(blueprint, services, allowed))
+    placements.extend(_backups(blueprint, datastores, allowed))
+    placements.extend(_logs(blueprint, allowed))
+    return ResidencyPlan(policy, tuple(_with_operator(blueprint, place, allowed) for place in placements), _transfers(blueprint, services, allowed))
+
+
+def _with_operator(blueprint: Blueprint, place: Placement, allowed: frozenset[str] | None) -> Placement:
+    """A region's operator may answer to another country's law (a US provider's Frankfurt region)."""
+    operator = blueprint.regions[place.region].operator_jurisdiction if place.region else None
+    if operator is None:
+        return place
+    verdict = _verdict(place.personal_data, operator, allowed)
+    return replace(place, operator=operator, operator_verdict=verdict)
+
+
+def _compose_region(blueprint: Blueprint) -> tuple[str | None, str]:
+    if blueprint.compose is None or not blueprint.hosts:
+        return None, ""
+    name = blueprint.compose.host or blueprint.hosts[0].name
+    host = next(host for host in blueprint.hosts if host.name == name)
+    return host.region, f"the compose host {name}"
+
+
+def _backups(blueprint: Blueprint, datastores: tuple[DatastorePlan, ...], allowed: frozenset[str] | None) -> list[Placement]:
+    """A datastore's backups hold what it holds: on the compose host (its volume, or a path
+    mounted there), or in a claim of the cluster beside the datastore."""
+    region, source = _compose_region(blueprint)
+    placements = []
+    for store in datastores:
+        if store.backup is None:
+            continue
+        where, why = (region, source) if region else (store.region, f"a claim beside {store.name}")
+        jurisdiction = _jurisdiction(blueprint, where)
+        verdict = _verdict(store.personal_data, jurisdiction, allowed)
+        placements.append(Placement("backup", store.backup.volume, where, why, jurisdiction, store.personal_data, verdict, f"backups of {store.name}"))
+    return placements
+
+
+def _logs(blueprint: Blueprint, allowed: frozenset[str] | None) -> list[Placement]:
+    """The gateway's access logs carry every client's IP address, which is personal data:
+    where Loki keeps them (on the compose host) is a placement like any other."""
+    observability = blueprint.observability
+    if blueprint.gateway is None or observability is None or not observability.loki:
+        return []
+    region, source = _compose_region(blueprint)
+    jurisdiction = _jurisdiction(blueprint, region)
+    verdict = _verdict(True, jurisdiction, allowed)
+    return [Placement("logs", "loki", region, source or "none declared", jurisdiction, True, verdict, "the gateway's access logs (client IPs)")]
 
 
 def _jurisdiction(blueprint: Blueprint, region: str | None) -> str | None:
@@ -92,7 +141,8 @@ def _service(blueprint: Blueprint, service: ServicePlan, allowed: frozenset[str]
     source = "declared" if service.service.region is not None else ("the only region" if region else "none declared")
     jurisdiction = _jurisdiction(blueprint, region)
     personal = service.personal_data
-    return Placement("service", service.name, region, source, jurisdiction, personal, _verdict(personal, jurisdiction, allowed))
+    verdict = _verdict(personal, jurisdiction, allowed)
+    return Placement("service", service.name, region, source, jurisdiction, personal, verdict, service.personal_data_from)
 
 
 def _datastore(blueprint: Blueprint, store: DatastorePlan, allowed: frozenset[str] | None) -> Placement:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from graphlib import TopologicalSorter
 
 from msgen import images
 from msgen.contract import PASSWORD_FILE
@@ -69,7 +70,8 @@ class ServicePlan:
     datastore: str | None
     env: tuple[tuple[str, str], ...]  # user env and wiring, sorted by name; values as text
     secrets: tuple[str, ...]  # secret names, each mounted at /run/secrets/<NAME>
-    personal_data: bool
+    personal_data: bool  # declared, or reached through its calls (personal_data_from says which)
+    personal_data_from: str
     run_as_root: bool
     uid: int | None  # the user and group id it runs as; None with run_as_root
     defaulted: tuple[Defaulted, ...]
@@ -149,8 +151,30 @@ def env_text(value: str | int | bool) -> str:
     return str(value)
 
 
-def plan_services(blueprint: Blueprint, datastores: dict[str, DatastorePlan]) -> tuple[ServicePlan, ...]:
-    return tuple(_plan_service(blueprint, name, datastores) for name in sorted(blueprint.services))
+def plan_services(blueprint: Blueprint, datastores: dict[str, DatastorePlan], personal: dict[str, tuple[bool, str]]) -> tuple[ServicePlan, ...]:
+    return tuple(_plan_service(blueprint, name, datastores, personal[name]) for name in sorted(blueprint.services))
+
+
+def personal_data_flow(blueprint: Blueprint) -> dict[str, tuple[bool, str]]:
+    """Service -> (handles personal data, why). Personal data flows up the call graph: a
+    service that calls one handling it handles it too, unless it says `personal_data: false`
+    with a reason (then it also stops the flow to its own callers)."""
+    services = blueprint.services
+    flow: dict[str, tuple[bool, str]] = {}
+    for name in TopologicalSorter({name: services[name].calls for name in sorted(services)}).static_order():
+        service = services[name]
+        if service.personal_data:
+            flow[name] = (True, "declared")
+            continue
+        if "personal_data" in service.model_fields_set and service.personal_data_reason:
+            flow[name] = (False, f"declared false: {service.personal_data_reason}")
+            continue
+        carrier = next((callee for callee in service.calls if flow[callee][0]), None)
+        if carrier is not None:
+            flow[name] = (True, f"calls {carrier}, which handles personal data")
+        else:
+            flow[name] = (False, "declared false" if "personal_data" in service.model_fields_set else "default")
+    return flow
 
 
 def _resolved(amount, defaults: tuple[Cpu, Memory], field: str, notes: list[Defaulted]) -> Amount:
@@ -164,7 +188,7 @@ def _resolved(amount, defaults: tuple[Cpu, Memory], field: str, notes: list[Defa
     return Amount(cpu, memory)
 
 
-def _plan_service(blueprint: Blueprint, name: str, datastores: dict[str, DatastorePlan]) -> ServicePlan:
+def _plan_service(blueprint: Blueprint, name: str, datastores: dict[str, DatastorePlan], personal: tuple[bool, str]) -> ServicePlan:
     service = blueprint.services[name]
     notes: list[Defaulted] = []
     fields_set = service.model_fields_set
@@ -203,7 +227,8 @@ def _plan_service(blueprint: Blueprint, name: str, datastores: dict[str, Datasto
         datastore=service.datastore,
         env=tuple(sorted(env.items())),
         secrets=tuple(sorted(service.secrets)),
-        personal_data=service.personal_data,
+        personal_data=personal[0],
+        personal_data_from=personal[1],
         run_as_root=service.run_as_root,
         uid=None if service.run_as_root else (service.run_as_user or DEFAULT_UID),
         defaulted=tuple(notes),
@@ -312,15 +337,20 @@ def _sharers(blueprint: Blueprint, hosts: dict[str, Host | None], compose_host: 
     return {name: (count, volumes if compose_host is not None and name == compose_host.name else 0) for name, count in stores.items()}
 
 
-def plan_datastores(blueprint: Blueprint, compose_host: Host | None) -> tuple[DatastorePlan, ...]:
+def plan_datastores(blueprint: Blueprint, compose_host: Host | None, personal: dict[str, tuple[bool, str]]) -> tuple[DatastorePlan, ...]:
     owners = owners_of(blueprint)
     hosts = {name: _storage_of(blueprint, blueprint.datastores[name], compose_host) for name in blueprint.datastores}
     sharers = _sharers(blueprint, hosts, compose_host)
     scraped = blueprint.observability is not None and blueprint.observability.prometheus is not None
-    return tuple(_plan_datastore(blueprint, name, owners[name], hosts[name], sharers, scraped) for name in sorted(blueprint.datastores))
+    return tuple(
+        _plan_datastore(blueprint, name, owners[name], hosts[name], sharers, scraped, any(personal[o][0] for o in owners[name]))
+        for name in sorted(blueprint.datastores)
+    )
 
 
-def _plan_datastore(blueprint: Blueprint, name: str, owners: list[str], host: Host | None, sharers, scraped: bool) -> DatastorePlan:
+def _plan_datastore(
+    blueprint: Blueprint, name: str, owners: list[str], host: Host | None, sharers, scraped: bool, personal: bool
+) -> DatastorePlan:
     datastore = blueprint.datastores[name]
     owner = owners[0] if owners else None
     region = datastore_region(blueprint, name, owner)
@@ -343,7 +373,7 @@ def _plan_datastore(blueprint: Blueprint, name: str, owners: list[str], host: Ho
         iops=host.iops if host else None,
         iops_sharers=sharers[host.name] if host else (1, 0),
         region=region,
-        personal_data=any(blueprint.services[o].personal_data for o in owners),
+        personal_data=personal,
         app_connections=connections,
         connections_why=connections_why,
         reserved_connections=_reserved_connections(datastore, scraped, backup),
