@@ -66,8 +66,8 @@ def dot_tool() -> Path:
 def test_graph_model(platform):
     graph = build_graph(build_plan(load_blueprint(platform).blueprint))
     nodes = {node.id: node for node in graph.nodes}
-    # checkout: 20 + (30 + 15) + (2 + 10) = 77 ms against 60ms
-    assert nodes["svc-checkout"].over and "77 ms of 60ms budget" in nodes["svc-checkout"].label
+    # checkout: 20 + 1 query x 2 + (30 + 15) + (2 + 10) = 79 ms, + the gateway's hop 2 = 81 ms against 60ms
+    assert nodes["svc-checkout"].over and "81 ms of 60ms budget" in nodes["svc-checkout"].label
     assert not nodes["svc-cart"].over and nodes["svc-checkout"].personal and nodes["ds-orders"].personal
     assert (nodes["ds-orders"].region, nodes["svc-pricing"].region) == ("oslo", "frankfurt")
     edges = {(e.source, e.target): (e.label, e.kind) for e in graph.edges}
