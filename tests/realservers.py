@@ -4,9 +4,11 @@ ports, stopped by the context manager that started it.
 
 The rendered configs name the backup location /backup (the volume compose and Kubernetes
 mount) and PostgreSQL's pg_hba.conf at /etc/postgresql. A test may move ONLY such paths and
-ports, on the server's command line: data dir, socket, port, listen address, the binary log
-(`--log-bin`), `archive_command` (the rendered command with the temp dir in place of /backup)
-and `hba_file` (the rendered pg_hba.conf, copied). Everything else is the rendered text.
+ports, on the server's command line: data dir, socket, pid and log files, port, listen address,
+the binary log (`--log-bin`), `archive_command` (the rendered command with the temp dir in
+place of /backup) and `hba_file` (the rendered pg_hba.conf, copied); Redis gets its `--dir` and
+the `--requirepass` the compose entry passes from the secret file. These are the only
+overrides: everything else is the rendered text.
 """
 
 from __future__ import annotations
