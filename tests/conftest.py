@@ -32,3 +32,12 @@ def write_blueprint(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="module")
+def mariadb_base():
+    """A MariaDB data dir initialised once per module (tests/realservers.py); each boot copies it."""
+    from realservers import init_mariadb_base, owned_dir
+
+    with owned_dir("mysql") as root:
+        yield init_mariadb_base(root)

@@ -14,7 +14,7 @@ from msgen.contract import ADMIN_PASSWORD_FILE, EXPORTER_PASSWORD_FILE, EXPORTER
 from msgen.jinja import render_template
 from msgen.plan import backup as backups
 from msgen.plan.services import EXPORTER_CONNECTIONS, DatastorePlan
-from msgen.plan.tuning import STATEMENT_LIMIT
+from msgen.plan.tuning import STATEMENT_LIMIT, DatastoreTuning
 from msgen.targets import Artifact, text_file
 from msgen.units import human_bytes
 
@@ -65,18 +65,20 @@ SCRIPT_TEMPLATES = {
 
 def config_file(plan, store: DatastorePlan, file_name: str) -> str:
     """The text of one of a datastore's files (`file_names`)."""
-    if file_name in SCRIPT_TEMPLATES:
-        return render_template(f"datastores/{SCRIPT_TEMPLATES[file_name]}", **script_context(store))
     tuning = plan.tuning[store.name]
+    if file_name in SCRIPT_TEMPLATES:
+        return render_template(f"datastores/{SCRIPT_TEMPLATES[file_name]}", **script_context(store, tuning))
     peak = f"{human_bytes(tuning.peak)}" if tuning.peak is not None else ""
     return render_template(f"datastores/{TEMPLATES[file_name]}", store=store, tuning=tuning, peak=peak)
 
 
-def script_context(store: DatastorePlan) -> dict:
+def script_context(store: DatastorePlan, tuning: DatastoreTuning) -> dict:
     """What the scripts are written from: the datastore, its backup, and the paths compose and
     Kubernetes mount (each a default that an environment variable may override)."""
     return {
         "store": store,
+        # redis: whether the server loads its append-only files at start (and not dump.rdb)
+        "appendonly": tuning.has("appendonly") and tuning.get("appendonly").value == "yes",
         "backup": store.backup,
         "password_file": PASSWORD_FILE,
         # backups and restores log in as the superuser (redis has one password)
