@@ -184,7 +184,7 @@ def default_text(field: FieldInfo) -> str:
         default = default.model_dump(mode="json", exclude_none=True)
         if not any(default.values()):
             return "each value its own default"
-    elif isinstance(default, (Duration, Memory, Cpu)):
+    elif isinstance(default, (Duration, Memory, Cpu, Schedule)):
         default = default.text
     return f"`{_yaml_flow(default)}`"
 

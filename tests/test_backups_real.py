@@ -11,9 +11,12 @@ configs with only paths and ports moved (tests/realservers.py says which).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import os
 import random
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -486,6 +489,9 @@ def test_backup_health_tells_a_missing_stopped_or_failing_scheduler():
             with scheduler(scripts, env(port, right), root / "working.log") as loop:
                 wait_for(lambda: not (state / "backup-failed").exists(), loop, "a successful backup", root / "working.log")
                 working = health(port)
+                # `docker stop` signals only the container's first process, the shell, mid-sleep
+                loop.send_signal(signal.SIGTERM)
+                assert loop.wait(timeout=10) == 0
             assert working.returncode == 0, working.stderr
             assert all((backup / "base" / name / "complete").exists() for name in folders(backup / "base"))
             assert folders(backup / "base")
@@ -504,6 +510,9 @@ def scheduler(scripts: Path, env: dict[str, str], log: Path) -> Iterator[subproc
         yield process
     finally:
         stop(process)
+        # the loop's own sleep, left behind when only the shell was signalled
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 # --- the scripts as text --------------------------------------------------------------------------
