@@ -299,6 +299,41 @@ def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="w
     out.print(f"wrote {output}", markup=False)
 
 
+host_app = typer.Typer(no_args_is_help=True, help="Check a real machine against the blueprint's entry for it.")
+app.add_typer(host_app, name="host")
+
+
+@host_app.command("check")
+def host_check(
+    blueprint: BlueprintArg,
+    host: Annotated[str, typer.Option("--host", help="the host's name in the blueprint's hosts", show_default=False)],
+    seconds: Annotated[
+        float, typer.Option("--seconds", min=0.1, max=3600, help="how long to sample CPU steal and I/O wait")
+    ] = 5.0,
+    path: Annotated[
+        Path, typer.Option("--path", help="where to measure the disk (fsync, IOPS): a directory on the datastores' filesystem")
+    ] = Path("."),
+    env: EnvOption = None,
+    format: Annotated[FindingsFormat, typer.Option("--format", help="text, json or sarif (SARIF 2.1.0)")] = FindingsFormat.text,
+    strict: Annotated[bool, typer.Option("--strict", help="warnings fail too")] = False,
+    root: Annotated[Path, typer.Option("--root", hidden=True, help="read the kernel's files under this directory (tests)")] = Path("/"),
+) -> None:
+    """Run on the host: measure CPU steal, I/O wait, vCPUs, memory and the disk against its entry; exit 0 ok, 1 findings that fail, 2 bad input or not Linux."""
+    from msgen.findings import fails
+    from msgen.hostcheck import check_host
+
+    def announce(text: str) -> None:
+        if format is FindingsFormat.text:
+            err.print(text, markup=False)
+
+    try:
+        checked = check_host(blueprint, host, env, seconds, path, root, announce=announce)
+    except MsgenError as error:
+        raise _fail(error) from None
+    _print_findings(list(checked.findings), format)
+    raise typer.Exit(1 if fails(list(checked.findings), strict) else 0)
+
+
 def main() -> None:
     try:
         app()

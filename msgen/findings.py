@@ -9,6 +9,9 @@ from msgen.loader import KeyPath, SourceMap, format_path
 
 Severity = Literal["error", "warning", "info"]
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+# the ids of `msgen host check` (msgen/hostcheck.py), judged on the machine: validate never
+# produces them, so a suppress entry for one is not "unused" there
+HOST_CHECK_PREFIX = "host-"
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def apply_suppressions(found: list[Finding], blueprint) -> list[Finding]:
             item = replace(item, suppressed=entry.reason)
         result.append(item)
     for index, entry in enumerate(blueprint.suppress):
-        if (entry.id, entry.at) not in used:
+        if (entry.id, entry.at) not in used and not entry.id.startswith(HOST_CHECK_PREFIX):
             result.append(
                 finding(
                     "suppress-unused",
