@@ -67,7 +67,7 @@ FORBIDDEN = [
     (("checks",), ("verify", "writer", "views", "api", "cli")),
     (("verify",), ("checks", "writer", "views", "api", "cli")),
     (("writer",), ("targets", "plan", "checks", "verify", "model", "api", "cli")),
-    (("api", "views", "graph", "report", "starters", "findings", "loader", "units", "images"), ("cli",)),
+    (("api", "views", "graph", "report", "starters", "findings", "loader", "units", "images", "hostcheck", "cron"), ("cli",)),
 ]
 
 
