@@ -72,6 +72,11 @@ class Host(Model):
         description="The class of the host's disks. Required. The datastore tuning reads it: InnoDB's I/O capacity and "
         "neighbour flushing, PostgreSQL's random_page_cost and effective_io_concurrency."
     )
+    disk: SizeField | None = Field(
+        default=None,
+        description="The disk space for volumes (data, backups, monitoring). Optional: when declared, the capacity "
+        "checks add up what is placed on the host (the compose host, or the Kubernetes nodes together) against it.",
+    )
     iops: int | None = Field(
         default=None,
         gt=0,
