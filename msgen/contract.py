@@ -24,8 +24,10 @@ ADMIN_PASSWORD_FILE = f"{SECRETS_DIR}/{ADMIN_PASSWORD_SECRET}"
 # files that other files name
 COMPOSE_FILE = "compose/docker-compose.yml"
 
-# Kubernetes kinds whose spec holds a pod template
-POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+# Kubernetes kinds whose spec holds a pod template (a CronJob's, in its jobTemplate's spec)
+POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
+# the kinds whose pods come and go with runs (no selector, no replicas: a run's pods)
+RUN_KINDS = ("Job", "CronJob")
 
 # every compose container: restarted unless stopped, no privilege gained after start, and no
 # capability but those its image's entrypoint needs

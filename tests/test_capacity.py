@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from msgen.checks.capacity import Inspector, node_allocatable, os_reserve
 from msgen.cli import app
+from msgen.plan.backup import BACKUP_CPU, BACKUP_MEMORY
 from msgen.targets.compose import COMPOSE_FILE
 from msgen.units import compose_memory_bytes, quantity
 from msgen.views import placed_capacity
@@ -115,8 +116,11 @@ def test_compose_counts_every_container_of_the_compose_file(reference_blueprint)
     loads = {load.name: load for load in placement.compose.loads}
     assert set(loads) == set(rendered.files[COMPOSE_FILE].document()["services"])
     # services 3x256 + 2x256 + 2x256, datastores 4096 + 2048 + 512, gateway 512,
-    # prometheus 1024, grafana 256, loki 512, alloy 256, three exporters 3x64 (MiB)
-    assert placement.compose.memory_used == (768 + 512 + 512 + 4096 + 2048 + 512 + 512 + 1024 + 256 + 512 + 256 + 192) * MI
+    # prometheus 1024, grafana 256, loki 512, alloy 256, three exporters 3x64, the backups of
+    # payment-db and ledger-db 2x256 (MiB; the cache fraud-cache is not backed up)
+    assert placement.compose.memory_used == (768 + 512 + 512 + 4096 + 2048 + 512 + 512 + 1024 + 256 + 512 + 256 + 192 + 512) * MI
+    backup = loads["payment-db-backup"]
+    assert (backup.memory, backup.cpu_limit_m, backup.replicas) == (BACKUP_MEMORY.bytes, BACKUP_CPU.millicores, 1)
     assert placement.compose.cpu_reserved_m == 3 * 250 + 2 * 100 + 2 * 100  # datastores' cpu is a limit
     # `msgen plan` shows the same placement as the checks count
     assert placed_capacity(rendered.plan) == placement
@@ -192,6 +196,13 @@ def test_kubernetes_counts_datastores_and_the_gateway(reference_blueprint):
     } <= set(loads)
     # on the nodes' host ports Traefik runs one pod a node: the reference has 4
     assert loads["daemonset/traefik"].replicas == 4
+    # a backup CronJob counts as one pod of the backup's size: it runs one at a time (Forbid),
+    # and every backup may be due at once (the default 03:00)
+    backups = {name: load for name, load in loads.items() if name.startswith("cronjob/")}
+    assert set(backups) == {"cronjob/payment-db-backup", "cronjob/ledger-db-backup"}  # fraud-cache is a cache
+    assert {(load.replicas, load.memory, load.cpu_reserved_m) for load in backups.values()} == {(1, BACKUP_MEMORY.bytes, BACKUP_CPU.millicores)}
+    # and the datastores' pods count their engine and exporter only
+    assert loads["statefulset/payment-db"].memory == (4096 + 64) * MI
 
 
 def test_traefik_behind_a_load_balancer_counts_its_replicas(tmp_path, reference_blueprint):
@@ -234,7 +245,7 @@ def test_plan_shows_capacity_and_residency(reference_blueprint):
     assert result.exit_code == 0
     sections = {section["title"]: section["rows"] for section in json.loads(result.stdout)}
     capacity = {row["scope"]: row for row in sections["Capacity (per host, with headroom)"]}
-    assert capacity["compose"]["memory placed / usable"] == "10.94 GiB / 14.40 GiB (memory limits)"
+    assert capacity["compose"]["memory placed / usable"] == "11.44 GiB / 14.40 GiB (memory limits)"
     assert capacity["compose"]["CPU reserved / usable"] == "1150m / 8"
     assert capacity["kubernetes"]["hosts"] == "osl-1, osl-2, osl-3, osl-4"
     residency = sections["Residency (personal data allowed in: NO, EEA)"]

@@ -677,7 +677,7 @@ def exporter_words(entry: dict) -> str:
 
 
 TARGETS = {
-    "payment-db": ("'payment' '{host}' '3306'", "mysql"),
+    "payment-db": ("'exporter' '{host}' '3306'", "mysql"),
     "ledger-db": ("DATA_SOURCE_URI={host}:5432/ledger?sslmode=disable", "postgres"),
     "fraud-cache": ("-redis.addr=redis://{host}:6379", "redis"),
 }
@@ -694,20 +694,24 @@ def test_the_exporter_reaches_its_engine_on_loopback_in_the_pod_and_by_name_in_c
 
 
 @pytest.mark.parametrize("store", sorted(TARGETS))
-def test_the_exporter_mounts_only_the_application_password_and_decides_no_readiness(reference, store):
+def test_the_exporter_mounts_only_its_own_password_and_decides_no_readiness(reference, store):
     pod = pod_of(reference, store)
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     exporter = container_of(reference, store, "exporter")
     mounted = [volumes[mount["name"]] for mount in exporter["volumeMounts"]]
     sources = [{key: value for key, value in volume.items() if key != "name"} for volume in mounted if "emptyDir" not in volume]
-    own = {"secretName": f"{store}-credentials", "defaultMode": 0o444, "items": [{"key": "password", "path": "db-password"}]}
-    assert sources == [{"secret": own}]
+    # SQL engines: the exporter's own user's password, never the application's or the superuser's
+    item = {"key": "password", "path": "db-password"} if store == "fraud-cache" else {"key": "exporter-password", "path": "exporter-password"}
+    assert sources == [{"secret": {"secretName": f"{store}-credentials", "defaultMode": 0o444, "items": [item]}}]
+    words = exporter_words(exporter)
+    assert ("/run/secrets/exporter-password" in words) is (store != "fraud-cache")
     assert "readinessProbe" not in exporter and "startupProbe" not in exporter
     assert exporter.get("livenessProbe", {"tcpSocket": {"port": "metrics"}})["tcpSocket"] == {"port": "metrics"}
     engine = container_of(reference, store, TARGETS[store][1])
     engine_mounts = {mount["mountPath"]: volumes.get(mount["name"]) for mount in engine["volumeMounts"]}  # data: a claim
     keys = [item["key"] for item in engine_mounts["/run/secrets"]["secret"]["items"]]
-    assert keys == (["password"] if store == "fraud-cache" else ["password", "admin-password"])  # the engine keeps its own
+    # the engine keeps its own; 20-users.sh creates the exporter's user from exporter-password
+    assert keys == (["password"] if store == "fraud-cache" else ["password", "admin-password", "exporter-password"])
 
 
 def checksums(analysis) -> dict[str, str]:

@@ -100,6 +100,9 @@ def pod_role(plan, container: str) -> str | None:
         return f"datastores:{container}"
     if container.endswith("-exporter"):
         return f"datastores:{container.removesuffix('-exporter')}"
+    backed_up = {store.backup.container: store.name for store in plan.datastores if store.backup is not None}
+    if container in backed_up:
+        return verifier.backup_role(backed_up[container])  # the CronJob's pods
     if container in ("gateway", "prometheus"):
         return container
     assert container in MONITORS, container
@@ -178,6 +181,7 @@ def test_compose_reachability_equals_the_network_policies(request, which):
     pairs, outside = compose_pairs(rendered)
     wanted = {role for pair in pairs for role in pair} | {f"services:{s.name}" for s in rendered.plan.services}
     wanted |= {f"datastores:{d.name}" for d in rendered.plan.datastores}
+    wanted |= {verifier.backup_role(d.name) for d in rendered.plan.datastores if d.backup is not None}
     policy_pairs, policy_outside = kubernetes_pairs(rendered, wanted | {"gateway", "prometheus"})
     if not (rendered.plan.observability and rendered.plan.observability.prometheus):
         policy_pairs = {pair for pair in policy_pairs if "prometheus" not in pair}
@@ -193,7 +197,9 @@ def test_co_callers_and_strangers_do_not_meet(mesh):
     assert links["front"] & {"orders", "catalog"} == {"orders", "catalog"}
     assert "payments" not in links["front"] and "reports" not in links["front"]
     assert links["lonely"] == set() and "network_mode" in compose_document(mesh)["services"]["lonely"]
-    assert links["orders-db"] == {"orders", "orders-db-exporter"}
+    assert links["orders-db"] == {"orders", "orders-db-exporter", "orders-db-backup"}
+    assert links["orders-db-backup"] == {"orders-db"}
+    assert "catalog-cache-backup" not in links  # a cache is not backed up
     assert links["orders-db-exporter"] == {"orders-db", "prometheus"}
     assert outside == {"gateway", "payments"}
 

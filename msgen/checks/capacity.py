@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from msgen.contract import COMPOSE_FILE, POD_TEMPLATE_KINDS
+from msgen.contract import COMPOSE_FILE, POD_TEMPLATE_KINDS, RUN_KINDS
 from msgen.findings import Finding, finding
 from msgen.targets import Built
 from msgen.targets import kubernetes as kubernetes_target
@@ -191,9 +191,14 @@ def node_allocatable(memory: int, vcpu: int) -> tuple[int, int]:
 
 
 def _workload_load(document: dict, nodes: int, scaled: int | None = None) -> Load | None:
+    """A workload's pods. A CronJob counts as one pod for as long as it exists, although its
+    pods live only while a run lasts: with concurrencyPolicy Forbid it runs one at a time, and
+    the nodes must hold it whenever it is due (every datastore's backup may be due at once, and
+    a pod that finds no room stays Pending: a missed backup)."""
     spec = document.get("spec") or {}
-    pod = (spec.get("template") or {}).get("spec") or {}
-    replicas = _replicas(document.get("kind"), scaled or spec.get("replicas", 1), nodes)
+    pod = (kubernetes_target.pod_template(document) or {}).get("spec") or {}
+    declared = 1 if document.get("kind") in RUN_KINDS else spec.get("replicas", 1)
+    replicas = _replicas(document.get("kind"), scaled or declared, nodes)
     name = f"{document['kind'].lower()}/{(document.get('metadata') or {}).get('name', '?')}"
     return _pod_load(name, replicas, pod.get("containers") or [])
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from msgen.model.blueprint import Blueprint, Kubernetes
+from msgen.plan.backup import BINLOG_DIR, WAL_DIR, BackupPlan
 from msgen.plan.gateway import GatewayPlan
 from msgen.plan.services import DatastorePlan, ServicePlan, env_prefix
 from msgen.units import Duration
@@ -23,6 +24,7 @@ NAME_LABEL = "app.kubernetes.io/name"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 COMPONENT_LABEL = "app.kubernetes.io/component"
+BACKUP_COMPONENT = "backup"  # the component label of a datastore's backup pods
 SCRAPE_LABEL = "msgen.dev/scrape"  # the Kubernetes scrape config keeps exactly the pods carrying it
 HOSTNAME_KEY = "kubernetes.io/hostname"
 ZONE_KEY = "topology.kubernetes.io/zone"
@@ -45,6 +47,20 @@ READINESS_FAILURES = 3
 LIVENESS_FAILURES = 6
 # a terminating pod keeps serving this long while Traefik and kube-proxy drop its endpoint
 PRESTOP_SLEEP_S = 5
+# A datastore's backup CronJob (msgen/plan/backup.py decides what and when; this, how it runs).
+# A run that could not start on time (the controller was down, the previous run still held
+# the one slot concurrencyPolicy Forbid allows) still starts this long after its time, and no
+# later: without a deadline, a CronJob that has missed more than 100 runs stops scheduling.
+BACKUP_STARTING_DEADLINE_S = 3600
+# A failed run (the server restarting, a network blip) is retried this often, each time in a
+# new pod and as a whole new backup: a few, not Kubernetes' default of 6.
+BACKUP_RETRIES = 2
+# A run, retries included, is stopped after the longest gap between two scheduled runs (at
+# least an hour): a hung dump (a lock wait, a stalled connection) would otherwise hold the one
+# slot and silently skip every later backup, while a slow one still gets a whole interval.
+BACKUP_MIN_DEADLINE_S = 3600
+# finished Jobs (and their pods, with their logs) kept for a look
+BACKUP_HISTORY = 3
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,12 @@ FEATURES = (
         "1.30",
         f"a terminating pod keeps serving {PRESTOP_SLEEP_S}s while its endpoint is removed",
         "no preStop (a sleep command needs a shell, which distroless images lack): a pod can get requests after SIGTERM",
+    ),
+    Feature(
+        "timeZone: Etc/UTC",
+        "1.27",
+        "backup CronJobs run at the blueprint's times in UTC, whatever the controller's time zone",
+        "a backup CronJob runs in kube-controller-manager's time zone (UTC on most clusters; check yours), not in UTC as the schedule says",
     ),
 )
 
@@ -125,12 +147,42 @@ class WorkloadPlan:
     nodes: tuple[str, ...]  # the nodes it may run on (its region's, when hosts span regions)
     anti_affinity: str  # required | preferred | none (a single-replica datastore)
     region: str | None  # node affinity; set only when the hosts span several regions
+    node: str | None  # a datastore's declared host: the one node it runs on (its storage is tuned for it)
     spread_zones: bool
     max_surge: int
     max_unavailable: int
     survives_node_loss: str  # yes | likely (...) | no (...) | unknown (...)
     selector: dict[str, str]  # immutable, so it holds only the stable recommended labels
     pod_labels: dict[str, str]  # the selector plus the scrape label when scraped
+
+
+@dataclass(frozen=True)
+class BackupJobPlan:
+    """How a datastore's backups run on the cluster: a CronJob whose pod dumps the server over
+    the network into a claim of its own."""
+
+    name: str  # the CronJob, its PersistentVolumeClaim and its pods' name label: <datastore>-backup
+    datastore: str
+    backup: BackupPlan
+    db_host: str  # the datastore's Service, as its owner reaches it
+    claim: str  # its own PersistentVolumeClaim, at /backup: the base backups
+    # point in time: the claim that holds the binary log or the archived WAL, and the folder
+    # both the datastore's pod and the backup pod mount it at. The backup pod mounts it too, so
+    # that it sees what the compose backup container sees (the base backups beside the log, as
+    # restore.sh expects) and prunes the archived WAL as backup.sh does in compose; a
+    # ReadWriteOnce claim is mounted by one node at a time, so the backup pod runs on the
+    # datastore's node.
+    archive_claim: str | None
+    archive_mount: str | None
+    starting_deadline_s: int
+    active_deadline_s: int
+    backoff_limit: int
+    history: int
+    labels: dict[str, str]
+
+    @property
+    def co_located(self) -> bool:
+        return self.archive_claim is not None
 
 
 @dataclass(frozen=True)
@@ -195,6 +247,7 @@ class KubernetesPlan:
     probes: dict[str, ProbePlan]  # service -> probe timings
     callers: dict[str, tuple[str, ...]]  # service -> the services that call it, sorted
     volumes: dict[str, DataVolumePlan]  # datastore -> its data volume
+    backups: dict[str, BackupJobPlan]  # datastore -> its backup CronJob (backed-up datastores only)
     edge: EdgePlan | None  # Traefik on the cluster; None when nothing is routed
 
     def has(self, feature: str) -> bool:
@@ -259,7 +312,7 @@ def survival(replicas: int, nodes: int, anti_affinity: str) -> str:
     return "likely (preferred anti-affinity lets replicas share a node)"
 
 
-def _workload(name, component, replicas, nodes, mode, region, zones, project, scraped, max_replicas=None) -> WorkloadPlan:
+def _workload(name, component, replicas, nodes, mode, region, zones, project, scraped, max_replicas=None, node=None) -> WorkloadPlan:
     max_replicas = max_replicas or replicas
     surge, unavailable = rollout(max_replicas, len(nodes), mode)
     labels = recommended_labels(name, project, component)
@@ -272,6 +325,7 @@ def _workload(name, component, replicas, nodes, mode, region, zones, project, sc
         nodes=nodes,
         anti_affinity=mode,
         region=region,
+        node=node,
         spread_zones=bool(zones) and replicas > 1,
         max_surge=surge,
         max_unavailable=unavailable,
@@ -285,14 +339,55 @@ def _nodes_in(nodes: tuple[NodePlan, ...], region: str | None, multi_region: boo
     return tuple(node.name for node in nodes if not multi_region or node.region == region)
 
 
+def service_host(name: str, namespace: str) -> str:
+    """A Service's namespace-qualified DNS name, which a pod resolves anywhere (no cluster domain assumed)."""
+    return f"{name}.{namespace}.svc"
+
+
 def cluster_env(service: ServicePlan, services: dict[str, ServicePlan], namespace: str) -> tuple[tuple[str, str], ...]:
     """The wiring contract with namespace-qualified DNS names, so a pod resolves them anywhere."""
     env = dict(service.env)
     if service.datastore is not None:
-        env["DB_HOST"] = f"{service.datastore}.{namespace}.svc"
+        env["DB_HOST"] = service_host(service.datastore, namespace)
     for callee in service.calls:
-        env[f"{env_prefix(callee)}_URL"] = f"http://{callee}.{namespace}.svc:{services[callee].port}"
+        env[f"{env_prefix(callee)}_URL"] = f"http://{service_host(callee, namespace)}:{services[callee].port}"
     return tuple(sorted(env.items()))
+
+
+def archive_claim(datastore: str) -> str:
+    """The claim of the binary log / WAL archive: a PersistentVolumeClaim of its own, not one of
+    the StatefulSet's volumeClaimTemplates, which cannot change after the StatefulSet exists
+    (turning point in time on for a running datastore would need the StatefulSet recreated)."""
+    return f"{datastore}-archive"
+
+
+def archive_mount(store: DatastorePlan) -> str | None:
+    """Where the server writes its log for point-in-time recovery (msgen/plan/tuning.py), and so
+    where the archive claim is mounted; None without point in time."""
+    if store.backup is None or not store.backup.point_in_time:
+        return None
+    return WAL_DIR if store.engine == "postgres" else BINLOG_DIR
+
+
+def plan_backup_job(store: DatastorePlan, namespace: str, project: str) -> BackupJobPlan | None:
+    backup = store.backup
+    if backup is None:
+        return None
+    mount = archive_mount(store)
+    return BackupJobPlan(
+        name=backup.container,
+        datastore=store.name,
+        backup=backup,
+        db_host=service_host(store.name, namespace),
+        claim=backup.volume,
+        archive_claim=archive_claim(store.name) if mount else None,
+        archive_mount=mount,
+        starting_deadline_s=BACKUP_STARTING_DEADLINE_S,
+        active_deadline_s=max(backup.interval_minutes * 60, BACKUP_MIN_DEADLINE_S),
+        backoff_limit=BACKUP_RETRIES,
+        history=BACKUP_HISTORY,
+        labels=recommended_labels(backup.container, project, BACKUP_COMPONENT),
+    )
 
 
 def data_volume(store: DatastorePlan, storage_classes: dict[str, str]) -> DataVolumePlan:
@@ -393,9 +488,11 @@ def plan_kubernetes(
     datastore_plans = {}
     for store in datastores:
         region = store.region if multi else None
-        where = _nodes_in(nodes, store.region, multi)
-        # every datastore runs its exporter sidecar, so every datastore pod is scraped
-        datastore_plans[store.name] = _workload(store.name, "datastore", 1, where, "none", region, zones, project, True)
+        # a declared host is the node the datastore runs on: its engine is tuned for that host's disks
+        node = store.datastore.host
+        where = (node,) if node is not None else _nodes_in(nodes, store.region, multi)
+        # its exporter sidecar runs (and its pod is scraped) when Prometheus is on
+        datastore_plans[store.name] = _workload(store.name, "datastore", 1, where, "none", region, zones, project, store.scraped, node=node)
     return KubernetesPlan(
         namespace=namespace,
         version=kubernetes.version,
@@ -411,5 +508,6 @@ def plan_kubernetes(
         probes={service.name: plan_probes(service) for service in services},
         callers=_callers(services),
         volumes={store.name: data_volume(store, kubernetes.storage_classes) for store in datastores},
+        backups={store.name: job for store in datastores if (job := plan_backup_job(store, namespace, project)) is not None},
         edge=plan_edge(kubernetes, project, gateway, len(nodes), namespace),
     )

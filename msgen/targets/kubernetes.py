@@ -14,14 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from msgen import images
-from msgen.contract import ADMIN_PASSWORD_SECRET, PASSWORD_SECRET, POD_TEMPLATE_KINDS, SECRETS_DIR
+from msgen.contract import ADMIN_PASSWORD_SECRET, EXPORTER_PASSWORD_SECRET, PASSWORD_SECRET, POD_TEMPLATE_KINDS, SECRETS_DIR
 from msgen.jinja import render_template
 from msgen.model.blueprint import Egress
+from msgen.plan import backup as backups
 from msgen.plan import kubernetes as k8s
 from msgen.plan.observability import DEFAULT_SIZES, plan_exporter
 from msgen.plan.services import DatastorePlan, ServicePlan
+from msgen.plan.tuning import PG_HBA_FILE
 from msgen.targets import Artifact, observability, templated, traefik
-from msgen.targets.datastores import config_files
+from msgen.targets.datastores import BACKUP_SCRIPT, PG_HBA, RESTORE_SCRIPT, SCRIPTS_MOUNT, USERS_SCRIPT, config_files
 from msgen.units import format_bytes, format_millicores
 from msgen.yamlout import dump
 
@@ -41,7 +43,9 @@ SECRETS_VOLUME = "secrets"
 # files under /run/secrets are read by whatever non-root uid the image runs as
 SECRET_FILE_MODE = 0o444
 DB_PASSWORD_KEY = PASSWORD_SECRET
-POSTGRES_SCRIPT = "10-app-user.sh"  # the datastores target's initdb/10-app-user.sh, flattened into the ConfigMap
+# the datastores target's initdb/ scripts, flattened into the ConfigMap under their base names
+POSTGRES_SCRIPT = "10-app-user.sh"
+USERS_SCRIPT_NAME = USERS_SCRIPT.rsplit("/", 1)[-1]
 
 
 def applies(plan) -> bool:
@@ -107,7 +111,10 @@ def pod_template(document: dict) -> dict | None:
     """The pod template of a workload object (None for other kinds)."""
     if document.get("kind") not in POD_TEMPLATE_KINDS:
         return None
-    return ((document.get("spec") or {}).get("template")) or {}
+    spec = document.get("spec") or {}
+    if document.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    return spec.get("template") or {}
 
 
 def objects_of(path: str, documents: tuple) -> list[RenderedObject]:
@@ -128,8 +135,12 @@ def _kustomization(plan, artifacts: list[Artifact]) -> Artifact:
 
 
 def secrets_hint(plan) -> str:
-    """The Secrets the manifests read and msgen never writes; the TLS ones only without cert-manager."""
-    hint = "<service>-secrets, <datastore>-credentials"
+    """The Secrets the manifests read and msgen never writes, with the keys of the datastores'
+    (`credential_keys`); the TLS ones only without cert-manager."""
+    hint = "<service>-secrets"
+    if plan.datastores:
+        sql = [key for key in (ADMIN_PASSWORD_KEY, EXPORTER_PASSWORD_KEY) if any(key in credential_keys(store) for store in plan.datastores)]
+        hint += f", <datastore>-credentials (key {PASSWORD_KEY}" + (f"; SQL engines also {' and '.join(sql)}" if sql else "") + ")"
     edge = plan.kubernetes.edge
     if edge is not None and not edge.cert_manager:
         hint += ", the TLS Secret each IngressRoute names"
@@ -199,13 +210,24 @@ def anti_affinity(workload: k8s.WorkloadPlan) -> dict:
     return {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}
 
 
+def node_affinity(workload: k8s.WorkloadPlan) -> dict | None:
+    """The nodes a workload may run on: its region's, when the hosts span several; a datastore's
+    declared host, the one node whose disks its engine is tuned for (node name = host name)."""
+    expressions = []
+    if workload.region is not None:
+        expressions.append({"key": k8s.REGION_KEY, "operator": "In", "values": [workload.region]})
+    if workload.node is not None:
+        expressions.append({"key": k8s.HOSTNAME_KEY, "operator": "In", "values": [workload.node]})
+    if not expressions:
+        return None
+    return {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": expressions}]}}
+
+
 def affinity(workload: k8s.WorkloadPlan) -> dict:
     result: dict = {}
-    if workload.region is not None:
-        expression = {"key": k8s.REGION_KEY, "operator": "In", "values": [workload.region]}
-        result["nodeAffinity"] = {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [expression]}]}
-        }
+    nodes = node_affinity(workload)
+    if nodes is not None:
+        result["nodeAffinity"] = nodes
     if workload.anti_affinity != "none":
         result["podAntiAffinity"] = anti_affinity(workload)
     return result
@@ -380,13 +402,18 @@ def service_policy(plan, service: ServicePlan) -> dict:
 
 
 def datastore_policy(plan, store: DatastorePlan) -> dict:
-    """Only the owner reaches the datastore; Prometheus reaches its exporter; it reaches DNS only."""
+    """Only the owner and the datastore's backup pods reach the datastore; Prometheus reaches its
+    exporter (when scraped); it reaches DNS only."""
     kube = plan.kubernetes
     workload = kube.datastores[store.name]
     ingress = []
     if store.owner is not None:
         ingress.append({"from": [_peer_of(kube.services[store.owner])], "ports": [_port(store.port)]})
-    ingress.append(prometheus_ingress())
+    job = kube.backups.get(store.name)
+    if job is not None:
+        ingress.append({"from": [{"podSelector": {"matchLabels": dict(job.labels)}}], "ports": [_port(store.port)]})
+    if store.scraped:
+        ingress.append(prometheus_ingress())
     spec = {
         "podSelector": {"matchLabels": dict(workload.selector)},
         "policyTypes": ["Ingress", "Egress"],
@@ -419,21 +446,44 @@ def secret_sources(service: ServicePlan) -> list[dict]:
         items = [{"key": name, "path": name} for name in service.secrets]
         sources.append({"secret": {"name": f"{service.name}-secrets", "items": items}})
     if service.datastore is not None:
-        sources.append({"secret": {"name": credentials_secret(service.datastore), "items": credential_items(admin=False)}})
+        sources.append({"secret": {"name": credentials_secret(service.datastore), "items": credential_items(PASSWORD_KEY)}})
     return sources
 
 
 def credentials_secret(datastore: str) -> str:
-    """The Secret a person creates for a datastore: keys `password` and, for SQL, `admin-password`."""
+    """The Secret a person creates for a datastore (`credential_keys` says which keys)."""
     return f"{datastore}-credentials"
 
 
-def credential_items(admin: bool) -> list[dict]:
-    """The application password as the contract's file, and the admin password when `admin`."""
-    items = [{"key": "password", "path": DB_PASSWORD_KEY}]
-    if admin:
-        items.append({"key": "admin-password", "path": ADMIN_PASSWORD_SECRET})
-    return items
+# the keys of a datastore's credentials Secret, and the file each becomes under /run/secrets
+# (the names the images, the exporters and the datastore scripts read)
+PASSWORD_KEY, ADMIN_PASSWORD_KEY, EXPORTER_PASSWORD_KEY = "password", "admin-password", "exporter-password"
+CREDENTIAL_FILES = {
+    PASSWORD_KEY: DB_PASSWORD_KEY,
+    ADMIN_PASSWORD_KEY: ADMIN_PASSWORD_SECRET,
+    EXPORTER_PASSWORD_KEY: EXPORTER_PASSWORD_SECRET,
+}
+
+
+def has_exporter_user(store: DatastorePlan) -> bool:
+    """SQL engines that Prometheus scrapes give their exporter a login of its own (as in compose)."""
+    return store.scraped and store.is_sql
+
+
+def credential_keys(store: DatastorePlan) -> list[str]:
+    """Every key the datastore's Secret must hold: the application's password; for SQL engines
+    the superuser's; for SQL engines that are scraped the exporter's."""
+    keys = [PASSWORD_KEY]
+    if store.is_sql:
+        keys.append(ADMIN_PASSWORD_KEY)
+    if has_exporter_user(store):
+        keys.append(EXPORTER_PASSWORD_KEY)
+    return keys
+
+
+def credential_items(*keys: str) -> list[dict]:
+    """Secret items: each key as the file the contract names."""
+    return [{"key": key, "path": CREDENTIAL_FILES[key]} for key in keys]
 
 
 def env_vars(pairs) -> list[dict]:
@@ -631,15 +681,32 @@ def config_checksum(data: dict[str, str]) -> str:
 
 def _datastore_mounts(store: DatastorePlan, facts: EngineFacts) -> list[dict]:
     mounts = [{"name": DATA_VOLUME, "mountPath": facts.data_dir}]
-    mounts.append({"name": CONFIG_VOLUME, "mountPath": facts.config_mount, "subPath": store.config_file, "readOnly": True})
+    mounts.append(_script_mount(store.config_file, facts.config_mount))
     if store.engine == "postgres":
-        script = POSTGRES_SCRIPT
-        mounts.append({"name": CONFIG_VOLUME, "mountPath": f"{INITDB_MOUNT}/{script}", "subPath": script, "readOnly": True})
+        mounts.append(_script_mount(PG_HBA, PG_HBA_FILE))  # postgresql.conf's hba_file
+    # the image's entrypoint runs these on an empty data directory, in name order
+    if store.engine == "postgres":
+        mounts.append(_script_mount(POSTGRES_SCRIPT, f"{INITDB_MOUNT}/{POSTGRES_SCRIPT}"))
+    if store.is_sql:
+        mounts.append(_script_mount(USERS_SCRIPT_NAME, f"{INITDB_MOUNT}/{USERS_SCRIPT_NAME}"))
+    if store.backup is not None:
+        mounts.append(_script_mount(RESTORE_SCRIPT, f"{SCRIPTS_MOUNT}/{RESTORE_SCRIPT}"))
+    log_dir = k8s.archive_mount(store)
+    if log_dir is not None:
+        # the server writes its binary log / archives its WAL into the claim's root: the folder
+        # is the mount point, so it exists before the server starts, and the pod's fsGroup makes
+        # it writable for the engine's uid (no init container, no chown)
+        mounts.append({"name": ARCHIVE_VOLUME, "mountPath": log_dir})
     mounts.append({"name": SECRETS_VOLUME, "mountPath": SECRETS_DIR, "readOnly": True})
     mounts.extend({"name": _writable_volume(path), "mountPath": path} for path in facts.writable)
     if store.shm_bytes is not None:
         mounts.append({"name": SHM_VOLUME, "mountPath": SHM_MOUNT})
     return mounts
+
+
+def _script_mount(key: str, path: str) -> dict:
+    """One file of the datastore's ConfigMap at `path` (a subPath: the folder around it stays the image's)."""
+    return {"name": CONFIG_VOLUME, "mountPath": path, "subPath": key, "readOnly": True}
 
 
 def _writable_volume(path: str) -> str:
@@ -701,20 +768,27 @@ def exporter_container(plan, store: DatastorePlan) -> dict:
     return container
 
 
-def _credentials_volume(store: DatastorePlan, name: str, admin: bool) -> dict:
-    secret = {"secretName": credentials_secret(store.name), "defaultMode": SECRET_FILE_MODE, "items": credential_items(admin)}
+def _credentials_volume(store: DatastorePlan, name: str, keys: list[str]) -> dict:
+    secret = {"secretName": credentials_secret(store.name), "defaultMode": SECRET_FILE_MODE, "items": credential_items(*keys)}
     return {"name": name, "secret": secret}
+
+
+def exporter_keys(store: DatastorePlan) -> list[str]:
+    """What the exporter reads: its own user's password (SQL engines), redis's one password;
+    never the application's or the superuser's password of an SQL engine."""
+    return [EXPORTER_PASSWORD_KEY] if has_exporter_user(store) else [PASSWORD_KEY]
 
 
 def _datastore_volumes(store: DatastorePlan, facts: EngineFacts, data: k8s.DataVolumePlan) -> list[dict]:
     volumes = [] if data.claim else [{"name": DATA_VOLUME, "emptyDir": {}}]
-    volumes += [
-        {"name": CONFIG_VOLUME, "configMap": {"name": store.name}},
-        _credentials_volume(store, SECRETS_VOLUME, admin=store.is_sql),
-        # the exporter logs in as the application user: the admin password stays with the engine
-        _credentials_volume(store, EXPORTER_SECRETS_VOLUME, admin=False),
-        {"name": EXPORTER_TMP_VOLUME, "emptyDir": {}},
-    ]
+    volumes.append({"name": CONFIG_VOLUME, "configMap": {"name": store.name}})
+    # the engine's entrypoint reads the application's and the superuser's passwords, 20-users.sh the exporter's
+    volumes.append(_credentials_volume(store, SECRETS_VOLUME, credential_keys(store)))
+    if store.scraped:
+        volumes.append(_credentials_volume(store, EXPORTER_SECRETS_VOLUME, exporter_keys(store)))
+        volumes.append({"name": EXPORTER_TMP_VOLUME, "emptyDir": {}})
+    if k8s.archive_mount(store) is not None:
+        volumes.append({"name": ARCHIVE_VOLUME, "persistentVolumeClaim": {"claimName": k8s.archive_claim(store.name)}})
     volumes.extend({"name": name, "emptyDir": {}} for name in sorted({_writable_volume(path) for path in facts.writable}))
     if store.shm_bytes is not None:
         volumes.append(shm_volume(store.shm_bytes))
@@ -727,18 +801,24 @@ def shm_volume(size: int) -> dict:
     return {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": format_bytes(size)}}
 
 
-def data_claim(store: DatastorePlan, workload: k8s.WorkloadPlan, data: k8s.DataVolumePlan) -> dict:
+def _claim_spec(size, storage_class: str | None) -> dict:
     spec: dict = {"accessModes": ["ReadWriteOnce"]}
-    if data.storage_class is not None:
-        spec["storageClassName"] = data.storage_class
-    spec["resources"] = {"requests": {"storage": format_bytes(store.storage.bytes)}}
-    return {"metadata": {"name": DATA_VOLUME, "labels": dict(workload.selector)}, "spec": spec}
+    if storage_class is not None:
+        spec["storageClassName"] = storage_class
+    spec["resources"] = {"requests": {"storage": format_bytes(size.bytes)}}
+    return spec
+
+
+def data_claim(store: DatastorePlan, workload: k8s.WorkloadPlan, data: k8s.DataVolumePlan) -> dict:
+    return {"metadata": {"name": DATA_VOLUME, "labels": dict(workload.selector)}, "spec": _claim_spec(store.storage, data.storage_class)}
 
 
 def statefulset(plan, store: DatastorePlan, checksum: str) -> dict:
     workload = plan.kubernetes.datastores[store.name]
     data = plan.kubernetes.volumes[store.name]
     facts = engine_facts(store.engine)
+    # the exporter runs where Prometheus scrapes it (as in compose); its SQL user exists only then
+    containers = [engine_container(store, facts)] + ([exporter_container(plan, store)] if store.scraped else [])
     pod_spec = {
         "serviceAccountName": store.name,
         "automountServiceAccountToken": False,
@@ -746,7 +826,7 @@ def statefulset(plan, store: DatastorePlan, checksum: str) -> dict:
         # the lifecycle plan's time for a clean shutdown, where Kubernetes kills after 30s
         "terminationGracePeriodSeconds": grace_seconds(plan, store.name),
         **scheduling(plan, workload),
-        "containers": [engine_container(store, facts), exporter_container(plan, store)],
+        "containers": containers,
         "volumes": _datastore_volumes(store, facts, data),
     }
     spec = {
@@ -761,14 +841,146 @@ def statefulset(plan, store: DatastorePlan, checksum: str) -> dict:
     return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": metadata(plan, store.name, workload.selector), "spec": spec}
 
 
+# --- backups -------------------------------------------------------------------------------
+
+BACKUP_VOLUME = "backup"
+ARCHIVE_VOLUME = "archive"
+SCRIPTS_VOLUME = "scripts"
+# a GitOps tool that prunes what the manifests no longer list keeps these claims: a datastore
+# removed from the blueprint keeps its backups until a person deletes them (Argo CD, Flux)
+KEEP_ANNOTATIONS = {"argocd.argoproj.io/sync-options": "Delete=false", "kustomize.toolkit.fluxcd.io/prune": "disabled"}
+# backups are taken at the blueprint's times, which are UTC
+BACKUP_TIME_ZONE = "Etc/UTC"
+
+
+def backup_claim(plan, store: DatastorePlan, name: str) -> dict:
+    """A claim of the backup's size, of the StorageClass the datastore's data claim uses."""
+    job = plan.kubernetes.backups[store.name]
+    storage_class = plan.kubernetes.volumes[store.name].storage_class
+    named = metadata(plan, name, job.labels)
+    named["annotations"] = dict(KEEP_ANNOTATIONS)
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": named, "spec": _claim_spec(job.backup.size, storage_class)}
+
+
+def backup_keys(store: DatastorePlan) -> list[str]:
+    """backup.sh logs in as the superuser (SQL) or with redis's one password, from the file it expects."""
+    return [ADMIN_PASSWORD_KEY] if store.is_sql else [PASSWORD_KEY]
+
+
+def backup_container(store: DatastorePlan, job: k8s.BackupJobPlan) -> dict:
+    """The engine's image (its client tools, of the server's version) running one backup now."""
+    mounts = [
+        {"name": BACKUP_VOLUME, "mountPath": backups.BACKUP_MOUNT},
+        {"name": SCRIPTS_VOLUME, "mountPath": SCRIPTS_MOUNT, "readOnly": True},
+        {"name": SECRETS_VOLUME, "mountPath": SECRETS_DIR, "readOnly": True},
+        {"name": TMP_VOLUME, "mountPath": "/tmp"},
+    ]
+    if job.archive_mount is not None:
+        # backup.sh prunes the archived WAL; MySQL and MariaDB purge their binary log themselves
+        read_only = {} if store.engine == "postgres" else {"readOnly": True}
+        mounts.insert(1, {"name": ARCHIVE_VOLUME, "mountPath": job.archive_mount, **read_only})
+    amount = quantity(backups.BACKUP_CPU, backups.BACKUP_MEMORY)
+    return {
+        "name": "backup",
+        "image": engine_image(store),
+        "command": ["sh", f"{SCRIPTS_MOUNT}/{BACKUP_SCRIPT}", "now"],
+        # the server as its owner reaches it, through the Service (the backup pod is not in its pod)
+        "env": env_vars([("MSGEN_DB_HOST", job.db_host)]),
+        "resources": {"requests": dict(amount), "limits": dict(amount)},
+        "securityContext": container_security(),
+        "volumeMounts": mounts,
+    }
+
+
+def backup_volumes(store: DatastorePlan, job: k8s.BackupJobPlan) -> list[dict]:
+    volumes = [{"name": BACKUP_VOLUME, "persistentVolumeClaim": {"claimName": job.claim}}]
+    if job.archive_claim is not None:
+        volumes.append({"name": ARCHIVE_VOLUME, "persistentVolumeClaim": {"claimName": job.archive_claim}})
+    scripts = [{"key": name, "path": name} for name in (BACKUP_SCRIPT, RESTORE_SCRIPT)]
+    volumes += [
+        {"name": SCRIPTS_VOLUME, "configMap": {"name": store.name, "items": scripts}},
+        _credentials_volume(store, SECRETS_VOLUME, backup_keys(store)),
+        {"name": TMP_VOLUME, "emptyDir": {}},
+    ]
+    return volumes
+
+
+def backup_affinity(plan, store: DatastorePlan, job: k8s.BackupJobPlan) -> dict:
+    """On the datastore's node when it mounts the archive claim (ReadWriteOnce: one node mounts
+    it); else anywhere in the datastore's region, so that its copies stay where the data may be."""
+    workload = plan.kubernetes.datastores[store.name]
+    if job.co_located:
+        term = {"labelSelector": {"matchLabels": dict(workload.selector)}, "topologyKey": k8s.HOSTNAME_KEY}
+        return {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    if workload.region is None:
+        return {}
+    expression = {"key": k8s.REGION_KEY, "operator": "In", "values": [workload.region]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [expression]}]}}}
+
+
+def backup_cron_job(plan, store: DatastorePlan) -> dict:
+    """The datastore's scheduled backups: one pod a run, dumping the server over the network."""
+    kube = plan.kubernetes
+    job = kube.backups[store.name]
+    facts = engine_facts(store.engine)
+    placement = backup_affinity(plan, store, job)
+    pod_spec = {
+        # the datastore's own account: no token, no permissions
+        "serviceAccountName": store.name,
+        "automountServiceAccountToken": False,
+        # the engine's uid, as the datastore runs: the files it writes are the server's, and
+        # fsGroup makes the claims writable for it
+        "securityContext": pod_security(fs_group=facts.uid, user=facts.uid),
+        # a failed run's pod stays (with its log) and the retry is a new pod
+        "restartPolicy": "Never",
+        **({"affinity": placement} if placement else {}),
+        **({"imagePullSecrets": [{"name": kube.image_pull_secret}]} if kube.image_pull_secret else {}),
+        "containers": [backup_container(store, job)],
+        "volumes": backup_volumes(store, job),
+    }
+    job_spec = {
+        "backoffLimit": job.backoff_limit,
+        "activeDeadlineSeconds": job.active_deadline_s,
+        "template": {"metadata": {"labels": dict(job.labels)}, "spec": pod_spec},
+    }
+    spec: dict = {"schedule": job.backup.schedule.text}
+    if kube.has("timeZone"):
+        spec["timeZone"] = BACKUP_TIME_ZONE
+    spec.update(
+        # one backup at a time: a run still going when the next is due makes that one wait
+        concurrencyPolicy="Forbid",
+        startingDeadlineSeconds=job.starting_deadline_s,
+        successfulJobsHistoryLimit=job.history,
+        failedJobsHistoryLimit=job.history,
+        jobTemplate={"metadata": {"labels": dict(job.labels)}, "spec": job_spec},
+    )
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": metadata(plan, job.name, job.labels), "spec": spec}
+
+
+def backup_policy(plan, store: DatastorePlan) -> dict:
+    """The backup pod reaches its datastore's port and DNS, nothing else; nothing reaches it."""
+    kube = plan.kubernetes
+    job = kube.backups[store.name]
+    egress = [dns_egress(), {"to": [_peer_of(kube.datastores[store.name])], "ports": [_port(store.port)]}]
+    spec = {"podSelector": {"matchLabels": dict(job.labels)}, "policyTypes": ["Ingress", "Egress"], "ingress": [], "egress": egress}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata(plan, job.name, job.labels), "spec": spec}
+
+
 def datastore_objects(plan, store: DatastorePlan) -> list[dict]:
+    """In apply order: a claim before the pods that mount it, the CronJob after its datastore."""
     workload = plan.kubernetes.datastores[store.name]
     data = config_data(plan, store)
-    return [
+    objects = [
         service_account(plan, workload),
         config_map(plan, store, workload, data),
         cluster_service(plan, workload, store.port, store.engine, headless=True),
-        statefulset(plan, store, config_checksum(data)),
-        disruption_budget(plan, workload),
-        datastore_policy(plan, store),
     ]
+    job = plan.kubernetes.backups.get(store.name)
+    if job is not None:
+        objects.append(backup_claim(plan, store, job.claim))
+        if job.archive_claim is not None:
+            objects.append(backup_claim(plan, store, job.archive_claim))
+    objects += [statefulset(plan, store, config_checksum(data)), disruption_budget(plan, workload), datastore_policy(plan, store)]
+    if job is not None:
+        objects += [backup_cron_job(plan, store), backup_policy(plan, store)]
+    return objects

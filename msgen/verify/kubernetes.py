@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from msgen.contract import RUN_KINDS
 from msgen.findings import Finding, finding
 from msgen.plan import kubernetes as k8s
 from msgen.targets import kubernetes as target
@@ -87,7 +88,8 @@ def workload_findings(item: target.RenderedObject, template: dict) -> Iterator[F
     spec = item.document.get("spec") or {}
     labels = (template.get("metadata") or {}).get("labels") or {}
     selector = spec.get("selector")
-    if not selector or not netpol.match_labels(selector, labels):
+    # a Job's selector is its controller's to set, and a CronJob has none
+    if item.document.get("kind") not in RUN_KINDS and (not selector or not netpol.match_labels(selector, labels)):
         yield finding(
             "k8s-selector",
             "error",
@@ -211,7 +213,8 @@ class Gathered:
         if template is not None:
             key = f"{namespace or 'default'}/{(document.get('metadata') or {}).get('name')}"
             pod = netpol.pod_from_template(key, namespace or "default", template)
-            workload = Workload(item.at, pod, (document.get("spec") or {}).get("replicas", 1))
+            # a run (Job, CronJob) has one pod at a time: msgen's CronJobs forbid overlapping runs
+            workload = Workload(item.at, pod, (document.get("spec") or {}).get("replicas", 1) if kind not in RUN_KINDS else 1)
             self.workloads.append(workload)
             for label in pod.labels.items():
                 self._by_label.setdefault(label, []).append(workload)
@@ -271,6 +274,7 @@ GATEWAY_ROLE = "gateway"
 PROMETHEUS_ROLE = "prometheus"
 DNS_ROLE = "dns"
 OUTSIDER_ROLE = "outsider"
+BACKUPS = "backups"  # a datastore's backup pods: `backups:<datastore>`
 
 
 def network_pods(plan, workloads: list[Workload]) -> tuple[list[netpol.Pod], dict[str, str]]:
@@ -296,7 +300,13 @@ def network_pods(plan, workloads: list[Workload]) -> tuple[list[netpol.Pod], dic
     return pods, roles
 
 
+def backup_role(datastore: str) -> str:
+    return f"{BACKUPS}:{datastore}"
+
+
 def _role(at: tuple, pod: netpol.Pod) -> str:
+    if at[0] == "datastores" and pod.labels.get(k8s.COMPONENT_LABEL) == k8s.BACKUP_COMPONENT:
+        return backup_role(at[1])
     if at[0] in ("services", "datastores"):
         return f"{at[0]}:{at[1]}"
     if netpol.match_labels({"matchLabels": k8s.PROMETHEUS_POD}, pod.labels):
@@ -322,7 +332,10 @@ def expected_ingress(plan, role: str, pod: netpol.Pod) -> dict[str, set]:
         store = plan.datastore(name)
         if store.owner is not None:
             expected[f"services:{store.owner}"] = {("TCP", store.port)}
-        expected[PROMETHEUS_ROLE] = metrics
+        if name in plan.kubernetes.backups:
+            expected[backup_role(name)] = {("TCP", store.port)}
+        if store.scraped:
+            expected[PROMETHEUS_ROLE] = metrics
     return expected
 
 
@@ -335,6 +348,8 @@ def expected_egress(plan, role: str, pods_by_role: dict[str, netpol.Pod]) -> dic
             expected[f"services:{callee}"] = set(pods_by_role[f"services:{callee}"].ports.get("http", ()))
         if service.datastore is not None:
             expected[f"datastores:{service.datastore}"] = {("TCP", plan.datastore(service.datastore).port)}
+    elif kind == BACKUPS:
+        expected[f"datastores:{name}"] = {("TCP", plan.datastore(name).port)}
     return expected
 
 
@@ -358,7 +373,8 @@ def network_findings(plan, gathered: Gathered) -> Iterator[Finding]:
         role = roles[pod.key]
         if ":" not in role:
             continue
-        at = tuple(role.split(":", 1))
+        kind, _, name = role.partition(":")
+        at = ("datastores", name, "backup") if kind == BACKUPS else (kind, name)
         yield from _compare(
             f"ingress to {role}", at, _by_role(network.ingress_sources(pod), roles), expected_ingress(plan, role, pod)
         )
