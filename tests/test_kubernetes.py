@@ -800,3 +800,207 @@ def test_grace_is_rounded_up_to_whole_seconds(reference):
     plan = replace(reference.plan, grace=grace)
     store = target.statefulset(plan, plan.datastore("ledger-db"), "checksum")
     assert store["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 46
+
+
+# --- backups on Kubernetes ------------------------------------------------------------------
+
+
+def cron_jobs(analysis) -> dict[str, dict]:
+    return by_kind(analysis, "CronJob")
+
+
+def backup_pod(analysis, name: str) -> dict:
+    return cron_jobs(analysis)[f"{name}-backup"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def mounted(pod: dict, container: dict) -> dict[str, dict]:
+    """Mount path -> the volume behind it (its subPath and readOnly folded in)."""
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    found = {}
+    for mount in container["volumeMounts"]:
+        volume = {key: value for key, value in volumes.get(mount["name"], {"claimTemplate": mount["name"]}).items() if key != "name"}
+        found[mount["mountPath"]] = {**volume, **{key: mount[key] for key in ("subPath", "readOnly") if key in mount}}
+    return found
+
+
+def script_default(text: str, variable: str) -> str:
+    """The default a datastore script gives one of its settings: `${VARIABLE:-default}`."""
+    return re.search(r"\$\{" + variable + r":-([^}]*)\}", text).group(1)
+
+
+@pytest.mark.parametrize(("version", "zoned"), [("1.25", False), ("1.26", False), ("1.27", True), ("1.37", True)])
+def test_a_backup_cron_job_runs_the_blueprints_schedule_in_utc_where_the_version_has_time_zones(write_blueprint, version, zoned):
+    analysis = stores(write_blueprint, version=version, pg_extra=', backup: {schedule: "15 */6 * * 1-5", retention: 3d}')
+    jobs = cron_jobs(analysis)
+    assert set(jobs) == {"web-db-backup", "audit-store-backup"}  # cart-cache is a cache: not backed up
+    spec = jobs["web-db-backup"]["spec"]
+    assert spec["schedule"] == "15 */6 * * 1-5" == analysis.plan.datastore("web-db").backup.schedule.text
+    assert jobs["audit-store-backup"]["spec"]["schedule"] == "0 3 * * *"  # the default
+    assert spec.get("timeZone") == ("Etc/UTC" if zoned else None)
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["startingDeadlineSeconds"] > 0 and spec["successfulJobsHistoryLimit"] > 0 and spec["failedJobsHistoryLimit"] > 0
+    job = spec["jobTemplate"]["spec"]
+    # a hung run is stopped after the longest gap between two runs (Friday 18:15 to Monday 00:15)
+    assert job["activeDeadlineSeconds"] == (2 * 24 + 6) * 3600
+    assert job["backoffLimit"] == 2 and job["template"]["spec"]["restartPolicy"] in ("Never", "OnFailure")
+    section = next(s for s in views.plan_sections(analysis.plan) if s.title.startswith("Kubernetes fields by version"))
+    row = next(row for row in section.rows if row[0].startswith("timeZone"))
+    assert row[2].startswith("yes" if zoned else "no: a backup CronJob runs in kube-controller-manager's time zone")
+    assert ids(analysis, "k8s-") == [] and verification(analysis) == []
+
+
+def test_the_backup_pod_runs_the_engines_image_with_its_claim_scripts_and_one_password(write_blueprint):
+    analysis = stores(write_blueprint)
+    config = by_kind(analysis, "ConfigMap")
+    for name, engine_name, keys in (("web-db", "postgres", ["admin-password"]), ("audit-store", "redis", ["password"])):
+        pod = backup_pod(analysis, name)
+        (container,) = pod["containers"]
+        engine = container_of(analysis, name, engine_name)
+        assert container["image"] == engine["image"]
+        assert container["command"] == ["sh", "/msgen/backup.sh", "now"]
+        # the Service's name, as the owner reaches the datastore
+        env = {item["name"]: item["value"] for item in container["env"]}
+        owner = "web" if name == "web-db" else "audit"
+        owner_env = {i["name"]: i["value"] for i in by_kind(analysis, "Deployment")[owner]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env == {"MSGEN_DB_HOST": f"{name}.stores.svc"} and owner_env["DB_HOST"] == env["MSGEN_DB_HOST"]
+        # the engine's uid, locked down like the datastore, no token
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"] == pod_of(analysis, name)["securityContext"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True and container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert container["resources"] == {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "250m", "memory": "256Mi"}}
+        found = mounted(pod, container)
+        assert found["/tmp"] == {"emptyDir": {}}
+        assert found["/backup"] == {"persistentVolumeClaim": {"claimName": f"{name}-backup"}}
+        scripts = [{"key": "backup.sh", "path": "backup.sh"}, {"key": "restore.sh", "path": "restore.sh"}]
+        assert found["/msgen"] == {"configMap": {"name": name, "items": scripts}, "readOnly": True}
+        items = [{"key": key, "path": "admin-password" if key == "admin-password" else "db-password"} for key in keys]
+        assert found["/run/secrets"] == {"secret": {"secretName": f"{name}-credentials", "defaultMode": 0o444, "items": items}, "readOnly": True}
+        # the script finds its password and its location where they are mounted
+        script = config[name]["data"]["backup.sh"]
+        password_file = script_default(script, "MSGEN_DB_PASSWORD_FILE")
+        assert password_file.rpartition("/")[0] == "/run/secrets" and password_file.rpartition("/")[2] in {i["path"] for i in items}
+        assert script_default(script, "MSGEN_BACKUP_DIR") == "/backup"
+        assert script_default(script, "MSGEN_DB_PORT") == str(analysis.plan.datastore(name).port)
+    assert "cart-cache-backup" not in cron_jobs(analysis) and "backup.sh" not in config["cart-cache"]["data"]
+
+
+def test_the_backup_claims_take_the_backup_size_and_the_data_claims_storage_class(write_blueprint):
+    analysis = stores(write_blueprint, kubernetes=", storage_classes: {nvme: fast-local, hdd: slow.disks}", pg_extra=", backup: {size: 30Gi}")
+    claims_by_name = by_kind(analysis, "PersistentVolumeClaim")
+    assert set(claims_by_name) == {"web-db-backup", "web-db-archive", "audit-store-backup"}
+    for name, storage_class, size in (("web-db", "fast-local", "30Gi"), ("audit-store", "slow.disks", "10Gi")):
+        data = claims(analysis)[name][0]["spec"]
+        assert data["storageClassName"] == storage_class
+        for claim in [claims_by_name[f"{name}-backup"]] + ([claims_by_name["web-db-archive"]] if name == "web-db" else []):
+            assert claim["spec"] == {"accessModes": ["ReadWriteOnce"], "storageClassName": storage_class, "resources": {"requests": {"storage": size}}}
+            assert claim["metadata"]["namespace"] == "stores"
+    unmapped = by_kind(stores(write_blueprint), "PersistentVolumeClaim")
+    assert all("storageClassName" not in claim["spec"] for claim in unmapped.values())
+    assert unmapped["audit-store-backup"]["spec"]["resources"]["requests"]["storage"] == "10Gi"  # default: the datastore's storage
+
+
+def test_the_archive_claim_holds_the_servers_log_only_with_point_in_time(write_blueprint, reference):
+    analysis = stores(write_blueprint)
+    engine = container_of(analysis, "web-db", "postgres")
+    archive = {"persistentVolumeClaim": {"claimName": "web-db-archive"}}
+    assert mounted(pod_of(analysis, "web-db"), engine)["/backup/wal"] == archive
+    # the server archives its WAL into the mounted folder
+    config = by_kind(analysis, "ConfigMap")["web-db"]["data"]["postgresql.conf"]
+    assert "archive_command = 'test ! -f /backup/wal/%f && cp %p /backup/wal/%f'" in config
+    pod = backup_pod(analysis, "web-db")
+    assert mounted(pod, pod["containers"][0])["/backup/wal"] == archive  # read-write: backup.sh prunes the WAL
+    # a ReadWriteOnce claim is mounted on one node: the backup pod runs beside the datastore
+    (term,) = pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert netpol.match_labels(term["labelSelector"], by_kind(analysis, "StatefulSet")["web-db"]["spec"]["template"]["metadata"]["labels"])
+    assert not netpol.match_labels(term["labelSelector"], pod.get("metadata", {}).get("labels", {}))
+    # redis has no log; a redis store's backup pod is placed freely
+    assert "web-db-archive" not in str(pod_of(analysis, "audit-store")) and "affinity" not in backup_pod(analysis, "audit-store")
+    assert not any(path.startswith("/backup") for path in mounted(pod_of(analysis, "audit-store"), container_of(analysis, "audit-store", "redis")))
+    # without point in time: no archive claim, nothing at /backup in the engine, no co-location
+    off = stores(write_blueprint, pg_extra=", backup: {point_in_time: false}")
+    assert "web-db-archive" not in by_kind(off, "PersistentVolumeClaim")
+    assert not any(path.startswith("/backup") for path in mounted(pod_of(off, "web-db"), container_of(off, "web-db", "postgres")))
+    assert "archive" not in {v["name"] for v in pod_of(off, "web-db")["volumes"]} and "affinity" not in backup_pod(off, "web-db")
+    assert "archive_command" not in by_kind(off, "ConfigMap")["web-db"]["data"]["postgresql.conf"]
+    # MySQL writes its binary log there; the backup pod only reads it (the server purges it)
+    my_cnf = by_kind(reference, "ConfigMap")["payment-db"]["data"]["my.cnf"]
+    log_bin = re.search(r"^log_bin\s*=\s*(\S+)$", my_cnf, re.MULTILINE).group(1)
+    assert mounted(pod_of(reference, "payment-db"), container_of(reference, "payment-db", "mysql"))[log_bin.rpartition("/")[0]] == {
+        "persistentVolumeClaim": {"claimName": "payment-db-archive"}
+    }
+    pod = backup_pod(reference, "payment-db")
+    assert mounted(pod, pod["containers"][0])["/backup/binlog"] == {"persistentVolumeClaim": {"claimName": "payment-db-archive"}, "readOnly": True}
+
+
+def test_the_engine_mounts_pg_hba_the_users_script_and_restore(reference):
+    postgres = mounted(pod_of(reference, "ledger-db"), container_of(reference, "ledger-db", "postgres"))
+    config = by_kind(reference, "ConfigMap")["ledger-db"]["data"]
+    hba_file = re.search(r"^hba_file\s*=\s*'([^']+)'", config["postgresql.conf"], re.MULTILINE).group(1)
+    assert postgres[hba_file] == {"configMap": {"name": "ledger-db"}, "subPath": "pg_hba.conf", "readOnly": True}
+    for store, engine in (("ledger-db", "postgres"), ("payment-db", "mysql"), ("fraud-cache", "redis")):
+        found = mounted(pod_of(reference, store), container_of(reference, store, engine))
+        scripts = {path.rpartition("/")[2] for path in found if path.startswith("/docker-entrypoint-initdb.d/")}
+        expected = {"postgres": {"10-app-user.sh", "20-users.sh"}, "mysql": {"20-users.sh"}, "redis": set()}[engine]
+        assert scripts == expected, store
+        assert all(found[f"/docker-entrypoint-initdb.d/{name}"]["subPath"] == name for name in scripts)
+        # restore.sh where compose mounts it, for a backed-up datastore
+        assert ("/msgen/restore.sh" in found) is (store != "fraud-cache"), store
+    # the users script reads the exporter's password from a file the engine mounts
+    users = by_kind(reference, "ConfigMap")["payment-db"]["data"]["20-users.sh"]
+    assert script_default(users, "MSGEN_EXPORTER_PASSWORD_FILE") == "/run/secrets/exporter-password"
+
+
+def test_without_prometheus_no_exporter_runs_and_the_secret_needs_no_exporter_password(write_blueprint):
+    analysis = variant(write_blueprint, 2)  # no observability section
+    assert not analysis.plan.datastore("web-db").scraped
+    pod = pod_of(analysis, "web-db")
+    assert [c["name"] for c in pod["containers"]] == ["postgres"]
+    assert "msgen.dev/scrape" not in by_kind(analysis, "StatefulSet")["web-db"]["spec"]["template"]["metadata"]["labels"]
+    keys = [item["key"] for item in mounted(pod, pod["containers"][0])["/run/secrets"]["secret"]["items"]]
+    assert keys == ["password", "admin-password"]
+    policy = by_kind(analysis, "NetworkPolicy")["web-db"]["spec"]
+    assert all("metrics" not in str(rule["ports"]) for rule in policy["ingress"])
+    hint = analysis.files["kubernetes/kustomization.yaml"].text.splitlines()[3]
+    assert "web-db" not in hint and "admin-password" in hint and "exporter-password" not in hint
+    assert verification(analysis) == []
+    scraped = k8s_artifacts(stores(write_blueprint))["kubernetes/kustomization.yaml"].text
+    assert "<datastore>-credentials (key password; SQL engines also admin-password and exporter-password)" in scraped
+
+
+def test_a_datastore_with_a_host_runs_on_that_node(write_blueprint):
+    analysis = stores(write_blueprint)
+    for name, host in (("web-db", "fast-1"), ("cart-cache", "fast-1"), ("audit-store", "slow-1")):
+        terms = pod_of(analysis, name)["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        assert terms == [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [host]}]}], name
+        assert analysis.plan.kubernetes.datastores[name].nodes == (host,)
+    # the tuning is for that host's disks: the plan says where it runs
+    assert analysis.plan.datastore("web-db").storage_class == "nvme"
+    # a datastore without a host goes where its region allows
+    unpinned = variant(write_blueprint, 2)
+    (term,) = pod_of(unpinned, "web-db")["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert term["matchExpressions"] == [{"key": "topology.kubernetes.io/region", "operator": "In", "values": ["oslo"]}]
+    assert unpinned.plan.kubernetes.datastores["web-db"].nodes == ("osl-1", "osl-2")
+    # hosts in several regions: the region and the host, both required
+    pinned = analyse(write_blueprint(MULTI_REGION.replace("REPLICAS", "2").replace("memory: 1Gi}", "memory: 1Gi, host: osl-2}")))
+    (term,) = pod_of(pinned, "web-db")["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert term["matchExpressions"] == [
+        {"key": "topology.kubernetes.io/region", "operator": "In", "values": ["oslo"]},
+        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["osl-2"]},
+    ]
+    assert verification(pinned) == []
+
+
+def test_cron_job_names_stay_within_the_apis_52_characters(write_blueprint):
+    from msgen.checks.kubernetes import name_findings
+
+    longest = "a" * 37 + "-db"  # a name's most, 40 characters: 47 with -backup
+    analysis = analyse(write_blueprint(stores_text().replace("web-db", longest)))
+    assert f"{longest}-backup" in cron_jobs(analysis) and ids(analysis, "k8s-name-length") == []
+    assert verification(analysis) == []
+    # the API refuses a longer CronJob name (its Jobs add 11 characters), though 63 suits other kinds
+    job = dict(cron_jobs(analysis)[f"{longest}-backup"], metadata={"name": "b" * 53})
+    item = target.RenderedObject("kubernetes/datastores/x.yaml", 0, job, ("datastores", "x"))
+    assert [f.message for f in name_findings(item)] == [f"kubernetes/datastores/x.yaml: CronJob/{'b' * 53}: the name has 53 characters; Kubernetes allows 52"]
+    service = target.RenderedObject("kubernetes/x.yaml", 0, {"kind": "Service", "metadata": {"name": "b" * 53}}, ("x",))
+    assert list(name_findings(service)) == []

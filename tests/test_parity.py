@@ -97,3 +97,38 @@ def test_secret_files_appear_at_the_same_paths(both):
                 in_kubernetes |= {f"{SECRETS_DIR}/{item['path']}" for item in source["secret"]["items"]}
         assert in_compose == in_kubernetes, service.name
     assert f"{SECRETS_DIR}/PAYMENT_API_KEY" in {f"{SECRETS_DIR}/{s['target']}" for s in compose["payment"]["secrets"]}
+
+
+def test_a_backup_runs_alike_in_both(both):
+    """The compose backup container and the Kubernetes CronJob's pod: the same image, user,
+    script, secret files, location and limits; compose schedules in the container, Kubernetes
+    in the CronJob (the same schedule)."""
+    rendered, compose, _ = both
+    jobs = {}
+    for built in rendered.files.values():
+        for document in built.documents if built.path.startswith("kubernetes/datastores/") else ():
+            if document.get("kind") == "CronJob":
+                jobs[document["metadata"]["name"]] = document
+    backed_up = [store for store in rendered.plan.datastores if store.backup is not None]
+    assert set(jobs) == {store.backup.container for store in backed_up} == {name for name in compose if name.endswith("-backup")}
+    for store in backed_up:
+        entry, job = compose[store.backup.container], jobs[store.backup.container]
+        pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert job["spec"]["schedule"] == store.backup.schedule.text
+        assert entry["image"] == container["image"]
+        assert entry["user"] == f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
+        assert entry["read_only"] is container["securityContext"]["readOnlyRootFilesystem"] is True
+        # the same script, `schedule` in compose's long-running container, `now` in each run's pod
+        assert entry["entrypoint"] + ["now"] == container["command"] and entry["command"] == ["schedule"]
+        in_compose = {f"{SECRETS_DIR}/{secret['target']}" for secret in entry["secrets"]}
+        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        mounts = {mount["mountPath"]: volumes[mount["name"]] for mount in container["volumeMounts"]}
+        in_kubernetes = {f"{SECRETS_DIR}/{item['path']}" for item in mounts[SECRETS_DIR]["secret"]["items"]}
+        assert in_compose == in_kubernetes, store.name
+        compose_paths = {volume.split(":")[1] for volume in entry["volumes"]}
+        scripts = {f"/msgen/{item['path']}" for item in mounts["/msgen"]["configMap"]["items"]}
+        assert compose_paths == {"/backup"} | scripts
+        limits = entry["deploy"]["resources"]["limits"]
+        assert compose_memory_bytes(limits["memory"]) == quantity(container["resources"]["limits"]["memory"])
+        assert compose_cpu_m(limits["cpus"]) == round(quantity(container["resources"]["limits"]["cpu"]) * 1000)

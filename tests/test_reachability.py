@@ -245,3 +245,24 @@ def test_subnets_stay_disjoint_in_the_pool_at_a_few_hundred_services():
     assert sum(grown[name] != subnet for name, subnet in placed.items()) <= 1
     # a pool too small places what fits and leaves the rest out: "wide" takes a /26, 24 /29s fill the rest
     assert len(allocate("10.201.0.0/24", addresses)) == 1 + 24
+
+
+def test_a_backup_pod_reaches_its_datastores_port_and_dns_and_nothing_reaches_it(mesh):
+    gathered = verifier.Gathered()
+    for item in verifier.rendered_objects(mesh.files):
+        gathered.add(item)
+    pods, roles = verifier.network_pods(mesh.plan, gathered.workloads)
+    network = netpol.Network(pods, gathered.policies)
+    by_role = {roles[pod.key]: pod for pod in pods}
+    backup, store = by_role[verifier.backup_role("orders-db")], by_role["datastores:orders-db"]
+    assert verifier.backup_role("catalog-cache") not in by_role  # a cache has no backup
+    assert network.may_connect(backup, store, ("TCP", 5432))
+    assert not network.may_connect(backup, store, ("TCP", 9187))  # not the exporter's port
+    assert not any(network.may_connect(backup, by_role[other], port) for other in ("services:orders", "datastores:catalog-cache") for port in [("TCP", 8080), ("TCP", 6379)])
+    assert network.may_connect(backup, by_role["dns"], ("UDP", 53))
+    assert network.egress_blocks(backup) == set()  # no address outside the cluster
+    # nobody opens a connection to the backup pod, the datastore's owner included
+    assert not any(network.may_connect(pod, backup, port) for pod in pods if pod is not backup for port in [("TCP", 5432), ("TCP", 80)])
+    # and the owner still reaches the datastore, a stranger does not
+    assert network.may_connect(by_role["services:orders"], store, ("TCP", 5432))
+    assert not network.may_connect(by_role["outsider"], store, ("TCP", 5432))
