@@ -126,13 +126,22 @@ def backups_section(plan: Plan) -> list[Section]:
                 store.name,
                 f"{backup.schedule.text} UTC",
                 str(backup.retention),
-                f"{backup.location} ({backup.size}, {backup.size_why}); Kubernetes: claim {backup.volume}",
+                f"{backup.location} ({backup.size}, {backup.size_why}); Kubernetes: " + _kubernetes_claims(store),
                 _recovery_log(store),
                 minutes_text(backup.rpo_minutes),
                 f"{backup.rpo_why}; {backup.tool}",
             )
         )
     return [Section("Backups", ("datastore", "schedule", "retention", "location", "point in time", "RPO", "why"), tuple(rows))]
+
+
+def _kubernetes_claims(store) -> str:
+    """The backup's claims on Kubernetes: its own, and with point in time the log's, which the
+    datastore's pod writes and the backup pod (on the same node) reads."""
+    backup = store.backup
+    if not backup.point_in_time:
+        return f"claim {backup.volume}"
+    return f"claims {backup.volume} and {k8s.archive_claim(store.name)} ({_recovery_log(store)}, beside the datastore)"
 
 
 def _recovery_log(store) -> str:

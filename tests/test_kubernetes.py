@@ -923,6 +923,13 @@ def test_the_archive_claim_holds_the_servers_log_only_with_point_in_time(write_b
     assert not any(path.startswith("/backup") for path in mounted(pod_of(off, "web-db"), container_of(off, "web-db", "postgres")))
     assert "archive" not in {v["name"] for v in pod_of(off, "web-db")["volumes"]} and "affinity" not in backup_pod(off, "web-db")
     assert "archive_command" not in by_kind(off, "ConfigMap")["web-db"]["data"]["postgresql.conf"]
+    # msgen plan names the claims
+    def location(analysis, name):
+        section = next(s for s in views.plan_sections(analysis.plan) if s.title == "Backups")
+        return next(dict(zip(section.columns, row, strict=True)) for row in section.rows if row[0] == name)["location"]
+
+    assert location(analysis, "web-db").endswith("Kubernetes: claims web-db-backup and web-db-archive (WAL archive, beside the datastore)")
+    assert location(off, "web-db").endswith("Kubernetes: claim web-db-backup")
     # MySQL writes its binary log there; the backup pod only reads it (the server purges it)
     my_cnf = by_kind(reference, "ConfigMap")["payment-db"]["data"]["my.cnf"]
     log_bin = re.search(r"^log_bin\s*=\s*(\S+)$", my_cnf, re.MULTILINE).group(1)
