@@ -1011,3 +1011,24 @@ def test_cron_job_names_stay_within_the_apis_52_characters(write_blueprint):
     assert [f.message for f in name_findings(item)] == [f"kubernetes/datastores/x.yaml: CronJob/{'b' * 53}: the name has 53 characters; Kubernetes allows 52"]
     service = target.RenderedObject("kubernetes/x.yaml", 0, {"kind": "Service", "metadata": {"name": "b" * 53}}, ("x",))
     assert list(name_findings(service)) == []
+
+
+def test_pods_pinned_to_a_node_must_fit_that_node(write_blueprint):
+    from msgen.checks.capacity import node_allocatable
+
+    # fast-1 (32Gi) holds web-db, its exporter and its backup (beside it: it mounts the WAL
+    # archive claim), and cart-cache with its exporter: 29000 + 64 + 256 + 256 + 64 MiB
+    crowded = stores(write_blueprint, pg_memory="29000Mi")
+    placed = {node.node: node for node in views.placed_capacity(crowded.plan).pinned}
+    assert set(placed) == {"fast-1", "slow-1"}
+    assert [load.name for load in placed["fast-1"].loads] == ["cronjob/web-db-backup", "statefulset/cart-cache", "statefulset/web-db"]
+    assert [load.name for load in placed["slow-1"].loads] == ["statefulset/audit-store"]  # its backup pod goes anywhere
+    assert placed["fast-1"].memory_used == (29000 + 64 + 256 + 256 + 64) * 1024**2
+    assert placed["fast-1"].memory == node_allocatable(32 * 1024**3, 8)[0] < placed["fast-1"].memory_used
+    errors = [f for f in crowded.findings if f.id == "capacity-pod"]
+    assert len(errors) == 1 and "node fast-1" in errors[0].message and "cronjob/web-db-backup" in errors[0].message
+    # each pod alone fits the largest node, and all of them fit the nodes together
+    assert not any(f.id in ("capacity-kubernetes-memory", "capacity-kubernetes-cpu") for f in crowded.findings)
+    # the cache on the other host: it fits
+    moved = analyse(write_blueprint(stores_text(pg_memory="29000Mi").replace("role: cache, host: fast-1", "role: cache, host: slow-1")))
+    assert [f for f in moved.findings if f.id == "capacity-pod"] == []

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from msgen.contract import COMPOSE_FILE, POD_TEMPLATE_KINDS, RUN_KINDS
 from msgen.findings import Finding, finding
+from msgen.plan.kubernetes import HOSTNAME_KEY
 from msgen.targets import Built
 from msgen.targets import kubernetes as kubernetes_target
 from msgen.targets.traefik import HELM_VALUES
@@ -77,9 +78,29 @@ class HostCapacity:
 
 
 @dataclass(frozen=True)
+class PinnedNode:
+    """One node and the pods that may run nowhere else: a datastore with a declared host, and
+    the pods required beside it (its backup's, when it mounts the datastore's log claim)."""
+
+    node: str
+    memory: int  # allocatable
+    cpu_m: int
+    loads: tuple[Load, ...]
+
+    @property
+    def memory_used(self) -> int:
+        return sum(load.memory * load.replicas for load in self.loads)
+
+    @property
+    def cpu_reserved_m(self) -> int:
+        return sum(load.cpu_reserved_m * load.replicas for load in self.loads)
+
+
+@dataclass(frozen=True)
 class Capacity:
     compose: HostCapacity | None  # None without compose or without a declared host
     kubernetes: HostCapacity | None  # None without kubernetes or without hosts
+    pinned: tuple[PinnedNode, ...] = ()  # Kubernetes nodes that pods are pinned to, by name
 
 
 def os_reserve(memory: int) -> int:
@@ -96,6 +117,9 @@ class Inspector:
         self.compose_loads: list[Load] = []
         self.unsized: list[str] = []
         self.kubernetes_loads: list[Load] = []
+        self.pinned: dict[str, list[Load]] = {}
+        self.placed: list[tuple[dict, str]] = []  # (pod labels, node) of the pinned pods
+        self.followers: list[tuple[dict, Load]] = []  # (the selector of the pods they must run beside, load)
 
     def read(self, built: Built) -> None:
         if built.path == COMPOSE_FILE:
@@ -118,7 +142,21 @@ class Inspector:
             for document in documents:
                 if document.get("kind") in POD_TEMPLATE_KINDS:
                     scaled = most.get((document["kind"], (document.get("metadata") or {}).get("name")))
-                    self.kubernetes_loads.append(_workload_load(document, self.nodes, scaled))
+                    load = _workload_load(document, self.nodes, scaled)
+                    self.kubernetes_loads.append(load)
+                    self._place(kubernetes_target.pod_template(document) or {}, load)
+
+    def _place(self, template: dict, load: Load) -> None:
+        """Note a pod pinned to one node by name, or required beside such pods."""
+        pod = template.get("spec") or {}
+        node = pinned_node(pod)
+        if node is not None:
+            self.pinned.setdefault(node, []).append(load)
+            self.placed.append(((template.get("metadata") or {}).get("labels") or {}, node))
+            return
+        for term in ((pod.get("affinity") or {}).get("podAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or []:
+            if term.get("topologyKey") == HOSTNAME_KEY:
+                self.followers.append((term.get("labelSelector") or {}, load))
 
     def _compose_container(self, name: str, entry: dict) -> None:
         deploy = entry.get("deploy") or {}
@@ -132,7 +170,24 @@ class Inspector:
         self.compose_loads.append(Load(name, replicas, memory or 0, cpu_reserved, cpu_limit))
 
     def capacity(self) -> Capacity:
-        return Capacity(compose=self._compose_capacity(), kubernetes=self._kubernetes_capacity())
+        return Capacity(compose=self._compose_capacity(), kubernetes=self._kubernetes_capacity(), pinned=self._pinned_nodes())
+
+    def _pinned_nodes(self) -> tuple[PinnedNode, ...]:
+        if self.plan.kubernetes is None:
+            return ()
+        pinned = {node: list(loads) for node, loads in self.pinned.items()}
+        for selector, load in self.followers:
+            wanted = selector.get("matchLabels") or {}
+            node = next((node for labels, node in self.placed if wanted and all(labels.get(k) == v for k, v in wanted.items())), None)
+            if node is not None:
+                pinned[node].append(load)
+        hosts = {host.name: host for host in self.plan.blueprint.hosts}
+        nodes = []
+        for node in sorted(pinned):
+            if node in hosts:
+                memory, cpu = node_allocatable(hosts[node].memory.bytes, hosts[node].vcpu)
+                nodes.append(PinnedNode(node, memory, cpu, tuple(sorted(pinned[node], key=lambda load: load.name))))
+        return tuple(nodes)
 
     def _compose_capacity(self) -> HostCapacity | None:
         host = self.plan.compose_host
@@ -185,6 +240,18 @@ def check(context) -> Iterator[Finding]:
     return iter(())
 
 
+def pinned_node(pod: dict) -> str | None:
+    """The one node a pod's required node affinity names by hostname, if it names exactly one."""
+    required = ((pod.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    terms = required.get("nodeSelectorTerms") or []
+    if len(terms) != 1:
+        return None
+    for expression in terms[0].get("matchExpressions") or []:
+        if expression.get("key") == HOSTNAME_KEY and expression.get("operator") == "In" and len(expression.get("values") or []) == 1:
+            return expression["values"][0]
+    return None
+
+
 def node_allocatable(memory: int, vcpu: int) -> tuple[int, int]:
     """(memory bytes, millicores) a node offers to pods: capacity minus the OS, kubelet and eviction reserves."""
     return memory - os_reserve(memory) - EVICTION_RESERVE, vcpu * 1000 - KUBE_CPU_RESERVE_M
@@ -233,6 +300,8 @@ def capacity_findings(plan, capacity: Capacity) -> Iterator[Finding]:
         yield from compose_findings(plan, capacity.compose)
     if capacity.kubernetes is not None:
         yield from kubernetes_findings(capacity.kubernetes)
+    for node in capacity.pinned:
+        yield from pinned_findings(node)
 
 
 def _compose_at(plan) -> tuple:
@@ -324,3 +393,19 @@ def kubernetes_findings(nodes) -> Iterator[Finding]:
                 "it can never be scheduled",
                 "lower its requests or add a bigger node",
             )
+
+
+def pinned_findings(node: PinnedNode) -> Iterator[Finding]:
+    """Pods that may run on one node only (a datastore's host, and its backup beside it) must fit it."""
+    if node.memory_used <= node.memory and node.cpu_reserved_m <= node.cpu_m:
+        return
+    names = ", ".join(load.name for load in node.loads)
+    yield finding(
+        "capacity-pod",
+        "error",
+        ("hosts",),
+        f"the pods that must run on node {node.node} ({names}) request {human_bytes(node.memory_used)} and "
+        f"{format_millicores(node.cpu_reserved_m)} CPU; it offers {human_bytes(node.memory)} and {format_millicores(node.cpu_m)}: "
+        "they can never all be scheduled there",
+        "lower the datastores' memory or cpu, or declare another host for one of them",
+    )
