@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from msgen.contract import COMPOSE_FILE, POD_TEMPLATE_KINDS, RUN_KINDS
 from msgen.findings import Finding, finding
-from msgen.plan.kubernetes import HOSTNAME_KEY
+from msgen.plan.kubernetes import HOSTNAME_KEY, NAME_LABEL
 from msgen.targets import Built
 from msgen.targets import kubernetes as kubernetes_target
 from msgen.targets.traefik import HELM_VALUES
@@ -176,9 +176,14 @@ class Inspector:
         if self.plan.kubernetes is None:
             return ()
         pinned = {node: list(loads) for node, loads in self.pinned.items()}
+        # msgen's selectors name the workload: look the pinned pods up by that label, not one by one
+        by_name: dict[str | None, list[tuple[dict, str]]] = {}
+        for labels, node in self.placed:
+            by_name.setdefault(labels.get(NAME_LABEL), []).append((labels, node))
         for selector, load in self.followers:
             wanted = selector.get("matchLabels") or {}
-            node = next((node for labels, node in self.placed if wanted and all(labels.get(k) == v for k, v in wanted.items())), None)
+            candidates = by_name.get(wanted.get(NAME_LABEL), []) if wanted else []
+            node = next((node for labels, node in candidates if all(labels.get(k) == v for k, v in wanted.items())), None)
             if node is not None:
                 pinned[node].append(load)
         hosts = {host.name: host for host in self.plan.blueprint.hosts}
