@@ -421,7 +421,16 @@ def observability_tables(observability: ObservabilityPlan | None) -> list[tuple[
 
 def capacity_table(capacity: Capacity) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
     """(columns, rows) for `msgen plan`: per host (or the nodes together), what is placed and what is left."""
-    columns = ("scope", "hosts", "memory placed / usable", "memory headroom", "reserve", "CPU reserved / usable", "CPU limits / vCPUs")
+    columns = (
+        "scope",
+        "hosts",
+        "memory placed / usable",
+        "memory headroom",
+        "reserve",
+        "CPU reserved / usable",
+        "CPU limits / vCPUs",
+        "disk placed / usable",
+    )
     rows = []
     for host in (capacity.compose, capacity.kubernetes):
         if host is None:
@@ -438,9 +447,18 @@ def capacity_table(capacity: Capacity) -> tuple[tuple[str, ...], tuple[tuple[str
                 else f"{human_bytes(host.reserve_memory)} memory (OS: 10%, >= 512Mi)",
                 f"{format_millicores(host.cpu_reserved_m)} / {format_millicores(host.usable_cpu_m)}",
                 f"{format_millicores(host.cpu_limits_m)} / {format_millicores(host.vcpu_m)}",
+                _disk_text(host),
             )
         )
     return columns, tuple(rows)
+
+
+def _disk_text(host) -> str:
+    """What grows on the host's disk (data, backups, monitoring), against what it declares."""
+    placed = human_bytes(host.disk_used)
+    if host.disk is None:
+        return f"{placed} / no disk declared"
+    return f"{placed} / {human_bytes(host.usable_disk)} (10%, >= 10Gi kept for the OS)"
 
 
 def _about(rule: AlertRule) -> str:

@@ -255,3 +255,51 @@ def test_plan_shows_capacity_and_residency(reference_blueprint):
         ("payment-db", "allowed"),
         ("ledger-db", "allowed"),
     }
+
+
+# --- disk ------------------------------------------------------------------------------------------
+
+
+def _disk_blueprint(disk: str, kubernetes: bool = False) -> dict:
+    data = {
+        "version": 1,
+        "project": "shop",
+        "regions": {"home": {"jurisdiction": "DE"}},
+        "hosts": [{"name": "box-1", "region": "home", "vcpu": 16, "memory": "64Gi", "storage": "nvme", "disk": disk}],
+        "services": {"api": {"image": "example/api:1.0", "port": 8080, "datastore": "db", "metrics": {}}},
+        "datastores": {"db": {"engine": "postgres", "version": "16", "storage": "40Gi", "backup": {"size": "60Gi"}}},
+        "observability": {"prometheus": {"retention": "30d", "scrape_interval": "15s"}},
+        "compose": {"host": "box-1"},
+    }
+    if kubernetes:
+        data["kubernetes"] = {"namespace": "shop", "version": "1.30"}
+    return data
+
+
+def test_compose_disk_adds_data_backups_and_retention_sized_monitoring(write_blueprint):
+    path = write_blueprint(yaml.safe_dump(_disk_blueprint("110Gi")))
+    analysis, placement = placed(path)
+    compose = placement.compose
+    sizes = {volume.name: volume.size for volume in compose.volumes}
+    targets = len(analysis.plan.observability.jobs)
+    prometheus = targets * 2000 * (30 * 86400 // 15) * 2
+    assert sizes == {"db-data": 40 * 1024**3, "db-backup": 60 * 1024**3, "prometheus-data": prometheus}
+    # 110Gi minus 11Gi (10%, at least 10Gi) = 99Gi usable, less than the 100Gi of data and backups alone
+    assert compose.usable_disk == 99 * 1024**3
+    found = [f for f in analysis.findings if f.id == "capacity-disk"]
+    assert len(found) == 1
+    assert found[0].severity == "error" and found[0].path == "hosts[0].disk"
+    assert "db-backup 60 GiB" in found[0].message
+    roomy, _ = placed(write_blueprint(yaml.safe_dump(_disk_blueprint("200Gi"))))
+    assert not [f for f in roomy.findings if f.id == "capacity-disk"]
+
+
+def test_kubernetes_disk_reads_the_claims_of_the_manifests(write_blueprint):
+    analysis, placement = placed(write_blueprint(yaml.safe_dump(_disk_blueprint("100Gi", kubernetes=True))))
+    nodes = placement.kubernetes
+    claims = {volume.name: volume.size for volume in nodes.volumes}
+    # the data and archive claim templates of the StatefulSet, and the backup job's own claim
+    assert claims["claim/data-db"] == 40 * 1024**3 and claims["claim/db-backup"] == 60 * 1024**3
+    assert sum(claims.values()) > 90 * 1024**3
+    found = [f for f in analysis.findings if f.id == "capacity-disk" and f.path == "hosts"]
+    assert len(found) == 1 and "claim/" in found[0].message

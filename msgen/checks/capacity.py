@@ -13,15 +13,17 @@ from dataclasses import dataclass
 
 from msgen.contract import COMPOSE_FILE, POD_TEMPLATE_KINDS, RUN_KINDS
 from msgen.findings import Finding, finding
+from msgen.plan.disk import Volume, compose_volumes
 from msgen.plan.kubernetes import HOSTNAME_KEY, NAME_LABEL
 from msgen.targets import Built
 from msgen.targets import kubernetes as kubernetes_target
 from msgen.targets.traefik import HELM_VALUES
-from msgen.units import MI, compose_cpu_m, compose_memory_bytes, format_millicores, human_bytes, quantity
+from msgen.units import GI, MI, compose_cpu_m, compose_memory_bytes, format_millicores, human_bytes, quantity
 
 OS_RESERVE_SHARE = 0.10  # a reserve for the OS, 10% ...
 OS_RESERVE_MIN = 512 * MI  # ... and at least 512Mi
 EVICTION_RESERVE = 100 * MI  # the kubelet's default hard eviction threshold (memory.available<100Mi)
+DISK_RESERVE_MIN = 10 * GI
 KUBE_CPU_RESERVE_M = 100  # per node for the kubelet and the container runtime (kube-reserved)
 
 
@@ -51,6 +53,16 @@ class HostCapacity:
     largest_node_cpu_m: int
     loads: tuple[Load, ...]
     unsized: tuple[str, ...]  # containers without a memory limit: counted as 0, reported
+    disk: int | None = None  # declared disk (the nodes' together); None: not declared
+    volumes: tuple[Volume, ...] = ()  # what is placed on it that grows: data, backups, monitoring
+
+    @property
+    def disk_used(self) -> int:
+        return sum(volume.size for volume in self.volumes)
+
+    @property
+    def usable_disk(self) -> int:
+        return (self.disk or 0) - disk_reserve(self.disk or 0)
 
     @property
     def usable_memory(self) -> int:
@@ -103,6 +115,11 @@ class Capacity:
     pinned: tuple[PinnedNode, ...] = ()  # Kubernetes nodes that pods are pinned to, by name
 
 
+def disk_reserve(disk: int) -> int:
+    """The disk a host keeps for its OS, images and container logs: 10% of it, at least 10Gi."""
+    return max(round(disk * OS_RESERVE_SHARE), DISK_RESERVE_MIN)
+
+
 def os_reserve(memory: int) -> int:
     """The memory a host keeps for its OS: 10% of it, at least 512Mi."""
     return max(round(memory * OS_RESERVE_SHARE), OS_RESERVE_MIN)
@@ -117,6 +134,7 @@ class Inspector:
         self.compose_loads: list[Load] = []
         self.unsized: list[str] = []
         self.kubernetes_loads: list[Load] = []
+        self.claims: list[Volume] = []
         self.pinned: dict[str, list[Load]] = {}
         self.placed: list[tuple[dict, str]] = []  # (pod labels, node) of the pinned pods
         self.followers: list[tuple[dict, Load]] = []  # (the selector of the pods they must run beside, load)
@@ -139,6 +157,7 @@ class Inspector:
                 for document in documents
                 if document.get("kind") == "HorizontalPodAutoscaler"
             }
+            self.claims.extend(_claims(documents))
             for document in documents:
                 if document.get("kind") in POD_TEMPLATE_KINDS:
                     scaled = most.get((document["kind"], (document.get("metadata") or {}).get("name")))
@@ -210,6 +229,8 @@ class Inspector:
             largest_node_cpu_m=host.vcpu * 1000,
             loads=tuple(self.compose_loads),
             unsized=tuple(self.unsized),
+            disk=host.disk.bytes if host.disk else None,
+            volumes=compose_volumes(self.plan),
         )
 
     def _kubernetes_capacity(self) -> HostCapacity | None:
@@ -231,6 +252,9 @@ class Inspector:
             largest_node_cpu_m=max(cpu for _, cpu in allocatable),
             loads=tuple(sorted(self.kubernetes_loads, key=lambda load: load.name)),
             unsized=(),
+            # the nodes as one pool, when every node declares its disk
+            disk=sum(host.disk.bytes for host in hosts) if all(host.disk for host in hosts) else None,
+            volumes=tuple(sorted(self.claims, key=lambda volume: volume.name)),
         )
 
     def findings(self) -> Iterator[Finding]:
@@ -273,6 +297,28 @@ def _workload_load(document: dict, nodes: int, scaled: int | None = None) -> Loa
     replicas = _replicas(document.get("kind"), scaled or declared, nodes)
     name = f"{document['kind'].lower()}/{(document.get('metadata') or {}).get('name', '?')}"
     return _pod_load(name, replicas, pod.get("containers") or [])
+
+
+def _claims(documents: list[dict]) -> list[Volume]:
+    """The storage the manifests claim: PersistentVolumeClaims, and each StatefulSet replica's
+    claim templates."""
+    claims = []
+    for document in documents:
+        name = (document.get("metadata") or {}).get("name", "?")
+        spec = document.get("spec") or {}
+        if document.get("kind") == "PersistentVolumeClaim":
+            claims.append(Volume(f"claim/{name}", _storage(spec), "its request"))
+        elif document.get("kind") == "StatefulSet":
+            replicas = int(spec.get("replicas", 1))
+            for template in spec.get("volumeClaimTemplates") or []:
+                claim = (template.get("metadata") or {}).get("name", "?")
+                size = _storage(template.get("spec") or {})
+                claims.append(Volume(f"claim/{claim}-{name}", size * replicas, f"{replicas} replica(s) x {human_bytes(size)}"))
+    return claims
+
+
+def _storage(spec: dict) -> int:
+    return round(quantity(((spec.get("resources") or {}).get("requests") or {}).get("storage", 0)))
 
 
 def _replicas(kind: str | None, declared, nodes: int) -> int:
@@ -354,6 +400,7 @@ def compose_findings(plan, host) -> Iterator[Finding]:
         )
     for name in host.unsized:
         yield finding("capacity-unknown", "info", at, f"compose container {name} has no memory limit; counted as 0")
+    yield from disk_findings(host, ("hosts", _host_index(plan, host.where), "disk"))
     region = plan.compose_host.region
     for service in plan.services:
         if service.region is not None and service.region != region:
@@ -365,6 +412,26 @@ def compose_findings(plan, host) -> Iterator[Finding]:
                 "with compose its region (latency, residency) is not what runs",
                 f"move {service.name} to {region} for compose, or deploy it with kubernetes",
             )
+
+
+def _host_index(plan, name: str) -> int:
+    return next(index for index, host in enumerate(plan.blueprint.hosts) if host.name == name)
+
+
+def disk_findings(host: HostCapacity, at: tuple) -> Iterator[Finding]:
+    """Volumes that outgrow the declared disk stop the datastores and monitoring that write them."""
+    if host.disk is None or host.disk_used <= host.usable_disk:
+        return
+    largest = sorted(host.volumes, key=lambda volume: (-volume.size, volume.name))[:3]
+    yield finding(
+        "capacity-disk",
+        "error",
+        at,
+        f"the volumes placed on {host.where} add up to {human_bytes(host.disk_used)}, more than its disk can give: "
+        f"{human_bytes(host.disk)} minus {human_bytes(disk_reserve(host.disk))} for the OS, images and logs = "
+        f"{human_bytes(host.usable_disk)}; largest: " + ", ".join(f"{v.name} {human_bytes(v.size)} ({v.why})" for v in largest),
+        "lower datastore storage, backup sizes or monitoring retention, or give the host more disk",
+    )
 
 
 def kubernetes_findings(nodes) -> Iterator[Finding]:
@@ -387,6 +454,7 @@ def kubernetes_findings(nodes) -> Iterator[Finding]:
             f"{format_millicores(nodes.usable_cpu_m)}; the rest stays Pending",
             "lower CPU requests or replicas, or add nodes",
         )
+    yield from disk_findings(nodes, ("hosts",))
     for load in nodes.loads:
         if load.memory > nodes.largest_node_memory or load.cpu_reserved_m > nodes.largest_node_cpu_m:
             yield finding(
