@@ -273,3 +273,12 @@ def test_validate_names_a_datastore_tuned_for_another_host_than_compose_runs_it_
     data["datastores"]["db"]["host"] = "box-1"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     assert not [f for f in analyse(path).findings if f.id == "datastore-placement"]
+
+
+def test_a_postgres_backup_without_point_in_time_touches_no_wal_folder():
+    """Without an archive there is no wal/ folder: pruning it would fail every backup under set -e."""
+    plan = plan_of(blueprint({"pg": {"engine": "postgres", "version": "16", "backup": {"point_in_time": False}}}))
+    script = config_files(plan, "pg")["backup.sh"]
+    assert "/wal" not in script and "log_retention_minutes" not in script
+    with_archive = config_files(plan_of(blueprint({"pg": {"engine": "postgres", "version": "16"}})), "pg")["backup.sh"]
+    assert 'find "$backup_dir/wal"' in with_archive
