@@ -242,10 +242,46 @@ def blueprints(draw, prometheus_operator: bool = True) -> dict:
         blueprint["kubernetes"] = kubernetes
     if draw(st.booleans()) or kubernetes is None:
         blueprint["compose"] = {"host": draw(st.sampled_from([host["name"] for host in hosts]))}
+    _contain_personal_data(blueprint, allowed)
     environments = _environments(draw, services, gateway)
     if environments:
         blueprint["environments"] = environments
     return blueprint
+
+
+def _contain_personal_data(blueprint: dict, allowed: frozenset[str] | None) -> None:
+    """Keep personal data inside the policy where it flows beyond its own service: a caller of
+    a personal-data service outside the allowed jurisdictions says it only forwards opaque data
+    (which stops the flow); off an allowed compose host, personal data keeps no backups there
+    and the gateway's access logs (client IPs) are not shipped to Loki."""
+    if allowed is None:
+        return
+    services, regions = blueprint["services"], blueprint["regions"]
+    first_region = next(iter(regions))
+
+    def allowed_in(region: str) -> bool:
+        return regions[region]["jurisdiction"] in allowed
+
+    personal: set[str] = set()
+    for name in reversed(list(services)):  # callees come later in the list
+        service = services[name]
+        if service.get("personal_data") or any(callee in personal for callee in service.get("calls", ())):
+            if service.get("personal_data") or allowed_in(service.get("region", first_region)):
+                personal.add(name)
+            else:
+                service["personal_data"] = False
+                service["personal_data_reason"] = "forwards opaque tokens only"
+    compose_host = blueprint.get("compose", {}).get("host")
+    if compose_host is None:
+        return
+    compose_region = next(host["region"] for host in blueprint["hosts"] if host["name"] == compose_host)
+    if allowed_in(compose_region):
+        return
+    for name in personal:
+        if "datastore" in services[name]:
+            blueprint["datastores"][services[name]["datastore"]]["backup"] = {"enabled": False}
+    if "gateway" in blueprint and blueprint.get("observability", {}).get("loki"):
+        blueprint["observability"]["loki"] = False
 
 
 def _environments(draw, services: dict[str, dict], gateway: dict | None) -> dict:

@@ -82,7 +82,8 @@ def test_unknown_environment(reference_blueprint):
     issue = caught.value.first
     assert issue.path == "environments" and "unknown environment 'stagign'" in issue.message
     assert issue.hint == "did you mean 'staging'?"
-    assert (issue.line, issue.column) == (94, 1)
+    lines = reference_blueprint.read_text(encoding="utf-8").splitlines()
+    assert (issue.line, issue.column) == (lines.index(next(line for line in lines if line.startswith("environments:"))) + 1, 1)
 
 
 def test_unknown_environment_without_environments(write_blueprint):

@@ -27,6 +27,7 @@ import pytest
 import realtools
 import yaml
 
+from msgen.contract import EXPORTER_USER
 from tests.rendering import render_in_memory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,8 +162,9 @@ def exporter_script(reference, redis_port: int, exporter_port: int, secret: Path
     return script
 
 
-def mariadb_with_app_user(work: Path, user: str, password: str) -> tuple[subprocess.Popen, int]:
-    """A MariaDB 10.11 on a free loopback port with the application user the image would create."""
+def mariadb_with_exporter_user(work: Path, password: str) -> tuple[subprocess.Popen, int]:
+    """A MariaDB 10.11 on a free loopback port with the exporter's login as the rendered
+    initdb/20-users.sh creates it (whose exact grants test_exporter_users_real proves)."""
     mariadbd = realtools.debian_tool("mariadbd", "mariadb-server")
     install = realtools.debian_tool("mariadb-install-db", "mariadb-server")
     client = realtools.debian_tool("mariadb", "mariadb-client")
@@ -179,7 +181,8 @@ def mariadb_with_app_user(work: Path, user: str, password: str) -> tuple[subproc
     # a listening port is not a server that answers; the setup below needs one that does
     probe = realtools.command_probe([str(client), "--no-defaults", "-uroot", f"--socket={socket}", "-N", "-B", "-e", "SELECT 1"], "1")
     realtools.wait_until_ready(probe, process, "mariadbd", work / "mariadb.err", timeout=60)
-    setup = f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'; CREATE DATABASE `{user}`; GRANT ALL ON `{user}`.* TO '{user}'@'%';"
+    setup = f"CREATE USER '{EXPORTER_USER}'@'%' IDENTIFIED BY '{password}' WITH MAX_USER_CONNECTIONS 3;"
+    setup += f" GRANT PROCESS, REPLICATION CLIENT, SELECT ON *.* TO '{EXPORTER_USER}'@'%';"
     subprocess.run([str(client), "--no-defaults", "-uroot", f"--socket={socket}", "-e", setup], check=True, capture_output=True, timeout=30)
     return process, port
 
@@ -189,7 +192,7 @@ def mysqld_exporter_script(reference, mariadb_port: int, exporter_port: int, sec
     exporter = next(e for e in reference.plan.observability.exporters if e.datastore == "payment-db")
     script = exporter.command[0]
     replacements = {
-        "/run/secrets/db-password": str(secret),
+        "/run/secrets/exporter-password": str(secret),
         "/bin/mysqld_exporter": str(realtools.debian_tool("prometheus-mysqld-exporter", "prometheus-mysqld-exporter")),
         "/tmp/my.cnf": str(work / "exporter-my.cnf"),
         "'payment-db'": "'127.0.0.1'",
@@ -231,9 +234,9 @@ def stack(reference, rendered, tmp_path_factory):
         mariadb_dir = Path(tempfile.mkdtemp(prefix="msgen-obs-"))
         mariadb_dir.chmod(0o755)
         shutil.chown(mariadb_dir, "mysql", "mysql")
-        mariadb, mariadb_port = mariadb_with_app_user(mariadb_dir, "payment", "pw-for-test")
+        mariadb, mariadb_port = mariadb_with_exporter_user(mariadb_dir, "pw-for-test")
         processes.append(mariadb)
-        mysql_secret = work / "payment-db-password"
+        mysql_secret = work / "payment-db-exporter-password"
         mysql_secret.write_text("pw-for-test\n", encoding="utf-8")
         mysql_exporter_port = realtools.free_port()
         script = mysqld_exporter_script(reference, mariadb_port, mysql_exporter_port, mysql_secret, work)

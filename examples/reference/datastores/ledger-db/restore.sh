@@ -4,7 +4,8 @@
 #
 # Usage: restore.sh [BACKUP] [--until 'YYYY-MM-DD HH:MM:SS']
 #   BACKUP  a folder under <backup dir>/base (default: the newest complete one)
-#   --until recover up to this UTC time (default: to the end of the archived WAL)#
+#   --until recover up to this UTC time (default: to the end of the archived WAL)
+#
 # Run it with the server STOPPED, as root or postgres, where the data directory ($PGDATA)
 # is mounted and EMPTY, e.g. in compose:
 #   docker compose stop ledger-db   (and empty the ledger-db-data volume)

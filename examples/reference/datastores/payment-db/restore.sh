@@ -4,7 +4,8 @@
 #
 # Usage: restore.sh [BACKUP] [--until 'YYYY-MM-DD HH:MM:SS']
 #   BACKUP  a folder under <backup dir>/base (default: the newest complete one)
-#   --until replay the binary log up to this UTC time (default: to its end)#
+#   --until replay the binary log up to this UTC time (default: to its end)
+#
 # Run it against a running server on an EMPTY data volume (the image's entrypoint has created
 # the root and application users from the same secrets), e.g. in compose:
 #   docker compose run --rm --no-deps --entrypoint sh payment-db-backup /msgen/restore.sh
