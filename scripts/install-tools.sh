@@ -3,7 +3,8 @@
 # As root it installs what is missing; otherwise it names what to install.
 set -euo pipefail
 packages=(mariadb-server postgresql redis-server prometheus prometheus-mysqld-exporter
-          prometheus-postgres-exporter prometheus-redis-exporter graphviz)
+          prometheus-postgres-exporter prometheus-redis-exporter prometheus-alertmanager
+          prometheus-node-exporter graphviz)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -19,7 +20,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # the packages start their services on install where the init system allows it: stop them,
 # the tests start their own servers on free ports
-for service in mariadb postgresql redis-server prometheus prometheus-node-exporter \
+for service in mariadb postgresql redis-server prometheus prometheus-node-exporter prometheus-alertmanager \
                prometheus-mysqld-exporter prometheus-postgres-exporter prometheus-redis-exporter; do
   service "$service" stop >/dev/null 2>&1 || true
 done
