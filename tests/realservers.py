@@ -172,8 +172,17 @@ def init_mariadb_base(root: Path) -> dict:
     return {"mariadbd": mariadbd, "client": client, "base": base, "root": root}
 
 
+class SqlClient:
+    """`sql` runs one statement through the server's own client and returns its output."""
+
+    def sql(self, sql: str, **kwargs) -> str:
+        result = self.run(sql, **kwargs)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+
 @dataclass
-class MariaDB:
+class MariaDB(SqlClient):
     client: Path
     work: Path
     socket: Path
@@ -188,11 +197,6 @@ class MariaDB:
             [str(self.client), "--no-defaults", "-N", "-B", *where, "-u", user, *([database] if database else []), "-e", sql],
             capture_output=True, text=True, timeout=60, env=env,
         )  # fmt: skip
-
-    def sql(self, sql: str, **kwargs) -> str:
-        result = self.run(sql, **kwargs)
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
 
 
 def wait_for_mariadb(client: Path, socket: Path, process: subprocess.Popen, log: Path) -> None:
@@ -265,7 +269,7 @@ def pg_milliseconds(text: str) -> float:
 
 
 @dataclass
-class Postgres:
+class Postgres(SqlClient):
     work: Path
     data: Path
     port: int
@@ -283,10 +287,6 @@ class Postgres:
             capture_output=True, text=True, timeout=60, env=env,
         )  # fmt: skip
 
-    def sql(self, sql: str, **kwargs) -> str:
-        result = self.run(sql, **kwargs)
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
 
 
 def init_postgres(data: Path, password_file: Path | None = None) -> None:

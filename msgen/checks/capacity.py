@@ -39,8 +39,22 @@ class Load:
     cpu_limit_m: int  # per replica; 0 when uncapped
 
 
+class Placed:
+    """What the loads placed somewhere add up to."""
+
+    loads: tuple[Load, ...]
+
+    @property
+    def memory_used(self) -> int:
+        return sum(load.memory * load.replicas for load in self.loads)
+
+    @property
+    def cpu_reserved_m(self) -> int:
+        return sum(load.cpu_reserved_m * load.replicas for load in self.loads)
+
+
 @dataclass(frozen=True)
-class HostCapacity:
+class HostCapacity(Placed):
     """What a host (or the Kubernetes nodes together) offers, and what is placed on it."""
 
     scope: str  # compose | kubernetes
@@ -72,13 +86,6 @@ class HostCapacity:
     def usable_cpu_m(self) -> int:
         return self.vcpu_m - self.reserve_cpu_m
 
-    @property
-    def memory_used(self) -> int:
-        return sum(load.memory * load.replicas for load in self.loads)
-
-    @property
-    def cpu_reserved_m(self) -> int:
-        return sum(load.cpu_reserved_m * load.replicas for load in self.loads)
 
     @property
     def cpu_limits_m(self) -> int:
@@ -90,7 +97,7 @@ class HostCapacity:
 
 
 @dataclass(frozen=True)
-class PinnedNode:
+class PinnedNode(Placed):
     """One node and the pods that may run nowhere else: a datastore with a declared host, and
     the pods required beside it (its backup's, when it mounts the datastore's log claim)."""
 
@@ -99,13 +106,6 @@ class PinnedNode:
     cpu_m: int
     loads: tuple[Load, ...]
 
-    @property
-    def memory_used(self) -> int:
-        return sum(load.memory * load.replicas for load in self.loads)
-
-    @property
-    def cpu_reserved_m(self) -> int:
-        return sum(load.cpu_reserved_m * load.replicas for load in self.loads)
 
 
 @dataclass(frozen=True)
