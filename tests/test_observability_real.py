@@ -83,11 +83,11 @@ def test_promtool_rejects_a_broken_rule(rendered, tmp_path):
     broken = tmp_path / "prometheus"
     shutil.copytree(rendered, broken)
     gateway = broken / "rules" / "gateway.yml"
-    gateway.write_text(gateway.read_text().replace("> 0.05", "> 0.5"), encoding="utf-8")
+    gateway.write_text(gateway.read_text().replace("> 0.0144", "> 0.144"), encoding="utf-8")
     shutil.copy(RULES_TEST, broken / RULES_TEST.name)
     result = run([promtool(), "test", "rules", broken / RULES_TEST.name])
     assert result.returncode != 0
-    assert "ServiceErrorRatioHigh" in result.stdout + result.stderr
+    assert "RouteErrorBudgetBurnFast" in result.stdout + result.stderr
 
 
 class _Metrics(http.server.BaseHTTPRequestHandler):
