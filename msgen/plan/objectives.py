@@ -16,7 +16,7 @@ threshold is exact only when the threshold is a bucket edge. Every edge adds one
 router, service, code, method and protocol, so the edges are capped (MAX_BUCKETS): msgen's
 defaults always, then the routes' latency thresholds, then their budgets (for the
 dashboards' budget line), within each group the values most routes share first, then the
-smaller first. A threshold left without an edge is the warning gateway-bucket-cap.
+smaller first. A threshold left without an edge is the warning traefik-bucket-cap.
 """
 
 from __future__ import annotations

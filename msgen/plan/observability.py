@@ -438,7 +438,7 @@ def _burn_rule(route: RoutePlan, matcher: str, burn: BurnRate, interval: Duratio
 
 def _latency_rule(route: RoutePlan, matcher: str, window: str, interval: Duration, on_edge: bool) -> AlertRule:
     objective = route.objective
-    edge = "a histogram bucket ends there" if on_edge else "no histogram bucket ends there: the p99 is interpolated (warning gateway-bucket-cap)"
+    edge = "a histogram bucket ends there" if on_edge else "no histogram bucket ends there: the p99 is interpolated (warning traefik-bucket-cap)"
     return _rule(
         "RouteLatencyOverBudget",
         f"{route_p99(matcher, window)} > {objective.latency_seconds!r}",
