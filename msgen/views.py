@@ -161,7 +161,27 @@ def gateway_section(plan: Plan) -> list[Section]:
     if plan.gateway is None:
         return []
     columns = ("route", "rule", "servers", "timeout (origin)", "middlewares", "rate limit (origin)", "circuit breaker", "retry")
-    return [Section(f"Gateway ({plan.gateway.provider} provider)", columns, gateway_rows(plan.gateway))]
+    sections = [Section(f"Gateway ({plan.gateway.provider} provider)", columns, gateway_rows(plan.gateway))]
+    return [*sections, objectives_section(plan)]
+
+
+def objectives_section(plan: Plan) -> Section:
+    """Each route's objectives at the gateway, and the latency histogram's edges (msgen/plan/objectives.py)."""
+    gateway = plan.gateway
+    rows = []
+    for route in gateway.routes:
+        objective = route.objective
+        declared = "availability" in plan.blueprint.services[route.name].route.model_fields_set
+        if objective.latency_seconds is None:
+            edge = "-"
+        else:
+            edge = "yes" if objective.latency_seconds in gateway.buckets else "no (traefik-bucket-cap)"
+        availability = f"{objective.availability:g}%" + ("" if declared else " (default)")
+        latency = objective.latency_reason() if objective.latency_ms is None else f"{objective.latency_text}: {objective.latency_reason()}"
+        rows.append((route.name, availability, latency, edge))
+    edges = ", ".join(f"{edge:g}" for edge in gateway.buckets)
+    columns = ("route", "availability", "p99 at the gateway", "histogram edge")
+    return Section(f"Route objectives (latency histogram edges, seconds: {edges})", columns, tuple(rows))
 
 
 def observability_section(plan: Plan) -> list[Section]:

@@ -178,3 +178,17 @@ def test_docker_provider_routes_are_matched_by_their_docker_router(write_bluepri
     rendered = render_in_memory(write_blueprint(text))
     exprs = [rule["expr"] for rule in rules(rendered, "RouteErrorBudgetBurnFast").values()]
     assert exprs and all('router="web@docker"' in expr for expr in exprs)
+
+
+def test_msgen_plan_shows_each_routes_objectives_and_the_edges(write_blueprint):
+    from msgen.views import objectives_section
+
+    far = "{path_prefix: /far, budget: 20ms, clients_region: far}"
+    text = HEAD + service("near", "{path_prefix: /near, availability: 99.95}") + service("far", far)
+    section = objectives_section(render_in_memory(write_blueprint(text)).plan)
+    # far's 20ms budget is an edge for its dashboard line, though it has no threshold
+    assert section.title == "Route objectives (latency histogram edges, seconds: 0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.3, 1.2, 5)"
+    assert section.rows == (
+        ("far", "99.9% (default)", "none: the clients' leg of 30 ms uses up the 20ms budget (error latency-budget)", "-"),
+        ("near", "99.95%", "200ms: the 200ms budget (the clients' leg is not counted: no clients_region)", "yes"),
+    )
