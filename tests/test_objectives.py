@@ -192,3 +192,16 @@ def test_msgen_plan_shows_each_routes_objectives_and_the_edges(write_blueprint):
         ("far", "99.9% (default)", "none: the clients' leg of 30 ms uses up the 20ms budget (error latency-budget)", "-"),
         ("near", "99.95%", "200ms: the 200ms budget (the clients' leg is not counted: no clients_region)", "yes"),
     )
+
+
+def test_the_kubernetes_rules_watch_the_router_of_the_rendered_ingress_route(reference_blueprint):
+    rendered = render_in_memory(reference_blueprint)
+    documents = [doc for doc in yaml.safe_load_all(rendered.files["kubernetes/gateway/route-payment.yaml"].text) if doc]
+    (route,) = [doc for doc in documents if doc["kind"] == "IngressRoute"]
+    (match,) = [entry["match"] for entry in route["spec"]["routes"]]
+    router = kubernetes_traefik_router(route["metadata"]["namespace"], route["metadata"]["name"], match)
+    rules = [rule for group in rendered.plan.observability.kubernetes_rule_groups if group.name == "gateway" for rule in group.rules]
+    assert len(rules) == 4 and all(f'router="{router}"' in rule.expr for rule in rules)
+    values = yaml.safe_load(rendered.files["kubernetes/gateway/traefik-values.yaml"].text)
+    assert values["providers"]["kubernetesCRD"]["safeNaming"] is False  # the names above, not `<namespace>_<name>_<index>`
+    assert values["metrics"]["prometheus"]["addRoutersLabels"] is True
