@@ -328,7 +328,7 @@ def test_prometheus_loaded_the_rendered_rules(stack):
         names = sorted(rule["name"] for group in groups for rule in group["rules"])
         time.sleep(0.2)
     assert names == sorted(
-        ["TargetDown", "ServiceErrorRatioHigh", "ServiceLatencyOverBudget"]
+        ["TargetDown", "RouteErrorBudgetBurnFast", "RouteErrorBudgetBurnSlow", "RouteLatencyOverBudget", "RouteRateLimited"]
         + ["DatastoreDown", "DatastoreConnectionsHigh"] * 3
         + ["MemoryNearLimit"] * 3
     )
