@@ -397,7 +397,7 @@ def error_ratio(matcher: str, window: str) -> str:
     return f"{_rate(matcher, window, FAILED)} / {_rate(matcher, window, COUNTED)}"
 
 
-def route_p99(matcher: str, window: str, quantile: float = LATENCY_QUANTILE) -> str:
+def route_quantile(matcher: str, window: str, quantile: float = LATENCY_QUANTILE) -> str:
     """The route's latency quantile at the gateway, throttled requests left out (answered at once, they would hide slow ones)."""
     return f"histogram_quantile({quantile}, sum by (le) (rate({ROUTER_BUCKETS}{{{matcher},{COUNTED}}}[{window}])))"
 
@@ -441,7 +441,7 @@ def _latency_rule(route: RoutePlan, matcher: str, window: str, interval: Duratio
     edge = "a histogram bucket ends there" if on_edge else "no histogram bucket ends there: the p99 is interpolated (warning traefik-bucket-cap)"
     return _rule(
         "RouteLatencyOverBudget",
-        f"{route_p99(matcher, window)} > {objective.latency_seconds!r}",
+        f"{route_quantile(matcher, window)} > {objective.latency_seconds!r}",
         at_least(FOR_LATENCY, interval, 4),
         "warning",
         ("service", route.name),
@@ -637,7 +637,7 @@ def route_panels(dashboard: RouteDashboard, window: str, kubernetes: bool = Fals
         ),
         Panel(
             f"Latency at the gateway (objective {objective.latency_text}; budget {dashboard.budget_text})",
-            (("p50", route_p99(router, window, 0.5)), ("p99", route_p99(router, window))),
+            (("p50", route_quantile(router, window, 0.5)), ("p99", route_quantile(router, window))),
             "s",
             objective.latency_seconds,
         ),
