@@ -161,13 +161,14 @@ def gateway_section(plan: Plan) -> list[Section]:
     if plan.gateway is None:
         return []
     columns = ("route", "rule", "servers", "timeout (origin)", "middlewares", "rate limit (origin)", "circuit breaker", "retry")
-    sections = [Section(f"Gateway ({plan.gateway.provider} provider)", columns, gateway_rows(plan.gateway))]
-    return [*sections, objectives_section(plan)]
+    return [Section(f"Gateway ({plan.gateway.provider} provider)", columns, gateway_rows(plan.gateway))]
 
 
-def objectives_section(plan: Plan) -> Section:
+def objectives_section(plan: Plan) -> list[Section]:
     """Each route's objectives at the gateway, and the latency histogram's edges (msgen/plan/objectives.py)."""
     gateway = plan.gateway
+    if gateway is None:
+        return []
     rows = []
     for route in gateway.routes:
         objective = route.objective
@@ -181,7 +182,7 @@ def objectives_section(plan: Plan) -> Section:
         rows.append((route.name, availability, latency, edge))
     edges = ", ".join(f"{edge:g}" for edge in gateway.buckets)
     columns = ("route", "availability", "p99 at the gateway", "histogram edge")
-    return Section(f"Route objectives (latency histogram edges, seconds: {edges})", columns, tuple(rows))
+    return [Section(f"Route objectives (latency histogram edges, seconds: {edges})", columns, tuple(rows))]
 
 
 def observability_section(plan: Plan) -> list[Section]:
@@ -319,6 +320,7 @@ SECTIONS: list[Callable[[Plan], list[Section]]] = [
     tuning_section,
     backups_section,
     gateway_section,
+    objectives_section,
     observability_section,
     kubernetes_section,
     kubernetes_gateway_section,

@@ -185,7 +185,7 @@ def test_msgen_plan_shows_each_routes_objectives_and_the_edges(write_blueprint):
 
     far = "{path_prefix: /far, budget: 20ms, clients_region: far}"
     text = HEAD + service("near", "{path_prefix: /near, availability: 99.95}") + service("far", far)
-    section = objectives_section(render_in_memory(write_blueprint(text)).plan)
+    (section,) = objectives_section(render_in_memory(write_blueprint(text)).plan)
     # far's 20ms budget is an edge for its dashboard line, though it has no threshold
     assert section.title == "Route objectives (latency histogram edges, seconds: 0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.3, 1.2, 5)"
     assert section.rows == (
