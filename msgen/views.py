@@ -164,6 +164,27 @@ def gateway_section(plan: Plan) -> list[Section]:
     return [Section(f"Gateway ({plan.gateway.provider} provider)", columns, gateway_rows(plan.gateway))]
 
 
+def objectives_section(plan: Plan) -> list[Section]:
+    """Each route's objectives at the gateway, and the latency histogram's edges (msgen/plan/objectives.py)."""
+    gateway = plan.gateway
+    if gateway is None:
+        return []
+    rows = []
+    for route in gateway.routes:
+        objective = route.objective
+        declared = "availability" in plan.blueprint.services[route.name].route.model_fields_set
+        if objective.latency_seconds is None:
+            edge = "-"
+        else:
+            edge = "yes" if objective.latency_seconds in gateway.buckets else "no (traefik-bucket-cap)"
+        availability = f"{objective.availability:g}%" + ("" if declared else " (default)")
+        latency = objective.latency_reason() if objective.latency_ms is None else f"{objective.latency_text}: {objective.latency_reason()}"
+        rows.append((route.name, availability, latency, edge))
+    edges = ", ".join(f"{edge:g}" for edge in gateway.buckets)
+    columns = ("route", "availability", "p99 at the gateway", "histogram edge")
+    return [Section(f"Route objectives (latency histogram edges, seconds: {edges})", columns, tuple(rows))]
+
+
 def observability_section(plan: Plan) -> list[Section]:
     """Scrape jobs, alerts and the monitoring containers' sizes (msgen/plan/observability.py)."""
     return [Section(title, columns, rows) for title, columns, rows in observability_tables(plan.observability)]
@@ -299,6 +320,7 @@ SECTIONS: list[Callable[[Plan], list[Section]]] = [
     tuning_section,
     backups_section,
     gateway_section,
+    objectives_section,
     observability_section,
     kubernetes_section,
     kubernetes_gateway_section,

@@ -78,16 +78,29 @@ def test_promtool_rule_unit_tests(rendered):
     assert "SUCCESS" in result.stdout
 
 
-def test_promtool_rejects_a_broken_rule(rendered, tmp_path):
-    """The unit tests would notice a wrong rule: the same run fails against a changed threshold."""
+@pytest.mark.parametrize(
+    ("change", "missed"),
+    [
+        # a wrong threshold: 50% instead of 14.4 x 0.1%
+        ((("> 0.0144", "> 0.5"),), "RouteErrorBudgetBurnFast"),
+        # the same rules on Traefik's service metrics, which the breaker's 503s never reach
+        ((("traefik_router_", "traefik_service_"), ('router=\\"', 'service=\\"')), "RouteErrorBudgetBurnFast"),
+    ],
+)
+def test_promtool_rejects_a_broken_rule(rendered, tmp_path, change, missed):
+    """The unit tests would notice a wrong rule: the same run fails against a changed one."""
     broken = tmp_path / "prometheus"
     shutil.copytree(rendered, broken)
     gateway = broken / "rules" / "gateway.yml"
-    gateway.write_text(gateway.read_text().replace("> 0.05", "> 0.5"), encoding="utf-8")
+    text = gateway.read_text()
+    for old, new in change:
+        assert old in text
+        text = text.replace(old, new)
+    gateway.write_text(text, encoding="utf-8")
     shutil.copy(RULES_TEST, broken / RULES_TEST.name)
     result = run([promtool(), "test", "rules", broken / RULES_TEST.name])
     assert result.returncode != 0
-    assert "ServiceErrorRatioHigh" in result.stdout + result.stderr
+    assert f"alertname: {missed}, time: 1h15m" in result.stdout + result.stderr
 
 
 class _Metrics(http.server.BaseHTTPRequestHandler):
@@ -315,7 +328,7 @@ def test_prometheus_loaded_the_rendered_rules(stack):
         names = sorted(rule["name"] for group in groups for rule in group["rules"])
         time.sleep(0.2)
     assert names == sorted(
-        ["TargetDown", "ServiceErrorRatioHigh", "ServiceLatencyOverBudget"]
+        ["TargetDown", "RouteErrorBudgetBurnFast", "RouteErrorBudgetBurnSlow", "RouteLatencyOverBudget", "RouteRateLimited"]
         + ["DatastoreDown", "DatastoreConnectionsHigh"] * 3
         + ["MemoryNearLimit"] * 3
     )

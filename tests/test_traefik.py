@@ -117,7 +117,9 @@ def test_file_provider_output(analysed):
     assert static["entryPoints"]["metrics"]["address"] == ":8082"
     assert static["ping"] == {"entryPoint": "traefik"}
     assert "api" not in static  # dashboard off
-    assert static["metrics"]["prometheus"]["buckets"] == [0.1, 0.12, 0.2, 0.3, 1.2, 5.0]
+    # msgen's edges below and at 100ms, Traefik's own, and each route's budget (no clients' leg here: the thresholds)
+    assert static["metrics"]["prometheus"]["buckets"] == [0.005, 0.01, 0.025, 0.05, 0.1, 0.12, 0.2, 0.3, 1.2, 5.0]
+    assert static["metrics"]["prometheus"]["addRoutersLabels"] is True  # the route alerts read the router metrics
     assert static["certificatesResolvers"]["letsencrypt"]["acme"] == {
         "email": "ops@example.com",
         "storage": "/letsencrypt/acme.json",
@@ -202,7 +204,9 @@ def test_kubernetes_artifacts_mirror_the_plan(analysed):
     (values,) = files["kubernetes/gateway/traefik-values.yaml"]
     assert values["ports"]["websecure"]["http3"] == {"enabled": True, "advertisedPort": 443}
     assert values["ports"]["metrics"]["port"] == 8082 and values["ports"]["metrics"]["expose"] == {"default": False}
-    assert values["metrics"]["prometheus"]["buckets"] == "0.1,0.12,0.2,0.3,1.2,5.0"
+    assert values["metrics"]["prometheus"]["buckets"] == "0.005,0.01,0.025,0.05,0.1,0.12,0.2,0.3,1.2,5.0"
+    assert values["metrics"]["prometheus"]["addRoutersLabels"] is True
+    assert values["providers"]["kubernetesCRD"]["safeNaming"] is False  # the router names the alert rules match
     # stateless: the certificates come from cert-manager's Secrets, never from Traefik's own ACME
     assert "certificatesResolvers" not in values and "persistence" not in values
     assert route["spec"]["tls"] == {"secretName": "shop-example-com-tls"}

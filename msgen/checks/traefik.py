@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from msgen.checks.traefik_expression import expression_problem
 from msgen.findings import Finding, finding
 from msgen.plan import gateway as gw
+from msgen.plan.objectives import MAX_BUCKETS
 
 
 def check(context) -> Iterator[Finding]:
     yield from check_expressions(context.blueprint)
     if context.plan.gateway is not None:
         yield from check_routes(context.blueprint, context.plan.gateway)
+        yield from check_buckets(context.blueprint, context.plan.gateway)
 
 
 def check_expressions(blueprint) -> Iterator[Finding]:
@@ -85,6 +87,25 @@ def check_routes(blueprint, gateway: gw.GatewayPlan) -> Iterator[Finding]:
                 "so msgen emits no retry middleware",
                 "remove retry, or set attempts to the number of tries (2 = one retry)",
             )
+
+
+def check_buckets(blueprint, gateway: gw.GatewayPlan) -> Iterator[Finding]:
+    """A route's latency threshold the capped histogram has no edge for: its p99 alert compares an interpolated p99."""
+    for route in gateway.routes:
+        objective = route.objective
+        if objective.latency_seconds is None or objective.latency_seconds in gateway.buckets:
+            continue
+        own_budget = blueprint.services[route.name].route.budget is not None
+        at = ("services", route.name, "route", "budget") if own_budget else ("services", route.name, "route")
+        yield finding(
+            "traefik-bucket-cap",
+            "warning",
+            at,
+            f"the gateway's latency histogram has no bucket ending at {route.name}'s {objective.latency_text} (its p99 objective: "
+            f"{objective.latency_reason()}): the {MAX_BUCKETS} edges went to thresholds more routes share, so "
+            "RouteLatencyOverBudget compares a p99 interpolated inside a bucket",
+            "give routes with similar needs the same budget (and clients_region), or suppress this with a reason",
+        )
 
 
 def inspector(context) -> None:

@@ -264,6 +264,18 @@ class Route(Model):
         default=None,
         description="The declared region this route's clients are in, instead of gateway.clients_region. Optional.",
     )
+    availability: float = Field(
+        default=99.9,
+        ge=95,
+        le=99.999,
+        allow_inf_nan=False,
+        description="The route's availability objective in percent: the share of its requests the gateway answers "
+        "without a 5xx over 30 days. The service's 5xx, the gateway's 502 and 504 and the circuit breaker's 503 count "
+        "against it; a 429 from the rate limit counts neither way. 95 <= availability <= 99.999 (below 95 the fast "
+        "burn rate would need most requests to fail). Default 99.9. It sets the error-budget alerts at the gateway: "
+        "RouteErrorBudgetBurnFast (14.4 times the budget over 1h and 5m) and RouteErrorBudgetBurnSlow (6 times over "
+        "6h and 30m).",
+    )
 
     @model_validator(mode="after")
     def _needs_a_match(self) -> Route:

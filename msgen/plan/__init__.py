@@ -72,7 +72,13 @@ def build_plan(blueprint: Blueprint, env: str | None = None) -> Plan:
     personal = personal_data_flow(blueprint)
     datastores = plan_datastores(blueprint, host, personal)
     services = plan_services(blueprint, {d.name: d for d in datastores}, personal)
-    gateway = plan_gateway(blueprint)
+    latency = plan_latency(
+        blueprint,
+        {service.name: service.region for service in services},
+        {store.name: store.region for store in datastores},
+        gateway_regions(blueprint),
+    )
+    gateway = plan_gateway(blueprint, latency)
     observability = plan_observability(blueprint, services, datastores, gateway)
     return Plan(
         project=blueprint.project,
@@ -85,12 +91,7 @@ def build_plan(blueprint: Blueprint, env: str | None = None) -> Plan:
         gateway=gateway,
         kubernetes=plan_kubernetes(blueprint, services, datastores, gateway),
         observability=observability,
-        latency=plan_latency(
-            blueprint,
-            {service.name: service.region for service in services},
-            {store.name: store.region for store in datastores},
-            gateway_regions(blueprint),
-        ),
+        latency=latency,
         residency=plan_residency(blueprint, services, datastores),
         networks=plan_networks(blueprint, services, datastores, gateway, observability),
         grace=plan_grace(blueprint, services, datastores, gateway, observability.monitors if observability else ()),

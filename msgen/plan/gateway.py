@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from msgen.model.blueprint import Blueprint, CircuitBreaker, RateLimit, SourceCriterion
-from msgen.plan.latency import longest_wait_ms
+from msgen.plan.latency import LatencyPlan, RouteLatency, longest_wait_ms
+from msgen.plan.objectives import RouteObjective, histogram_buckets, route_objective
 from msgen.units import Duration
 
 # entrypoints (names are Traefik's conventions; `traefik` serves ping and never the API)
@@ -33,8 +34,6 @@ DOCKER_SOCKET = "/var/run/docker.sock"
 # the dashboard's htpasswd lines: a secret file, never in the output
 DASHBOARD_USERS_SECRET = "dashboard-users"
 DASHBOARD_USERS_FILE = f"/run/secrets/{DASHBOARD_USERS_SECRET}"
-# Traefik's own request-duration buckets; every route's budget is added as a boundary
-DEFAULT_BUCKETS = (0.1, 0.3, 1.2, 5.0)
 # when the blueprint and the gateway leave a rate limit field out
 DEFAULT_RATE = {"average": 100, "burst": 50, "period": Duration(1000, "1s")}
 # Traefik's breaker evaluates its expression every checkPeriod over a rolling 10 s window
@@ -130,6 +129,7 @@ class RoutePlan:
     middlewares: tuple[Middleware, ...]  # in chain order, the shared ones included
     timeout: TimeoutPlan
     transport: str  # the name of its servers transport (the timeouts)
+    objective: RouteObjective  # availability and the gateway's latency threshold (msgen/plan/objectives.py)
 
     @property
     def middleware_names(self) -> tuple[str, ...]:
@@ -147,7 +147,7 @@ class GatewayPlan:
     tls: dict  # the routers' `tls` section
     routes: tuple[RoutePlan, ...]  # sorted by name
     shared_middlewares: tuple[Middleware, ...]
-    buckets: tuple[float, ...]
+    buckets: tuple[float, ...]  # the request-duration histogram's edges (msgen/plan/objectives.py)
     published_ports: tuple[str, ...]  # compose `ports` of the gateway
     dynamic_file: str  # traefik/dynamic/<project>.yml
     max_request_body: int  # bytes a retried request may carry
@@ -166,15 +166,17 @@ class GatewayPlan:
         return f"traefik.{self.domain}"
 
 
-def plan_gateway(blueprint: Blueprint) -> GatewayPlan | None:
-    """The gateway of a blueprint that routes something; None when nothing is routed."""
+def plan_gateway(blueprint: Blueprint, latency: LatencyPlan) -> GatewayPlan | None:
+    """The gateway of a blueprint that routes something; None when nothing is routed.
+    `latency` gives each route's clients' leg, which sets its latency objective."""
     gateway = blueprint.gateway
     routed = sorted(name for name, service in blueprint.services.items() if service.route is not None)
     if gateway is None or not routed:
         return None
     shared = _shared_middlewares(blueprint)
     tls = {"certResolver": RESOLVER} if gateway.acme_email else {}
-    routes = tuple(_plan_route(blueprint, name, shared[0], tls) for name in routed)
+    legs = {route.service: route for route in latency.routes}
+    routes = tuple(_plan_route(blueprint, name, shared[0], tls, legs[name]) for name in routed)
     ports = ["80:80", "443:443"] + (["443:443/udp"] if gateway.http3 else [])
     return GatewayPlan(
         project=blueprint.project,
@@ -186,7 +188,7 @@ def plan_gateway(blueprint: Blueprint) -> GatewayPlan | None:
         tls=tls,
         routes=routes,
         shared_middlewares=shared,
-        buckets=tuple(sorted({*DEFAULT_BUCKETS, *(route.budget.seconds for route in routes)})),
+        buckets=histogram_buckets(route.objective for route in routes),
         published_ports=tuple(ports),
         dynamic_file=f"{DYNAMIC_DIR}/{blueprint.project}.yml",
         max_request_body=gateway.max_request_body.bytes,
@@ -224,7 +226,7 @@ def _rule(hosts: tuple[str, ...], path_prefix: str | None) -> str:
     return " && ".join(parts)
 
 
-def _plan_route(blueprint: Blueprint, name: str, headers: Middleware, tls: dict) -> RoutePlan:
+def _plan_route(blueprint: Blueprint, name: str, headers: Middleware, tls: dict, legs: RouteLatency) -> RoutePlan:
     service = blueprint.services[name]
     route = service.route
     assert route is not None and blueprint.gateway is not None
@@ -270,6 +272,7 @@ def _plan_route(blueprint: Blueprint, name: str, headers: Middleware, tls: dict)
         middlewares=tuple(middlewares),
         timeout=timeout,
         transport=f"{name}-transport",
+        objective=route_objective(name, route.availability, legs),
     )
 
 

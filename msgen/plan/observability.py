@@ -8,15 +8,18 @@ objects for the Prometheus operator). PromQL expressions are built here, never i
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
 from msgen import images
 from msgen.contract import EXPORTER_PASSWORD_FILE, EXPORTER_PASSWORD_SECRET, EXPORTER_USER, PASSWORD_FILE, PASSWORD_SECRET
 from msgen.model.blueprint import Blueprint
+from msgen.plan.gateway import BREAKER_STATUS, GatewayPlan, RoutePlan
 from msgen.plan.gateway import METRICS as GATEWAY_METRICS_ENTRYPOINT
 from msgen.plan.gateway import PORTS as GATEWAY_PORTS
-from msgen.plan.gateway import GatewayPlan
+from msgen.plan.objectives import BURN_RATES, BurnRate, RouteObjective
 from msgen.plan.services import DatastorePlan, ServicePlan
 from msgen.units import Cpu, Duration, Memory
 
@@ -31,7 +34,7 @@ UP_METRICS = {"mysql": "mysql_up", "mariadb": "mysql_up", "postgres": "pg_up", "
 # Prometheus' default scrape_timeout, lowered to the interval when the interval is shorter
 DEFAULT_SCRAPE_TIMEOUT = Duration(10_000, "10s")
 # alert thresholds msgen chooses (README: Observability)
-ERROR_RATIO = 0.05
+THROTTLED_RATIO = 0.05  # the share of a route's requests answered 429 that is worth knowing about
 CONNECTIONS_RATIO = 0.8
 MEMORY_RATIO = 0.9
 LATENCY_QUANTILE = 0.99
@@ -44,7 +47,8 @@ CPU_STEAL_THRESHOLD = 2.0
 MIN_RATE_WINDOW = Duration(300_000, "5m")
 FOR_DOWN = Duration(120_000, "2m")
 FOR_DATASTORE_DOWN = Duration(60_000, "1m")
-FOR_ERRORS = Duration(300_000, "5m")
+FOR_BURN = Duration(120_000, "2m")  # the short window already ends the alert soon after the burning stops
+FOR_THROTTLED = Duration(900_000, "15m")
 FOR_LATENCY = Duration(600_000, "10m")
 FOR_CONNECTIONS = Duration(300_000, "5m")
 FOR_MEMORY = Duration(600_000, "10m")
@@ -68,6 +72,11 @@ def prom_duration(ms: int) -> str:
         if ms and ms % size == 0:
             return f"{ms // size}{unit}"
     return f"{ms}ms"
+
+
+def percent(share: float) -> str:
+    """A share as a short percentage: 0.0144 -> `1.44%`, 0.001 -> `0.1%`."""
+    return f"{round(share * 100, 6):g}%"
 
 
 def at_least(floor: Duration, interval: Duration, intervals: int) -> str:
@@ -149,7 +158,8 @@ class ContainerSize:
 
 @dataclass(frozen=True)
 class RouteDashboard:
-    """The dashboard of one routed service: gateway metrics matched by Traefik's service label."""
+    """The dashboard of one routed service: the gateway's router metrics (what clients got,
+    the middlewares' answers included) and its service metrics (retries)."""
 
     service: str
     uid: str
@@ -158,6 +168,11 @@ class RouteDashboard:
     kubernetes_matcher: str
     budget_seconds: float
     budget_text: str
+    router_matcher: str  # compose: router="payment@file"
+    kubernetes_router_matcher: str
+    objective: RouteObjective
+    breaker: bool  # the route has a circuit breaker
+    retry: bool  # the route has a retry middleware
 
 
 @dataclass(frozen=True)
@@ -262,6 +277,24 @@ def scrape_jobs(services, datastores, gateway) -> tuple[ScrapeJob, ...]:
     return tuple(jobs)
 
 
+def traefik_router(name: str, provider: str) -> str:
+    """Traefik's `router` metric label for a route of the file or docker provider."""
+    return f"{name}@{provider}"
+
+
+def traefik_normalize(name: str) -> str:
+    """Traefik's provider.Normalize: every run of characters other than letters and digits becomes one `-`."""
+    return "-".join(part for part in re.split(r"[^0-9A-Za-z]+", name) if part)
+
+
+def kubernetes_traefik_router(namespace: str, name: str, rule: str) -> str:
+    """The router Traefik's Kubernetes CRD provider builds from an IngressRoute's route:
+    <namespace>-<name>-<the first 10 bytes of sha256(match), in hex>@kubernetescrd (its
+    makeServiceKey), normalized; the names Traefik uses unless `safeNaming` is on."""
+    digest = hashlib.sha256(rule.encode("utf-8")).hexdigest()[:20]
+    return f"{traefik_normalize(f'{namespace}-{name}-{digest}')}@kubernetescrd"
+
+
 def traefik_service(name: str, provider: str) -> str:
     """Traefik's `service` metric label for a routed service (the provider suffix is Traefik's)."""
     return f"{name}@{provider}"
@@ -291,6 +324,11 @@ def route_dashboards(blueprint: Blueprint, gateway: GatewayPlan | None) -> tuple
                 kubernetes_matcher=f'service="{kubernetes_traefik_service(_namespace(blueprint), route.name, route.port)}"',
                 budget_seconds=route.budget.seconds,
                 budget_text=route.budget.text,
+                router_matcher=_router_matcher(blueprint, gateway, route, "compose"),
+                kubernetes_router_matcher=_router_matcher(blueprint, gateway, route, "kubernetes"),
+                objective=route.objective,
+                breaker=route.breaker is not None,
+                retry=route.retry_attempts is not None,
             )
         )
     return tuple(dashboards)
@@ -332,45 +370,100 @@ def _target_down(interval: Duration) -> AlertRule:
     )
 
 
+def _router_matcher(blueprint, gateway: GatewayPlan, route: RoutePlan, flavour: str) -> str:
+    """The `router` label of a route's requests as Traefik names it in this flavour."""
+    if flavour == "kubernetes":
+        return f'router="{kubernetes_traefik_router(_namespace(blueprint), route.name, route.rule)}"'
+    return f'router="{traefik_router(route.name, gateway.provider)}"'
+
+
+# a route's requests at the gateway, counted by its router: after the middlewares, so the rate
+# limit's 429s and the open breaker's 503s are there (the service metrics never see them)
+ROUTER_REQUESTS = "traefik_router_requests_total"
+ROUTER_BUCKETS = "traefik_router_request_duration_seconds_bucket"
+FAILED = 'code=~"5.."'
+THROTTLED = 'code="429"'
+UNAVAILABLE = f'code="{BREAKER_STATUS}"'  # what an open breaker answers
+COUNTED = 'code!="429"'  # a throttled request is neither a success nor a failure of the route
+
+
+def _rate(matcher: str, window: str, codes: str = "") -> str:
+    selector = f"{matcher},{codes}" if codes else matcher
+    return f"sum(rate({ROUTER_REQUESTS}{{{selector}}}[{window}]))"
+
+
+def error_ratio(matcher: str, window: str) -> str:
+    """5xx over the requests that count (429 left out), at the gateway."""
+    return f"{_rate(matcher, window, FAILED)} / {_rate(matcher, window, COUNTED)}"
+
+
+def route_quantile(matcher: str, window: str, quantile: float = LATENCY_QUANTILE) -> str:
+    """The route's latency quantile at the gateway, throttled requests left out (answered at once, they would hide slow ones)."""
+    return f"histogram_quantile({quantile}, sum by (le) (rate({ROUTER_BUCKETS}{{{matcher},{COUNTED}}}[{window}])))"
+
+
 def _route_rules(blueprint, gateway, window: str, interval: Duration, flavour: str) -> tuple[AlertRule, ...]:
     if gateway is None:
         return ()
     rules = []
     for route in gateway.routes:
-        if flavour == "kubernetes":
-            matcher = f'service="{kubernetes_traefik_service(_namespace(blueprint), route.name, route.port)}"'
-        else:
-            matcher = f'service="{traefik_service(route.name, gateway.provider)}"'
-        at = ("services", route.name, "route")
-        requests = f"sum(rate(traefik_service_requests_total{{{matcher}}}[{window}]))"
-        errors = f'sum(rate(traefik_service_requests_total{{{matcher},code=~"5.."}}[{window}]))'
-        rules.append(
-            _rule(
-                "ServiceErrorRatioHigh",
-                f"{errors} / {requests} > {ERROR_RATIO}",
-                at_least(FOR_ERRORS, interval, 4),
-                "critical",
-                ("service", route.name),
-                f"{route.name}: more than {ERROR_RATIO:.0%} of requests through the gateway fail with 5xx",
-                f"{{{{ $value | humanizePercentage }}}} of {route.name}'s requests answered 5xx over the last {window}.",
-                at,
-            )
-        )
-        buckets = f"sum by (le) (rate(traefik_service_request_duration_seconds_bucket{{{matcher}}}[{window}]))"
-        rules.append(
-            _rule(
-                "ServiceLatencyOverBudget",
-                f"histogram_quantile({LATENCY_QUANTILE}, {buckets}) > {route.budget.seconds!r}",
-                at_least(FOR_LATENCY, interval, 4),
-                "warning",
-                ("service", route.name),
-                f"{route.name}: p99 latency at the gateway is above its {route.budget.text} budget",
-                f"p99 of {route.name} is {{{{ $value | humanizeDuration }}}} over the last {window}; the budget is {route.budget.text} "
-                "(a gateway histogram bucket ends exactly at the budget).",
-                at,
-            )
-        )
+        matcher = _router_matcher(blueprint, gateway, route, flavour)
+        rules.extend(_burn_rule(route, matcher, burn, interval) for burn in BURN_RATES)
+        if route.objective.latency_ms is not None:
+            rules.append(_latency_rule(route, matcher, window, interval, route.objective.latency_seconds in gateway.buckets))
+        rules.append(_throttled_rule(route, matcher, window, interval))
     return tuple(rules)
+
+
+def _burn_rule(route: RoutePlan, matcher: str, burn: BurnRate, interval: Duration) -> AlertRule:
+    objective = route.objective
+    long_window = at_least(burn.long_window, interval, 4)
+    short_window = at_least(burn.short_window, interval, 4)
+    threshold = objective.burn_threshold(burn)
+    expr = f"{error_ratio(matcher, long_window)} > {threshold!r} and {error_ratio(matcher, short_window)} > {threshold!r}"
+    return _rule(
+        f"RouteErrorBudgetBurn{burn.name}",
+        expr,
+        at_least(FOR_BURN, interval, 4),
+        burn.severity,
+        ("service", route.name),
+        f"{route.name} burns its error budget {burn.factor:g} times too fast ({objective.availability:g}% availability objective)",
+        f"{{{{ $value | humanizePercentage }}}} of {route.name}'s requests failed at the gateway over the last {long_window} "
+        f"(and over {short_window} still more than {percent(threshold)}): {burn.factor:g} times the {percent(objective.error_budget)} "
+        "its objective allows. Failed is a 5xx the gateway answered: the service's own, 502 and 504 from the gateway, "
+        "503 from the circuit breaker; 429 from the rate limit is not counted (RouteRateLimited).",
+        ("services", route.name, "route", "availability"),
+    )
+
+
+def _latency_rule(route: RoutePlan, matcher: str, window: str, interval: Duration, on_edge: bool) -> AlertRule:
+    objective = route.objective
+    edge = "a histogram bucket ends there" if on_edge else "no histogram bucket ends there: the p99 is interpolated (warning traefik-bucket-cap)"
+    return _rule(
+        "RouteLatencyOverBudget",
+        f"{route_quantile(matcher, window)} > {objective.latency_seconds!r}",
+        at_least(FOR_LATENCY, interval, 4),
+        "warning",
+        ("service", route.name),
+        f"{route.name}: p99 latency at the gateway is above {objective.latency_text}",
+        f"p99 of {route.name} at the gateway is {{{{ $value | humanizeDuration }}}} over the last {window}; the objective is "
+        f"{objective.latency_text}: {objective.latency_reason()} ({edge}). 429s are left out.",
+        ("services", route.name, "route"),
+    )
+
+
+def _throttled_rule(route: RoutePlan, matcher: str, window: str, interval: Duration) -> AlertRule:
+    return _rule(
+        "RouteRateLimited",
+        f"{_rate(matcher, window, THROTTLED)} / {_rate(matcher, window)} > {THROTTLED_RATIO}",
+        at_least(FOR_THROTTLED, interval, 4),
+        "info",
+        ("service", route.name),
+        f"{route.name}: more than {THROTTLED_RATIO:.0%} of requests are refused by the rate limit (429)",
+        f"{{{{ $value | humanizePercentage }}}} of {route.name}'s requests were answered 429 over the last {window}: "
+        "clients throttled by design, which the availability objective does not count. Raise the rate limit if they are legitimate.",
+        route.rate_limit.at,
+    )
 
 
 def _connections_expr(store: DatastorePlan) -> str:
@@ -528,21 +621,37 @@ class Panel:
 
 
 def route_panels(dashboard: RouteDashboard, window: str, kubernetes: bool = False) -> tuple[Panel, ...]:
-    """Request rate, 5xx ratio and latency of one routed service, from the gateway's metrics."""
-    matcher = dashboard.kubernetes_matcher if kubernetes else dashboard.matcher
-    requests = f"sum(rate(traefik_service_requests_total{{{matcher}}}[{window}]))"
-    errors = f'sum(rate(traefik_service_requests_total{{{matcher},code=~"5.."}}[{window}]))'
-    buckets = f"sum by (le) (rate(traefik_service_request_duration_seconds_bucket{{{matcher}}}[{window}]))"
-    return (
-        Panel("Request rate", (("requests/s", requests),), "reqps", None),
-        Panel("5xx ratio", (("5xx", f"{errors} / {requests}"),), "percentunit", ERROR_RATIO),
+    """What the clients of one routed service got, from its router at the gateway: requests by
+    code, the 5xx ratio against the availability objective, p50/p99 against the latency
+    objective, 429s, and (where the route has them) the breaker's 503s and the retries."""
+    router = dashboard.kubernetes_router_matcher if kubernetes else dashboard.router_matcher
+    service = dashboard.kubernetes_matcher if kubernetes else dashboard.matcher
+    objective = dashboard.objective
+    panels = [
+        Panel("Requests by code", (("{{code}}", f"sum by (code) (rate({ROUTER_REQUESTS}{{{router}}}[{window}]))"),), "reqps", None),
         Panel(
-            f"Latency (budget {dashboard.budget_text})",
-            (("p50", f"histogram_quantile(0.5, {buckets})"), ("p99", f"histogram_quantile({LATENCY_QUANTILE}, {buckets})")),
-            "s",
-            dashboard.budget_seconds,
+            f"5xx ratio (objective {objective.availability:g}%, 429 left out)",
+            (("5xx", error_ratio(router, window)),),
+            "percentunit",
+            objective.error_budget,
         ),
-    )
+        Panel(
+            f"Latency at the gateway (objective {objective.latency_text}; budget {dashboard.budget_text})",
+            (("p50", route_quantile(router, window, 0.5)), ("p99", route_quantile(router, window))),
+            "s",
+            objective.latency_seconds,
+        ),
+        Panel("Refused by the rate limit (429)", (("429/s", _rate(router, window, THROTTLED)),), "reqps", None),
+    ]
+    if dashboard.breaker:
+        # a 503 the router counted and the service did not: the open breaker answered it
+        service_503 = f"sum(rate(traefik_service_requests_total{{{service},{UNAVAILABLE}}}[{window}]))"
+        breaker = f"{_rate(router, window, UNAVAILABLE)} - ({service_503} or vector(0))"
+        panels.append(Panel("503 from the circuit breaker", (("503/s", breaker),), "reqps", None))
+    if dashboard.retry:
+        retries = f"sum(rate(traefik_service_retries_total{{{service}}}[{window}]))"
+        panels.append(Panel("Retries by the gateway", (("retries/s", retries),), "reqps", None))
+    return tuple(panels)
 
 
 def overview_panels(plan: ObservabilityPlan, datastores: tuple[DatastorePlan, ...]) -> tuple[Panel, ...]:
@@ -552,6 +661,6 @@ def overview_panels(plan: ObservabilityPlan, datastores: tuple[DatastorePlan, ..
         exprs = tuple((store.name, f'{UP_METRICS[store.engine]}{{job="{store.name}"}}') for store in datastores)
         panels.append(Panel("Datastores up", exprs, "none", None))
     if plan.dashboards:
-        exprs = tuple((d.service, f"sum(rate(traefik_service_requests_total{{{d.matcher}}}[{plan.rate_window}]))") for d in plan.dashboards)
+        exprs = tuple((d.service, _rate(d.router_matcher, plan.rate_window)) for d in plan.dashboards)
         panels.append(Panel("Requests per routed service", exprs, "reqps", None))
     return tuple(panels)

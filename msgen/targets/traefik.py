@@ -113,7 +113,11 @@ def helm_values(plan) -> dict:
         "metrics": prometheus_metrics(",".join(str(bucket) for bucket in gateway.buckets)),
         "log": {"format": "json", "level": "INFO"},
         "accessLog": {"enabled": True, "format": "json"},
-        "providers": {"kubernetesCRD": {"enabled": True, "allowCrossNamespace": False}, "kubernetesIngress": ingress_provider(plan)},
+        # safeNaming stays off: the alert rules match the routers by the names Traefik gives them then
+        "providers": {
+            "kubernetesCRD": {"enabled": True, "allowCrossNamespace": False, "safeNaming": False},
+            "kubernetesIngress": ingress_provider(plan),
+        },
         "ingressClass": solver_ingress_class(plan),
         "tlsOptions": {"default": {"minVersion": "VersionTLS12"}},
         "resources": {"requests": dict(amount), "limits": dict(amount)},
