@@ -20,6 +20,7 @@ from msgen.errors import BlueprintError
 from msgen.model.blueprint import Blueprint
 from msgen.plan import build_plan
 from msgen.targets import compose
+from msgen.targets.observability import HOST_AGENT_MOUNTS
 from msgen.units import compose_cpus, compose_memory
 from tests import compose_variants as variants
 from tests.rendering import render_in_memory
@@ -125,6 +126,8 @@ def test_every_mount_and_secret_points_into_the_output_folder(rendered, key):
             source = volume.split(":")[0]
             if source.startswith("../"):
                 assert (folder / source).exists(), (name, source)  # another target wrote it
+            elif name in HOST_AGENT_MOUNTS:
+                assert volume in HOST_AGENT_MOUNTS[name], (name, volume)  # the agent's documented read-only view
             elif source.startswith("/"):
                 assert source in ("/var/run/docker.sock", "/var/lib/docker/containers"), (name, source)
             else:

@@ -61,9 +61,11 @@ def test_reference_jobs_and_alerts(reference):
         ("fraud-cache", "datastore", "fraud-cache-exporter:9121"),
         ("ledger-db", "datastore", "ledger-db-exporter:9187"),
         ("payment-db", "datastore", "payment-db-exporter:9104"),
+        ("node", "host", "node-exporter:9100"),
+        ("cadvisor", "host", "cadvisor:8080"),
     ]
     alerts = [
-        (rule.alert, dict(rule.labels).get("service") or dict(rule.labels)["datastore"])
+        (rule.alert, dict(rule.labels).get("service") or dict(rule.labels).get("datastore") or dict(rule.labels)["host"])
         for g in observability.rule_groups
         for rule in g.rules
     ]
@@ -77,9 +79,11 @@ def test_reference_jobs_and_alerts(reference):
         ("DatastoreConnectionsHigh", "ledger-db"),
         ("DatastoreDown", "payment-db"),
         ("DatastoreConnectionsHigh", "payment-db"),
-        ("MemoryNearLimit", "prometheus"),
-        ("MemoryNearLimit", "gateway"),
-        ("MemoryNearLimit", "payment"),
+        ("HostCpuStealHigh", "{{ $labels.instance }}"),
+        ("HostIowaitHigh", "{{ $labels.instance }}"),
+        ("HostDiskFilling", "{{ $labels.instance }}"),
+        ("HostDiskFillsWithinADay", "{{ $labels.instance }}"),
+        ("ContainerMemoryNearLimit", "{{ $labels.container_label_com_docker_compose_service }}"),
     ]
     for group in observability.rule_groups:
         for rule in group.rules:
@@ -95,7 +99,13 @@ def test_rendered_prometheus_config(reference):
         "evaluation_interval": "15s",
         "external_labels": {"project": "nordic-pay"},
     }
-    assert config["rule_files"] == ["rules/availability.yml", "rules/gateway.yml", "rules/datastores.yml", "rules/resources.yml"]
+    assert config["rule_files"] == [
+        "rules/availability.yml",
+        "rules/gateway.yml",
+        "rules/datastores.yml",
+        "rules/host.yml",
+        "rules/resources.yml",
+    ]
     payment = next(job for job in config["scrape_configs"] if job["job_name"] == "payment")
     # three replicas in compose: DNS gives every replica's address
     assert payment["dns_sd_configs"] == [{"names": ["payment"], "type": "A", "port": 9090}]
@@ -333,9 +343,9 @@ def test_kubernetes_config_keeps_exactly_the_labelled_metrics_ports(reference):
     gateway = next(job for job in config["scrape_configs"] if job["job_name"] == "gateway")
     assert _relabel(gateway["relabel_configs"], _pod("traefik", "metrics", None, "traefik")) is not None
     rules = config_maps["prometheus-rules"]["data"]
-    assert sorted(rules) == ["availability.yml", "datastores.yml", "gateway.yml", "resources.yml"]
+    assert sorted(rules) == ["availability.yml", "datastores.yml", "gateway.yml", "host.yml", "resources.yml"]
     assert config["rule_files"] == [
-        f"/etc/prometheus/rules/{name}" for name in ["availability.yml", "gateway.yml", "datastores.yml", "resources.yml"]
+        f"/etc/prometheus/rules/{name}" for name in ["availability.yml", "gateway.yml", "datastores.yml", "host.yml", "resources.yml"]
     ]
     expressions = [rule["expr"] for group in yaml.safe_load(rules["gateway.yml"])["groups"] for rule in group["rules"]]
     assert any('service="nordic-pay-payment-8080@kubernetescrd"' in expr for expr in expressions)
@@ -373,7 +383,7 @@ def test_operator_flavour(write_blueprint):
     assert payment["podMetricsEndpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}]
     assert monitors["gateway"]["spec"]["namespaceSelector"] == {"matchNames": ["traefik"]}
     rule = next(doc for doc in documents if doc["kind"] == "PrometheusRule")
-    assert [group["name"] for group in rule["spec"]["groups"]] == ["availability", "gateway", "datastores", "resources"]
+    assert [group["name"] for group in rule["spec"]["groups"]] == ["availability", "gateway", "datastores", "host", "resources"]
     assert not any(doc["kind"] == "ConfigMap" for doc in documents)
 
 

@@ -21,13 +21,15 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import realtools
 import yaml
 
-from msgen.contract import EXPORTER_USER
+from msgen.contract import COMPOSE_FILE, EXPORTER_USER
+from msgen.plan import observability as obs
 from tests.rendering import render_in_memory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,9 +65,9 @@ def run(args: list, timeout: float = 60) -> subprocess.CompletedProcess:
 def test_promtool_accepts_config_and_rules(rendered):
     config = run([promtool(), "check", "config", rendered / "prometheus.yml"])
     assert config.returncode == 0, config.stdout + config.stderr
-    assert "4 rule files found" in config.stdout
+    assert "5 rule files found" in config.stdout
     rule_files = sorted((rendered / "rules").glob("*.yml"))
-    assert [path.name for path in rule_files] == ["availability.yml", "datastores.yml", "gateway.yml", "resources.yml"]
+    assert [path.name for path in rule_files] == ["availability.yml", "datastores.yml", "gateway.yml", "host.yml", "resources.yml"]
     rules = run([promtool(), "check", "rules", *rule_files])
     assert rules.returncode == 0, rules.stdout + rules.stderr
     assert rules.stdout.count("SUCCESS") == len(rule_files)
@@ -78,16 +80,28 @@ def test_promtool_rule_unit_tests(rendered):
     assert "SUCCESS" in result.stdout
 
 
-def test_promtool_rejects_a_broken_rule(rendered, tmp_path):
+@pytest.mark.parametrize(
+    ("rule_file", "threshold", "changed", "alert"),
+    [
+        ("gateway.yml", "> 0.05", "> 0.5", "ServiceErrorRatioHigh"),
+        ("host.yml", "> 2", "> 4", "HostCpuStealHigh"),  # 3% steal would no longer fire
+        ("host.yml", "> 10", "> 13", "HostIowaitHigh"),
+        ("host.yml", "< 0.1", "< 0.01", "HostDiskFilling"),
+        ("resources.yml", "> 0.9", "> 0.99", "ContainerMemoryNearLimit"),
+    ],
+)
+def test_promtool_rejects_a_broken_rule(rendered, tmp_path, rule_file, threshold, changed, alert):
     """The unit tests would notice a wrong rule: the same run fails against a changed threshold."""
     broken = tmp_path / "prometheus"
     shutil.copytree(rendered, broken)
-    gateway = broken / "rules" / "gateway.yml"
-    gateway.write_text(gateway.read_text().replace("> 0.05", "> 0.5"), encoding="utf-8")
+    rules = broken / "rules" / rule_file
+    text = rules.read_text()
+    assert threshold in text
+    rules.write_text(text.replace(threshold, changed), encoding="utf-8")
     shutil.copy(RULES_TEST, broken / RULES_TEST.name)
     result = run([promtool(), "test", "rules", broken / RULES_TEST.name])
     assert result.returncode != 0
-    assert "ServiceErrorRatioHigh" in result.stdout + result.stderr
+    assert alert in result.stdout + result.stderr
 
 
 class _Metrics(http.server.BaseHTTPRequestHandler):
@@ -205,6 +219,39 @@ def mysqld_exporter_script(reference, mariadb_port: int, exporter_port: int, sec
     return script
 
 
+def compose_service(reference, name: str) -> dict:
+    compose = next(built for built in reference.artifacts if built.path == COMPOSE_FILE)
+    return compose.document()["services"][name]
+
+
+def http_probe(port: int, path: str, expect: str) -> Callable[[], tuple[bool, str]]:
+    """A probe that succeeds when GET `path` answers 200 with `expect` in the body."""
+
+    def probe() -> tuple[bool, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+                body = response.read().decode(errors="replace")
+        except OSError as error:
+            return False, str(error)
+        return expect in body, body[-300:]
+
+    return probe
+
+
+def start_node_exporter(reference, port: int, work: Path) -> subprocess.Popen:
+    """Debian's node_exporter with the compose container's arguments: only the host's root
+    (/ here, not the container's /host) and the listen address on loopback differ."""
+    command = compose_service(reference, "node-exporter")["command"]
+    replacements = {"--path.rootfs=/host": "--path.rootfs=/", "--web.listen-address=:9100": f"--web.listen-address=127.0.0.1:{port}"}
+    assert set(replacements) <= set(command), command
+    args = [str(realtools.debian_tool("prometheus-node-exporter", "prometheus-node-exporter"))]
+    args += [replacements.get(arg, arg) for arg in command]
+    process = realtools.start(args, work / "node-exporter.log")
+    probe = http_probe(port, "/metrics", 'node_cpu_seconds_total{cpu="0",mode="steal"}')
+    realtools.wait_until_ready(probe, process, "node_exporter", work / "node-exporter.log", timeout=30)
+    return process
+
+
 @pytest.fixture(scope="module")
 def stack(reference, rendered, tmp_path_factory):
     """Prometheus with the rendered config, every job's target pointed at a local endpoint."""
@@ -219,6 +266,7 @@ def stack(reference, rendered, tmp_path_factory):
         secret.write_text("s3cret-for-test\n", encoding="utf-8")
         secret.chmod(0o600)
         redis_port, exporter_port, prometheus_port = realtools.free_port(), realtools.free_port(), realtools.free_port()
+        node_port = realtools.free_port()
         redis_args = [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         redis_args += ["--requirepass", "s3cret-for-test", "--dir", str(work)]
         processes.append(realtools.start([str(arg) for arg in redis_args], work / "redis.log"))
@@ -254,6 +302,9 @@ def stack(reference, rendered, tmp_path_factory):
                 port = exporter_port
             elif name == "payment-db":
                 port = mysql_exporter_port
+            elif name == "node":
+                processes.append(start_node_exporter(reference, node_port, work))
+                port = node_port
             else:
                 fakes[name] = FakeEndpoint(job.get("metrics_path", "/metrics"))
                 port = fakes[name].port
@@ -269,7 +320,8 @@ def stack(reference, rendered, tmp_path_factory):
         ]
         processes.append(realtools.start(args, work / "prometheus.log"))
         realtools.wait_for_port(prometheus_port, process=processes[-1])
-        yield {"port": prometheus_port, "fakes": fakes, "jobs": [job["job_name"] for job in config["scrape_configs"]], "log": work}
+        jobs = [job["job_name"] for job in config["scrape_configs"]]
+        yield {"port": prometheus_port, "fakes": fakes, "jobs": jobs, "log": work, "node_port": node_port}
     finally:
         for fake in fakes.values():
             fake.stop()
@@ -282,7 +334,7 @@ def stack(reference, rendered, tmp_path_factory):
 def test_every_job_is_up_then_a_stopped_target_is_down(reference, stack):
     jobs = stack["jobs"]
     assert sorted(jobs) == sorted(job.name for job in reference.plan.observability.jobs)
-    assert set(jobs) == {"prometheus", "gateway", "payment", "fraud-cache", "ledger-db", "payment-db"}
+    assert set(jobs) == {"prometheus", "gateway", "payment", "fraud-cache", "ledger-db", "payment-db", "node", "cadvisor"}
     wait_for(stack["port"], "up", {job: 1.0 for job in jobs})
     stack["fakes"]["payment"].stop()
     seen = wait_for(stack["port"], "up", {"payment": 0.0, "gateway": 1.0}, timeout=20)
@@ -317,5 +369,54 @@ def test_prometheus_loaded_the_rendered_rules(stack):
     assert names == sorted(
         ["TargetDown", "ServiceErrorRatioHigh", "ServiceLatencyOverBudget"]
         + ["DatastoreDown", "DatastoreConnectionsHigh"] * 3
-        + ["MemoryNearLimit"] * 3
+        + ["HostCpuStealHigh", "HostIowaitHigh", "HostDiskFilling", "HostDiskFillsWithinADay", "ContainerMemoryNearLimit"]
     )
+
+
+def test_node_exporter_feeds_the_steal_and_iowait_rules(reference, stack):
+    """The rendered node job scrapes a real node_exporter, and the alert rules' own
+    expressions, without their thresholds, evaluate to a percentage for that host."""
+    wait_for(stack["port"], "up", {"node": 1.0})
+    window = reference.plan.observability.rate_window
+    rules = {rule.alert: rule.expr for group in reference.plan.observability.rule_groups for rule in group.rules}
+    for alert, mode, threshold in (("HostCpuStealHigh", "steal", "2"), ("HostIowaitHigh", "iowait", "10")):
+        share = obs.cpu_share_expr(mode, window)
+        assert rules[alert] == f"{share} > {threshold}"
+        series = wait_for_series(stack["port"], share)
+        assert [item["metric"] for item in series] == [{"instance": f"127.0.0.1:{stack['node_port']}"}]
+        value = float(series[0]["value"][1])
+        assert 0.0 <= value <= 100.0, (mode, value)
+
+
+def wait_for_series(port: int, expr: str, timeout: float = 30.0) -> list[dict]:
+    """The instant vector of `expr` once it has a result (a rate needs two scrapes)."""
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            data = json.load(response)
+        assert data["status"] == "success", data
+        if data["data"]["result"]:
+            return data["data"]["result"]
+        time.sleep(0.5)
+    raise AssertionError(f"{expr}: no result within {timeout}s")
+
+
+def alloy_check(reference, port: int) -> subprocess.CompletedProcess:
+    """The Alloy container's healthcheck, as rendered, run by bash against 127.0.0.1:`port`."""
+    test = compose_service(reference, "alloy")["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "bash", "-c"] and "/dev/tcp/127.0.0.1/12345" in test[3]
+    script = test[3].replace("/dev/tcp/127.0.0.1/12345", f"/dev/tcp/127.0.0.1/{port}")
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=10)
+
+
+def test_alloy_healthcheck_passes_only_on_a_ready_answer(reference, stack):
+    """The image has bash but neither wget nor curl: the check speaks HTTP itself. A real
+    Prometheus' /-/ready (200) passes; a 404 and a closed port fail."""
+    assert alloy_check(reference, stack["port"]).returncode == 0
+    not_found = FakeEndpoint("/metrics")
+    try:
+        assert alloy_check(reference, not_found.port).returncode != 0
+    finally:
+        not_found.stop()
+    assert alloy_check(reference, realtools.free_port()).returncode != 0
