@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from msgen.plan.disk import compose_volumes
 from msgen.plan.kubernetes import SCRAPE_LABEL
 from msgen.targets import Built
 from msgen.targets import observability as target
@@ -434,3 +435,13 @@ def test_a_dollar_in_a_metrics_path_reaches_prometheus_as_written(write_blueprin
     config = yaml.safe_load(next(m for m in config_maps if m["metadata"]["name"] == "prometheus-config")["data"]["prometheus.yml"])
     replacements = [rule["replacement"] for job in config["scrape_configs"] for rule in job.get("relabel_configs", []) if "replacement" in rule]
     assert replacements == ["/m$$1$${x}"]
+
+
+def test_prometheus_retention_size_is_the_disk_capacity_counts(reference):
+    """--storage.tsdb.retention.size caps the volume at the estimate the capacity check adds up."""
+    command = yaml.safe_load(files(reference)["compose/docker-compose.yml"])["services"]["prometheus"]["command"]
+    volume = next(volume for volume in compose_volumes(reference.plan) if volume.name == "prometheus-data")
+    # 8 targets (6 and the two host agents) x 2000 series, a sample every 15s for 15d, 2 bytes each
+    assert volume.size == 8 * 2000 * (15 * 86_400 // 15) * 2
+    assert f"--storage.tsdb.retention.size={volume.size // 1024**2}MB" in command
+    assert "--storage.tsdb.retention.time=15d" in command

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -29,6 +30,7 @@ import realtools
 import yaml
 
 from msgen.contract import COMPOSE_FILE, EXPORTER_USER
+from msgen.plan import disk
 from msgen.plan import observability as obs
 from tests.rendering import render_in_memory
 
@@ -318,8 +320,13 @@ def stack(reference, rendered, tmp_path_factory):
             f"--storage.tsdb.path={work / 'data'}",
             f"--web.listen-address=127.0.0.1:{prometheus_port}",
         ]
+        # the compose container's retention flags as rendered: this Prometheus accepts them
+        retention = [arg for arg in compose_service(reference, "prometheus")["command"] if arg.startswith("--storage.tsdb.retention.")]
+        assert [arg.split("=")[0] for arg in retention] == ["--storage.tsdb.retention.time", "--storage.tsdb.retention.size"]
+        args += retention
         processes.append(realtools.start(args, work / "prometheus.log"))
-        realtools.wait_for_port(prometheus_port, process=processes[-1])
+        ready = http_probe(prometheus_port, "/-/ready", "Ready")
+        realtools.wait_until_ready(ready, processes[-1], "prometheus", work / "prometheus.log", timeout=60)
         jobs = [job["job_name"] for job in config["scrape_configs"]]
         yield {"port": prometheus_port, "fakes": fakes, "jobs": jobs, "log": work, "node_port": node_port}
     finally:
@@ -420,3 +427,18 @@ def test_alloy_healthcheck_passes_only_on_a_ready_answer(reference, stack):
     finally:
         not_found.stop()
     assert alloy_check(reference, realtools.free_port()).returncode != 0
+
+
+def test_prometheus_runs_with_the_rendered_retention(reference, stack):
+    """Its flags page shows the retention time and size it took from the rendered flags: the
+    size is the capacity estimate in whole MiB (Prometheus' MB are powers of two)."""
+    url = f"http://127.0.0.1:{stack['port']}/api/v1/status/flags"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        flags = json.load(response)["data"]
+    assert flags["storage.tsdb.retention.time"] == "15d"
+    units = {"KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4}
+    shown = flags["storage.tsdb.retention.size"]  # e.g. 2GiB588MiB
+    parts = re.findall(r"([0-9]+)([KMGT]iB)", shown)
+    assert "".join(number + unit for number, unit in parts) == shown
+    taken = sum(int(number) * units[unit] for number, unit in parts)
+    assert taken == disk.prometheus_bytes(reference.plan.observability) // 1024**2 * 1024**2
