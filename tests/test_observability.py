@@ -445,3 +445,84 @@ def test_prometheus_retention_size_is_the_disk_capacity_counts(reference):
     assert volume.size == 8 * 2000 * (15 * 86_400 // 15) * 2
     assert f"--storage.tsdb.retention.size={volume.size // 1024**2}MB" in command
     assert "--storage.tsdb.retention.time=15d" in command
+
+
+def _endpoint(service: str, port_name: str, node: str = "node-1") -> dict[str, str]:
+    return {
+        "__address__": "10.1.2.3:9100",
+        "__meta_kubernetes_service_label_app_kubernetes_io_name": service,
+        "__meta_kubernetes_endpoint_port_name": port_name,
+        "__meta_kubernetes_pod_node_name": node,
+    }
+
+
+def test_kubernetes_scrapes_the_clusters_node_exporter_kube_state_metrics_and_kubelets(reference):
+    """No DaemonSet in the restricted namespace: the cluster's own agents, found by their Services."""
+    config_maps = {doc["metadata"]["name"]: doc for doc in _kubernetes_documents(reference)}
+    config = yaml.safe_load(config_maps["prometheus-config"]["data"]["prometheus.yml"])
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert sorted(jobs) == ["gateway", "kube-state-metrics", "kubelet", "node", "pods", "prometheus"]
+    node = jobs["node"]
+    assert node["kubernetes_sd_configs"] == [{"role": "endpoints"}]
+    kept = _relabel(node["relabel_configs"], _endpoint("prometheus-node-exporter", "metrics", "osl-1"))
+    assert kept is not None and kept["instance"] == "osl-1"  # the alerts name the node
+    assert _relabel(node["relabel_configs"], _endpoint("prometheus-node-exporter", "https")) is None
+    assert _relabel(node["relabel_configs"], _endpoint("kube-state-metrics", "metrics")) is None
+    state = jobs["kube-state-metrics"]
+    assert state["honor_labels"] is True
+    assert _relabel(state["relabel_configs"], _endpoint("kube-state-metrics", "http")) is not None
+    assert _relabel(state["relabel_configs"], _endpoint("prometheus-node-exporter", "http")) is None
+    kubelet = jobs["kubelet"]
+    assert (kubelet["scheme"], kubelet["metrics_path"], kubelet["honor_labels"]) == ("https", "/metrics/cadvisor", True)
+    assert kubelet["kubernetes_sd_configs"] == [{"role": "node"}]
+    assert kubelet["authorization"] == {"credentials_file": "/var/run/secrets/kubernetes.io/serviceaccount/token"}
+    assert _relabel(kubelet["relabel_configs"], {"__meta_kubernetes_node_name": "osl-2"})["instance"] == "osl-2"
+
+
+def test_kubernetes_memory_alert_reads_kube_state_metrics_limits(reference):
+    observability = reference.plan.observability
+    compose = {rule.alert: rule for group in observability.rule_groups for rule in group.rules}
+    kubernetes = {rule.alert: rule for group in observability.kubernetes_rule_groups for rule in group.rules}
+    assert "MemoryNearLimit" not in compose and "process_resident_memory_bytes" not in str(kubernetes)
+    memory = kubernetes["ContainerMemoryNearLimit"].expr
+    assert 'kube_pod_container_resource_limits{namespace="nordic-pay",resource="memory"} > 0' in memory
+    assert 'container_memory_working_set_bytes{namespace="nordic-pay",container!="",container!="POD"}' in memory
+    assert "container_spec_memory_limit_bytes" in compose["ContainerMemoryNearLimit"].expr
+    # the host rules are the same in both flavours: both name the node_exporter job `node`
+    assert [kubernetes[name].expr for name in ("HostCpuStealHigh", "HostIowaitHigh")] == [
+        compose[name].expr for name in ("HostCpuStealHigh", "HostIowaitHigh")
+    ]
+
+
+def test_operator_flavour_monitors_the_clusters_agents(write_blueprint):
+    def operator(data):
+        data["observability"]["prometheus"]["operator"] = True
+
+    documents = _kubernetes_documents(variant(write_blueprint, operator))
+    monitors = {doc["metadata"]["name"]: doc["spec"] for doc in documents if doc["kind"] == "ServiceMonitor"}
+    assert sorted(monitors) == ["kube-state-metrics", "kubelet-cadvisor", "node-exporter"]
+    node = monitors["node-exporter"]
+    assert node["namespaceSelector"] == {"any": True}
+    assert node["selector"] == {"matchLabels": {"app.kubernetes.io/name": "prometheus-node-exporter"}}
+    assert node["endpoints"][0]["port"] == "metrics"
+    assert {"action": "replace", "targetLabel": "job", "replacement": "node"} in node["endpoints"][0]["relabelings"]
+    kubelet = monitors["kubelet-cadvisor"]
+    assert kubelet["namespaceSelector"] == {"matchNames": ["kube-system"]}
+    endpoint = kubelet["endpoints"][0]
+    assert (endpoint["port"], endpoint["path"], endpoint["scheme"], endpoint["honorLabels"]) == ("https-metrics", "/metrics/cadvisor", "https", True)
+    assert monitors["kube-state-metrics"]["endpoints"][0]["honorLabels"] is True
+    # the compose agents' jobs are not pods of the app: no PodMonitor for them
+    assert not any(doc["kind"] == "PodMonitor" and doc["metadata"]["name"] in ("node", "cadvisor") for doc in documents)
+
+
+def test_declared_host_disk_gives_an_alert_on_the_compose_host(write_blueprint):
+    def disk(data):
+        data["hosts"][0]["disk"] = "200Gi"
+
+    observability = variant(write_blueprint, disk).plan.observability
+    compose = {rule.alert: rule for group in observability.rule_groups for rule in group.rules}
+    declared = compose["HostDiskOverDeclared"]
+    assert declared.expr.endswith(f"> {int(200 * 1024**3 * 0.9)}")
+    assert dict(declared.labels)["host"] == "osl-1" and declared.at == ("hosts", "osl-1", "disk")
+    kubernetes = {rule.alert for group in observability.kubernetes_rule_groups for rule in group.rules}
+    assert "HostDiskOverDeclared" not in kubernetes  # host.disk counts the nodes together there

@@ -106,6 +106,96 @@ def test_promtool_rejects_a_broken_rule(rendered, tmp_path, rule_file, threshold
     assert alert in result.stdout + result.stderr
 
 
+KUBERNETES_RULES_TEST = ROOT / "tests" / "observability" / "kubernetes-rules.test.yml"
+
+
+def kubernetes_documents(reference) -> dict[str, dict]:
+    built = next(b for b in reference.artifacts if b.path == "kubernetes/observability/prometheus-config.yaml")
+    return {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all(built.text) if doc}
+
+
+def test_promtool_unit_tests_of_the_kubernetes_memory_rule(reference, tmp_path):
+    """The prometheus-rules ConfigMap's rule files, as a Prometheus in the cluster reads them."""
+    rules = kubernetes_documents(reference)["prometheus-rules"]["data"]
+    (tmp_path / "rules").mkdir()
+    for name, text in rules.items():
+        (tmp_path / "rules" / name).write_text(text, encoding="utf-8")
+    shutil.copy(KUBERNETES_RULES_TEST, tmp_path / KUBERNETES_RULES_TEST.name)
+    result = run([promtool(), "test", "rules", tmp_path / KUBERNETES_RULES_TEST.name])
+    assert result.returncode == 0, result.stdout + result.stderr
+    # and the same run notices a limit read from the wrong metric
+    resources = tmp_path / "rules" / "resources.yml"
+    resources.write_text(resources.read_text().replace('resource=\\"memory\\"', 'resource=\\"cpu\\"'), encoding="utf-8")
+    assert 'resource=\\"cpu\\"' in resources.read_text()
+    broken = run([promtool(), "test", "rules", tmp_path / KUBERNETES_RULES_TEST.name])
+    assert broken.returncode != 0 and "ContainerMemoryNearLimit" in broken.stdout + broken.stderr
+
+
+def test_promtool_accepts_the_kubernetes_host_jobs(reference, tmp_path):
+    """This promtool has no kubernetes_sd: the node, kube-state-metrics and kubelet jobs are
+    checked with static targets in its place, and the service account token at a local path;
+    everything else (scheme, authorization, TLS, relabelling) as rendered."""
+    config = yaml.safe_load(kubernetes_documents(reference)["prometheus-config"]["data"]["prometheus.yml"])
+    token = tmp_path / "token"
+    token.write_text("test-token\n", encoding="utf-8")
+    jobs = [job for job in config["scrape_configs"] if job["job_name"] in ("node", "kube-state-metrics", "kubelet")]
+    assert len(jobs) == 3
+    for job in jobs:
+        assert job.pop("kubernetes_sd_configs")
+        job["static_configs"] = [{"targets": ["127.0.0.1:9"]}]
+        if "authorization" in job:
+            job["authorization"]["credentials_file"] = str(token)
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump({"global": config["global"], "scrape_configs": jobs}), encoding="utf-8")
+    result = run([promtool(), "check", "config", path])
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs[2]["tls_config"]["insecure_skip_verifyy"] = True  # a typo the check must catch
+    path.write_text(yaml.safe_dump({"global": config["global"], "scrape_configs": jobs}), encoding="utf-8")
+    assert run([promtool(), "check", "config", path]).returncode != 0
+
+
+def test_promtool_declared_disk_alert(write_blueprint, tmp_path):
+    """With host.disk 200Gi on the compose host, 190 GiB used on / fires HostDiskOverDeclared
+    (above 90%, 180 GiB) after 10m; 100 GiB used stays quiet."""
+    text = (ROOT / "blueprints" / "reference.yaml").read_text(encoding="utf-8")
+    first_host = "{name: osl-1, region: oslo, vcpu: 8, memory: 16Gi, storage: nvme, zone: a}"
+    assert first_host in text
+    blueprint = write_blueprint(text.replace(first_host, first_host[:-1] + ", disk: 200Gi}"))
+    rendered = render_in_memory(blueprint)
+    (tmp_path / "rules").mkdir()
+    host_rules = next(built for built in rendered.artifacts if built.path == "prometheus/rules/host.yml")
+    (tmp_path / "rules" / "host.yml").write_text(host_rules.text, encoding="utf-8")
+    gib = 1024**3
+    labels = 'job="node",instance="node-exporter:9100",device="/dev/vda1",fstype="ext4",mountpoint="/"'
+
+    def case(used_gib: int, expected: list) -> dict:
+        return {
+            "interval": "1m",
+            "input_series": [
+                {"series": f"node_filesystem_size_bytes{{{labels}}}", "values": f"{250 * gib}x20"},
+                {"series": f"node_filesystem_avail_bytes{{{labels}}}", "values": f"{(250 - used_gib) * gib}x20"},
+            ],
+            "alert_rule_test": [{"eval_time": "15m", "alertname": "HostDiskOverDeclared", "exp_alerts": expected}],
+        }
+
+    firing = {
+        "exp_labels": {
+            "alertname": "HostDiskOverDeclared",
+            "host": "osl-1",
+            "severity": "warning",
+            **dict(item.split("=") for item in labels.replace('"', "").split(",")),
+        },
+        "exp_annotations": {
+            "summary": "osl-1 uses more than 90% of its declared 200Gi of disk",
+            "description": "190GiB are in use on /; the capacity plan counted the volumes against host.disk 200Gi.",
+        },
+    }
+    tests = {"rule_files": ["rules/host.yml"], "evaluation_interval": "15s", "tests": [case(190, [firing]), case(100, [])]}
+    (tmp_path / "disk.test.yml").write_text(yaml.safe_dump(tests), encoding="utf-8")
+    result = run([promtool(), "test", "rules", tmp_path / "disk.test.yml"])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 class _Metrics(http.server.BaseHTTPRequestHandler):
     body = b"# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 1.2e+07\n"
 
