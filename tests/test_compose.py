@@ -444,6 +444,19 @@ def test_host_access_beyond_the_agents_documented_mounts_is_an_error(rendered, n
     assert reason in found[0].message
 
 
+def test_a_backup_path_among_the_hosts_system_paths_is_found_at_the_blueprint(tmp_path):
+    data = variants.load("reference")
+    data["datastores"]["payment-db"]["backup"] = {"path": "/etc/pay-backups"}
+    found = [(f.id, f.severity, f.path) for f in findings(_analyse(tmp_path, data)) if f.id == "compose-host-access"]
+    # the datastore's container and the backup's both mount it
+    assert sorted(found) == [
+        ("compose-host-access", "error", "datastores.payment-db"),
+        ("compose-host-access", "error", "datastores.payment-db.backup"),
+    ]
+    data["datastores"]["payment-db"]["backup"] = {"path": "/srv/pay-backups"}
+    assert [f for f in findings(_analyse(tmp_path, data)) if f.id == "compose-host-access"] == []
+
+
 def test_host_access_check_runs_on_the_built_compose_file(tmp_path, rendered):
     """The inspector reads the file as built: a host mount added there is found, where the
     unchanged file has none."""

@@ -81,6 +81,7 @@ def container_origins(plan) -> dict[str, tuple]:
     origins: dict[str, tuple] = {compose.GATEWAY: ("gateway",)}
     origins.update((service.name, ("services", service.name)) for service in plan.services)
     origins.update((store.name, ("datastores", store.name)) for store in plan.datastores)
+    origins.update((store.backup.container, ("datastores", store.name, "backup")) for store in plan.datastores if store.backup is not None)
     return origins
 
 
@@ -194,6 +195,6 @@ def check_host_access(name: str, entry: dict, at: tuple) -> Iterator[Finding]:
             "error",
             at,
             f"container {name} gets {', '.join(reasons)}: a way out of the container onto the host",
-            "only node-exporter and cadvisor read the host, through the read-only mounts their documentation lists; "
-            "report this as a bug in msgen",
+            "give backup.path a directory outside the host's system paths; any other host access is a bug in msgen to "
+            "report (only node-exporter and cadvisor read the host, through the read-only mounts they document)",
         )

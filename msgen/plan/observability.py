@@ -238,7 +238,7 @@ def plan_observability(
     window = at_least(MIN_RATE_WINDOW, interval, 4)
     alerts = section.alerts and prometheus is not None
     flavours = ("compose", "kubernetes") if blueprint.kubernetes else ("compose",)
-    groups = rule_groups(blueprint, services, datastores, gateway, interval, window, flavours) if alerts else ((), ())
+    groups = rule_groups(blueprint, datastores, gateway, interval, window, flavours) if alerts else ((), ())
     compose_rules, kubernetes_rules = groups[0], (groups[1] if len(groups) > 1 else ())
     return ObservabilityPlan(
         project=blueprint.project,
@@ -332,7 +332,7 @@ def _rule(
 
 
 def rule_groups(
-    blueprint, services, datastores, gateway, interval: Duration, window: str, flavours: tuple[str, ...]
+    blueprint, datastores, gateway, interval: Duration, window: str, flavours: tuple[str, ...]
 ) -> tuple[tuple[RuleGroup, ...], ...]:
     """Alert rule groups for each flavour (compose, kubernetes). The flavours differ only in
     how Traefik names a routed service: the other groups are the same objects in both."""
