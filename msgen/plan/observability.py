@@ -334,8 +334,9 @@ def _rule(
 def rule_groups(
     blueprint, datastores, gateway, interval: Duration, window: str, flavours: tuple[str, ...]
 ) -> tuple[tuple[RuleGroup, ...], ...]:
-    """Alert rule groups for each flavour (compose, kubernetes). The flavours differ only in
-    how Traefik names a routed service: the other groups are the same objects in both."""
+    """Alert rule groups for each flavour (compose, kubernetes). The flavours differ in how
+    Traefik names a routed service, where a container's memory limit is read (cAdvisor, or
+    kube-state-metrics) and in the compose host's declared disk; the rest is the same in both."""
     every = prom_duration(interval.ms)
     availability = RuleGroup("availability", every, (_target_down(interval),))
     datastore_group = RuleGroup("datastores", every, _datastore_rules(datastores, interval, window))

@@ -398,9 +398,12 @@ def retention_size(observability: obs.ObservabilityPlan) -> str:
 
 # --- host agents: the one exception to "no host access" (msgen/checks/compose.py) ------------------
 # Each gets exactly the read-only host mounts its documentation lists, no privileged mode (which
-# cAdvisor's documentation shows, for devices msgen does not monitor) and no host namespaces. node_exporter without the host's network and pid namespaces reports
-# what is the same from any namespace (CPU, memory, disks, filesystems, pressure): its network
-# and process collectors, which would report the container's own, stay off.
+# cAdvisor's example command adds) and no host namespaces. node_exporter without the host's
+# network and pid namespaces reports what is the same from any namespace (CPU, memory, disks,
+# filesystems, pressure): its network and process collectors, which would report the
+# container's own, stay off. cAdvisor's /var/run holds the docker socket, where it reads each
+# container's name and compose labels: read-only stops file writes, not API calls, so cadvisor
+# is as trusted as the docker daemon; it publishes no port and only Prometheus reaches it.
 HOST_AGENT_MOUNTS = {
     "node-exporter": ("/:/host:ro,rslave",),
     "cadvisor": ("/:/rootfs:ro", "/var/run:/var/run:ro", "/sys:/sys:ro", "/var/lib/docker/:/var/lib/docker:ro", "/dev/disk/:/dev/disk:ro"),
