@@ -57,15 +57,10 @@ from msgen.errors import BlueprintError, MsgenError
 from msgen.findings import Finding, apply_suppressions, finding, locate
 from msgen.model.blueprint import Host
 from msgen.model.load import LoadedBlueprint, load_blueprint
-from msgen.plan.observability import CPU_STEAL_THRESHOLD
+from msgen.plan.observability import CPU_STEAL_THRESHOLD, IOWAIT_THRESHOLD
 
 Wait = Callable[[float], None]
 
-# I/O wait above this share of the CPU time (percent) is the warning host-iowait. iowait is
-# idle time with I/O outstanding, not a cost in itself, and the kernel documents it as
-# unreliable (Documentation/filesystems/proc.rst): a warning, not an error. On a quiet host
-# it is near 0; 10% of every vCPU's time idle on I/O is storage that keeps work waiting.
-IOWAIT_THRESHOLD = 10.0
 # MemTotal is the RAM minus what the kernel keeps for itself (its image, firmware areas, a
 # crashkernel reservation: Ubuntu's kdump reserves 320M on 2-4G, 512M on 4-32G). A host
 # with less than declared - max(5%, 512Mi) is the error host-memory; a smaller instance size

@@ -271,8 +271,37 @@ IMAGES: dict[str, ImageFacts] = {
         cap_add=(),
         credentials="--redis.password-file (a JSON map of URI to password) or REDIS_PASSWORD",
     ),
+    # host agents of the compose stack: read-only views of the host (README: host metrics)
+    "node-exporter": ImageFacts(
+        key="node-exporter",
+        repository="prom/node-exporter",
+        tag="v1.8.2",
+        docs="https://github.com/prometheus/node_exporter#docker",
+        user="nobody",
+        uid=65534,
+        port=9100,
+        config_path=None,
+        config_args=("--path.rootfs=/host",),  # the documented prefix for the host's / mounted at /host
+        data_dir=None,
+        healthcheck=("wget", "-q", "-O", "/dev/null", "http://localhost:9100/"),  # busybox image
+        cap_add=(),
+    ),
+    "cadvisor": ImageFacts(
+        key="cadvisor",
+        repository="gcr.io/cadvisor/cadvisor",
+        tag="v0.49.1",
+        docs="https://github.com/google/cadvisor/blob/master/docs/running.md",
+        user="root",  # reads every container's cgroup files and /var/lib/docker, owned by root
+        uid=0,
+        port=8080,
+        config_path=None,
+        config_args=(),
+        data_dir=None,
+        # the image's own HEALTHCHECK (alpine: busybox wget)
+        healthcheck=("wget", "--quiet", "--tries=1", "--spider", "http://localhost:8080/healthz"),
+        cap_add=(),
+    ),
 }
-
 
 
 def facts(key: str) -> ImageFacts:

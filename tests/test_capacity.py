@@ -116,9 +116,12 @@ def test_compose_counts_every_container_of_the_compose_file(reference_blueprint)
     loads = {load.name: load for load in placement.compose.loads}
     assert set(loads) == set(rendered.files[COMPOSE_FILE].document()["services"])
     # services 3x256 + 2x256 + 2x256, datastores 4096 + 2048 + 512, gateway 512,
-    # prometheus 1024, grafana 256, loki 512, alloy 256, three exporters 3x64, the backups of
-    # payment-db and ledger-db 2x256 (MiB; the cache fraud-cache is not backed up)
-    assert placement.compose.memory_used == (768 + 512 + 512 + 4096 + 2048 + 512 + 512 + 1024 + 256 + 512 + 256 + 192 + 512) * MI
+    # prometheus 1024, grafana 256, loki 512, alloy 256, three exporters 3x64, node-exporter 64,
+    # cadvisor 256, the backups of payment-db and ledger-db 2x256 (MiB; the cache fraud-cache is
+    # not backed up)
+    assert placement.compose.memory_used == (
+        768 + 512 + 512 + 4096 + 2048 + 512 + 512 + 1024 + 256 + 512 + 256 + 192 + 64 + 256 + 512
+    ) * MI
     backup = loads["payment-db-backup"]
     assert (backup.memory, backup.cpu_limit_m, backup.replicas) == (BACKUP_MEMORY.bytes, BACKUP_CPU.millicores, 1)
     assert placement.compose.cpu_reserved_m == 3 * 250 + 2 * 100 + 2 * 100  # datastores' cpu is a limit
@@ -245,7 +248,7 @@ def test_plan_shows_capacity_and_residency(reference_blueprint):
     assert result.exit_code == 0
     sections = {section["title"]: section["rows"] for section in json.loads(result.stdout)}
     capacity = {row["scope"]: row for row in sections["Capacity (per host, with headroom)"]}
-    assert capacity["compose"]["memory placed / usable"] == "11.44 GiB / 14.40 GiB (memory limits)"
+    assert capacity["compose"]["memory placed / usable"] == "11.75 GiB / 14.40 GiB (memory limits)"
     assert capacity["compose"]["CPU reserved / usable"] == "1150m / 8"
     assert capacity["kubernetes"]["hosts"] == "osl-1, osl-2, osl-3, osl-4"
     residency = sections["Residency (personal data allowed in: NO, EEA)"]

@@ -16,10 +16,12 @@ from ruamel.yaml import YAML
 
 from msgen import api, images, views
 from msgen.checks import compose as compose_checks
+from msgen.contract import COMPOSE_FILE
 from msgen.errors import BlueprintError
 from msgen.model.blueprint import Blueprint
 from msgen.plan import build_plan
 from msgen.targets import compose
+from msgen.targets.observability import HOST_AGENT_MOUNTS
 from msgen.units import compose_cpus, compose_memory
 from tests import compose_variants as variants
 from tests.rendering import render_in_memory
@@ -125,6 +127,8 @@ def test_every_mount_and_secret_points_into_the_output_folder(rendered, key):
             source = volume.split(":")[0]
             if source.startswith("../"):
                 assert (folder / source).exists(), (name, source)  # another target wrote it
+            elif name in HOST_AGENT_MOUNTS:
+                assert volume in HOST_AGENT_MOUNTS[name], (name, volume)  # the agent's documented read-only view
             elif source.startswith("/"):
                 assert source in ("/var/run/docker.sock", "/var/lib/docker/containers"), (name, source)
             else:
@@ -396,6 +400,81 @@ def test_document_checks_guard_merged_containers():
         "container prometheus has no cpus limit: one runaway process can starve the host"
     ]
     assert [f.id for f in compose_checks.check_healthcheck(None, "prometheus", entry, at)] == ["compose-no-healthcheck"]
+
+
+def test_host_agents_alone_read_the_host(rendered):
+    """node-exporter and cadvisor pass with exactly their documented read-only mounts; nothing
+    else in any rendered stack reaches the host beyond what msgen writes."""
+    for key, (_, document, analysis) in rendered.items():
+        assert [f for f in analysis.findings if f.id == "compose-host-access"] == [], key
+        services = document["services"]
+        assert ("node-exporter" in services) == ("cadvisor" in services) == ("prometheus" in services), key
+        if "prometheus" not in services:
+            continue
+        assert services["node-exporter"]["volumes"] == ["/:/host:ro,rslave"], key
+        assert "--path.rootfs=/host" in services["node-exporter"]["command"]
+        assert services["cadvisor"]["devices"] == ["/dev/kmsg"] and all(v.endswith(":ro") for v in services["cadvisor"]["volumes"])
+        for name in ("node-exporter", "cadvisor"):
+            assert [f.id for f in compose_checks.check_host_access(name, services[name], ("observability",))] == [], (key, name)
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "reason"),
+    [
+        # the agents' mounts on any other container
+        ("payment", {"volumes": ["/:/host:ro,rslave"]}, "host path /"),
+        ("prometheus", {"volumes": ["/var/run:/var/run:ro"]}, "host path /var/run"),
+        ("grafana", {"devices": ["/dev/kmsg"]}, "device /dev/kmsg"),
+        ("node-exporter", {"volumes": ["/var/lib/docker/:/var/lib/docker:ro"]}, "host path /var/lib/docker/"),
+        # the agents themselves, beyond their documented view
+        ("node-exporter", {"volumes": ["/:/host:rw"]}, "host path /"),
+        ("cadvisor", {"volumes": ["/etc:/etc:ro"]}, "host path /etc"),
+        ("cadvisor", {"volumes": [{"type": "bind", "source": "/proc", "target": "/host/proc"}]}, "host path /proc"),
+        ("cadvisor", {"privileged": True}, "privileged mode"),
+        ("node-exporter", {"pid": "host"}, "pid: host"),
+        ("node-exporter", {"network_mode": "host"}, "network_mode: host"),
+        ("cadvisor", {"devices": ["/dev/mem"]}, "device /dev/mem"),
+    ],
+)
+def test_host_access_beyond_the_agents_documented_mounts_is_an_error(rendered, name, change, reason):
+    _, document, _ = rendered[("reference", None)]
+    entry = {**document["services"][name], **change}
+    found = list(compose_checks.check_host_access(name, entry, ("observability",)))
+    assert [(f.id, f.severity) for f in found] == [("compose-host-access", "error")]
+    assert reason in found[0].message
+
+
+def test_a_backup_path_among_the_hosts_system_paths_is_found_at_the_blueprint(tmp_path):
+    data = variants.load("reference")
+    data["datastores"]["payment-db"]["backup"] = {"path": "/etc/pay-backups"}
+    found = [(f.id, f.severity, f.path) for f in findings(_analyse(tmp_path, data)) if f.id == "compose-host-access"]
+    # the datastore's container and the backup's both mount it
+    assert sorted(found) == [
+        ("compose-host-access", "error", "datastores.payment-db"),
+        ("compose-host-access", "error", "datastores.payment-db.backup"),
+    ]
+    data["datastores"]["payment-db"]["backup"] = {"path": "/srv/pay-backups"}
+    assert [f for f in findings(_analyse(tmp_path, data)) if f.id == "compose-host-access"] == []
+
+
+def test_host_access_check_runs_on_the_built_compose_file(tmp_path, rendered):
+    """The inspector reads the file as built: a host mount added there is found, where the
+    unchanged file has none."""
+    _, document, analysis = rendered[("reference", None)]
+    inspector = compose_checks.Inspector(analysis.plan)
+    changed = {**document, "services": {**document["services"], "payment": {**document["services"]["payment"], "pid": "host"}}}
+
+    class Built:
+        path = COMPOSE_FILE
+
+        @staticmethod
+        def document():
+            return changed
+
+    inspector.read(Built())
+    assert [(f.id, f.path) for f in inspector.findings() if f.id == "compose-host-access"] == [
+        ("compose-host-access", "services.payment")
+    ]
 
 
 # --- property: env values survive -----------------------------------------------------------

@@ -99,6 +99,24 @@ def test_compose_model_of_the_reference(binary, outputs):
     assert all(Path(secret["file"]).parent.parent == secrets_dir for secret in loaded["secrets"].values())
     redis = services["fraud-cache"]
     assert unescape(redis["entrypoint"][2]).endswith('--requirepass "$(cat /run/secrets/db-password)"')
+    # the host agents: read-only binds as compose-go reads them (node-exporter's with rslave
+    # propagation), the device, and no privileged mode or host namespace
+    node = services["node-exporter"]
+    assert [(v["type"], v["source"], v["target"], v.get("read_only"), v["bind"]["propagation"]) for v in node["volumes"]] == [
+        ("bind", "/", "/host", True, "rslave")
+    ]
+    cadvisor = services["cadvisor"]
+    assert sorted((v["source"].rstrip("/"), v["target"]) for v in cadvisor["volumes"]) == [
+        ("", "/rootfs"),
+        ("/dev/disk", "/dev/disk"),
+        ("/sys", "/sys"),
+        ("/var/lib/docker", "/var/lib/docker"),
+        ("/var/run", "/var/run"),
+    ]
+    assert all(v["type"] == "bind" and v.get("read_only") for v in cadvisor["volumes"])
+    assert [(d["source"], d["target"]) for d in cadvisor["devices"]] == [("/dev/kmsg", "/dev/kmsg")]
+    for agent in (node, cadvisor):
+        assert not agent.get("privileged") and not agent.get("pid") and "network_mode" not in agent
 
 
 def test_the_compose_spec_schema_accepts_every_file(outputs):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from msgen.plan.disk import compose_volumes
 from msgen.plan.kubernetes import SCRAPE_LABEL
 from msgen.targets import Built
 from msgen.targets import observability as target
@@ -61,9 +62,11 @@ def test_reference_jobs_and_alerts(reference):
         ("fraud-cache", "datastore", "fraud-cache-exporter:9121"),
         ("ledger-db", "datastore", "ledger-db-exporter:9187"),
         ("payment-db", "datastore", "payment-db-exporter:9104"),
+        ("node", "host", "node-exporter:9100"),
+        ("cadvisor", "host", "cadvisor:8080"),
     ]
     alerts = [
-        (rule.alert, dict(rule.labels).get("service") or dict(rule.labels)["datastore"])
+        (rule.alert, dict(rule.labels).get("service") or dict(rule.labels).get("datastore") or dict(rule.labels)["host"])
         for g in observability.rule_groups
         for rule in g.rules
     ]
@@ -79,9 +82,11 @@ def test_reference_jobs_and_alerts(reference):
         ("DatastoreConnectionsHigh", "ledger-db"),
         ("DatastoreDown", "payment-db"),
         ("DatastoreConnectionsHigh", "payment-db"),
-        ("MemoryNearLimit", "prometheus"),
-        ("MemoryNearLimit", "gateway"),
-        ("MemoryNearLimit", "payment"),
+        ("HostCpuStealHigh", "{{ $labels.instance }}"),
+        ("HostIowaitHigh", "{{ $labels.instance }}"),
+        ("HostDiskFilling", "{{ $labels.instance }}"),
+        ("HostDiskFillsWithinADay", "{{ $labels.instance }}"),
+        ("ContainerMemoryNearLimit", "{{ $labels.container_label_com_docker_compose_service }}"),
     ]
     for group in observability.rule_groups:
         for rule in group.rules:
@@ -97,7 +102,13 @@ def test_rendered_prometheus_config(reference):
         "evaluation_interval": "15s",
         "external_labels": {"project": "nordic-pay"},
     }
-    assert config["rule_files"] == ["rules/availability.yml", "rules/gateway.yml", "rules/datastores.yml", "rules/resources.yml"]
+    assert config["rule_files"] == [
+        "rules/availability.yml",
+        "rules/gateway.yml",
+        "rules/datastores.yml",
+        "rules/host.yml",
+        "rules/resources.yml",
+    ]
     payment = next(job for job in config["scrape_configs"] if job["job_name"] == "payment")
     # three replicas in compose: DNS gives every replica's address
     assert payment["dns_sd_configs"] == [{"names": ["payment"], "type": "A", "port": 9090}]
@@ -348,9 +359,9 @@ def test_kubernetes_config_keeps_exactly_the_labelled_metrics_ports(reference):
     gateway = next(job for job in config["scrape_configs"] if job["job_name"] == "gateway")
     assert _relabel(gateway["relabel_configs"], _pod("traefik", "metrics", None, "traefik")) is not None
     rules = config_maps["prometheus-rules"]["data"]
-    assert sorted(rules) == ["availability.yml", "datastores.yml", "gateway.yml", "resources.yml"]
+    assert sorted(rules) == ["availability.yml", "datastores.yml", "gateway.yml", "host.yml", "resources.yml"]
     assert config["rule_files"] == [
-        f"/etc/prometheus/rules/{name}" for name in ["availability.yml", "gateway.yml", "datastores.yml", "resources.yml"]
+        f"/etc/prometheus/rules/{name}" for name in ["availability.yml", "gateway.yml", "datastores.yml", "host.yml", "resources.yml"]
     ]
     expressions = [rule["expr"] for group in yaml.safe_load(rules["gateway.yml"])["groups"] for rule in group["rules"]]
     # Traefik names an IngressRoute's router <namespace>-<name>-<sha256 of its match, 20 hex digits>@kubernetescrd
@@ -390,7 +401,7 @@ def test_operator_flavour(write_blueprint):
     assert payment["podMetricsEndpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}]
     assert monitors["gateway"]["spec"]["namespaceSelector"] == {"matchNames": ["traefik"]}
     rule = next(doc for doc in documents if doc["kind"] == "PrometheusRule")
-    assert [group["name"] for group in rule["spec"]["groups"]] == ["availability", "gateway", "datastores", "resources"]
+    assert [group["name"] for group in rule["spec"]["groups"]] == ["availability", "gateway", "datastores", "host", "resources"]
     assert not any(doc["kind"] == "ConfigMap" for doc in documents)
 
 
@@ -441,3 +452,94 @@ def test_a_dollar_in_a_metrics_path_reaches_prometheus_as_written(write_blueprin
     config = yaml.safe_load(next(m for m in config_maps if m["metadata"]["name"] == "prometheus-config")["data"]["prometheus.yml"])
     replacements = [rule["replacement"] for job in config["scrape_configs"] for rule in job.get("relabel_configs", []) if "replacement" in rule]
     assert replacements == ["/m$$1$${x}"]
+
+
+def test_prometheus_retention_size_is_the_disk_capacity_counts(reference):
+    """--storage.tsdb.retention.size caps the volume at the estimate the capacity check adds up."""
+    command = yaml.safe_load(files(reference)["compose/docker-compose.yml"])["services"]["prometheus"]["command"]
+    volume = next(volume for volume in compose_volumes(reference.plan) if volume.name == "prometheus-data")
+    # 8 targets (6 and the two host agents) x 2000 series, a sample every 15s for 15d, 2 bytes each
+    assert volume.size == 8 * 2000 * (15 * 86_400 // 15) * 2
+    assert f"--storage.tsdb.retention.size={volume.size // 1024**2}MB" in command
+    assert "--storage.tsdb.retention.time=15d" in command
+
+
+def _endpoint(service: str, port_name: str, node: str = "node-1") -> dict[str, str]:
+    return {
+        "__address__": "10.1.2.3:9100",
+        "__meta_kubernetes_service_label_app_kubernetes_io_name": service,
+        "__meta_kubernetes_endpoint_port_name": port_name,
+        "__meta_kubernetes_pod_node_name": node,
+    }
+
+
+def test_kubernetes_scrapes_the_clusters_node_exporter_kube_state_metrics_and_kubelets(reference):
+    """No DaemonSet in the restricted namespace: the cluster's own agents, found by their Services."""
+    config_maps = {doc["metadata"]["name"]: doc for doc in _kubernetes_documents(reference)}
+    config = yaml.safe_load(config_maps["prometheus-config"]["data"]["prometheus.yml"])
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert sorted(jobs) == ["gateway", "kube-state-metrics", "kubelet", "node", "pods", "prometheus"]
+    node = jobs["node"]
+    assert node["kubernetes_sd_configs"] == [{"role": "endpoints"}]
+    kept = _relabel(node["relabel_configs"], _endpoint("prometheus-node-exporter", "metrics", "osl-1"))
+    assert kept is not None and kept["instance"] == "osl-1"  # the alerts name the node
+    assert _relabel(node["relabel_configs"], _endpoint("prometheus-node-exporter", "https")) is None
+    assert _relabel(node["relabel_configs"], _endpoint("kube-state-metrics", "metrics")) is None
+    state = jobs["kube-state-metrics"]
+    assert state["honor_labels"] is True
+    assert _relabel(state["relabel_configs"], _endpoint("kube-state-metrics", "http")) is not None
+    assert _relabel(state["relabel_configs"], _endpoint("prometheus-node-exporter", "http")) is None
+    kubelet = jobs["kubelet"]
+    assert (kubelet["scheme"], kubelet["metrics_path"], kubelet["honor_labels"]) == ("https", "/metrics/cadvisor", True)
+    assert kubelet["kubernetes_sd_configs"] == [{"role": "node"}]
+    assert kubelet["authorization"] == {"credentials_file": "/var/run/secrets/kubernetes.io/serviceaccount/token"}
+    assert _relabel(kubelet["relabel_configs"], {"__meta_kubernetes_node_name": "osl-2"})["instance"] == "osl-2"
+
+
+def test_kubernetes_memory_alert_reads_kube_state_metrics_limits(reference):
+    observability = reference.plan.observability
+    compose = {rule.alert: rule for group in observability.rule_groups for rule in group.rules}
+    kubernetes = {rule.alert: rule for group in observability.kubernetes_rule_groups for rule in group.rules}
+    assert "MemoryNearLimit" not in compose and "process_resident_memory_bytes" not in str(kubernetes)
+    memory = kubernetes["ContainerMemoryNearLimit"].expr
+    assert 'kube_pod_container_resource_limits{namespace="nordic-pay",resource="memory"} > 0' in memory
+    assert 'container_memory_working_set_bytes{namespace="nordic-pay",container!="",container!="POD"}' in memory
+    assert "container_spec_memory_limit_bytes" in compose["ContainerMemoryNearLimit"].expr
+    # the host rules are the same in both flavours: both name the node_exporter job `node`
+    assert [kubernetes[name].expr for name in ("HostCpuStealHigh", "HostIowaitHigh")] == [
+        compose[name].expr for name in ("HostCpuStealHigh", "HostIowaitHigh")
+    ]
+
+
+def test_operator_flavour_monitors_the_clusters_agents(write_blueprint):
+    def operator(data):
+        data["observability"]["prometheus"]["operator"] = True
+
+    documents = _kubernetes_documents(variant(write_blueprint, operator))
+    monitors = {doc["metadata"]["name"]: doc["spec"] for doc in documents if doc["kind"] == "ServiceMonitor"}
+    assert sorted(monitors) == ["kube-state-metrics", "kubelet-cadvisor", "node-exporter"]
+    node = monitors["node-exporter"]
+    assert node["namespaceSelector"] == {"any": True}
+    assert node["selector"] == {"matchLabels": {"app.kubernetes.io/name": "prometheus-node-exporter"}}
+    assert node["endpoints"][0]["port"] == "metrics"
+    assert {"action": "replace", "targetLabel": "job", "replacement": "node"} in node["endpoints"][0]["relabelings"]
+    kubelet = monitors["kubelet-cadvisor"]
+    assert kubelet["namespaceSelector"] == {"matchNames": ["kube-system"]}
+    endpoint = kubelet["endpoints"][0]
+    assert (endpoint["port"], endpoint["path"], endpoint["scheme"], endpoint["honorLabels"]) == ("https-metrics", "/metrics/cadvisor", "https", True)
+    assert monitors["kube-state-metrics"]["endpoints"][0]["honorLabels"] is True
+    # the compose agents' jobs are not pods of the app: no PodMonitor for them
+    assert not any(doc["kind"] == "PodMonitor" and doc["metadata"]["name"] in ("node", "cadvisor") for doc in documents)
+
+
+def test_declared_host_disk_gives_an_alert_on_the_compose_host(write_blueprint):
+    def disk(data):
+        data["hosts"][0]["disk"] = "200Gi"
+
+    observability = variant(write_blueprint, disk).plan.observability
+    compose = {rule.alert: rule for group in observability.rule_groups for rule in group.rules}
+    declared = compose["HostDiskOverDeclared"]
+    assert declared.expr.endswith(f"> {int(200 * 1024**3 * 0.9)}")
+    assert dict(declared.labels)["host"] == "osl-1" and declared.at == ("hosts", "osl-1", "disk")
+    kubernetes = {rule.alert for group in observability.kubernetes_rule_groups for rule in group.rules}
+    assert "HostDiskOverDeclared" not in kubernetes  # host.disk counts the nodes together there

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -21,13 +22,16 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import realtools
 import yaml
 
-from msgen.contract import EXPORTER_USER
+from msgen.contract import COMPOSE_FILE, EXPORTER_USER
+from msgen.plan import disk
+from msgen.plan import observability as obs
 from tests.rendering import render_in_memory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,9 +67,9 @@ def run(args: list, timeout: float = 60) -> subprocess.CompletedProcess:
 def test_promtool_accepts_config_and_rules(rendered):
     config = run([promtool(), "check", "config", rendered / "prometheus.yml"])
     assert config.returncode == 0, config.stdout + config.stderr
-    assert "4 rule files found" in config.stdout
+    assert "5 rule files found" in config.stdout
     rule_files = sorted((rendered / "rules").glob("*.yml"))
-    assert [path.name for path in rule_files] == ["availability.yml", "datastores.yml", "gateway.yml", "resources.yml"]
+    assert [path.name for path in rule_files] == ["availability.yml", "datastores.yml", "gateway.yml", "host.yml", "resources.yml"]
     rules = run([promtool(), "check", "rules", *rule_files])
     assert rules.returncode == 0, rules.stdout + rules.stderr
     assert rules.stdout.count("SUCCESS") == len(rule_files)
@@ -79,28 +83,122 @@ def test_promtool_rule_unit_tests(rendered):
 
 
 @pytest.mark.parametrize(
-    ("change", "missed"),
+    ("rule_file", "changes", "alert"),
     [
         # a wrong threshold: 50% instead of 14.4 x 0.1%
-        ((("> 0.0144", "> 0.5"),), "RouteErrorBudgetBurnFast"),
+        ("gateway.yml", (("> 0.0144", "> 0.5"),), "RouteErrorBudgetBurnFast"),
         # the same rules on Traefik's service metrics, which the breaker's 503s never reach
-        ((("traefik_router_", "traefik_service_"), ('router=\\"', 'service=\\"')), "RouteErrorBudgetBurnFast"),
+        ("gateway.yml", (("traefik_router_", "traefik_service_"), ('router=\\"', 'service=\\"')), "RouteErrorBudgetBurnFast"),
+        ("host.yml", (("> 2", "> 4"),), "HostCpuStealHigh"),  # 3% steal would no longer fire
+        ("host.yml", (("> 10", "> 13"),), "HostIowaitHigh"),
+        ("host.yml", (("< 0.1", "< 0.01"),), "HostDiskFilling"),
+        ("resources.yml", (("> 0.9", "> 0.99"),), "ContainerMemoryNearLimit"),
     ],
 )
-def test_promtool_rejects_a_broken_rule(rendered, tmp_path, change, missed):
+def test_promtool_rejects_a_broken_rule(rendered, tmp_path, rule_file, changes, alert):
     """The unit tests would notice a wrong rule: the same run fails against a changed one."""
     broken = tmp_path / "prometheus"
     shutil.copytree(rendered, broken)
-    gateway = broken / "rules" / "gateway.yml"
-    text = gateway.read_text()
-    for old, new in change:
+    rules = broken / "rules" / rule_file
+    text = rules.read_text()
+    for old, new in changes:
         assert old in text
         text = text.replace(old, new)
-    gateway.write_text(text, encoding="utf-8")
+    rules.write_text(text, encoding="utf-8")
     shutil.copy(RULES_TEST, broken / RULES_TEST.name)
     result = run([promtool(), "test", "rules", broken / RULES_TEST.name])
     assert result.returncode != 0
-    assert f"alertname: {missed}, time: 1h15m" in result.stdout + result.stderr
+    assert f"alertname: {alert}, time:" in result.stdout + result.stderr
+
+
+KUBERNETES_RULES_TEST = ROOT / "tests" / "observability" / "kubernetes-rules.test.yml"
+
+
+def kubernetes_documents(reference) -> dict[str, dict]:
+    built = next(b for b in reference.artifacts if b.path == "kubernetes/observability/prometheus-config.yaml")
+    return {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all(built.text) if doc}
+
+
+def test_promtool_unit_tests_of_the_kubernetes_memory_rule(reference, tmp_path):
+    """The prometheus-rules ConfigMap's rule files, as a Prometheus in the cluster reads them."""
+    rules = kubernetes_documents(reference)["prometheus-rules"]["data"]
+    (tmp_path / "rules").mkdir()
+    for name, text in rules.items():
+        (tmp_path / "rules" / name).write_text(text, encoding="utf-8")
+    shutil.copy(KUBERNETES_RULES_TEST, tmp_path / KUBERNETES_RULES_TEST.name)
+    result = run([promtool(), "test", "rules", tmp_path / KUBERNETES_RULES_TEST.name])
+    assert result.returncode == 0, result.stdout + result.stderr
+    # and the same run notices a limit read from the wrong metric
+    resources = tmp_path / "rules" / "resources.yml"
+    resources.write_text(resources.read_text().replace('resource=\\"memory\\"', 'resource=\\"cpu\\"'), encoding="utf-8")
+    assert 'resource=\\"cpu\\"' in resources.read_text()
+    broken = run([promtool(), "test", "rules", tmp_path / KUBERNETES_RULES_TEST.name])
+    assert broken.returncode != 0 and "ContainerMemoryNearLimit" in broken.stdout + broken.stderr
+
+
+def test_promtool_accepts_the_kubernetes_host_jobs(reference, tmp_path):
+    """This promtool has no kubernetes_sd: the node, kube-state-metrics and kubelet jobs are
+    checked with static targets in its place, and the service account token at a local path;
+    everything else (scheme, authorization, TLS, relabelling) as rendered."""
+    config = yaml.safe_load(kubernetes_documents(reference)["prometheus-config"]["data"]["prometheus.yml"])
+    token = tmp_path / "token"
+    token.write_text("test-token\n", encoding="utf-8")
+    jobs = [job for job in config["scrape_configs"] if job["job_name"] in ("node", "kube-state-metrics", "kubelet")]
+    assert len(jobs) == 3
+    for job in jobs:
+        assert job.pop("kubernetes_sd_configs")
+        job["static_configs"] = [{"targets": ["127.0.0.1:9"]}]
+        if "authorization" in job:
+            job["authorization"]["credentials_file"] = str(token)
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump({"global": config["global"], "scrape_configs": jobs}), encoding="utf-8")
+    result = run([promtool(), "check", "config", path])
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs[2]["tls_config"]["insecure_skip_verifyy"] = True  # a typo the check must catch
+    path.write_text(yaml.safe_dump({"global": config["global"], "scrape_configs": jobs}), encoding="utf-8")
+    assert run([promtool(), "check", "config", path]).returncode != 0
+
+
+def test_promtool_declared_disk_alert(write_blueprint, tmp_path):
+    """With host.disk 200Gi on the compose host, 190 GiB used on / fires HostDiskOverDeclared
+    (above 90%, 180 GiB) after 10m; 100 GiB used stays quiet."""
+    text = (ROOT / "blueprints" / "reference.yaml").read_text(encoding="utf-8")
+    first_host = "{name: osl-1, region: oslo, vcpu: 8, memory: 16Gi, storage: nvme, zone: a}"
+    assert first_host in text
+    blueprint = write_blueprint(text.replace(first_host, first_host[:-1] + ", disk: 200Gi}"))
+    rendered = render_in_memory(blueprint)
+    (tmp_path / "rules").mkdir()
+    host_rules = next(built for built in rendered.artifacts if built.path == "prometheus/rules/host.yml")
+    (tmp_path / "rules" / "host.yml").write_text(host_rules.text, encoding="utf-8")
+    gib = 1024**3
+    labels = 'job="node",instance="node-exporter:9100",device="/dev/vda1",fstype="ext4",mountpoint="/"'
+
+    def case(used_gib: int, expected: list) -> dict:
+        return {
+            "interval": "1m",
+            "input_series": [
+                {"series": f"node_filesystem_size_bytes{{{labels}}}", "values": f"{250 * gib}x20"},
+                {"series": f"node_filesystem_avail_bytes{{{labels}}}", "values": f"{(250 - used_gib) * gib}x20"},
+            ],
+            "alert_rule_test": [{"eval_time": "15m", "alertname": "HostDiskOverDeclared", "exp_alerts": expected}],
+        }
+
+    firing = {
+        "exp_labels": {
+            "alertname": "HostDiskOverDeclared",
+            "host": "osl-1",
+            "severity": "warning",
+            **dict(item.split("=") for item in labels.replace('"', "").split(",")),
+        },
+        "exp_annotations": {
+            "summary": "osl-1 uses more than 90% of its declared 200Gi of disk",
+            "description": "190GiB are in use on /; the capacity plan counted the volumes against host.disk 200Gi.",
+        },
+    }
+    tests = {"rule_files": ["rules/host.yml"], "evaluation_interval": "15s", "tests": [case(190, [firing]), case(100, [])]}
+    (tmp_path / "disk.test.yml").write_text(yaml.safe_dump(tests), encoding="utf-8")
+    result = run([promtool(), "test", "rules", tmp_path / "disk.test.yml"])
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 class _Metrics(http.server.BaseHTTPRequestHandler):
@@ -218,6 +316,39 @@ def mysqld_exporter_script(reference, mariadb_port: int, exporter_port: int, sec
     return script
 
 
+def compose_service(reference, name: str) -> dict:
+    compose = next(built for built in reference.artifacts if built.path == COMPOSE_FILE)
+    return compose.document()["services"][name]
+
+
+def http_probe(port: int, path: str, expect: str) -> Callable[[], tuple[bool, str]]:
+    """A probe that succeeds when GET `path` answers 200 with `expect` in the body."""
+
+    def probe() -> tuple[bool, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+                body = response.read().decode(errors="replace")
+        except OSError as error:
+            return False, str(error)
+        return expect in body, body[-300:]
+
+    return probe
+
+
+def start_node_exporter(reference, port: int, work: Path) -> subprocess.Popen:
+    """Debian's node_exporter with the compose container's arguments: only the host's root
+    (/ here, not the container's /host) and the listen address on loopback differ."""
+    command = compose_service(reference, "node-exporter")["command"]
+    replacements = {"--path.rootfs=/host": "--path.rootfs=/", "--web.listen-address=:9100": f"--web.listen-address=127.0.0.1:{port}"}
+    assert set(replacements) <= set(command), command
+    args = [str(realtools.debian_tool("prometheus-node-exporter", "prometheus-node-exporter"))]
+    args += [replacements.get(arg, arg) for arg in command]
+    process = realtools.start(args, work / "node-exporter.log")
+    probe = http_probe(port, "/metrics", 'node_cpu_seconds_total{cpu="0",mode="steal"}')
+    realtools.wait_until_ready(probe, process, "node_exporter", work / "node-exporter.log", timeout=30)
+    return process
+
+
 @pytest.fixture(scope="module")
 def stack(reference, rendered, tmp_path_factory):
     """Prometheus with the rendered config, every job's target pointed at a local endpoint."""
@@ -232,6 +363,7 @@ def stack(reference, rendered, tmp_path_factory):
         secret.write_text("s3cret-for-test\n", encoding="utf-8")
         secret.chmod(0o600)
         redis_port, exporter_port, prometheus_port = realtools.free_port(), realtools.free_port(), realtools.free_port()
+        node_port = realtools.free_port()
         redis_args = [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         redis_args += ["--requirepass", "s3cret-for-test", "--dir", str(work)]
         processes.append(realtools.start([str(arg) for arg in redis_args], work / "redis.log"))
@@ -267,6 +399,9 @@ def stack(reference, rendered, tmp_path_factory):
                 port = exporter_port
             elif name == "payment-db":
                 port = mysql_exporter_port
+            elif name == "node":
+                processes.append(start_node_exporter(reference, node_port, work))
+                port = node_port
             else:
                 fakes[name] = FakeEndpoint(job.get("metrics_path", "/metrics"))
                 port = fakes[name].port
@@ -280,9 +415,15 @@ def stack(reference, rendered, tmp_path_factory):
             f"--storage.tsdb.path={work / 'data'}",
             f"--web.listen-address=127.0.0.1:{prometheus_port}",
         ]
+        # the compose container's retention flags as rendered: this Prometheus accepts them
+        retention = [arg for arg in compose_service(reference, "prometheus")["command"] if arg.startswith("--storage.tsdb.retention.")]
+        assert [arg.split("=")[0] for arg in retention] == ["--storage.tsdb.retention.time", "--storage.tsdb.retention.size"]
+        args += retention
         processes.append(realtools.start(args, work / "prometheus.log"))
-        realtools.wait_for_port(prometheus_port, process=processes[-1])
-        yield {"port": prometheus_port, "fakes": fakes, "jobs": [job["job_name"] for job in config["scrape_configs"]], "log": work}
+        ready = http_probe(prometheus_port, "/-/ready", "Ready")
+        realtools.wait_until_ready(ready, processes[-1], "prometheus", work / "prometheus.log", timeout=60)
+        jobs = [job["job_name"] for job in config["scrape_configs"]]
+        yield {"port": prometheus_port, "fakes": fakes, "jobs": jobs, "log": work, "node_port": node_port}
     finally:
         for fake in fakes.values():
             fake.stop()
@@ -295,7 +436,7 @@ def stack(reference, rendered, tmp_path_factory):
 def test_every_job_is_up_then_a_stopped_target_is_down(reference, stack):
     jobs = stack["jobs"]
     assert sorted(jobs) == sorted(job.name for job in reference.plan.observability.jobs)
-    assert set(jobs) == {"prometheus", "gateway", "payment", "fraud-cache", "ledger-db", "payment-db"}
+    assert set(jobs) == {"prometheus", "gateway", "payment", "fraud-cache", "ledger-db", "payment-db", "node", "cadvisor"}
     wait_for(stack["port"], "up", {job: 1.0 for job in jobs})
     stack["fakes"]["payment"].stop()
     seen = wait_for(stack["port"], "up", {"payment": 0.0, "gateway": 1.0}, timeout=20)
@@ -330,5 +471,69 @@ def test_prometheus_loaded_the_rendered_rules(stack):
     assert names == sorted(
         ["TargetDown", "RouteErrorBudgetBurnFast", "RouteErrorBudgetBurnSlow", "RouteLatencyOverBudget", "RouteRateLimited"]
         + ["DatastoreDown", "DatastoreConnectionsHigh"] * 3
-        + ["MemoryNearLimit"] * 3
+        + ["HostCpuStealHigh", "HostIowaitHigh", "HostDiskFilling", "HostDiskFillsWithinADay", "ContainerMemoryNearLimit"]
     )
+
+
+def test_node_exporter_feeds_the_steal_and_iowait_rules(reference, stack):
+    """The rendered node job scrapes a real node_exporter, and the alert rules' own
+    expressions, without their thresholds, evaluate to a percentage for that host."""
+    wait_for(stack["port"], "up", {"node": 1.0})
+    window = reference.plan.observability.rate_window
+    rules = {rule.alert: rule.expr for group in reference.plan.observability.rule_groups for rule in group.rules}
+    for alert, mode, threshold in (("HostCpuStealHigh", "steal", "2"), ("HostIowaitHigh", "iowait", "10")):
+        share = obs.cpu_share_expr(mode, window)
+        assert rules[alert] == f"{share} > {threshold}"
+        series = wait_for_series(stack["port"], share)
+        assert [item["metric"] for item in series] == [{"instance": f"127.0.0.1:{stack['node_port']}"}]
+        value = float(series[0]["value"][1])
+        assert 0.0 <= value <= 100.0, (mode, value)
+
+
+def wait_for_series(port: int, expr: str, timeout: float = 30.0) -> list[dict]:
+    """The instant vector of `expr` once it has a result (a rate needs two scrapes)."""
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            data = json.load(response)
+        assert data["status"] == "success", data
+        if data["data"]["result"]:
+            return data["data"]["result"]
+        time.sleep(0.5)
+    raise AssertionError(f"{expr}: no result within {timeout}s")
+
+
+def alloy_check(reference, port: int) -> subprocess.CompletedProcess:
+    """The Alloy container's healthcheck, as rendered, run by bash against 127.0.0.1:`port`."""
+    test = compose_service(reference, "alloy")["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "bash", "-c"] and "/dev/tcp/127.0.0.1/12345" in test[3]
+    script = test[3].replace("/dev/tcp/127.0.0.1/12345", f"/dev/tcp/127.0.0.1/{port}")
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=10)
+
+
+def test_alloy_healthcheck_passes_only_on_a_ready_answer(reference, stack):
+    """The image has bash but neither wget nor curl: the check speaks HTTP itself. A real
+    Prometheus' /-/ready (200) passes; a 404 and a closed port fail."""
+    assert alloy_check(reference, stack["port"]).returncode == 0
+    not_found = FakeEndpoint("/metrics")
+    try:
+        assert alloy_check(reference, not_found.port).returncode != 0
+    finally:
+        not_found.stop()
+    assert alloy_check(reference, realtools.free_port()).returncode != 0
+
+
+def test_prometheus_runs_with_the_rendered_retention(reference, stack):
+    """Its flags page shows the retention time and size it took from the rendered flags: the
+    size is the capacity estimate in whole MiB (Prometheus' MB are powers of two)."""
+    url = f"http://127.0.0.1:{stack['port']}/api/v1/status/flags"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        flags = json.load(response)["data"]
+    assert flags["storage.tsdb.retention.time"] == "15d"
+    units = {"KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4}
+    shown = flags["storage.tsdb.retention.size"]  # e.g. 2GiB588MiB
+    parts = re.findall(r"([0-9]+)([KMGT]iB)", shown)
+    assert "".join(number + unit for number, unit in parts) == shown
+    taken = sum(int(number) * units[unit] for number, unit in parts)
+    assert taken == disk.prometheus_bytes(reference.plan.observability) // 1024**2 * 1024**2

@@ -24,6 +24,7 @@ from tests.rendering import render_in_memory, verification
 
 ROOT = Path(__file__).resolve().parent.parent
 MONITORS = ("grafana", "loki", "alloy")  # outside the application's namespace in Kubernetes
+HOST_AGENTS = ("node-exporter", "cadvisor")  # compose only: Kubernetes scrapes the cluster's own
 
 BLUEPRINT = """\
 version: 1
@@ -98,6 +99,8 @@ def pod_role(plan, container: str) -> str | None:
         return f"services:{container}"
     if container in {store.name for store in plan.datastores}:
         return f"datastores:{container}"
+    if container in HOST_AGENTS:
+        return None
     if container.endswith("-exporter"):
         return f"datastores:{container.removesuffix('-exporter')}"
     backed_up = {store.backup.container: store.name for store in plan.datastores if store.backup is not None}
@@ -266,3 +269,11 @@ def test_a_backup_pod_reaches_its_datastores_port_and_dns_and_nothing_reaches_it
     # and the owner still reaches the datastore, a stranger does not
     assert network.may_connect(by_role["services:orders"], store, ("TCP", 5432))
     assert not network.may_connect(by_role["outsider"], store, ("TCP", 5432))
+
+
+def test_host_agents_are_reached_by_prometheus_alone(reference):
+    """node-exporter and cadvisor see the host: no container but Prometheus reaches them, and
+    they reach nothing outside."""
+    links, outside = compose_links(compose_document(reference))
+    assert {agent: links[agent] for agent in HOST_AGENTS} == {agent: {"prometheus"} for agent in HOST_AGENTS}
+    assert not outside & set(HOST_AGENTS)

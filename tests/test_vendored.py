@@ -122,7 +122,7 @@ def test_fresh_starter_traefik_values(tmp_path, name):
 
 
 def test_prometheus_operator_objects(tmp_path):
-    """PodMonitors and the PrometheusRule against the prometheus-operator v0.93.0 CRDs."""
+    """PodMonitors, the host ServiceMonitors and the PrometheusRule against the prometheus-operator v0.93.0 CRDs."""
     blueprint = starter(tmp_path / "project", "reference")
     text = blueprint.read_text(encoding="utf-8")
     assert "retention: 15d}" in text
@@ -130,7 +130,7 @@ def test_prometheus_operator_objects(tmp_path):
     blueprint.write_text(text, encoding="utf-8")
     out = render(blueprint, tmp_path / "out")
     kinds = {document["kind"] for _, document in crd_objects(out)}
-    assert {"PodMonitor", "PrometheusRule"} <= kinds
+    assert {"PodMonitor", "PrometheusRule", "ServiceMonitor"} <= kinds
     assert all_crd_problems(out) == []
 
 

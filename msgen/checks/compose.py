@@ -2,9 +2,10 @@
 
 They read the compose services as built, so the monitoring containers merged from the
 observability target are held to the same rules. Only what
-msgen can render is checked: privileged mode, host namespaces or writable sockets are never
-written, so no finding exists for them; the user reaches the rest through `health.command`,
-`gateway.provider` and `resources`.
+msgen can render is checked; the user reaches it through `health.command`, `gateway.provider`
+and `resources`. Privileged mode, host namespaces, devices and host system paths are never
+written, but for the read-only views node-exporter and cadvisor need (their documented
+mounts, msgen/targets/observability.py): compose-host-access holds every container to that.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from msgen.contract import COMPOSE_FILE
 from msgen.findings import Finding, finding
 from msgen.plan import gateway as gw
 from msgen.plan.networks import prefix_for
-from msgen.targets import Built, compose
+from msgen.targets import Built, compose, observability
+
+# host paths that open the host to a container: its kernel interfaces, devices, runtime sockets,
+# the container engine's state and its configuration ("/" itself holds them all)
+HOST_SYSTEM_PATHS = ("/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/docker", "/etc", "/boot", "/root")
+HOST_NAMESPACE_KEYS = ("pid", "ipc", "network_mode", "uts", "userns_mode", "cgroup")
 
 DISABLED_HEALTH = "NONE"
 
@@ -60,6 +66,7 @@ class Inspector:
             self.found.extend(check_healthcheck(self.plan, name, entry, at))
             self.found.extend(check_limits(name, entry, at))
             self.found.extend(check_ports(name, entry, at))
+            self.found.extend(check_host_access(name, entry, at))
 
     def findings(self) -> list[Finding]:
         return self.found
@@ -74,6 +81,7 @@ def container_origins(plan) -> dict[str, tuple]:
     origins: dict[str, tuple] = {compose.GATEWAY: ("gateway",)}
     origins.update((service.name, ("services", service.name)) for service in plan.services)
     origins.update((store.name, ("datastores", store.name)) for store in plan.datastores)
+    origins.update((store.backup.container, ("datastores", store.name, "backup")) for store in plan.datastores if store.backup is not None)
     return origins
 
 
@@ -151,3 +159,42 @@ def check_reservations(plan) -> Iterator[Finding]:
                 "the host's capacity is counted for CPU it can never use",
                 "raise resources.limits.cpu or lower resources.requests.cpu",
             )
+
+
+def allowed_host_access(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(volumes, devices) of the host that container `name` may have, exactly as msgen writes them."""
+    volumes = dict(observability.HOST_AGENT_MOUNTS)
+    volumes["alloy"] = (observability.ALLOY_LOGS_MOUNT,)
+    volumes[compose.GATEWAY] = (f"{gw.DOCKER_SOCKET}:{gw.DOCKER_SOCKET}:ro",)  # compose-docker-socket warns of it
+    return volumes.get(name, ()), observability.HOST_AGENT_DEVICES.get(name, ())
+
+
+def _bind_source(volume) -> str | None:
+    """The host path of a bind mount (short or long syntax); None for a named volume."""
+    source = volume.get("source", "") if isinstance(volume, dict) else str(volume).split(":")[0]
+    return source if source.startswith("/") else None
+
+
+def _is_system_path(path: str) -> bool:
+    path = path.rstrip("/") or "/"
+    return path == "/" or any(path == root or path.startswith(root + "/") for root in HOST_SYSTEM_PATHS)
+
+
+def check_host_access(name: str, entry: dict, at: tuple) -> Iterator[Finding]:
+    volumes, devices = allowed_host_access(name)
+    reasons = ["privileged mode"] if entry.get("privileged") else []
+    reasons += [f"{key}: host" for key in HOST_NAMESPACE_KEYS if entry.get(key) == "host"]
+    reasons += [f"device {device}" for device in entry.get("devices") or [] if device not in devices]
+    for volume in entry.get("volumes") or []:
+        source = _bind_source(volume)
+        if source is not None and _is_system_path(source) and volume not in volumes:
+            reasons.append(f"host path {source}")
+    if reasons:
+        yield finding(
+            "compose-host-access",
+            "error",
+            at,
+            f"container {name} gets {', '.join(reasons)}: a way out of the container onto the host",
+            "give backup.path a directory outside the host's system paths; any other host access is a bug in msgen to "
+            "report (only node-exporter and cadvisor read the host, through the read-only mounts they document)",
+        )

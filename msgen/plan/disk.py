@@ -2,10 +2,10 @@
 from (docs/tuning.md, Capacity). Kubernetes claims are read from the manifests instead, where
 their sizes are written (msgen/checks/capacity.py).
 
-Monitoring volumes are estimated from their retention, since neither Prometheus nor Loki is
-told a size: Prometheus keeps every sample of every series for `retention` at about two
-bytes a sample (its documented figure after compression); Loki keeps each container's logs
-for the same time.
+Monitoring volumes are estimated from their retention: Prometheus keeps every sample of every
+series for `retention` at about two bytes a sample (its documented figure after compression),
+and is told that estimate as its retention size, so that more series than estimated cost
+history, not disk; Loki keeps each container's logs for the same time.
 """
 
 from __future__ import annotations
@@ -40,17 +40,23 @@ def compose_volumes(plan) -> tuple[Volume, ...]:
     return tuple(volumes)
 
 
+def prometheus_bytes(observability) -> int:
+    """What Prometheus keeps on disk for its retention time; also its retention size
+    (--storage.tsdb.retention.size), so that the volume stays within what capacity counted."""
+    samples = len(observability.jobs) * SERIES_PER_TARGET * observability.retention.ms // observability.scrape_interval.ms
+    return samples * BYTES_PER_SAMPLE
+
+
 def _monitoring(plan) -> list[Volume]:
     observability = plan.observability
     if observability is None or not observability.prometheus:
         return []
     days = observability.retention.ms / DAY_MS
     targets = len(observability.jobs)
-    samples = targets * SERIES_PER_TARGET * observability.retention.ms // observability.scrape_interval.ms
     volumes = [
         Volume(
             "prometheus-data",
-            samples * BYTES_PER_SAMPLE,
+            prometheus_bytes(observability),
             f"{targets} targets x {SERIES_PER_TARGET} series, one sample every {observability.scrape_interval} for "
             f"{observability.retention}, {BYTES_PER_SAMPLE} bytes a sample",
         )

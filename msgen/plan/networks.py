@@ -115,6 +115,8 @@ def plan_networks(blueprint: Blueprint, services, datastores, gateway, observabi
         for exporter in observability.exporters if prometheus else ():
             connect(export_network(exporter.datastore), exporter.datastore, exporter.name)
             connect(scrape_network(exporter.name), "prometheus", exporter.name)
+        for agent in observability.host_agents:
+            connect(scrape_network(agent), "prometheus", agent)
         if observability.monitors:
             connect(MONITORING, *observability.monitors)
     addresses = {name: sum(sizes[member] for member in group) + RESERVED_ADDRESSES for name, group in members.items()}
@@ -137,7 +139,7 @@ def _container_sizes(services, datastores, gateway, observability) -> dict[str, 
     if gateway is not None:
         sizes[GATEWAY] = 1
     if observability is not None:
-        sizes.update((name, 1) for name in observability.monitors)
+        sizes.update((name, 1) for name in (*observability.monitors, *observability.host_agents))
         if observability.prometheus:
             sizes.update((exporter.name, 1) for exporter in observability.exporters)
     return sizes

@@ -39,10 +39,23 @@ CONNECTIONS_RATIO = 0.8
 MEMORY_RATIO = 0.9
 LATENCY_QUANTILE = 0.99
 # CPU steal above this share of the CPU time (percent) is the error finding host-steal of
-# `msgen host check` (msgen/hostcheck.py); a steal alert rule is to read the same constant.
+# `msgen host check` (msgen/hostcheck.py) and the alert HostCpuStealHigh alike.
 # A KVM instance with its vCPUs to itself shows next to none: 2% is already a hypervisor
 # that gives them to other guests, and a datastore that stalls while its vCPU is away.
 CPU_STEAL_THRESHOLD = 2.0
+# I/O wait above this share of the CPU time (percent) is the warning host-iowait of `msgen host
+# check` and the alert HostIowaitHigh. iowait is idle time with I/O outstanding, not a cost in
+# itself, and the kernel documents it as unreliable (Documentation/filesystems/proc.rst): a
+# warning, not an error. On a quiet host it is near 0; 10% of every vCPU's time idle on I/O is
+# storage that keeps work waiting.
+IOWAIT_THRESHOLD = 10.0
+# a filesystem with less than this share of its size free is filling up; the ratio of the
+# declared host.disk the compose host's filesystem may use before the capacity plan no longer holds
+DISK_FREE_RATIO = 0.1
+DISK_USED_RATIO = 0.9
+# a filesystem whose free space, extrapolated over this look-back, runs out within the horizon
+DISK_TREND_WINDOW = Duration(6 * 3_600_000, "6h")
+DISK_HORIZON = Duration(86_400_000, "24h")
 # the smallest windows and `for` durations; each is raised to a multiple of the scrape interval
 MIN_RATE_WINDOW = Duration(300_000, "5m")
 FOR_DOWN = Duration(120_000, "2m")
@@ -52,6 +65,9 @@ FOR_THROTTLED = Duration(900_000, "15m")
 FOR_LATENCY = Duration(600_000, "10m")
 FOR_CONNECTIONS = Duration(300_000, "5m")
 FOR_MEMORY = Duration(600_000, "10m")
+FOR_HOST_CPU = Duration(600_000, "10m")
+FOR_DISK = Duration(600_000, "10m")
+FOR_DISK_TREND = Duration(3_600_000, "1h")
 # containers the blueprint does not size: msgen's documented defaults (docs/tuning.md)
 DEFAULT_SIZES = {
     "prometheus": (
@@ -63,6 +79,12 @@ DEFAULT_SIZES = {
     "loki": (Cpu(500, "500m"), Memory(512 * 1024**2, "512Mi"), "single-binary Loki with filesystem storage for one host's logs"),
     "alloy": (Cpu(250, "250m"), Memory(256 * 1024**2, "256Mi"), "tails the container log files of one host"),
     "exporter": (Cpu(100, "100m"), Memory(64 * 1024**2, "64Mi"), "an exporter holds one connection and one scrape's metrics"),
+    "node-exporter": (Cpu(100, "100m"), Memory(64 * 1024**2, "64Mi"), "reads /proc and /sys files once a scrape"),
+    "cadvisor": (
+        Cpu(250, "250m"),
+        Memory(256 * 1024**2, "256Mi"),
+        "keeps a few minutes of every container's cgroup statistics in memory",
+    ),
 }
 
 
@@ -89,7 +111,7 @@ class ScrapeJob:
     """One scrape job; `host:port` is the compose target, `app` the Kubernetes pod name label."""
 
     name: str
-    kind: str  # prometheus | gateway | service | datastore
+    kind: str  # prometheus | gateway | service | datastore | host (node-exporter, cadvisor)
     host: str
     port: int
     metrics_path: str
@@ -210,6 +232,12 @@ class ObservabilityPlan:
         wanted = (("prometheus", self.prometheus), ("grafana", self.grafana), ("loki", self.loki), ("alloy", self.loki))
         return tuple(name for name, on in wanted if on)
 
+    @property
+    def host_agents(self) -> tuple[str, ...]:
+        """The compose containers that read the host (its CPU, disks and containers): stateless,
+        and each reached by Prometheus alone, like an exporter."""
+        return HOST_AGENTS if self.prometheus else ()
+
 
 def plan_observability(
     blueprint: Blueprint, services: tuple[ServicePlan, ...], datastores: tuple[DatastorePlan, ...], gateway: GatewayPlan | None
@@ -225,7 +253,7 @@ def plan_observability(
     window = at_least(MIN_RATE_WINDOW, interval, 4)
     alerts = section.alerts and prometheus is not None
     flavours = ("compose", "kubernetes") if blueprint.kubernetes else ("compose",)
-    groups = rule_groups(blueprint, services, datastores, gateway, interval, window, flavours) if alerts else ((), ())
+    groups = rule_groups(blueprint, datastores, gateway, interval, window, flavours) if alerts else ((), ())
     compose_rules, kubernetes_rules = groups[0], (groups[1] if len(groups) > 1 else ())
     return ObservabilityPlan(
         project=blueprint.project,
@@ -274,7 +302,7 @@ def scrape_jobs(services, datastores, gateway) -> tuple[ScrapeJob, ...]:
                 store.name, "datastore", exporter, images.port(EXPORTER_IMAGES[store.engine]), "/metrics", False, store.name, ("datastores", store.name)
             )
         )
-    return tuple(jobs)
+    return tuple(jobs) + host_jobs()
 
 
 def traefik_router(name: str, provider: str) -> str:
@@ -342,18 +370,21 @@ def _rule(
 
 
 def rule_groups(
-    blueprint, services, datastores, gateway, interval: Duration, window: str, flavours: tuple[str, ...]
+    blueprint, datastores, gateway, interval: Duration, window: str, flavours: tuple[str, ...]
 ) -> tuple[tuple[RuleGroup, ...], ...]:
-    """Alert rule groups for each flavour (compose, kubernetes). The flavours differ only in
-    how Traefik names a routed service: the other groups are the same objects in both."""
+    """Alert rule groups for each flavour (compose, kubernetes). The flavours differ in how
+    Traefik names a routed service, where a container's memory limit is read (cAdvisor, or
+    kube-state-metrics) and in the compose host's declared disk; the rest is the same in both."""
     every = prom_duration(interval.ms)
     availability = RuleGroup("availability", every, (_target_down(interval),))
     datastore_group = RuleGroup("datastores", every, _datastore_rules(datastores, interval, window))
-    resources = RuleGroup("resources", every, _memory_rules(blueprint, services, gateway, interval))
     flavoured = []
     for flavour in flavours:
         gateway_group = RuleGroup("gateway", every, _route_rules(blueprint, gateway, window, interval, flavour))
-        flavoured.append(tuple(group for group in (availability, gateway_group, datastore_group, resources) if group.rules))
+        host = RuleGroup("host", every, host_rules(blueprint, interval, window, flavour))
+        resources = RuleGroup("resources", every, (container_memory_rule(blueprint, interval, flavour),))
+        groups = (availability, gateway_group, datastore_group, host, resources)
+        flavoured.append(tuple(group for group in groups if group.rules))
     return tuple(flavoured)
 
 
@@ -510,34 +541,141 @@ def _datastore_rules(datastores, interval: Duration, window: str) -> tuple[Alert
     return tuple(rules)
 
 
-def _memory_rules(blueprint, services, gateway, interval: Duration) -> tuple[AlertRule, ...]:
-    """Process memory against the container limit, for the jobs whose processes export it.
+# --- host and container metrics ---------------------------------------------------------------
+# compose runs node_exporter and cAdvisor beside the stack; on Kubernetes the cluster's own
+# node_exporter and the kubelet's cAdvisor are scraped (README: host metrics)
+HOST_AGENTS = ("node-exporter", "cadvisor")
+NODE_JOB = "node"
+CADVISOR_JOB = "cadvisor"
+# filesystems that hold data: node_exporter already leaves out the kernel's pseudo filesystems
+DATA_FILESYSTEMS = f'job="{NODE_JOB}",fstype!~"tmpfs|ramfs"'
+COMPOSE_SERVICE_LABEL = "container_label_com_docker_compose_service"  # cAdvisor's name for a docker label
 
-    Compose has no cAdvisor: `process_resident_memory_bytes`, exported by Prometheus' client
-    libraries (Go, Java, Python), Traefik and Prometheus, is the metric that exists.
-    """
-    limits = [("prometheus", DEFAULT_SIZES["prometheus"][1], ("observability", "prometheus"))]
-    if gateway is not None and blueprint.gateway is not None:
-        limits.append(("gateway", blueprint.gateway.resources.memory, ("gateway", "resources", "memory")))
-    for service in services:
-        if service.metrics_port is not None:
-            limits.append((service.name, service.limits.memory, ("services", service.name, "resources")))
-    rules = []
-    for job, limit, at in limits:
-        threshold = int(limit.bytes * MEMORY_RATIO)
+
+def host_jobs() -> tuple[ScrapeJob, ...]:
+    """node_exporter and cAdvisor, as the compose stack runs them (static targets by name)."""
+    at = ("observability", "prometheus")
+    return (
+        ScrapeJob(NODE_JOB, "host", "node-exporter", images.port("node-exporter"), "/metrics", False, NODE_JOB, at),
+        ScrapeJob(CADVISOR_JOB, "host", "cadvisor", images.port("cadvisor"), "/metrics", False, CADVISOR_JOB, at),
+    )
+
+
+def cpu_share_expr(mode: str, window: str) -> str:
+    """Percent of the CPU time in `mode` over `window`, per host: the mode's seconds over all
+    modes' seconds summed over every CPU, as `msgen host check` reads /proc/stat."""
+    cpu = f'node_cpu_seconds_total{{job="{NODE_JOB}"'
+    return f'100 * sum by (instance) (rate({cpu},mode="{mode}"}}[{window}])) / sum by (instance) (rate({cpu}}}[{window}]))'
+
+
+def host_rules(blueprint, interval: Duration, window: str, flavour: str) -> tuple[AlertRule, ...]:
+    """CPU steal, I/O wait and filling disks of every host node_exporter runs on."""
+    at = ("hosts",)
+    host = ("host", "{{ $labels.instance }}")
+    steal = _rule(
+        "HostCpuStealHigh",
+        f"{cpu_share_expr('steal', window)} > {CPU_STEAL_THRESHOLD:g}",
+        at_least(FOR_HOST_CPU, interval, 4),
+        "critical",
+        host,
+        f"{{{{ $labels.instance }}}}: CPU steal above {CPU_STEAL_THRESHOLD:g}%: the hypervisor gives this host's vCPUs to other guests",
+        f"{{{{ $value | humanize }}}}% of the CPU time over the last {window} was stolen; processes stall while their vCPU is away. "
+        "Move the instance to another hypervisor or a dedicated-CPU instance type.",
+        at,
+    )
+    iowait = _rule(
+        "HostIowaitHigh",
+        f"{cpu_share_expr('iowait', window)} > {IOWAIT_THRESHOLD:g}",
+        at_least(FOR_HOST_CPU, interval, 4),
+        "warning",
+        host,
+        f"{{{{ $labels.instance }}}}: I/O wait above {IOWAIT_THRESHOLD:g}%: the disks keep work waiting",
+        f"{{{{ $value | humanize }}}}% of the CPU time over the last {window} was idle with I/O outstanding.",
+        at,
+    )
+    return (steal, iowait, *_disk_rules(blueprint, interval, flavour))
+
+
+def _disk_rules(blueprint, interval: Duration, flavour: str) -> tuple[AlertRule, ...]:
+    at = ("hosts",)
+    host = ("host", "{{ $labels.instance }}")
+    avail, size = f"node_filesystem_avail_bytes{{{DATA_FILESYSTEMS}}}", f"node_filesystem_size_bytes{{{DATA_FILESYSTEMS}}}"
+    trend, horizon = prom_duration(DISK_TREND_WINDOW.ms), prom_duration(DISK_HORIZON.ms)
+    rules = [
+        _rule(
+            "HostDiskFilling",
+            f"{avail} / {size} < {DISK_FREE_RATIO}",
+            at_least(FOR_DISK, interval, 4),
+            "critical",
+            host,
+            f"{{{{ $labels.instance }}}}: {{{{ $labels.mountpoint }}}} has less than {DISK_FREE_RATIO:.0%} of its space free",
+            "{{ $value | humanizePercentage }} of {{ $labels.mountpoint }} is free; a datastore stops writing when it is full.",
+            at,
+        ),
+        _rule(
+            "HostDiskFillsWithinADay",
+            f"predict_linear({avail}[{trend}], {DISK_HORIZON.ms // 1000}) < 0",
+            at_least(FOR_DISK_TREND, interval, 4),
+            "warning",
+            host,
+            f"{{{{ $labels.instance }}}}: {{{{ $labels.mountpoint }}}} fills within {horizon} at the rate of the last {trend}",
+            f"At the pace of the last {trend}, {{{{ $labels.mountpoint }}}} runs out of space within {horizon}: "
+            "{{ $value | humanize1024 }}B left by then.",
+            at,
+        ),
+    ]
+    declared = _compose_host(blueprint) if flavour == "compose" else None
+    if declared is not None and declared.disk is not None:
+        limit = int(declared.disk.bytes * DISK_USED_RATIO)
+        root = f'{DATA_FILESYSTEMS},mountpoint="/"'
         rules.append(
             _rule(
-                "MemoryNearLimit",
-                f'process_resident_memory_bytes{{job="{job}"}} > {threshold}',
-                at_least(FOR_MEMORY, interval, 4),
+                "HostDiskOverDeclared",
+                f"node_filesystem_size_bytes{{{root}}} - node_filesystem_avail_bytes{{{root}}} > {limit}",
+                at_least(FOR_DISK, interval, 4),
                 "warning",
-                ("service", job),
-                f"{job} uses more than {MEMORY_RATIO:.0%} of its {limit.text} memory limit",
-                f"{{{{ $labels.instance }}}} of {job} has {{{{ $value | humanize1024 }}}}B resident; the container is killed at {limit.text}.",
-                at,
+                ("host", declared.name),
+                f"{declared.name} uses more than {DISK_USED_RATIO:.0%} of its declared {declared.disk.text} of disk",
+                f"{{{{ $value | humanize1024 }}}}B are in use on /; the capacity plan counted the volumes against host.disk "
+                f"{declared.disk.text}.",
+                ("hosts", declared.name, "disk"),
             )
         )
     return tuple(rules)
+
+
+def _compose_host(blueprint: Blueprint):
+    """The host the compose stack runs on (compose.host, or the first host)."""
+    if blueprint.compose is None or not blueprint.hosts:
+        return None
+    name = blueprint.compose.host or blueprint.hosts[0].name
+    return next(host for host in blueprint.hosts if host.name == name)
+
+
+def container_memory_rule(blueprint, interval: Duration, flavour: str) -> AlertRule:
+    """Every container's working set against its own memory limit: cAdvisor's limit on compose,
+    kube-state-metrics' on Kubernetes (the kubelet's cAdvisor reports the working set)."""
+    if flavour == "kubernetes":
+        by = "by (namespace, pod, container)"
+        namespace = f'namespace="{_namespace(blueprint)}"'
+        used = f'max {by} (container_memory_working_set_bytes{{{namespace},container!="",container!="POD"}})'
+        limit = f'max {by} (kube_pod_container_resource_limits{{{namespace},resource="memory"}} > 0)'
+        subject, who = ("service", "{{ $labels.container }}"), "{{ $labels.pod }}/{{ $labels.container }}"
+    else:
+        by = f"by (name, {COMPOSE_SERVICE_LABEL})"
+        used = f'max {by} (container_memory_working_set_bytes{{job="{CADVISOR_JOB}",name!=""}})'
+        limit = f'max {by} (container_spec_memory_limit_bytes{{job="{CADVISOR_JOB}",name!=""}} > 0)'
+        subject, who = ("service", f"{{{{ $labels.{COMPOSE_SERVICE_LABEL} }}}}"), "container {{ $labels.name }}"
+    return _rule(
+        "ContainerMemoryNearLimit",
+        f"{used} / {limit} > {MEMORY_RATIO}",
+        at_least(FOR_MEMORY, interval, 4),
+        "warning",
+        subject,
+        f"{who} uses more than {MEMORY_RATIO:.0%} of its memory limit",
+        f"{who} has {{{{ $value | humanizePercentage }}}} of its memory limit in its working set; the kernel kills it at the limit.",
+        ("observability", "alerts"),
+    )
 
 
 def container_sizes(grafana: bool, loki: bool, prometheus: bool, datastores) -> tuple[ContainerSize, ...]:
@@ -550,6 +688,7 @@ def container_sizes(grafana: bool, loki: bool, prometheus: bool, datastores) -> 
     if prometheus:
         cpu, memory, why = DEFAULT_SIZES["exporter"]
         sizes.extend(ContainerSize(f"{store.name}-exporter", cpu, memory, why) for store in datastores)
+        sizes.extend(ContainerSize(name, *DEFAULT_SIZES[name]) for name in HOST_AGENTS)
     return tuple(sizes)
 
 

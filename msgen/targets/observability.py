@@ -15,6 +15,7 @@ from msgen import images
 from msgen.contract import compose_secret, hardened
 from msgen.jinja import render_template
 from msgen.plan import observability as obs
+from msgen.plan.disk import prometheus_bytes
 from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents, text_file
 from msgen.units import compose_cpus, compose_memory
 
@@ -285,6 +286,8 @@ def compose_services(plan) -> dict[str, Callable[[], dict]]:
         services["prometheus"] = partial(_prometheus_service, observability)
         for exporter in observability.exporters:
             services[exporter.name] = partial(_exporter_service, observability, exporter)
+        services["node-exporter"] = partial(_node_exporter_service, observability)
+        services["cadvisor"] = partial(_cadvisor_service, observability)
     if observability.grafana:
         services["grafana"] = partial(_grafana_service, observability)
     if observability.loki:
@@ -308,6 +311,7 @@ def _prometheus_service(observability: obs.ObservabilityPlan) -> dict:
         f"--config.file={PROMETHEUS_MOUNT}/prometheus.yml",
         "--storage.tsdb.path=/prometheus",
         f"--storage.tsdb.retention.time={obs.prom_duration(observability.retention.ms)}",
+        f"--storage.tsdb.retention.size={retention_size(observability)}",
     ]
     return hardened(
         {
@@ -376,6 +380,79 @@ def _loki_service(observability: obs.ObservabilityPlan) -> dict:
     )
 
 
+ALLOY_PORT = 12345
+
+
+def alloy_health_script(port: int) -> str:
+    """Alloy's readiness check for an image without wget or curl (an Ubuntu base with bash and
+    coreutils; alloy has no health subcommand): bash's /dev/tcp sends one HTTP/1.0 request,
+    and the check passes only on a 200 status line. No `$`, which compose would interpolate."""
+    request = "GET /-/ready HTTP/1.0\\r\\n\\r\\n"
+    return f"exec 3<>/dev/tcp/127.0.0.1/{port} && printf '{request}' >&3 && head -n 1 <&3 | grep -q ' 200 '"
+
+
+def retention_size(observability: obs.ObservabilityPlan) -> str:
+    """The disk estimate capacity counts for prometheus-data, in Prometheus' units (MB is MiB)."""
+    return f"{prometheus_bytes(observability) // 1024**2}MB"
+
+
+# --- host agents: the one exception to "no host access" (msgen/checks/compose.py) ------------------
+# Each gets exactly the read-only host mounts its documentation lists, no privileged mode (which
+# cAdvisor's example command adds) and no host namespaces. node_exporter without the host's
+# network and pid namespaces reports what is the same from any namespace (CPU, memory, disks,
+# filesystems, pressure): its network and process collectors, which would report the
+# container's own, stay off. cAdvisor's /var/run holds the docker socket, where it reads each
+# container's name and compose labels: read-only stops file writes, not API calls, so cadvisor
+# is as trusted as the docker daemon; it publishes no port and only Prometheus reaches it.
+HOST_AGENT_MOUNTS = {
+    "node-exporter": ("/:/host:ro,rslave",),
+    "cadvisor": ("/:/rootfs:ro", "/var/run:/var/run:ro", "/sys:/sys:ro", "/var/lib/docker/:/var/lib/docker:ro", "/dev/disk/:/dev/disk:ro"),
+}
+# cAdvisor reads OOM kills from the kernel log; where kernel.dmesg_restrict is 1 it cannot
+# (no CAP_SYSLOG) and runs without OOM events
+HOST_AGENT_DEVICES = {"cadvisor": ("/dev/kmsg",)}
+ALLOY_LOGS_MOUNT = f"{DOCKER_LOGS}:{DOCKER_LOGS}:ro"  # Alloy tails the json-file logs, read-only
+NODE_COLLECTORS = ("cpu", "diskstats", "filesystem", "loadavg", "meminfo", "pressure", "vmstat")
+
+
+def node_exporter_command(port: int) -> list[str]:
+    collectors = [f"--collector.{name}" for name in NODE_COLLECTORS]
+    return ["--path.rootfs=/host", "--collector.disable-defaults", *collectors, f"--web.listen-address=:{port}"]
+
+
+def _image_check(key: str) -> dict:
+    return {**_http_check(""), "test": ["CMD", *images.facts(key).healthcheck]}
+
+
+def _node_exporter_service(observability: obs.ObservabilityPlan) -> dict:
+    return hardened(
+        {
+            "image": _image("node-exporter"),
+            **_as_user("node-exporter"),
+            "command": node_exporter_command(images.port("node-exporter")),
+            "volumes": list(HOST_AGENT_MOUNTS["node-exporter"]),
+            "read_only": True,
+            "healthcheck": _image_check("node-exporter"),
+            "deploy": _limits(observability, "node-exporter"),
+        }
+    )
+
+
+def _cadvisor_service(observability: obs.ObservabilityPlan) -> dict:
+    # docker containers only (not every systemd cgroup), statistics refreshed once a scrape
+    housekeeping = obs.prom_duration(observability.scrape_interval.ms)
+    return hardened(
+        {
+            "image": _image("cadvisor"),
+            "command": ["--docker_only=true", f"--housekeeping_interval={housekeeping}"],
+            "volumes": list(HOST_AGENT_MOUNTS["cadvisor"]),
+            "devices": list(HOST_AGENT_DEVICES["cadvisor"]),
+            "healthcheck": _image_check("cadvisor"),
+            "deploy": _limits(observability, "cadvisor"),
+        }
+    )
+
+
 def _alloy_service(observability: obs.ObservabilityPlan) -> dict:
     # reads the json-file logs of every container read-only; never the docker socket (root on the host)
     return hardened(
@@ -384,16 +461,16 @@ def _alloy_service(observability: obs.ObservabilityPlan) -> dict:
             "command": [
                 "run",
                 "--storage.path=/var/lib/alloy/data",
-                "--server.http.listen-addr=0.0.0.0:12345",
+                f"--server.http.listen-addr=0.0.0.0:{ALLOY_PORT}",
                 f"{ALLOY_MOUNT}/config.alloy",
             ],
             "volumes": [
                 f"../{ALLOY_CONFIG}:{ALLOY_MOUNT}/config.alloy:ro",
-                f"{DOCKER_LOGS}:{DOCKER_LOGS}:ro",
+                ALLOY_LOGS_MOUNT,
                 "alloy-data:/var/lib/alloy/data",
             ],
             "depends_on": {"loki": {"condition": "service_healthy"}},
-            "healthcheck": _http_check("http://localhost:12345/-/ready"),
+            "healthcheck": {**_http_check(""), "test": ["CMD", "bash", "-c", alloy_health_script(ALLOY_PORT)]},
             "deploy": _limits(observability, "alloy"),
         }
     )
@@ -469,6 +546,7 @@ def kubernetes_prometheus_config(plan) -> dict:
             }
         )
     jobs.append(pods)
+    jobs.extend(kubernetes_host_jobs())
     config: dict = {"global": _global(observability)}
     if observability.kubernetes_rule_groups:
         config["rule_files"] = [f"{PROMETHEUS_MOUNT}/{RULES_DIR}/{group.name}.yml" for group in observability.kubernetes_rule_groups]
@@ -535,7 +613,8 @@ def _operator_objects(plan) -> tuple[dict, ...]:
     """PodMonitors and one PrometheusRule, for the Prometheus operator."""
     observability: obs.ObservabilityPlan = plan.observability
     namespace = _namespace(plan)
-    documents = [_pod_monitor(plan, job, namespace) for job in observability.jobs if job.kind != "prometheus"]
+    documents = [_pod_monitor(plan, job, namespace) for job in observability.jobs if job.kind not in ("prometheus", "host")]
+    documents.extend(host_service_monitors(plan, namespace))
     if observability.kubernetes_rule_groups:
         rule = {
             "apiVersion": "monitoring.coreos.com/v1",
@@ -545,3 +624,101 @@ def _operator_objects(plan) -> tuple[dict, ...]:
         }
         documents.append(rule)
     return tuple(documents)
+
+
+# --- Kubernetes: the cluster's own host and container metrics ------------------------------------
+# The app namespace is `restricted`: msgen runs no privileged DaemonSet there. It scrapes what
+# the cluster runs (README: host metrics): node_exporter and kube-state-metrics behind the
+# Services the prometheus-community charts create (app.kubernetes.io/name, port name), and
+# every kubelet's cAdvisor endpoint.
+NODE_EXPORTER_SERVICE = ("prometheus-node-exporter", "metrics")
+KUBE_STATE_METRICS_SERVICE = ("kube-state-metrics", "http")
+KUBE_STATE_METRICS_JOB = "kube-state-metrics"
+KUBELET_JOB = "kubelet"
+KUBELET_CADVISOR_PATH = "/metrics/cadvisor"
+# the Service the Prometheus operator keeps for the kubelets (its --kubelet-service flag)
+KUBELET_SERVICE = ("kube-system", {"k8s-app": "kubelet"}, "https-metrics")
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+# kubelets serve a self-signed certificate unless the cluster bootstraps serving certificates
+KUBELET_TLS = {"insecure_skip_verify": True}
+NAME_LABEL = "__meta_kubernetes_service_label_app_kubernetes_io_name"
+
+
+def _service_job(job: str, service: tuple[str, str]) -> dict:
+    name, port = service
+    return {
+        "job_name": job,
+        "kubernetes_sd_configs": [{"role": "endpoints"}],
+        "relabel_configs": [_keep(NAME_LABEL, name), _keep("__meta_kubernetes_endpoint_port_name", port)],
+    }
+
+
+def kubernetes_host_jobs() -> list[dict]:
+    """node_exporter (instance: the node's name), kube-state-metrics and the kubelets' cAdvisor,
+    for a Prometheus in the cluster allowed to list endpoints and nodes and get nodes/metrics."""
+    node = _service_job(obs.NODE_JOB, NODE_EXPORTER_SERVICE)
+    node["relabel_configs"].append({"source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "instance"})
+    state = {**_service_job(KUBE_STATE_METRICS_JOB, KUBE_STATE_METRICS_SERVICE), "honor_labels": True}
+    kubelet = {
+        "job_name": KUBELET_JOB,
+        "scheme": "https",
+        "metrics_path": KUBELET_CADVISOR_PATH,
+        "honor_labels": True,  # cAdvisor's namespace, pod and container labels are the containers'
+        "authorization": {"credentials_file": SERVICE_ACCOUNT_TOKEN},
+        "tls_config": dict(KUBELET_TLS),
+        "kubernetes_sd_configs": [{"role": "node"}],
+        "relabel_configs": [{"source_labels": ["__meta_kubernetes_node_name"], "target_label": "instance"}],
+    }
+    return [node, state, kubelet]
+
+
+def _service_monitor(plan, name: str, namespace: str, spec: dict) -> dict:
+    metadata = _metadata(plan, name, namespace)
+    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": metadata, "spec": spec}
+
+
+def _job_label(job: str) -> dict:
+    return {"action": "replace", "targetLabel": "job", "replacement": job}
+
+
+def host_service_monitors(plan, namespace: str) -> list[dict]:
+    """ServiceMonitors for the same three, for the Prometheus operator."""
+    observability: obs.ObservabilityPlan = plan.observability
+    timing = {
+        "interval": obs.prom_duration(observability.scrape_interval.ms),
+        "scrapeTimeout": obs.prom_duration(observability.scrape_timeout.ms),
+    }
+    node_instance = {"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "instance"}
+    node = {
+        "namespaceSelector": {"any": True},
+        "selector": {"matchLabels": {"app.kubernetes.io/name": NODE_EXPORTER_SERVICE[0]}},
+        "endpoints": [{"port": NODE_EXPORTER_SERVICE[1], **timing, "relabelings": [_job_label(obs.NODE_JOB), node_instance]}],
+    }
+    state = {
+        "namespaceSelector": {"any": True},
+        "selector": {"matchLabels": {"app.kubernetes.io/name": KUBE_STATE_METRICS_SERVICE[0]}},
+        "endpoints": [
+            {"port": KUBE_STATE_METRICS_SERVICE[1], **timing, "honorLabels": True, "relabelings": [_job_label(KUBE_STATE_METRICS_JOB)]}
+        ],
+    }
+    kubelet_namespace, kubelet_labels, kubelet_port = KUBELET_SERVICE
+    kubelet_endpoint = {
+        "port": kubelet_port,
+        "path": KUBELET_CADVISOR_PATH,
+        "scheme": "https",
+        **timing,
+        "honorLabels": True,
+        "bearerTokenFile": SERVICE_ACCOUNT_TOKEN,
+        "tlsConfig": {"insecureSkipVerify": KUBELET_TLS["insecure_skip_verify"]},
+        "relabelings": [_job_label(KUBELET_JOB)],
+    }
+    kubelet = {
+        "namespaceSelector": {"matchNames": [kubelet_namespace]},
+        "selector": {"matchLabels": dict(kubelet_labels)},
+        "endpoints": [kubelet_endpoint],
+    }
+    return [
+        _service_monitor(plan, "node-exporter", namespace, node),
+        _service_monitor(plan, KUBE_STATE_METRICS_JOB, namespace, state),
+        _service_monitor(plan, "kubelet-cadvisor", namespace, kubelet),
+    ]
