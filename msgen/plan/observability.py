@@ -14,6 +14,8 @@ from functools import cached_property
 from msgen import images
 from msgen.contract import EXPORTER_PASSWORD_FILE, EXPORTER_PASSWORD_SECRET, EXPORTER_USER, PASSWORD_FILE, PASSWORD_SECRET
 from msgen.model.blueprint import Blueprint
+from msgen.plan.alerting import SIZE as ALERTMANAGER_SIZE
+from msgen.plan.alerting import AlertingPlan, plan_alerting
 from msgen.plan.gateway import METRICS as GATEWAY_METRICS_ENTRYPOINT
 from msgen.plan.gateway import PORTS as GATEWAY_PORTS
 from msgen.plan.gateway import GatewayPlan
@@ -58,6 +60,7 @@ DEFAULT_SIZES = {
     "grafana": (Cpu(250, "250m"), Memory(256 * 1024**2, "256Mi"), "Grafana's documented minimum is 255 MiB"),
     "loki": (Cpu(500, "500m"), Memory(512 * 1024**2, "512Mi"), "single-binary Loki with filesystem storage for one host's logs"),
     "alloy": (Cpu(250, "250m"), Memory(256 * 1024**2, "256Mi"), "tails the container log files of one host"),
+    "alertmanager": ALERTMANAGER_SIZE,
     "exporter": (Cpu(100, "100m"), Memory(64 * 1024**2, "64Mi"), "an exporter holds one connection and one scrape's metrics"),
 }
 
@@ -180,6 +183,7 @@ class ObservabilityPlan:
     sizes: tuple[ContainerSize, ...]
     rate_window: str
     unscraped: tuple[str, ...]  # services without `metrics` (only the gateway sees them, if routed)
+    alerting: AlertingPlan | None = None  # Alertmanager, when the blueprint has one
 
     def size(self, name: str) -> ContainerSize:
         return self._sizes_by_name[name]
@@ -193,6 +197,7 @@ class ObservabilityPlan:
     def monitors(self) -> tuple[str, ...]:
         """The monitoring containers compose runs (the exporters aside)."""
         wanted = (("prometheus", self.prometheus), ("grafana", self.grafana), ("loki", self.loki), ("alloy", self.loki))
+        wanted += (("alertmanager", self.alerting is not None),)
         return tuple(name for name, on in wanted if on)
 
 
@@ -229,9 +234,10 @@ def plan_observability(
         # compose runs each exporter in its own container: it reaches the engine by its service name
         exporters=tuple(plan_exporter(store, store.name) for store in datastores) if prometheus else (),
         dashboards=route_dashboards(blueprint, gateway),
-        sizes=container_sizes(section.grafana, section.loki, prometheus is not None, datastores),
+        sizes=container_sizes(section.grafana, section.loki, prometheus is not None, datastores) + alerting_sizes(blueprint),
         rate_window=window,
         unscraped=tuple(service.name for service in services if service.metrics_port is None),
+        alerting=plan_alerting(blueprint),
     )
 
 
@@ -458,6 +464,14 @@ def container_sizes(grafana: bool, loki: bool, prometheus: bool, datastores) -> 
         cpu, memory, why = DEFAULT_SIZES["exporter"]
         sizes.extend(ContainerSize(f"{store.name}-exporter", cpu, memory, why) for store in datastores)
     return tuple(sizes)
+
+
+def alerting_sizes(blueprint: Blueprint) -> tuple[ContainerSize, ...]:
+    """Alertmanager's size, when it runs."""
+    if plan_alerting(blueprint) is None:
+        return ()
+    cpu, memory, why = DEFAULT_SIZES["alertmanager"]
+    return (ContainerSize("alertmanager", cpu, memory, why),)
 
 
 # how each exporter gets its credentials without msgen writing a secret (README: exporters)
