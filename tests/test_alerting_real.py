@@ -30,6 +30,7 @@ import pytest
 import realtools
 import yaml
 
+from tests.alerting_variant import write_reference_with_alertmanager
 from tests.rendering import render_in_memory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,9 +79,9 @@ def with_secrets(config_text: str, folder: Path) -> str:
 
 @pytest.fixture(scope="module")
 def reference_config(tmp_path_factory) -> Path:
-    """The reference blueprint's alertmanager.yml, its secret files present."""
-    rendered = render_in_memory(REFERENCE)
+    """The reference blueprint's alertmanager.yml (with tests/alerting_variant.py's receivers), its secret files present."""
     work = tmp_path_factory.mktemp("reference-alertmanager")
+    rendered = render_in_memory(write_reference_with_alertmanager(work))
     secrets = work / "secrets"
     secrets.mkdir()
     for name in rendered.plan.observability.alerting.secrets:
@@ -360,7 +361,7 @@ def test_datastore_down_inhibits_only_its_own_datastores_alerts(stack):
     """Alerts with the labels the datastore rules give them (plus the exporter job's `job`),
     posted as Prometheus would: DatastoreDown holds back ledger-db's connections alert only."""
     port, process, log = stack["am_port"], stack["alertmanager"], stack["log"]
-    reference = render_in_memory(REFERENCE).plan.observability
+    reference = render_in_memory(REFERENCE).plan.observability  # its datastore rules (the rules do not depend on alerting)
     labels = {
         (rule.alert, dict(rule.labels)["datastore"]): dict(rule.labels)
         for group in reference.rule_groups
