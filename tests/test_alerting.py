@@ -69,7 +69,7 @@ def test_a_login_without_its_password_secret_is_an_error(write_blueprint):
 
 @pytest.mark.parametrize(
     ("field", "value", "column"),
-    [("url", "ftp://hooks.example.com/x", 19), ("credentials_secret", "Not_A_Name", 53)],
+    [("url", "ftp://hooks.example.com/x", 19), ("url", "'https://hooks.example.com/a b'", 19), ("credentials_secret", "Not_A_Name", 53)],
 )
 def test_a_bad_webhook_field_is_an_error_at_its_column(write_blueprint, field, value, column):
     webhook = {"url": "https://hooks.example.com/x", "credentials_secret": "token"} | {field: value}
@@ -311,6 +311,15 @@ def test_kubernetes_deployment_is_restricted_and_mounts_config_and_secrets(rende
     assert config["data"]["alertmanager.yml"] == rendered.files["alertmanager/alertmanager.yml"].text
     assert service["spec"]["ports"] == [{"name": "web", "port": 9093, "targetPort": "web", "protocol": "TCP"}]
     assert netpol.match_labels({"matchLabels": service["spec"]["selector"]}, deployment["spec"]["template"]["metadata"]["labels"])
+
+
+def test_the_operator_flavour_renders_the_same_alertmanager(write_blueprint, rendered):
+    """No Alertmanager CRD is vendored: the operator flavour gets the same plain objects (its
+    Prometheus CR points at the Service's `web` port)."""
+    text = reference_with_alertmanager_text().replace("prometheus: {scrape_interval: 15s, retention: 15d}", "prometheus: {operator: true}")
+    operator = render_in_memory(write_blueprint(text))
+    assert "kubernetes/observability/monitoring.yaml" in operator.files
+    assert operator.files["kubernetes/observability/alertmanager.yaml"].text == rendered.files["kubernetes/observability/alertmanager.yaml"].text
 
 
 def test_only_prometheus_reaches_alertmanager(rendered):

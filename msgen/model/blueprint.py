@@ -759,7 +759,7 @@ class Prometheus(Model):
 class WebhookReceiver(Model):
     """An HTTP endpoint that gets each notification as Alertmanager's JSON payload (POST)."""
 
-    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")] = Field(
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] = Field(
         description="Where Alertmanager POSTs the notifications, http:// or https://. It is written into the "
         "configuration as it is: keep tokens out of it and use credentials_secret. Required.",
     )
