@@ -217,6 +217,7 @@ def plan_observability(
     flavours = ("compose", "kubernetes") if blueprint.kubernetes else ("compose",)
     groups = rule_groups(blueprint, services, datastores, gateway, interval, window, flavours) if alerts else ((), ())
     compose_rules, kubernetes_rules = groups[0], (groups[1] if len(groups) > 1 else ())
+    alerting = plan_alerting(blueprint)
     return ObservabilityPlan(
         project=blueprint.project,
         prometheus=prometheus is not None,
@@ -234,10 +235,10 @@ def plan_observability(
         # compose runs each exporter in its own container: it reaches the engine by its service name
         exporters=tuple(plan_exporter(store, store.name) for store in datastores) if prometheus else (),
         dashboards=route_dashboards(blueprint, gateway),
-        sizes=container_sizes(section.grafana, section.loki, prometheus is not None, datastores) + alerting_sizes(blueprint),
+        sizes=container_sizes(section.grafana, section.loki, prometheus is not None, datastores) + alerting_sizes(alerting),
         rate_window=window,
         unscraped=tuple(service.name for service in services if service.metrics_port is None),
-        alerting=plan_alerting(blueprint),
+        alerting=alerting,
     )
 
 
@@ -466,9 +467,9 @@ def container_sizes(grafana: bool, loki: bool, prometheus: bool, datastores) -> 
     return tuple(sizes)
 
 
-def alerting_sizes(blueprint: Blueprint) -> tuple[ContainerSize, ...]:
+def alerting_sizes(alerting: AlertingPlan | None) -> tuple[ContainerSize, ...]:
     """Alertmanager's size, when it runs."""
-    if plan_alerting(blueprint) is None:
+    if alerting is None:
         return ()
     cpu, memory, why = DEFAULT_SIZES["alertmanager"]
     return (ContainerSize("alertmanager", cpu, memory, why),)
