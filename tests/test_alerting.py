@@ -349,3 +349,23 @@ def test_deep_verification_finds_nothing(rendered):
 
 def test_the_variant_is_the_reference_plus_alertmanager(reference_blueprint):
     assert reference_with_alertmanager_text() == reference_blueprint.read_text().replace("  alerts: true\n", "  alerts: true\n" + ALERTMANAGER)
+
+
+def test_capacity_counts_alertmanager_on_both_targets(rendered, reference_blueprint):
+    """The capacity check reads the rendered files: the variant places exactly Alertmanager's
+    128Mi and 100m more than the reference, in compose (limits) and Kubernetes (requests)."""
+    from msgen.checks.capacity import Inspector
+
+    def placement(analysis):
+        inspector = Inspector(analysis.plan)
+        for built in analysis.artifacts:
+            inspector.read(built)
+        return inspector.capacity()
+
+    with_am, without = placement(rendered), placement(render_in_memory(reference_blueprint))
+    mebibyte = 1024**2
+    assert with_am.compose.memory_used - without.compose.memory_used == 128 * mebibyte
+    assert with_am.compose.cpu_limits_m - without.compose.cpu_limits_m == 100
+    assert "alertmanager" in {load.name for load in with_am.compose.loads}
+    assert with_am.kubernetes.memory_used - without.kubernetes.memory_used == 128 * mebibyte
+    assert with_am.kubernetes.cpu_reserved_m - without.kubernetes.cpu_reserved_m == 100
