@@ -224,6 +224,20 @@ IMAGES: dict[str, ImageFacts] = {
         healthcheck=("wget", "-q", "-O", "/dev/null", "http://localhost:12345/-/ready"),
         cap_add=("DAC_READ_SEARCH",),  # read log files whatever their mode, never write them
     ),
+    "alertmanager": ImageFacts(
+        key="alertmanager",
+        repository="prom/alertmanager",
+        tag="v0.25.0",  # the version Debian ships, which the tests run
+        docs="https://github.com/prometheus/alertmanager#docker-images",
+        user="nobody",  # the image's USER; it owns /alertmanager
+        uid=65534,
+        port=9093,
+        config_path="/etc/alertmanager/alertmanager.yml",
+        config_args=("--config.file=/etc/alertmanager/alertmanager.yml",),
+        data_dir="/alertmanager",
+        healthcheck=("wget", "-q", "-O", "/dev/null", "http://localhost:9093/-/healthy"),  # busybox image
+        cap_add=(),
+    ),
     "mysqld-exporter": ImageFacts(
         key="mysqld-exporter",
         repository="prom/mysqld-exporter",

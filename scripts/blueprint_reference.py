@@ -60,6 +60,12 @@ HEADINGS: dict[type[BaseModel], str] = {
     models.Backup: "Backup",
     models.Observability: "Observability",
     models.Prometheus: "Prometheus",
+    models.Alertmanager: "Alertmanager",
+    models.Receiver: "Receiver",
+    models.WebhookReceiver: "Webhook receiver",
+    models.EmailReceiver: "Email receiver",
+    models.SlackReceiver: "Slack receiver",
+    models.AlertRoute: "Alert route",
     models.Kubernetes: "Kubernetes",
     models.Compose: "Compose",
     models.Suppression: "Suppression",
@@ -197,6 +203,7 @@ def cell(text: str) -> str:
 def _where(model: type[BaseModel], prefix: str, found: dict[type[BaseModel], list[str]]) -> None:
     """Record the key path of every model reachable from `model` (first seen, field order)."""
     for name, field in model.model_fields.items():
+        name = field.alias or name  # the key as the blueprint spells it (`from`)
         path = f"{prefix}.{name}" if prefix else name
         for child, suffix in _models_in(field.annotation):
             paths = found.setdefault(child, [])
@@ -239,7 +246,7 @@ def section(model: type[BaseModel], paths: list[str]) -> list[str]:
     lines += ["| field | type | required / default | description |", "|---|---|---|---|"]
     for name, field in model.model_fields.items():
         kind = type_text(field.annotation, tuple(field.metadata))
-        lines.append(f"| `{name}` | {cell(kind)} | {cell(default_text(field))} | {cell(field.description or '')} |")
+        lines.append(f"| `{field.alias or name}` | {cell(kind)} | {cell(default_text(field))} | {cell(field.description or '')} |")
     return [*lines, ""]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from msgen import api
+from tests.alerting_variant import reference_with_alertmanager_text
 
 ROOT = Path(__file__).resolve().parent.parent
 BLUEPRINTS = ROOT / "blueprints"
@@ -109,8 +110,14 @@ def internal_only() -> dict:
     }
 
 
+def alerting() -> dict:
+    """The reference with an Alertmanager and a receiver of each kind (their secrets as compose secrets)."""
+    return _yaml().load(reference_with_alertmanager_text())
+
+
 VARIANTS = {
     "reference": lambda: load("reference"),
+    "alerting": alerting,
     "minimal": lambda: load("minimal"),
     "docker-provider": docker_provider,
     "run-as-root": root_and_commands,

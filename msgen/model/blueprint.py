@@ -768,6 +768,88 @@ class Prometheus(Model):
     )
 
 
+class WebhookReceiver(Model):
+    """An HTTP endpoint that gets each notification as Alertmanager's JSON payload (POST)."""
+
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] = Field(
+        description="Where Alertmanager POSTs the notifications, http:// or https://. It is written into the "
+        "configuration as it is: keep tokens out of it and use credentials_secret. Required.",
+    )
+    credentials_secret: Name | None = Field(
+        default=None,
+        description="The name of a secret file (secrets/alertmanager/<NAME>, mounted at /run/secrets/<NAME>) whose "
+        "content is sent as `Authorization: Bearer <content>`. Default none: no Authorization header.",
+    )
+
+
+class EmailReceiver(Model):
+    """Mail through an SMTP relay."""
+
+    to: Annotated[str, Field(min_length=3, pattern=r"@")] = Field(description="The address notifications go to. Required.")
+    from_: Annotated[str, Field(min_length=3, pattern=r"@")] = Field(
+        alias="from", description="The sender address (the From header and the SMTP envelope). Required."
+    )
+    smarthost: Annotated[str, Field(pattern=r"^[^\s:]+:[0-9]{1,5}$")] = Field(
+        description="The SMTP relay as host:port, e.g. smtp.example.com:587. Required.",
+    )
+    username: str | None = Field(default=None, description="The SMTP login; needs password_secret. Default none: no login.")
+    password_secret: Name | None = Field(
+        default=None,
+        description="The name of the secret file (secrets/alertmanager/<NAME>, mounted at /run/secrets/<NAME>) that "
+        "holds the SMTP password. Required with username, not allowed without it.",
+    )
+    require_tls: bool = Field(default=True, description="Refuse a relay that does not offer STARTTLS. Default true.")
+
+    @model_validator(mode="after")
+    def _login(self) -> EmailReceiver:
+        if (self.username is None) != (self.password_secret is None):
+            raise ValueError("username and password_secret go together: set both for a login, or neither")
+        return self
+
+
+class SlackReceiver(Model):
+    """A Slack channel through an incoming webhook."""
+
+    channel: Annotated[str, Field(min_length=1)] = Field(description="The channel, e.g. '#alerts'. Required.")
+    api_url_secret: Name = Field(
+        description="The name of the secret file (secrets/alertmanager/<NAME>, mounted at /run/secrets/<NAME>) that "
+        "holds the incoming webhook's URL (the URL is the credential). Required.",
+    )
+
+
+class Receiver(Model):
+    """Where a notification goes: one or more of webhook, email and slack."""
+
+    webhook: WebhookReceiver | None = Field(default=None, description="An HTTP endpoint. Optional.")
+    email: EmailReceiver | None = Field(default=None, description="Mail through an SMTP relay. Optional.")
+    slack: SlackReceiver | None = Field(default=None, description="A Slack channel. Optional.")
+
+    @model_validator(mode="after")
+    def _some(self) -> Receiver:
+        if self.webhook is None and self.email is None and self.slack is None:
+            raise ValueError("a receiver needs at least one of webhook, email, slack")
+        return self
+
+
+class AlertRoute(Model):
+    """Which receiver gets an alert, by the severity label msgen's rules carry."""
+
+    receiver: Name = Field(description="The receiver of every alert no severity entry claims. Required.")
+    critical: Name | None = Field(default=None, description="The receiver of severity critical alerts. Default: receiver.")
+    warning: Name | None = Field(default=None, description="The receiver of severity warning alerts. Default: receiver.")
+    repeat_interval: PositiveDurationField = Field(
+        default=Duration(4 * 3_600_000, "4h"),
+        description="How long before a notification that is still firing is sent again. Default 4h (Alertmanager's).",
+    )
+
+
+class Alertmanager(Model):
+    """Alertmanager (0.25): receives the alerts from Prometheus and notifies people."""
+
+    receivers: dict[Name, Receiver] = Field(min_length=1, description="Name -> receiver, at least one. Required.")
+    route: AlertRoute = Field(description="Which receiver gets which alerts. Required.")
+
+
 class Observability(Model):
     """Monitoring: Prometheus, Grafana, Loki and the alert rules."""
 
@@ -781,6 +863,11 @@ class Observability(Model):
     )
     loki: bool = Field(default=False, description="Loki for logs, with Alloy shipping the containers' logs. Default false.")
     alerts: bool = Field(default=True, description="Alert rules for targets, routes, datastores and memory. Default true.")
+    alertmanager: Alertmanager | None = Field(
+        default=None,
+        description="Alertmanager, with Prometheus sending it the alerts (needs prometheus and alerts). Default none: "
+        "alerts show in Prometheus and Grafana and notify no one.",
+    )
 
 
 class Kubernetes(Model):

@@ -222,13 +222,14 @@ def allowed_keys(path: KeyPath) -> list[str]:
         if annotation is None:
             return []
     model = _model_in(annotation)
-    return sorted(model.model_fields) if model else []
+    return sorted(field.alias or name for name, field in model.model_fields.items()) if model else []
 
 
 def _child_annotation(annotation: object, part: str | int) -> object:
     model = _model_in(annotation)
     if model is not None:
-        field = model.model_fields.get(str(part))
+        # a key the blueprint spells differently from the field (`from` is `from_`)
+        field = next((f for name, f in model.model_fields.items() if (f.alias or name) == str(part)), None)
         return field.annotation if field else None
     for option in _options(annotation):
         origin = typing.get_origin(option)

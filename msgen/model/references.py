@@ -14,7 +14,7 @@ from msgen.loader import KeyPath, SourceMap
 from msgen.model.blueprint import Blueprint
 
 # names msgen gives its own containers in the compose stack
-RESERVED_NAMES = ("gateway", "prometheus", "grafana", "loki", "alloy")
+RESERVED_NAMES = ("gateway", "prometheus", "grafana", "loki", "alloy", "alertmanager")
 
 
 def rtt_key(a: str, b: str) -> tuple[str, str]:
@@ -53,6 +53,7 @@ def check_references(blueprint: Blueprint, source: SourceMap) -> None:
     _check_datastores(blueprint, issues)
     _check_gateway(blueprint, issues)
     _check_rtts(blueprint, issues)
+    _check_alertmanager(blueprint, issues)
     if not issues.found:
         _check_cycles(blueprint, issues)
     if not issues.found:
@@ -108,6 +109,22 @@ def _check_gateway(blueprint: Blueprint, issues: _Issues) -> None:
     clients = blueprint.gateway.clients_region if blueprint.gateway else None
     if clients is not None and clients not in blueprint.regions:
         issues.unknown(("gateway", "clients_region"), "region", clients, blueprint.regions)
+
+
+def _check_alertmanager(blueprint: Blueprint, issues: _Issues) -> None:
+    """The route names declared receivers, and there are alerts for Alertmanager to receive."""
+    observability = blueprint.observability
+    alertmanager = observability.alertmanager if observability is not None else None
+    if alertmanager is None:
+        return
+    at = ("observability", "alertmanager")
+    if observability.prometheus is None or not observability.alerts:
+        issues.add(at, "alertmanager receives Prometheus' alerts: it needs prometheus and alerts: true")
+    route = alertmanager.route
+    for key in ("receiver", "critical", "warning"):
+        name = getattr(route, key)
+        if name is not None and name not in alertmanager.receivers:
+            issues.unknown((*at, "route", key), "receiver", name, alertmanager.receivers)
 
 
 def _check_datastores(blueprint: Blueprint, issues: _Issues) -> None:

@@ -7,8 +7,8 @@ container therefore joins one network per peer it talks to: a caller and its cal
 and its owner (`data_<datastore>`), its exporter (`export_<datastore>`) or its backup
 (`backup_<datastore>`), Prometheus and
 what it scrapes (`scrape_<name>`); the monitoring containers share `monitoring`. Every one
-of these is `internal` (no route out of the host). Only the gateway (published ports, ACME)
-and the services that declare `egress` get a network with a route out, one each
+of these is `internal` (no route out of the host). Only the gateway (published ports, ACME),
+Alertmanager (its receivers) and the services that declare `egress` get a network with a route out, one each
 (`egress_<name>`), so that two of them never share it. A container that talks to nobody
 runs with no network at all.
 
@@ -119,6 +119,9 @@ def plan_networks(blueprint: Blueprint, services, datastores, gateway, observabi
             connect(scrape_network(agent), "prometheus", agent)
         if observability.monitors:
             connect(MONITORING, *observability.monitors)
+        if observability.alerting is not None:
+            # the receivers (webhooks, SMTP relays, Slack) are outside the host
+            connect(egress_network("alertmanager"), "alertmanager", routed_out=True)
     addresses = {name: sum(sizes[member] for member in group) + RESERVED_ADDRESSES for name, group in members.items()}
     subnets = allocate(blueprint.compose.subnet_pool, addresses)
     networks = tuple(

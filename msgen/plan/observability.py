@@ -16,6 +16,8 @@ from functools import cached_property
 from msgen import images
 from msgen.contract import EXPORTER_PASSWORD_FILE, EXPORTER_PASSWORD_SECRET, EXPORTER_USER, PASSWORD_FILE, PASSWORD_SECRET
 from msgen.model.blueprint import Blueprint
+from msgen.plan.alerting import SIZE as ALERTMANAGER_SIZE
+from msgen.plan.alerting import AlertingPlan, plan_alerting
 from msgen.plan.gateway import BREAKER_STATUS, GatewayPlan, RoutePlan
 from msgen.plan.gateway import METRICS as GATEWAY_METRICS_ENTRYPOINT
 from msgen.plan.gateway import PORTS as GATEWAY_PORTS
@@ -78,6 +80,7 @@ DEFAULT_SIZES = {
     "grafana": (Cpu(250, "250m"), Memory(256 * 1024**2, "256Mi"), "Grafana's documented minimum is 255 MiB"),
     "loki": (Cpu(500, "500m"), Memory(512 * 1024**2, "512Mi"), "single-binary Loki with filesystem storage for one host's logs"),
     "alloy": (Cpu(250, "250m"), Memory(256 * 1024**2, "256Mi"), "tails the container log files of one host"),
+    "alertmanager": ALERTMANAGER_SIZE,
     "exporter": (Cpu(100, "100m"), Memory(64 * 1024**2, "64Mi"), "an exporter holds one connection and one scrape's metrics"),
     "node-exporter": (Cpu(100, "100m"), Memory(64 * 1024**2, "64Mi"), "reads /proc and /sys files once a scrape"),
     "cadvisor": (
@@ -217,6 +220,7 @@ class ObservabilityPlan:
     sizes: tuple[ContainerSize, ...]
     rate_window: str
     unscraped: tuple[str, ...]  # services without `metrics` (only the gateway sees them, if routed)
+    alerting: AlertingPlan | None = None  # Alertmanager, when the blueprint has one
 
     def size(self, name: str) -> ContainerSize:
         return self._sizes_by_name[name]
@@ -230,6 +234,7 @@ class ObservabilityPlan:
     def monitors(self) -> tuple[str, ...]:
         """The monitoring containers compose runs (the exporters aside)."""
         wanted = (("prometheus", self.prometheus), ("grafana", self.grafana), ("loki", self.loki), ("alloy", self.loki))
+        wanted += (("alertmanager", self.alerting is not None),)
         return tuple(name for name, on in wanted if on)
 
     @property
@@ -255,6 +260,7 @@ def plan_observability(
     flavours = ("compose", "kubernetes") if blueprint.kubernetes else ("compose",)
     groups = rule_groups(blueprint, datastores, gateway, interval, window, flavours) if alerts else ((), ())
     compose_rules, kubernetes_rules = groups[0], (groups[1] if len(groups) > 1 else ())
+    alerting = plan_alerting(blueprint)
     return ObservabilityPlan(
         project=blueprint.project,
         prometheus=prometheus is not None,
@@ -272,9 +278,10 @@ def plan_observability(
         # compose runs each exporter in its own container: it reaches the engine by its service name
         exporters=tuple(plan_exporter(store, store.name) for store in datastores) if prometheus else (),
         dashboards=route_dashboards(blueprint, gateway),
-        sizes=container_sizes(section.grafana, section.loki, prometheus is not None, datastores),
+        sizes=container_sizes(section.grafana, section.loki, prometheus is not None, datastores) + alerting_sizes(alerting),
         rate_window=window,
         unscraped=tuple(service.name for service in services if service.metrics_port is None),
+        alerting=alerting,
     )
 
 
@@ -690,6 +697,14 @@ def container_sizes(grafana: bool, loki: bool, prometheus: bool, datastores) -> 
         sizes.extend(ContainerSize(f"{store.name}-exporter", cpu, memory, why) for store in datastores)
         sizes.extend(ContainerSize(name, *DEFAULT_SIZES[name]) for name in HOST_AGENTS)
     return tuple(sizes)
+
+
+def alerting_sizes(alerting: AlertingPlan | None) -> tuple[ContainerSize, ...]:
+    """Alertmanager's size, when it runs."""
+    if alerting is None:
+        return ()
+    cpu, memory, why = DEFAULT_SIZES["alertmanager"]
+    return (ContainerSize("alertmanager", cpu, memory, why),)
 
 
 # how each exporter gets its credentials without msgen writing a secret (README: exporters)

@@ -29,7 +29,7 @@ from msgen.plan import backup as backups
 from msgen.plan import gateway as gw
 from msgen.plan import tuning
 from msgen.plan.services import DatastorePlan, ServicePlan
-from msgen.targets import Artifact, observability, traefik
+from msgen.targets import Artifact, alerting, observability, traefik
 from msgen.targets.datastores import BACKUP_SCRIPT, RESTORE_SCRIPT, SCRIPTS_MOUNT
 from msgen.units import Cpu, Memory, compose_cpus, compose_memory
 
@@ -357,6 +357,8 @@ def _secret_files(plan) -> dict[str, str]:
         files[gw.DASHBOARD_USERS_SECRET] = f"{SECRETS_ROOT}/{GATEWAY}/{gw.DASHBOARD_USERS_SECRET}"
     if plan.observability is not None and plan.blueprint.observability.grafana:
         files["grafana-admin-password"] = f"{SECRETS_ROOT}/grafana/admin-password"
+    if plan.observability is not None and plan.observability.alerting is not None:
+        files.update(alerting.secret_files(plan.observability.alerting, SECRETS_ROOT))
     return files
 
 

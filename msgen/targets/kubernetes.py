@@ -22,7 +22,7 @@ from msgen.plan import kubernetes as k8s
 from msgen.plan.observability import DEFAULT_SIZES, plan_exporter
 from msgen.plan.services import DatastorePlan, ServicePlan
 from msgen.plan.tuning import PG_HBA_FILE
-from msgen.targets import Artifact, observability, templated, traefik
+from msgen.targets import Artifact, alerting, observability, templated, traefik
 from msgen.targets.datastores import BACKUP_SCRIPT, PG_HBA, RESTORE_SCRIPT, SCRIPTS_MOUNT, USERS_SCRIPT, config_files
 from msgen.units import format_bytes, format_millicores
 from msgen.yamlout import dump
@@ -141,6 +141,9 @@ def secrets_hint(plan) -> str:
     if plan.datastores:
         sql = [key for key in (ADMIN_PASSWORD_KEY, EXPORTER_PASSWORD_KEY) if any(key in credential_keys(store) for store in plan.datastores)]
         hint += f", <datastore>-credentials (key {PASSWORD_KEY}" + (f"; SQL engines also {' and '.join(sql)}" if sql else "") + ")"
+    alerting_plan = plan.observability.alerting if plan.observability is not None else None
+    if alerting_plan is not None and alerting_plan.secrets:
+        hint += f", {alerting.SECRET_NAME} (keys {', '.join(alerting_plan.secrets)})"
     edge = plan.kubernetes.edge
     if edge is not None and not edge.cert_manager:
         hint += ", the TLS Secret each IngressRoute names"
@@ -160,6 +163,8 @@ def manifests(plan) -> dict[str, Callable[[], tuple]]:
         files[f"{SERVICES_DIR}/{service.name}.yaml"] = lambda service=service: tuple(service_objects(plan, service))
     for store in plan.datastores:
         files[f"{DATASTORES_DIR}/{store.name}.yaml"] = lambda store=store: tuple(datastore_objects(plan, store))
+    if plan.observability is not None and plan.observability.alerting is not None:
+        files[ALERTMANAGER_FILE] = lambda: alertmanager_objects(plan)
     return files
 
 
@@ -984,3 +989,98 @@ def datastore_objects(plan, store: DatastorePlan) -> list[dict]:
     if job is not None:
         objects += [backup_cron_job(plan, store), backup_policy(plan, store)]
     return objects
+
+
+# --- alertmanager --------------------------------------------------------------------------
+
+ALERTMANAGER_FILE = f"{ROOT}/observability/alertmanager.yaml"
+ALERTMANAGER = "alertmanager"
+ALERTMANAGER_PORT_NAME = "web"  # the Prometheus Operator's `alerting.alertmanagers[].port` names it
+CONFIG_VOLUME = "config"
+DATA_VOLUME = "data"
+
+
+def alertmanager_objects(plan) -> tuple[dict, ...]:
+    """Alertmanager for the Prometheus in the cluster: its configuration, one pod, its Service,
+    and who may reach it. Its state (silences, notification log) lives in an emptyDir: a
+    restart forgets silences and may repeat a notification, nothing more."""
+    labels = k8s.recommended_labels(ALERTMANAGER, plan.project, "monitoring")
+    selector = {k8s.NAME_LABEL: ALERTMANAGER, k8s.PART_OF_LABEL: plan.project}
+    text = render_template(
+        "common/document.yaml.j2",
+        project=plan.project,
+        notes=alerting.config_notes(),
+        document=alerting.alertmanager_config(plan.observability.alerting),
+    )
+    data = {"alertmanager.yml": text}
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(plan, "alertmanager-config", labels), "data": data}
+    port = {"name": ALERTMANAGER_PORT_NAME, "port": images.port(ALERTMANAGER), "targetPort": ALERTMANAGER_PORT_NAME, "protocol": "TCP"}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(plan, ALERTMANAGER, labels),
+        "spec": {"type": "ClusterIP", "selector": dict(selector), "ports": [port]},
+    }
+    return (config, alertmanager_deployment(plan, labels, selector, config_checksum(data)), service, alertmanager_policy(plan, labels, selector))
+
+
+def alertmanager_container(plan) -> dict:
+    facts = images.facts(ALERTMANAGER)
+    cpu, memory, _ = DEFAULT_SIZES[ALERTMANAGER]
+    mounts = [
+        {"name": CONFIG_VOLUME, "mountPath": alerting.ALERTMANAGER_MOUNT, "readOnly": True},
+        {"name": DATA_VOLUME, "mountPath": facts.data_dir},
+    ]
+    if plan.observability.alerting.secrets:
+        mounts.append({"name": SECRETS_VOLUME, "mountPath": SECRETS_DIR, "readOnly": True})
+    probe = {"httpGet": {"path": "/-/healthy", "port": ALERTMANAGER_PORT_NAME}, "periodSeconds": 10, "timeoutSeconds": 5}
+    return {
+        "name": ALERTMANAGER,
+        "image": images.image(ALERTMANAGER),
+        "args": alerting.command(facts.data_dir),
+        "ports": [{"name": ALERTMANAGER_PORT_NAME, "containerPort": facts.port, "protocol": "TCP"}],
+        "resources": {"requests": quantity(cpu, memory), "limits": quantity(cpu, memory)},
+        "readinessProbe": {**probe, "httpGet": {"path": "/-/ready", "port": ALERTMANAGER_PORT_NAME}},
+        "livenessProbe": {**probe, "failureThreshold": 3},
+        "securityContext": container_security(),
+        "volumeMounts": mounts,
+    }
+
+
+def alertmanager_deployment(plan, labels: dict, selector: dict, checksum: str) -> dict:
+    alerting_plan = plan.observability.alerting
+    volumes: list[dict] = [
+        {"name": CONFIG_VOLUME, "configMap": {"name": "alertmanager-config"}},
+        {"name": DATA_VOLUME, "emptyDir": {}},
+    ]
+    if alerting_plan.secrets:
+        items = [{"key": name, "path": name} for name in alerting_plan.secrets]
+        volumes.append({"name": SECRETS_VOLUME, "secret": {"secretName": alerting.SECRET_NAME, "defaultMode": SECRET_FILE_MODE, "items": items}})
+    pod_spec = {
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security(user=images.facts(ALERTMANAGER).uid),
+        "terminationGracePeriodSeconds": grace_seconds(plan, ALERTMANAGER),
+        "containers": [alertmanager_container(plan)],
+        "volumes": volumes,
+    }
+    # one replica: without its cluster gossip, two would each send every notification
+    spec = {
+        "replicas": 1,
+        "revisionHistoryLimit": 5,
+        "selector": {"matchLabels": dict(selector)},
+        "strategy": {"type": "Recreate"},
+        "template": {"metadata": {"labels": dict(labels), "annotations": {CONFIG_CHECKSUM: checksum}}, "spec": pod_spec},
+    }
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(plan, ALERTMANAGER, labels), "spec": spec}
+
+
+def alertmanager_policy(plan, labels: dict, selector: dict) -> dict:
+    """Prometheus (any namespace) reaches its API. Egress stays open: the receivers are
+    webhooks, SMTP relays and Slack wherever the blueprint says."""
+    peer = {"namespaceSelector": {}, "podSelector": {"matchLabels": dict(k8s.PROMETHEUS_POD)}}
+    spec = {
+        "podSelector": {"matchLabels": dict(selector)},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [peer], "ports": [_port(ALERTMANAGER_PORT_NAME)]}],
+    }
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata(plan, ALERTMANAGER, labels), "spec": spec}

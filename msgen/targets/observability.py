@@ -16,11 +16,11 @@ from msgen.contract import compose_secret, hardened
 from msgen.jinja import render_template
 from msgen.plan import observability as obs
 from msgen.plan.disk import prometheus_bytes
-from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents, text_file
+from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, alerting, templated, templated_documents, text_file
 from msgen.units import compose_cpus, compose_memory
 
 NAME = "observability"
-PATHS = ("prometheus/", "grafana/", "loki/")  # where this target writes (a folder ends in /)
+PATHS = ("prometheus/", "grafana/", "loki/", "alertmanager/")  # where this target writes (a folder ends in /)
 PROMETHEUS_DIR = "prometheus"
 PROMETHEUS_CONFIG = f"{PROMETHEUS_DIR}/prometheus.yml"
 RULES_DIR = "rules"  # relative to prometheus.yml: Prometheus resolves rule_files from the config's folder
@@ -62,10 +62,18 @@ def render(plan) -> list[Artifact]:
         artifacts.append(_yaml_artifact(plan, LOKI_CONFIG, partial(loki_config, observability)))
         alloy = partial(render_template, "observability/config.alloy.j2", plan=plan, logs=DOCKER_LOGS, loki=LOKI_PUSH)
         artifacts.append(text_file(ALLOY_CONFIG, NAME, alloy))
+    if observability.alerting is not None:
+        artifacts.append(alertmanager_artifact(plan))
     return artifacts
 
 
 LOKI_PUSH = f"http://loki:{obs.LOKI_PORT}/loki/api/v1/push"
+
+
+def alertmanager_artifact(plan) -> Artifact:
+    context = {"project": plan.project, "notes": alerting.config_notes()}
+    build = partial(alerting.alertmanager_config, plan.observability.alerting)
+    return templated(alerting.ALERTMANAGER_CONFIG, NAME, DOCUMENT_TEMPLATE, context, "document", build)
 
 
 def _yaml_artifact(plan, path: str, build: Callable[[], dict], target: str = NAME) -> Artifact:
@@ -100,6 +108,8 @@ def prometheus_config(observability: obs.ObservabilityPlan) -> dict:
     config: dict = {"global": _global(observability)}
     if observability.rule_groups:
         config["rule_files"] = [f"{RULES_DIR}/{group.name}.yml" for group in observability.rule_groups]
+    if observability.alerting is not None:
+        config["alerting"] = alerting.prometheus_alerting(alerting.compose_target())
     config["scrape_configs"] = [compose_scrape_config(job) for job in observability.jobs]
     return config
 
@@ -293,6 +303,8 @@ def compose_services(plan) -> dict[str, Callable[[], dict]]:
     if observability.loki:
         services["loki"] = partial(_loki_service, observability)
         services["alloy"] = partial(_alloy_service, observability)
+    if observability.alerting is not None:
+        services["alertmanager"] = partial(alerting.compose_service, observability)
     return services
 
 
@@ -303,6 +315,7 @@ def compose_volumes(plan) -> list[str]:
         return []
     wanted = [("prometheus-data", observability.prometheus), ("grafana-data", observability.grafana)]
     wanted += [("loki-data", observability.loki), ("alloy-data", observability.loki)]
+    wanted += [(alerting.DATA_VOLUME, observability.alerting is not None)]
     return sorted(name for name, enabled in wanted if enabled)
 
 
@@ -550,6 +563,8 @@ def kubernetes_prometheus_config(plan) -> dict:
     config: dict = {"global": _global(observability)}
     if observability.kubernetes_rule_groups:
         config["rule_files"] = [f"{PROMETHEUS_MOUNT}/{RULES_DIR}/{group.name}.yml" for group in observability.kubernetes_rule_groups]
+    if observability.alerting is not None:
+        config["alerting"] = alerting.prometheus_alerting(alerting.kubernetes_target(_namespace(plan)))
     config["scrape_configs"] = jobs
     return config
 
