@@ -217,5 +217,13 @@ def logs_panel(observability: ObservabilityPlan, subject: str) -> tuple[LogsPane
     return (LogsPanel(f"Logs of {subject}", log_selector(observability.project, subject)),)
 
 
+def project_logs(observability: ObservabilityPlan) -> tuple[LogsPanel, ...]:
+    """The overview's: the lines of every container that look like trouble."""
+    if not observability.loki:
+        return ()
+    selector = f'{{{LOG_PROJECT_LABEL}="{observability.project}"}} |~ "(?i)(error|fatal|panic)"'
+    return (LogsPanel("Lines with error, fatal or panic, every container", selector),)
+
+
 def route_logs(observability: ObservabilityPlan, route: RouteDashboard) -> tuple[LogsPanel, ...]:
     return logs_panel(observability, route.service)

@@ -131,7 +131,7 @@ def _route_dashboard(observability: obs.ObservabilityPlan, route: obs.RouteDashb
 
 def _overview(plan, kubernetes: bool) -> dict:
     observability: obs.ObservabilityPlan = plan.observability
-    panels = (*obs.overview_panels(observability, plan.datastores, kubernetes), *plan_dashboards.logs_panel(observability, plan.project))
+    panels = (*obs.overview_panels(observability, plan.datastores, kubernetes), *plan_dashboards.project_logs(observability))
     return dashboard(f"{plan.project}-overview", f"{plan.project} / overview", panels)
 
 
