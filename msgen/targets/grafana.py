@@ -70,7 +70,7 @@ def _datasource_variable(kind: str) -> dict:
         "label": kind.capitalize(),
         "type": "datasource",
         "query": kind,
-        "current": {"text": uid, "value": uid},
+        "current": {"text": kind.capitalize(), "value": uid},  # the provisioned datasource's name and uid
         "hide": 0,
         "refresh": 1,
     }
@@ -119,7 +119,7 @@ def dashboard(uid: str, title: str, panels: tuple, variables: tuple[plan_dashboa
         "time": {"from": "now-6h", "to": "now"},
         "templating": {"list": sources + [_query_variable(variable) for variable in variables]},
         # every msgen dashboard, one click away
-        "links": [{"type": "dashboards", "tags": [TAG], "asDropdown": True, "title": "msgen dashboards", "includeVars": False}],
+        "links": [{"type": "dashboards", "tags": [TAG], "asDropdown": True, "title": "msgen dashboards", "includeVars": False, "keepTime": True}],
         "panels": built,
     }
 
