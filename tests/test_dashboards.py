@@ -18,7 +18,7 @@ import yaml
 
 from msgen.plan import dashboards as plan_dashboards
 from msgen.targets import observability as target
-from tests.rendering import render_in_memory
+from tests.rendering import edited, render_in_memory, verification
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "blueprints" / "reference.yaml"
@@ -238,3 +238,19 @@ def test_board_uids_stay_short_and_distinct():
     assert len(uids) == 6 and all(len(uid) <= plan_dashboards.UID_LENGTH for uid in uids)
     assert plan_dashboards.board_uid("shop", "service", "web") == "shop_service_web"
     assert target.dashboard_config_map_name("shop_service_web") == "grafana-dashboard-shop.service.web"
+
+
+def test_verification_reads_the_rendered_dashboards(reference):
+    """--deep: a malformed panel query, or a datasource variable the dashboard lacks, is a finding."""
+    path = f"{BOARDS}/datastores/ledger-db.json"
+    text = files(reference)[path]
+    assert [item for item in verification(reference) if item.id == "verify-grafana-panel"] == []
+    for broken, problem in (
+        (text.replace("sum(rate(pg_stat_database_deadlocks", "sum(rat(pg_stat_database_deadlocks"), "'rat' is not a PromQL function"),
+        (text.replace('"name": "loki"', '"name": "logs"'), "${loki} is not a variable"),
+    ):
+        assert broken != text
+        rendered = dict(reference.files)
+        rendered[path] = edited(reference.files[path], broken)
+        (item,) = [item for item in verification(reference, rendered) if item.id == "verify-grafana-panel"]
+        assert problem in item.message and path in item.message and item.severity == "error"
