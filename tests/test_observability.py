@@ -225,7 +225,7 @@ def test_every_generated_expression_is_well_formed(reference):
     exprs = [rule.expr for group in observability.rule_groups + observability.kubernetes_rule_groups for rule in group.rules]
     for path, text in files(reference).items():
         if path.endswith(".json") and path.startswith("grafana/"):
-            exprs += [t["expr"] for panel in json.loads(text)["panels"] for t in panel["targets"]]
+            exprs += [t["expr"] for panel in json.loads(text)["panels"] if panel["type"] == "timeseries" for t in panel["targets"]]
     assert len(exprs) > 20
     assert [expr for expr in exprs if verifier.promql_problem(expr) is not None] == []
 
@@ -243,7 +243,14 @@ def test_grafana_provisioning_structure(reference):
     # the provider's path is where the compose mount puts the JSON files
     mounted = providers[0]["options"]["path"].removeprefix(target.GRAFANA_MOUNT)
     boards = sorted(path for path in rendered if path.endswith(".json"))
-    assert boards == [f"{target.GRAFANA_DIR}{mounted}/overview.json", f"{target.GRAFANA_DIR}{mounted}/payment.json"]
+    folder = f"{target.GRAFANA_DIR}{mounted}"
+    assert boards == [
+        f"{folder}/{name}.json"
+        for name in [
+            "datastores/fraud-cache", "datastores/ledger-db", "datastores/payment-db", "overview", "payment",
+            "services/fraud-check", "services/ledger", "services/payment",
+        ]
+    ]  # fmt: skip
     uids = set()
     for path in boards:
         board = json.loads(rendered[path])
@@ -251,12 +258,15 @@ def test_grafana_provisioning_structure(reference):
         assert board["schemaVersion"] >= 36 and board["panels"] and len(board["uid"]) <= 40
         ids_ = [panel["id"] for panel in board["panels"]]
         assert len(set(ids_)) == len(ids_)
+        assert not _overlapping([panel["gridPos"] for panel in board["panels"]]), path
         for panel in board["panels"]:
-            assert panel["type"] == "timeseries" and set(panel["gridPos"]) == {"h", "w", "x", "y"}
+            assert panel["type"] in ("timeseries", "logs") and set(panel["gridPos"]) == {"h", "w", "x", "y"}
             for query in panel["targets"]:
-                assert query["datasource"]["uid"] in by_uid and query["refId"]
+                # every query's datasource is a variable whose default is the provisioned datasource of its type
+                source = by_uid[_resolved(board, query["datasource"])]
+                assert source["type"] == query["datasource"]["type"] == panel["datasource"]["type"] and query["refId"]
     assert len(uids) == len(boards)
-    payment = json.loads(rendered[boards[1]])
+    payment = json.loads(rendered[f"{folder}/payment.json"])
     assert [panel["title"] for panel in payment["panels"]] == [
         "Requests by code",
         "5xx ratio (objective 99.9%, 429 left out)",
@@ -264,11 +274,25 @@ def test_grafana_provisioning_structure(reference):
         "Refused by the rate limit (429)",
         "503 from the circuit breaker",
         "Retries by the gateway",
+        "Logs of payment",
     ]
     # what the clients got is the router's count; the retries are the service's own metric
-    queries = [q["expr"] for panel in payment["panels"] for q in panel["targets"]]
+    queries = [q["expr"] for panel in payment["panels"][:-1] for q in panel["targets"]]
     assert all('router="payment@file"' in expr for expr in queries if "traefik_service_retries_total" not in expr)
     assert sum('service="payment@file"' in expr for expr in queries) == 2  # the breaker's 503s less the service's, and the retries
+
+
+def _resolved(board: dict, datasource: dict) -> str:
+    """The datasource uid a panel's `${variable}` stands for by default."""
+    name = re.fullmatch(r"\$\{(\w+)\}", datasource["uid"]).group(1)
+    variable = next(v for v in board["templating"]["list"] if v["name"] == name)
+    assert variable["type"] == "datasource" and variable["query"] == datasource["type"]
+    return variable["current"]["value"]
+
+
+def _overlapping(positions: list[dict]) -> bool:
+    cells = [(x, y) for p in positions for x in range(p["x"], p["x"] + p["w"]) for y in range(p["y"], p["y"] + p["h"])]
+    return len(cells) != len(set(cells)) or any(p["x"] + p["w"] > 24 for p in positions)
 
 
 def test_loki_and_alloy_structure(reference):
@@ -327,11 +351,13 @@ def _pod(name: str, port_name: str, scrape: str | None, namespace: str = "nordic
     return labels
 
 
-def _kubernetes_documents(analysis) -> list[dict]:
+PROMETHEUS_FILES = ("kubernetes/observability/prometheus-config.yaml", "kubernetes/observability/monitoring.yaml")
+
+
+def _kubernetes_documents(analysis, paths: tuple[str, ...] = PROMETHEUS_FILES) -> list[dict]:
+    """The objects of the Prometheus files (or of every file under `paths`)."""
     rendered = files(analysis)
-    return [
-        doc for path, text in rendered.items() if path.startswith("kubernetes/observability/") for doc in yaml.safe_load_all(text) if doc
-    ]
+    return [doc for path, text in rendered.items() if path.startswith(paths) for doc in yaml.safe_load_all(text) if doc]
 
 
 def test_kubernetes_config_keeps_exactly_the_labelled_metrics_ports(reference):
@@ -384,7 +410,9 @@ def test_kubernetes_custom_metrics_path(write_blueprint):
 def test_kubernetes_objects_pass_the_strict_schema(reference):
     import kubernetes_validate  # a runtime dependency of msgen: always installed
 
-    for document in _kubernetes_documents(reference):
+    documents = _kubernetes_documents(reference, ("kubernetes/observability/",))
+    assert len(documents) == 11  # two Prometheus ConfigMaps, eight dashboards, Alloy's configuration
+    for document in documents:
         kubernetes_validate.validate(document, "1.30", strict=True)
 
 

@@ -904,6 +904,13 @@ class Kubernetes(Model):
         default="traefik",
         description="The namespace Traefik runs in (installed from its Helm chart). Default traefik.",
     )
+    monitoring_namespace: Name = Field(
+        default="monitoring",
+        description="The namespace the cluster's Grafana and Grafana Alloy run in. With observability.grafana the "
+        "dashboards go there as ConfigMaps labelled grafana_dashboard: \"1\" (for Grafana's dashboard sidecar, which "
+        "reads its own namespace unless told otherwise), and with observability.loki the ConfigMap <project>-alloy with "
+        "the Alloy configuration that ships the pod logs of `namespace` to Loki. Default monitoring.",
+    )
     ingress: Literal["host_ports", "load_balancer"] = Field(
         default="host_ports",
         description="How traffic from outside reaches Traefik. host_ports (default): a DaemonSet, one Traefik on every "

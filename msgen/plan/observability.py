@@ -808,13 +808,15 @@ def route_panels(dashboard: RouteDashboard, window: str, kubernetes: bool = Fals
     return tuple(panels)
 
 
-def overview_panels(plan: ObservabilityPlan, datastores: tuple[DatastorePlan, ...]) -> tuple[Panel, ...]:
+def overview_panels(plan: ObservabilityPlan, datastores: tuple[DatastorePlan, ...], kubernetes: bool = False) -> tuple[Panel, ...]:
     """The stack at a glance: every job's up, each datastore engine's up, each route's rate."""
     panels = [Panel("Targets up", (("{{job}}", "min by (job) (up)"),), "none", None)]
     if datastores:
         exprs = tuple((store.name, f'{UP_METRICS[store.engine]}{{job="{store.name}"}}') for store in datastores)
         panels.append(Panel("Datastores up", exprs, "none", None))
     if plan.dashboards:
-        exprs = tuple((d.service, _rate(d.router_matcher, plan.rate_window)) for d in plan.dashboards)
+        exprs = tuple(
+            (d.service, _rate(d.kubernetes_router_matcher if kubernetes else d.router_matcher, plan.rate_window)) for d in plan.dashboards
+        )
         panels.append(Panel("Requests per routed service", exprs, "reqps", None))
     return tuple(panels)

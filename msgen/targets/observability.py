@@ -16,7 +16,7 @@ from msgen.contract import compose_secret, hardened
 from msgen.jinja import render_template
 from msgen.plan import observability as obs
 from msgen.plan.disk import prometheus_bytes
-from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, alerting, templated, templated_documents, text_file
+from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, alerting, grafana, templated, templated_documents, text_file
 from msgen.units import compose_cpus, compose_memory
 
 NAME = "observability"
@@ -38,7 +38,7 @@ LOKI_MOUNT = "/etc/loki"
 ALLOY_MOUNT = "/etc/alloy"
 DOCKER_LOGS = "/var/lib/docker/containers"
 GRAFANA_ADMIN_SECRET = "grafana-admin-password"
-DATASOURCE_UIDS = {"prometheus": "prometheus", "loki": "loki"}
+DATASOURCE_UIDS = grafana.DATASOURCE_UIDS
 # the pod label the Kubernetes workloads carry when they are to be scraped, and the port name
 SCRAPE_LABEL = "msgen.dev/scrape"
 METRICS_PORT_NAME = "metrics"
@@ -123,18 +123,9 @@ def grafana_artifacts(plan) -> list[Artifact]:
         _yaml_artifact(plan, GRAFANA_DATASOURCES, partial(grafana_datasources, observability)),
         _yaml_artifact(plan, GRAFANA_PROVIDERS, partial(grafana_providers, plan)),
     ]
-    if observability.prometheus:
-        panels = partial(obs.overview_panels, observability, plan.datastores)
-        overview = lambda: dashboard(f"{plan.project}-overview", f"{plan.project} / overview", panels())  # noqa: E731
-        artifacts.append(_json_artifact(f"{GRAFANA_DASHBOARDS}/overview.json", overview))
-        for route in observability.dashboards:
-            board = partial(_route_dashboard, route, observability.rate_window)
-            artifacts.append(_json_artifact(f"{GRAFANA_DASHBOARDS}/{route.service}.json", board))
+    for _uid, path, build in grafana.boards(plan, kubernetes=False):
+        artifacts.append(_json_artifact(f"{GRAFANA_DASHBOARDS}/{path}", build))
     return artifacts
-
-
-def _route_dashboard(route: obs.RouteDashboard, rate_window: str) -> dict:
-    return dashboard(route.uid, route.title, obs.route_panels(route, rate_window))
 
 
 def _json_artifact(path: str, build: Callable[[], dict]) -> Artifact:
@@ -181,48 +172,6 @@ def grafana_providers(plan) -> dict:
         "options": {"path": f"{GRAFANA_MOUNT}/dashboards/msgen", "foldersFromFilesStructure": False},
     }
     return {"apiVersion": 1, "providers": [provider]}
-
-
-def _panel(index: int, panel: obs.Panel) -> dict:
-    datasource = {"type": "prometheus", "uid": DATASOURCE_UIDS["prometheus"]}
-    steps: list[dict] = [{"color": "green", "value": None}]
-    if panel.threshold is not None:
-        steps.append({"color": "red", "value": panel.threshold})
-    return {
-        "id": index + 1,
-        "type": "timeseries",
-        "title": panel.title,
-        "datasource": datasource,
-        "gridPos": {"h": 8, "w": 12, "x": (index % 2) * 12, "y": (index // 2) * 8},
-        "fieldConfig": {
-            "defaults": {
-                "unit": panel.unit,
-                "thresholds": {"mode": "absolute", "steps": steps},
-                "custom": {"thresholdsStyle": {"mode": "line" if panel.threshold is not None else "off"}},
-            },
-            "overrides": [],
-        },
-        "targets": [
-            {"refId": chr(ord("A") + number), "datasource": datasource, "expr": expr, "legendFormat": legend}
-            for number, (legend, expr) in enumerate(panel.exprs)
-        ],
-    }
-
-
-def dashboard(uid: str, title: str, panels: tuple[obs.Panel, ...]) -> dict:
-    """A Grafana dashboard (JSON model, schemaVersion 39) with one time series panel per Panel."""
-    return {
-        "uid": uid,
-        "title": title,
-        "tags": ["msgen"],
-        "timezone": "utc",
-        "schemaVersion": 39,
-        "version": 1,
-        "editable": False,
-        "refresh": "30s",
-        "time": {"from": "now-6h", "to": "now"},
-        "panels": [_panel(index, panel) for index, panel in enumerate(panels)],
-    }
 
 
 # --- Loki ----------------------------------------------------------------------------------
@@ -570,15 +519,19 @@ def kubernetes_prometheus_config(plan) -> dict:
 
 
 def kubernetes_artifacts(plan) -> list[Artifact]:
-    """ConfigMaps for a plain Prometheus, or PodMonitors and a PrometheusRule for the operator."""
+    """ConfigMaps for a plain Prometheus, or PodMonitors and a PrometheusRule for the operator;
+    the dashboards and the log collection for the cluster's Grafana and Alloy."""
     observability: obs.ObservabilityPlan | None = plan.observability
-    if observability is None or not observability.prometheus or plan.blueprint.kubernetes is None:
+    if observability is None or plan.blueprint.kubernetes is None:
         return []
+    monitoring = [*kubernetes_dashboards(plan), *kubernetes_logs(plan)]
+    if not observability.prometheus:
+        return monitoring
     if observability.operator:
         path, template, documents = f"{KUBERNETES_DIR}/monitoring.yaml", DOCUMENTS_TEMPLATE, lambda: _operator_objects(plan)
     else:
         path, template, documents = f"{KUBERNETES_DIR}/prometheus-config.yaml", DOCUMENTS_TEMPLATE, lambda: _config_maps(plan)
-    return [templated_documents(path, "kubernetes", template, {"project": plan.project}, documents)]
+    return [templated_documents(path, "kubernetes", template, {"project": plan.project}, documents), *monitoring]
 
 
 def _config_maps(plan) -> tuple[dict, ...]:
@@ -737,3 +690,77 @@ def host_service_monitors(plan, namespace: str) -> list[dict]:
         _service_monitor(plan, KUBE_STATE_METRICS_JOB, namespace, state),
         _service_monitor(plan, "kubelet-cadvisor", namespace, kubelet),
     ]
+
+
+# --- Kubernetes: the cluster's Grafana and Alloy --------------------------------------------
+
+# Grafana's dashboard sidecar (Grafana and kube-prometheus-stack Helm charts) loads the
+# ConfigMaps with this label; kube-prometheus-stack asks for the value "1", Grafana's chart any
+DASHBOARD_LABEL = ("grafana_dashboard", "1")
+# read by the sidecar when its folderAnnotation is set to it: the Grafana folder of the dashboard
+FOLDER_ANNOTATION = "grafana_folder"
+ALLOY_CONFIG_KEY = "config.alloy"
+# the Loki Helm chart's gateway, when the release is called loki (LOKI_PUSH_URL overrides it)
+KUBERNETES_LOKI_PUSH = "http://loki-gateway.{namespace}.svc/loki/api/v1/push"
+
+
+def _monitoring_namespace(plan) -> str:
+    return plan.blueprint.kubernetes.monitoring_namespace
+
+
+def dashboard_config_map_name(uid: str) -> str:
+    """`_` separates a board's parts in its uid and never occurs in a name; a ConfigMap name
+    allows `.` instead."""
+    return f"grafana-dashboard-{uid.replace('_', '.')}"
+
+
+def _dashboard_config_map(plan, uid: str, build: Callable[[], dict]) -> tuple[dict, ...]:
+    metadata = _metadata(plan, dashboard_config_map_name(uid), _monitoring_namespace(plan))
+    metadata["labels"][DASHBOARD_LABEL[0]] = DASHBOARD_LABEL[1]
+    metadata["annotations"] = {FOLDER_ANNOTATION: plan.project}
+    text = render_template("observability/document.json.j2", document=build())
+    # the key is the file name the sidecar writes: unique across every project's dashboards
+    return ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {f"{uid}.json": text}},)
+
+
+def kubernetes_dashboards(plan) -> list[Artifact]:
+    """One file per dashboard (a ConfigMap holds at most 1 MiB), the same boards as compose's
+    with Traefik's Kubernetes service names."""
+    if not plan.observability.grafana:
+        return []
+    artifacts = []
+    for uid, path, build in grafana.boards(plan, kubernetes=True):
+        documents = partial(_dashboard_config_map, plan, uid, build)
+        target_path = f"{KUBERNETES_DIR}/dashboards/{path.removesuffix('.json')}.yaml"
+        artifacts.append(templated_documents(target_path, "kubernetes", DOCUMENTS_TEMPLATE, {"project": plan.project}, documents))
+    return artifacts
+
+
+def alloy_label(project: str) -> str:
+    """An Alloy component label (an identifier) naming the project's components."""
+    return "msgen_" + project.replace("-", "_")
+
+
+def kubernetes_alloy_config(plan) -> str:
+    monitoring = _monitoring_namespace(plan)
+    return render_template(
+        "observability/kubernetes.alloy.j2",
+        project=plan.project,
+        namespace=_namespace(plan),
+        label=alloy_label(plan.project),
+        name_label=_meta_label("app.kubernetes.io/name"),
+        loki=KUBERNETES_LOKI_PUSH.format(namespace=monitoring),
+    )
+
+
+def _alloy_config_map(plan) -> tuple[dict, ...]:
+    files = {ALLOY_CONFIG_KEY: kubernetes_alloy_config(plan)}
+    return (_config_map(plan, f"{plan.project}-alloy", _monitoring_namespace(plan), files),)
+
+
+def kubernetes_logs(plan) -> list[Artifact]:
+    """The Alloy configuration for the cluster's Alloy (its Helm chart's alloy.configMap.name)."""
+    if not plan.observability.loki:
+        return []
+    documents = partial(_alloy_config_map, plan)
+    return [templated_documents(f"{KUBERNETES_DIR}/alloy.yaml", "kubernetes", DOCUMENTS_TEMPLATE, {"project": plan.project}, documents)]

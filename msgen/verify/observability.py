@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from msgen.findings import Finding, finding
-from msgen.targets.observability import PROMETHEUS_CONFIG
+from msgen.targets.observability import GRAFANA_DASHBOARDS, PROMETHEUS_CONFIG
 
 FUNCTIONS = frozenset(
     [
@@ -202,6 +202,7 @@ def verify(context) -> Iterator[Finding]:
     if config is not None:
         yield from _job_findings(context.plan, config)
     yield from _rule_findings(context)
+    yield from _dashboard_findings(context)
 
 
 def _job_findings(plan, config: dict) -> list[Finding]:
@@ -261,4 +262,34 @@ def _rule_findings(context) -> list[Finding]:
                             "please report this: msgen wrote the rule",
                         )
                     )
+    return found
+
+
+def _panel_problem(board: dict, panel: dict) -> str | None:
+    """Why a panel cannot show its data: a datasource variable the dashboard lacks, or malformed PromQL."""
+    variables = {variable.get("name") for variable in (board.get("templating") or {}).get("list") or []}
+    for query in panel.get("targets") or []:
+        uid = str((query.get("datasource") or {}).get("uid", ""))
+        if uid.startswith("${") and uid[2:-1] not in variables:
+            return f"its datasource {uid} is not a variable of the dashboard"
+        if panel.get("type") == "timeseries":
+            problem = promql_problem(str(query.get("expr", "")))
+            if problem is not None:
+                return problem
+    return None
+
+
+def _dashboard_findings(context) -> list[Finding]:
+    found = []
+    for path in sorted(context.files):
+        if not (path.startswith(f"{GRAFANA_DASHBOARDS}/") and path.endswith(".json")):
+            continue
+        board = context.document(path) or {}
+        for panel in board.get("panels") or []:
+            problem = _panel_problem(board, panel)
+            if problem is not None:
+                message = f"{path}: panel {panel.get('title')!r}: {problem}"
+                found.append(
+                    finding("grafana-panel", "error", ("observability", "grafana"), message, "please report this: msgen wrote the dashboard")
+                )
     return found
