@@ -8,10 +8,12 @@ stopped by the fixture that started it.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -192,3 +194,22 @@ def start_traefik(config: Path, log: Path, ports: dict[str, int]) -> subprocess.
         stop(process)
         raise
     return process
+
+
+def traefik_https(ports: dict[str, int], timeout: float = 10) -> http.client.HTTPSConnection:
+    """A client of the gateway's `websecure` entrypoint on loopback, which serves Traefik's
+    default self-signed certificate until ACME has run."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return http.client.HTTPSConnection("127.0.0.1", ports["websecure"], context=context, timeout=timeout)
+
+
+def render_blueprint(root: Path, text: str) -> Path:
+    """`text` written as root/blueprint.yaml and rendered to root/out, which is returned."""
+    from msgen.api import RenderRequest, render
+
+    (root / "blueprint.yaml").write_text(text)
+    outcome = render(RenderRequest(root / "blueprint.yaml", root / "out"))
+    assert outcome.wrote, [f.message for f in outcome.analysis.findings]
+    return root / "out"

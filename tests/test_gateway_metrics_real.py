@@ -23,7 +23,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import ssl
 import sys
 import time
 from collections import Counter
@@ -31,9 +30,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from realtools import free_port, start, start_traefik, stop, traefik_static_on_loopback, wait_for_port
-
-from msgen.api import RenderRequest, render
+from realtools import free_port, render_blueprint, start, start_traefik, stop, traefik_https, traefik_static_on_loopback, wait_for_port
 
 pytestmark = pytest.mark.realtool
 
@@ -72,10 +69,7 @@ class Gateway:
         self.processes: list = []
 
     def https(self) -> http.client.HTTPSConnection:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE  # Traefik's default self-signed certificate
-        return http.client.HTTPSConnection("127.0.0.1", self.ports["websecure"], context=context, timeout=10)
+        return traefik_https(self.ports)
 
     def get(self, connection: http.client.HTTPSConnection, path: str) -> int:
         connection.request("GET", path, headers={"Host": DOMAIN})
@@ -145,11 +139,9 @@ def wait_for(check, what: str, timeout: float = 10.0):
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     root = tmp_path_factory.mktemp("gateway-metrics")
-    (root / "blueprint.yaml").write_text(BLUEPRINT)
-    outcome = render(RenderRequest(root / "blueprint.yaml", root / "out"))
-    assert outcome.wrote, [f.message for f in outcome.analysis.findings]
+    out = render_blueprint(root, BLUEPRINT)
     running = Gateway(root)
-    config = rewrite_for_loopback(root / "out", running)
+    config = rewrite_for_loopback(out, running)
     try:
         backend = [sys.executable, str(BACKEND), "limited", str(running.backend_port), "echo", str(root / "limited.connections")]
         running.processes.append(start(backend, root / "backend.log"))

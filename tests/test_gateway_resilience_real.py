@@ -35,7 +35,6 @@ import http.client
 import json
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import time
@@ -46,7 +45,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from realtools import free_port, log_tail, start, start_traefik, stop, traefik_static_on_loopback, wait_for_port
+from realtools import (
+    free_port,
+    log_tail,
+    render_blueprint,
+    start,
+    start_traefik,
+    stop,
+    traefik_https,
+    traefik_static_on_loopback,
+    wait_for_port,
+)
 
 from msgen.api import RenderRequest, render
 
@@ -138,10 +147,7 @@ class Gateway:
     def send(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, str, float, str]:
         """One request on a fresh TLS connection: (status, body, seconds, request id)."""
         request_id = uuid.uuid4().hex
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE  # Traefik's default self-signed certificate
-        connection = http.client.HTTPSConnection("127.0.0.1", self.ports["websecure"], context=context, timeout=30)
+        connection = traefik_https(self.ports, timeout=30)
         try:
             connection.connect()  # the handshake is not part of the measured time
             started = time.monotonic()
@@ -202,11 +208,9 @@ def rewrite_for_loopback(out: Path, gateway: Gateway) -> Path:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     root = tmp_path_factory.mktemp("resilience")
-    (root / "blueprint.yaml").write_text(BLUEPRINT)
-    outcome = render(RenderRequest(root / "blueprint.yaml", root / "out"))
-    assert outcome.wrote, [f.message for f in outcome.analysis.findings]
+    out = render_blueprint(root, BLUEPRINT)
     running = Gateway(root)
-    config = rewrite_for_loopback(root / "out", running)
+    config = rewrite_for_loopback(out, running)
     failed = True
     try:
         for name in BACKENDS:

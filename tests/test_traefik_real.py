@@ -16,7 +16,6 @@ import hashlib
 import http.client
 import json
 import shutil
-import ssl
 import subprocess
 import sys
 import time
@@ -24,9 +23,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from realtools import free_port, start, start_traefik, stop, traefik, traefik_static_on_loopback, wait_for_port
-
-from msgen.api import RenderRequest, render
+from realtools import (
+    free_port,
+    render_blueprint,
+    start,
+    start_traefik,
+    stop,
+    traefik,
+    traefik_https,
+    traefik_static_on_loopback,
+    wait_for_port,
+)
 
 DOMAIN = "gw.test"
 BACKEND = Path(__file__).with_name("traefik_backend.py")
@@ -103,10 +110,7 @@ class Gateway:
         (self.root / f"{name}.connections").unlink(missing_ok=True)
 
     def https(self) -> http.client.HTTPSConnection:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE  # Traefik's default self-signed certificate
-        return http.client.HTTPSConnection("127.0.0.1", self.ports["websecure"], context=context, timeout=10)
+        return traefik_https(self.ports)
 
     def api(self, path: str):
         connection = http.client.HTTPConnection("127.0.0.1", self.ports["traefik"], timeout=10)
@@ -143,11 +147,9 @@ def rewrite_for_loopback(out: Path, gateway: Gateway) -> Path:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     root = tmp_path_factory.mktemp("traefik")
-    (root / "blueprint.yaml").write_text(BLUEPRINT)
-    outcome = render(RenderRequest(root / "blueprint.yaml", root / "out"))
-    assert outcome.wrote, [f.message for f in outcome.analysis.findings]
+    out = render_blueprint(root, BLUEPRINT)
     running = Gateway(root)
-    config = rewrite_for_loopback(root / "out", running)
+    config = rewrite_for_loopback(out, running)
     try:
         for name in MODES:
             running.start_backend(name)
