@@ -25,9 +25,22 @@ from msgen.model.types import (
 from msgen.model.versions import KUBERNETES_VERSIONS, check_engine_version
 from msgen.units import Cpu, Duration, Memory
 
+# a key of this prefix is the blueprint author's, not msgen's: accepted and ignored wherever
+# msgen's own keys are (as compose does), so that YAML anchors have a place to live
+EXTENSION_PREFIX = "x-"
+
 
 class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, json_schema_extra={"patternProperties": {f"^{EXTENSION_PREFIX}": {}}}
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_extensions(cls, data):
+        if not isinstance(data, dict):
+            return data
+        return {key: value for key, value in data.items() if not (isinstance(key, str) and key.startswith(EXTENSION_PREFIX))}
 
 
 # the classes of disk a host declares; the tuning and the Kubernetes volume claims read them
