@@ -987,8 +987,9 @@ class ImageOverride(Model):
     )
     image: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/:-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?(@sha256:[0-9a-f]{64})?$")] | None = Field(
         default=None,
-        description="A full image reference (registry/name:tag or registry/name@sha256:...) used exactly as written: "
-        "images.registry does not apply to it. Not together with tag or digest. Default none.",
+        description="A full image reference (registry/name:tag or registry/name@sha256:...) used as written: "
+        "images.registry does not apply to it (a datastore engine's reference without a tag or digest takes the "
+        "datastore's version as its tag). Not together with tag or digest. Default none.",
     )
 
     @model_validator(mode="after")
