@@ -324,7 +324,9 @@ def facts(key: str) -> ImageFacts:
 
 
 def image(key: str) -> str:
-    """The pinned reference of an image msgen pins itself (everything except datastores)."""
+    """msgen's own pin of an image it pins itself (everything except datastores): what its
+    configurations are written for. Targets render the plan's image table, which applies the
+    blueprint's mirror and overrides to these pins."""
     return IMAGES[key].ref()
 
 
@@ -334,11 +336,6 @@ def port(key: str) -> int:
     if served is None:  # pragma: no cover - a key without a port is a bug in the caller
         raise ValueError(f"image {key} serves no port")
     return served
-
-
-def datastore_image(engine: str, version: str) -> str:
-    """The official image of a datastore engine, pinned to the blueprint's version."""
-    return IMAGES[engine].ref(version)
 
 
 def credential_env(engine: str, db_name: str | None, db_user: str | None) -> dict[str, str]:

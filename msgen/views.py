@@ -312,6 +312,23 @@ def architecture_section(plan: Plan) -> list[Section]:
     return sections
 
 
+IMAGE_SOURCES = {"msgen": "msgen's pin", "mirrored": "msgen's pin, mirrored", "overridden": "overridden"}
+
+
+def images_section(plan: Plan) -> list[Section]:
+    """Every image msgen chooses and where it is pulled from; an engine once per version in use
+    (an engine no datastore uses has no row: its tag would be a version no datastore names)."""
+    rows = []
+    for key, resolved in plan.images.images.items():
+        source = IMAGE_SOURCES[resolved.source]
+        if not resolved.by_version:
+            rows.append((key, resolved.ref(), source))
+            continue
+        versions = sorted({store.version for store in plan.datastores if store.engine == key})
+        rows.extend((key, resolved.ref(version), source) for version in versions)
+    return [Section("Images (msgen's own containers)", ("image", "reference", "source"), tuple(rows))]
+
+
 SECTIONS: list[Callable[[Plan], list[Section]]] = [
     services_section,
     placement_section,
@@ -325,6 +342,7 @@ SECTIONS: list[Callable[[Plan], list[Section]]] = [
     kubernetes_section,
     kubernetes_gateway_section,
     compose_section,
+    images_section,
     architecture_section,
 ]
 

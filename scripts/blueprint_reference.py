@@ -68,6 +68,8 @@ HEADINGS: dict[type[BaseModel], str] = {
     models.AlertRoute: "Alert route",
     models.Kubernetes: "Kubernetes",
     models.Compose: "Compose",
+    models.Images: "Images",
+    models.ImageOverride: "Image override",
     models.Suppression: "Suppression",
 }
 ENVIRONMENTS_AFTER = models.Compose  # the Environments section (no model of its own) follows this one

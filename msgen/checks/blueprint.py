@@ -175,6 +175,24 @@ def check(context) -> Iterator[Finding]:
                 f"{name} runs as root with its capabilities kept",
                 "use an image that runs as a non-root user",
             )
+    yield from _image_overrides(context)
+
+
+def _image_overrides(context) -> Iterator[Finding]:
+    """An override of msgen's own image that moves with :latest is flagged like a service's image."""
+    for key, override in sorted(context.blueprint.images.overrides.items()):
+        resolved = context.plan.images[key]
+        # an engine's reference without a tag of its own takes the datastore's pinned version
+        problem = None if resolved.by_version else image_tag_problem(resolved.ref())
+        if problem:
+            field = "image" if override.image is not None else "tag"
+            yield finding(
+                "image-latest",
+                "error",
+                ("images", "overrides", key, field),
+                f"image {resolved.ref()!r} {problem}",
+                "pin an explicit version tag or a digest",
+            )
 
 
 def _credentials(name: str, service) -> Iterator[Finding]:

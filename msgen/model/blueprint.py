@@ -985,6 +985,59 @@ class Suppression(Model):
     )
 
 
+class ImageOverride(Model):
+    """How one of msgen's own images is pulled instead of msgen's pin."""
+
+    tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] | None = Field(
+        default=None,
+        description="The tag to pull instead of msgen's (for a datastore engine: instead of the datastore's version). "
+        "A tag `latest` is the error finding image-latest. Default: msgen's tag.",
+    )
+    digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = Field(
+        default=None,
+        description="A content digest, sha256:<64 lowercase hex>: the image is pulled as `name@sha256:...` (with a tag "
+        "too, `name:tag@sha256:...`; the digest is what is verified). Default none.",
+    )
+    image: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/:-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?(@sha256:[0-9a-f]{64})?$")] | None = Field(
+        default=None,
+        description="A full image reference (registry/name:tag or registry/name@sha256:...) used as written: "
+        "images.registry does not apply to it (a datastore engine's reference without a tag or digest takes the "
+        "datastore's version as its tag). Not together with tag or digest. Default none.",
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ImageOverride:
+        if self.image is not None and (self.tag is not None or self.digest is not None):
+            raise ValueError("give either image, or tag and/or digest, not both")
+        if self.image is None and self.tag is None and self.digest is None:
+            raise ValueError("an override needs a tag, a digest or an image")
+        return self
+
+
+class Images(Model):
+    """Where msgen's own images (gateway, datastore engines, exporters, monitoring, backups) are pulled from."""
+
+    registry: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9][a-z0-9._-]*)*$")] | None = (
+        Field(
+            default=None,
+            description="A registry mirror prefix such as registry.internal.example/mirror that replaces the registry "
+            "part of every image msgen chooses, the way pull-through mirrors (a Harbor proxy cache, a Docker Hub "
+            "mirror) lay images out: a Docker Hub official image traefik:v3.7.15 becomes "
+            "<registry>/library/traefik:v3.7.15, prom/prometheus becomes <registry>/prom/prometheus, and an image of "
+            "another registry keeps its path without its host (quay.io/prometheuscommunity/postgres-exporter becomes "
+            "<registry>/prometheuscommunity/postgres-exporter). Services' own images are not changed. Default none: "
+            "the upstream registries.",
+        )
+    )
+    overrides: dict[str, ImageOverride] = Field(
+        default={},
+        description="msgen's image key -> its tag, digest or full reference. The keys: traefik, prometheus, grafana, "
+        "loki, alloy, alertmanager, node-exporter, cadvisor, mysqld-exporter, postgres-exporter, redis-exporter and "
+        "the datastore engines mysql, mariadb, postgres, redis (an engine's override also applies to its backups). "
+        "An unknown key is a load error. Default {}.",
+    )
+
+
 class Blueprint(Model):
     """The whole platform in one file."""
 
@@ -1036,6 +1089,11 @@ class Blueprint(Model):
     compose: Compose | None = Field(
         default=None,
         description="The docker-compose target. Default none: no compose output.",
+    )
+    images: Images = Field(
+        default=Images(),
+        description="Where msgen's own images are pulled from: a registry mirror and per-image tags or digests. "
+        "Default: msgen's pinned upstream images.",
     )
     environments: dict[Name, dict] = Field(
         default={},

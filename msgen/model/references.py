@@ -10,6 +10,7 @@ import difflib
 from graphlib import CycleError, TopologicalSorter
 
 from msgen.errors import BlueprintError, LoadIssue
+from msgen.images import IMAGES
 from msgen.loader import KeyPath, SourceMap
 from msgen.model.blueprint import Blueprint
 
@@ -54,6 +55,7 @@ def check_references(blueprint: Blueprint, source: SourceMap) -> None:
     _check_gateway(blueprint, issues)
     _check_rtts(blueprint, issues)
     _check_alertmanager(blueprint, issues)
+    _check_image_keys(blueprint, issues)
     if not issues.found:
         _check_cycles(blueprint, issues)
     if not issues.found:
@@ -222,3 +224,9 @@ def _check_crossings(blueprint: Blueprint, issues: _Issues) -> None:
         for region in gateway:
             need(("services", name, "route"), f"the gateway's hop to {name}", region, origin)
             need(at, f"the clients' leg to the gateway for {name}", clients, region)
+
+
+def _check_image_keys(blueprint: Blueprint, issues: _Issues) -> None:
+    for key in sorted(blueprint.images.overrides):
+        if key not in IMAGES:
+            issues.unknown(("images", "overrides", key), "image key", key, IMAGES)

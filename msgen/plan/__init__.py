@@ -12,6 +12,7 @@ from functools import cached_property
 from msgen.model.blueprint import Blueprint, Host
 from msgen.model.references import gateway_regions
 from msgen.plan.gateway import GatewayPlan, plan_gateway
+from msgen.plan.images import ImageTable, plan_images
 from msgen.plan.kubernetes import KubernetesPlan, plan_kubernetes
 from msgen.plan.latency import LatencyPlan, plan_latency
 from msgen.plan.lifecycle import Grace, plan_grace
@@ -38,6 +39,7 @@ class Plan:
     residency: ResidencyPlan  # where personal data lives and which calls carry it out
     networks: NetworkPlan | None  # the compose networks and their subnets; None without compose
     grace: dict[str, Grace]  # compose service name -> how long it may take to stop
+    images: ImageTable  # image key -> the reference every target renders
 
     def service(self, name: str) -> ServicePlan:
         return self._services_by_name[name]
@@ -79,7 +81,8 @@ def build_plan(blueprint: Blueprint, env: str | None = None) -> Plan:
         gateway_regions(blueprint),
     )
     gateway = plan_gateway(blueprint, latency)
-    observability = plan_observability(blueprint, services, datastores, gateway)
+    table = plan_images(blueprint)
+    observability = plan_observability(blueprint, services, datastores, gateway, table)
     return Plan(
         project=blueprint.project,
         blueprint=blueprint,
@@ -95,4 +98,5 @@ def build_plan(blueprint: Blueprint, env: str | None = None) -> Plan:
         residency=plan_residency(blueprint, services, datastores),
         networks=plan_networks(blueprint, services, datastores, gateway, observability),
         grace=plan_grace(blueprint, services, datastores, gateway, observability.monitors if observability else ()),
+        images=table,
     )

@@ -21,6 +21,7 @@ from msgen.plan.alerting import AlertingPlan, plan_alerting
 from msgen.plan.gateway import BREAKER_STATUS, GatewayPlan, RoutePlan
 from msgen.plan.gateway import METRICS as GATEWAY_METRICS_ENTRYPOINT
 from msgen.plan.gateway import PORTS as GATEWAY_PORTS
+from msgen.plan.images import ImageTable
 from msgen.plan.objectives import BURN_RATES, BurnRate, RouteObjective
 from msgen.plan.services import DatastorePlan, ServicePlan
 from msgen.units import Cpu, Duration, Memory
@@ -220,6 +221,7 @@ class ObservabilityPlan:
     sizes: tuple[ContainerSize, ...]
     rate_window: str
     unscraped: tuple[str, ...]  # services without `metrics` (only the gateway sees them, if routed)
+    images: ImageTable  # the plan's image table (the monitoring containers' references)
     alerting: AlertingPlan | None = None  # Alertmanager, when the blueprint has one
 
     def size(self, name: str) -> ContainerSize:
@@ -245,7 +247,11 @@ class ObservabilityPlan:
 
 
 def plan_observability(
-    blueprint: Blueprint, services: tuple[ServicePlan, ...], datastores: tuple[DatastorePlan, ...], gateway: GatewayPlan | None
+    blueprint: Blueprint,
+    services: tuple[ServicePlan, ...],
+    datastores: tuple[DatastorePlan, ...],
+    gateway: GatewayPlan | None,
+    table: ImageTable,
 ) -> ObservabilityPlan | None:
     """Everything the observability target renders; None without an `observability` section."""
     section = blueprint.observability
@@ -281,6 +287,7 @@ def plan_observability(
         sizes=container_sizes(section.grafana, section.loki, prometheus is not None, datastores) + alerting_sizes(alerting),
         rate_window=window,
         unscraped=tuple(service.name for service in services if service.metrics_port is None),
+        images=table,
         alerting=alerting,
     )
 

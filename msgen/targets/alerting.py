@@ -116,7 +116,7 @@ def compose_service(observability: ObservabilityPlan) -> dict:
     size = observability.size("alertmanager")
     facts = images.facts("alertmanager")
     entry: dict = {
-        "image": images.image("alertmanager"),
+        "image": observability.images.ref("alertmanager"),
         "user": str(facts.uid),
         "command": command(facts.data_dir),
         "volumes": [f"../{ALERTMANAGER_CONFIG}:{ALERTMANAGER_MOUNT}/alertmanager.yml:ro", f"{DATA_VOLUME}:{facts.data_dir}"],

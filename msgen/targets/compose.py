@@ -28,6 +28,7 @@ from msgen.jinja import render_template
 from msgen.plan import backup as backups
 from msgen.plan import gateway as gw
 from msgen.plan import tuning
+from msgen.plan.images import ImageTable
 from msgen.plan.services import DatastorePlan, ServicePlan
 from msgen.targets import Artifact, alerting, observability, traefik
 from msgen.targets.datastores import BACKUP_SCRIPT, RESTORE_SCRIPT, SCRIPTS_MOUNT
@@ -247,10 +248,10 @@ def _start(store: DatastorePlan, facts: images.ImageFacts) -> dict:
     return {"entrypoint": ["sh", "-c", f'{prepare}exec docker-entrypoint.sh "$@"', "sh"], "command": command}
 
 
-def datastore_entry(store: DatastorePlan) -> dict:
+def datastore_entry(table: ImageTable, store: DatastorePlan) -> dict:
     """A datastore on its official image, pinned, healthy by the image's own tool, on its own network."""
     facts = images.facts(store.engine)
-    entry: dict = {"image": images.datastore_image(store.engine, store.version), **_start(store, facts)}
+    entry: dict = {"image": table.ref(store.engine, store.version), **_start(store, facts)}
     environment = images.credential_env(store.engine, store.db_name, store.db_user)
     if environment:
         entry["environment"] = environment
@@ -268,14 +269,14 @@ def datastore_entry(store: DatastorePlan) -> dict:
 BACKUP_HEALTH = {"interval": "1m", "timeout": "10s", "retries": 2, "start_period": "2m"}
 
 
-def backup_entry(store: DatastorePlan) -> dict:
+def backup_entry(table: ImageTable, store: DatastorePlan) -> dict:
     """The datastore's backup: its engine's image (the client tools of the same version) running
     msgen's scheduler as the engine's user, reaching the server over the network."""
     facts = images.facts(store.engine)
     folder = f"../datastores/{store.name}"
     secret = (datastore_admin_secret(store.name), ADMIN_PASSWORD_SECRET) if store.is_sql else (datastore_secret(store.name), PASSWORD_SECRET)
     entry: dict = {
-        "image": images.datastore_image(store.engine, store.version),
+        "image": table.ref(store.engine, store.version),
         "user": f"{facts.uid}:{facts.uid}",
         "entrypoint": ["sh", f"{SCRIPTS_MOUNT}/{BACKUP_SCRIPT}"],
         "command": ["schedule"],
@@ -308,7 +309,7 @@ def gateway_entry(plan) -> dict:
     ]
     if gateway.provider == "docker":
         volumes.append(f"{gw.DOCKER_SOCKET}:{gw.DOCKER_SOCKET}:ro")
-    entry: dict = {"image": images.image("traefik"), "ports": list(gateway.published_ports), "volumes": volumes}
+    entry: dict = {"image": plan.images.ref("traefik"), "ports": list(gateway.published_ports), "volumes": volumes}
     if gateway.dashboard:
         entry["secrets"] = [{"source": gw.DASHBOARD_USERS_SECRET, "target": gw.DASHBOARD_USERS_SECRET}]
     entry["healthcheck"] = {"test": ["CMD", *facts.healthcheck], **GATEWAY_HEALTH}
@@ -395,8 +396,8 @@ def compose_document(plan) -> dict:
 def _sections(plan) -> dict:
     """The file's top-level sections; `services` maps each name to the function that builds its entry."""
     builders: dict[str, Callable[[], dict]] = {service.name: partial(service_entry, plan, service) for service in plan.services}
-    builders.update((store.name, partial(datastore_entry, store)) for store in plan.datastores)
-    builders.update((store.backup.container, partial(backup_entry, store)) for store in plan.datastores if store.backup is not None)
+    builders.update((store.name, partial(datastore_entry, plan.images, store)) for store in plan.datastores)
+    builders.update((store.backup.container, partial(backup_entry, plan.images, store)) for store in plan.datastores if store.backup is not None)
     if plan.gateway is not None:
         builders[GATEWAY] = partial(gateway_entry, plan)
     monitoring, monitoring_volumes = _observability(plan)

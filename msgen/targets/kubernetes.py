@@ -661,9 +661,9 @@ CONFIG_CHECKSUM = "msgen.dev/config-checksum"
 SHM_MOUNT = "/dev/shm"
 
 
-def engine_image(store: DatastorePlan) -> str:
-    """The official image pinned to the datastore's version."""
-    return images.datastore_image(store.engine, store.version)
+def engine_image(plan, store: DatastorePlan) -> str:
+    """The official image pinned to the datastore's version (or the blueprint's override)."""
+    return plan.images.ref(store.engine, store.version)
 
 
 def config_data(plan, store: DatastorePlan) -> dict[str, str]:
@@ -718,11 +718,11 @@ def _writable_volume(path: str) -> str:
     return "run" if path != "/tmp" else TMP_VOLUME
 
 
-def engine_container(store: DatastorePlan, facts: EngineFacts) -> dict:
+def engine_container(plan, store: DatastorePlan, facts: EngineFacts) -> dict:
     probe = {"exec": {"command": list(facts.probe)}, "periodSeconds": 10, "timeoutSeconds": 5}
     container: dict = {
         "name": store.engine,
-        "image": engine_image(store),
+        "image": engine_image(plan, store),
         "ports": [{"name": store.engine, "containerPort": store.port, "protocol": "TCP"}],
     }
     if store.engine == "postgres":
@@ -751,7 +751,7 @@ def exporter_container(plan, store: DatastorePlan) -> dict:
     """The exporter sidecar (contract): the observability plan's exporter, reaching the engine in its own pod."""
     exporter = plan_exporter(store, LOOPBACK)
     cpu, memory, _ = DEFAULT_SIZES["exporter"]
-    container: dict = {"name": "exporter", "image": images.image(exporter.image_key)}
+    container: dict = {"name": "exporter", "image": plan.images.ref(exporter.image_key)}
     if exporter.entrypoint:
         container["command"] = list(exporter.entrypoint)
     container["args"] = list(exporter.command)
@@ -823,7 +823,7 @@ def statefulset(plan, store: DatastorePlan, checksum: str) -> dict:
     data = plan.kubernetes.volumes[store.name]
     facts = engine_facts(store.engine)
     # the exporter runs where Prometheus scrapes it (as in compose); its SQL user exists only then
-    containers = [engine_container(store, facts)] + ([exporter_container(plan, store)] if store.scraped else [])
+    containers = [engine_container(plan, store, facts)] + ([exporter_container(plan, store)] if store.scraped else [])
     pod_spec = {
         "serviceAccountName": store.name,
         "automountServiceAccountToken": False,
@@ -872,7 +872,7 @@ def backup_keys(store: DatastorePlan) -> list[str]:
     return [ADMIN_PASSWORD_KEY] if store.is_sql else [PASSWORD_KEY]
 
 
-def backup_container(store: DatastorePlan, job: k8s.BackupJobPlan) -> dict:
+def backup_container(plan, store: DatastorePlan, job: k8s.BackupJobPlan) -> dict:
     """The engine's image (its client tools, of the server's version) running one backup now."""
     mounts = [
         {"name": BACKUP_VOLUME, "mountPath": backups.BACKUP_MOUNT},
@@ -887,7 +887,7 @@ def backup_container(store: DatastorePlan, job: k8s.BackupJobPlan) -> dict:
     amount = quantity(backups.BACKUP_CPU, backups.BACKUP_MEMORY)
     return {
         "name": "backup",
-        "image": engine_image(store),
+        "image": engine_image(plan, store),
         "command": ["sh", f"{SCRIPTS_MOUNT}/{BACKUP_SCRIPT}", "now"],
         # the server as its owner reaches it, through the Service (the backup pod is not in its pod)
         "env": env_vars([("MSGEN_DB_HOST", job.db_host)]),
@@ -940,7 +940,7 @@ def backup_cron_job(plan, store: DatastorePlan) -> dict:
         "restartPolicy": "Never",
         **({"affinity": placement} if placement else {}),
         **({"imagePullSecrets": [{"name": kube.image_pull_secret}]} if kube.image_pull_secret else {}),
-        "containers": [backup_container(store, job)],
+        "containers": [backup_container(plan, store, job)],
         "volumes": backup_volumes(store, job),
     }
     job_spec = {
@@ -1036,7 +1036,7 @@ def alertmanager_container(plan) -> dict:
     probe = {"httpGet": {"path": "/-/healthy", "port": ALERTMANAGER_PORT_NAME}, "periodSeconds": 10, "timeoutSeconds": 5}
     return {
         "name": ALERTMANAGER,
-        "image": images.image(ALERTMANAGER),
+        "image": plan.images.ref(ALERTMANAGER),
         "args": alerting.command(facts.data_dir),
         "ports": [{"name": ALERTMANAGER_PORT_NAME, "containerPort": facts.port, "protocol": "TCP"}],
         "resources": {"requests": quantity(cpu, memory), "limits": quantity(cpu, memory)},

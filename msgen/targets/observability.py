@@ -214,8 +214,8 @@ def compose_logging() -> dict:
 # --- compose containers (merged into the compose file by the compose target) ----------------
 
 
-def _image(key: str) -> str:
-    return images.image(key)
+def _image(observability: obs.ObservabilityPlan, key: str) -> str:
+    return observability.images.ref(key)
 
 
 def _as_user(key: str) -> dict:
@@ -277,7 +277,7 @@ def _prometheus_service(observability: obs.ObservabilityPlan) -> dict:
     ]
     return hardened(
         {
-            "image": _image("prometheus"),
+            "image": _image(observability, "prometheus"),
             **_as_user("prometheus"),
             "command": command,
             "volumes": [f"../{PROMETHEUS_DIR}:{PROMETHEUS_MOUNT}:ro", "prometheus-data:/prometheus"],
@@ -288,7 +288,7 @@ def _prometheus_service(observability: obs.ObservabilityPlan) -> dict:
 
 
 def _exporter_service(observability: obs.ObservabilityPlan, exporter: obs.ExporterPlan) -> dict:
-    entry: dict = {"image": _image(exporter.image_key), **_as_user(exporter.image_key)}
+    entry: dict = {"image": _image(observability, exporter.image_key), **_as_user(exporter.image_key)}
     if exporter.entrypoint is not None:
         entry["entrypoint"] = list(exporter.entrypoint)
     entry["command"] = list(exporter.command)
@@ -316,7 +316,7 @@ def _grafana_service(observability: obs.ObservabilityPlan) -> dict:
         if on
     }
     entry = {
-        "image": _image("grafana"),
+        "image": _image(observability, "grafana"),
         **_as_user("grafana"),
         "environment": environment,
         "secrets": [GRAFANA_ADMIN_SECRET],
@@ -332,7 +332,7 @@ def _grafana_service(observability: obs.ObservabilityPlan) -> dict:
 def _loki_service(observability: obs.ObservabilityPlan) -> dict:
     return hardened(
         {
-            "image": _image("loki"),
+            "image": _image(observability, "loki"),
             **_as_user("loki"),
             "command": [f"-config.file={LOKI_MOUNT}/loki.yml"],
             "volumes": [f"../loki/loki.yml:{LOKI_MOUNT}/loki.yml:ro", "loki-data:/loki"],
@@ -389,7 +389,7 @@ def _image_check(key: str) -> dict:
 def _node_exporter_service(observability: obs.ObservabilityPlan) -> dict:
     return hardened(
         {
-            "image": _image("node-exporter"),
+            "image": _image(observability, "node-exporter"),
             **_as_user("node-exporter"),
             "command": node_exporter_command(images.port("node-exporter")),
             "volumes": list(HOST_AGENT_MOUNTS["node-exporter"]),
@@ -405,7 +405,7 @@ def _cadvisor_service(observability: obs.ObservabilityPlan) -> dict:
     housekeeping = obs.prom_duration(observability.scrape_interval.ms)
     return hardened(
         {
-            "image": _image("cadvisor"),
+            "image": _image(observability, "cadvisor"),
             "command": ["--docker_only=true", f"--housekeeping_interval={housekeeping}"],
             "volumes": list(HOST_AGENT_MOUNTS["cadvisor"]),
             "devices": list(HOST_AGENT_DEVICES["cadvisor"]),
@@ -419,7 +419,7 @@ def _alloy_service(observability: obs.ObservabilityPlan) -> dict:
     # reads the json-file logs of every container read-only; never the docker socket (root on the host)
     return hardened(
         {
-            "image": _image("alloy"),
+            "image": _image(observability, "alloy"),
             "command": [
                 "run",
                 "--storage.path=/var/lib/alloy/data",

@@ -14,6 +14,7 @@ from functools import partial
 from msgen import images
 from msgen.plan import gateway as gw
 from msgen.plan import kubernetes as k8s
+from msgen.plan.images import ResolvedImage, split_registry
 from msgen.plan.networks import edge_network
 from msgen.targets import DOCUMENT_TEMPLATE, DOCUMENTS_TEMPLATE, Artifact, templated, templated_documents
 
@@ -98,6 +99,20 @@ def middleware_object(plan, middleware: gw.Middleware, namespace: str) -> dict:
     return {"apiVersion": CRD_API, "kind": "Middleware", "metadata": metadata, "spec": {middleware.kind: options}}
 
 
+def helm_image(traefik: ResolvedImage) -> dict:
+    """The chart's image values (registry, repository, tag, digest): registry and repository only
+    when the blueprint moved the image off the chart's own default (docker.io/traefik). The chart
+    checks features against the tag, so a digest keeps msgen's version as tag; the digest is
+    what is pulled."""
+    values: dict = {}
+    if traefik.name != images.IMAGES["traefik"].repository:
+        values["registry"], values["repository"] = split_registry(traefik.name)
+    values["tag"] = traefik.tag or images.TRAEFIK_VERSION
+    if traefik.digest:
+        values["digest"] = traefik.digest
+    return values
+
+
 def helm_values(plan) -> dict:
     """Values for Traefik's official Helm chart (traefik/traefik, TRAEFIK_CHART_VERSION): the same
     entrypoints as compose, stateless (certificates come from Secrets), on the nodes' ports or
@@ -106,7 +121,7 @@ def helm_values(plan) -> dict:
     resources = plan.blueprint.gateway.resources
     amount = {"cpu": resources.cpu.text, "memory": resources.memory.text}
     return {
-        "image": {"tag": images.TRAEFIK_VERSION},
+        "image": helm_image(plan.images["traefik"]),
         **workload_values(plan),
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "ports": helm_ports(plan),
