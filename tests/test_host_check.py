@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from realtools import require
 from typer.testing import CliRunner
 
 from msgen import hostcheck
@@ -457,8 +458,8 @@ def test_help_lists_host_check_without_importing_it():
 # --- this machine, for real ------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="Linux only")
 def test_on_this_machine(write_blueprint, tmp_path, monkeypatch):
+    require("/proc/stat", "a Linux /proc", "msgen host check reads Linux's /proc and /sys")
     vcpus = parse_cpu_list(Path("/sys/devices/system/cpu/online").read_text()) if Path("/sys/devices/system/cpu/online").is_file() else os.cpu_count()
     memtotal_kb = int(re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE).group(1))
     path = write_blueprint(

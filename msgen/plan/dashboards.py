@@ -135,6 +135,11 @@ def service_panels(observability: ObservabilityPlan, service: ServicePlan) -> tu
     )
 
 
+def _connections(used: tuple[str, str], limit: tuple[str, str]) -> Panel:
+    """Connections in use beside the engine's limit: (legend, PromQL) each."""
+    return Panel("Connections", (used, limit), "none", None)
+
+
 def _ratio(hits: str, misses: str) -> str:
     return f"{hits} / ({hits} + {misses})"
 
@@ -144,12 +149,7 @@ def _mysql_panels(store: DatastorePlan, window: str) -> tuple[Panel, ...]:
     reads = f"rate(mysql_global_status_innodb_buffer_pool_reads{{{job}}}[{window}])"
     requests = f"rate(mysql_global_status_innodb_buffer_pool_read_requests{{{job}}}[{window}])"
     return (
-        Panel(
-            "Connections",
-            (("in use", f"mysql_global_status_threads_connected{{{job}}}"), ("max_connections", f"mysql_global_variables_max_connections{{{job}}}")),
-            "none",
-            None,
-        ),
+        _connections(("in use", f"mysql_global_status_threads_connected{{{job}}}"), ("max_connections", f"mysql_global_variables_max_connections{{{job}}}")),
         # a read request the buffer pool could not serve is a read from disk
         Panel("Buffer pool hit ratio", (("hits", f"1 - {reads} / {requests}"),), "percentunit", None),
         Panel("Queries", (("queries/s", f"rate(mysql_global_status_queries{{{job}}}[{window}])"),), "ops", None),
@@ -162,12 +162,7 @@ def _postgres_panels(store: DatastorePlan, window: str) -> tuple[Panel, ...]:
     hits = f"sum(rate(pg_stat_database_blks_hit{{{job}}}[{window}]))"
     reads = f"sum(rate(pg_stat_database_blks_read{{{job}}}[{window}]))"
     return (
-        Panel(
-            "Connections",
-            (("in use", f"sum(pg_stat_activity_count{{{job}}})"), ("max_connections", f"max(pg_settings_max_connections{{{job}}})")),
-            "none",
-            None,
-        ),
+        _connections(("in use", f"sum(pg_stat_activity_count{{{job}}})"), ("max_connections", f"max(pg_settings_max_connections{{{job}}})")),
         Panel("Cache hit ratio", (("hits", _ratio(hits, reads)),), "percentunit", None),
         Panel(
             "Transactions",
@@ -187,12 +182,7 @@ def _redis_panels(store: DatastorePlan, window: str) -> tuple[Panel, ...]:
     hits = f"rate(redis_keyspace_hits_total{{{job}}}[{window}])"
     misses = f"rate(redis_keyspace_misses_total{{{job}}}[{window}])"
     return (
-        Panel(
-            "Connections",
-            (("clients", f"redis_connected_clients{{{job}}}"), ("maxclients", f"redis_config_maxclients{{{job}}}")),
-            "none",
-            None,
-        ),
+        _connections(("clients", f"redis_connected_clients{{{job}}}"), ("maxclients", f"redis_config_maxclients{{{job}}}")),
         Panel("Keyspace hit ratio", (("hits", _ratio(hits, misses)),), "percentunit", None),
         Panel("Memory", (("used", f"redis_memory_used_bytes{{{job}}}"), ("maxmemory", f"redis_memory_max_bytes{{{job}}}")), "bytes", None),
         Panel("Evicted keys", (("evicted/s", f"rate(redis_evicted_keys_total{{{job}}}[{window}])"),), "ops", None),
