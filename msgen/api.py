@@ -22,6 +22,7 @@ from msgen.checks.registry import CHECKS, inspectors
 from msgen.errors import InternalError, MsgenError
 from msgen.findings import Finding, apply_suppressions, fails, finding_order, locate, parse_path
 from msgen.model.load import LoadedBlueprint, load_blueprint
+from msgen.patches import PatchFailure, Patching
 from msgen.plan import Plan, build_plan
 from msgen.targets import Built, Target, build_each, render_targets
 from msgen.targets.registry import applicable, owned_paths, target_names
@@ -132,20 +133,23 @@ def with_overlays(path: Path, planned: Planned, findings: tuple[Finding, ...], d
 
 
 def one_pass(planned: Planned, deep: bool = False, take: Callable[[Built], None] | None = None) -> tuple[Finding, ...]:
-    """Build each file once: the checks' inspectors read its objects, `--deep` keeps it for
+    """Build each file once and apply the blueprint's patches: the checks' inspectors read its objects, `--deep` keeps it for
     verification, and `take` (the writer's side of a render) gets it; then every finding,
     with the blueprint's suppressions applied, located and sorted."""
     loaded, plan = planned.loaded, planned.plan
     context = CheckContext(loaded.blueprint, plan, loaded.source)
     readers = inspectors(context)
     verifying = VerifyContext(loaded.blueprint, plan) if deep else None
-    for built in build_each(render_targets(plan, planned.targets)):
-        for reader in readers:
-            reader.read(built)
-        if verifying is not None:
-            verifying.read(built)
-        if take is not None:
-            take(built)
+    try:
+        for built in Patching(loaded.blueprint).each(build_each(render_targets(plan, planned.targets))):
+            for reader in readers:
+                reader.read(built)
+            if verifying is not None:
+                verifying.read(built)
+            if take is not None:
+                take(built)
+    except PatchFailure as failure:
+        raise failure.located(loaded.source) from None
     found = [item for module in CHECKS for item in module.check(context)]
     found.extend(item for reader in readers for item in reader.findings())
     if verifying is not None:

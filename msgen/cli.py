@@ -208,12 +208,16 @@ def plan(
 ) -> None:
     """Show every derived and defaulted value, and why."""
     from msgen.model.load import load_blueprint
+    from msgen.patches import PatchFailure
     from msgen.plan import build_plan
     from msgen.views import plan_sections
 
     try:
         loaded = load_blueprint(blueprint, env)
-        sections = plan_sections(build_plan(loaded.blueprint, env))
+        try:
+            sections = plan_sections(build_plan(loaded.blueprint, env))
+        except PatchFailure as failure:
+            raise failure.located(loaded.source) from None
     except MsgenError as error:
         raise _fail(error) from None
     if format is PlanFormat.json:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from msgen import images
 from msgen.checks.capacity import Capacity, Inspector
+from msgen.patches import Patching
 from msgen.plan import Plan
 from msgen.plan import gateway as gw
 from msgen.plan import kubernetes as k8s
@@ -276,12 +277,13 @@ def edge_rows(edge: k8s.EdgePlan) -> tuple[tuple[str, ...], ...]:
 
 
 def compose_section(plan: Plan) -> list[Section]:
-    """The compose stack's containers as written (msgen/targets/compose.py)."""
+    """The compose stack's containers as written (msgen/targets/compose.py, with the blueprint's overrides)."""
     if not compose.applies(plan):
         return []
     host = f" on {plan.compose_host.name}" if plan.compose_host else ""
     columns = ("container", "image", "networks", "cpus", "memory", "healthcheck", "capabilities")
-    return [Section(f"Compose stack{host}", columns, compose_rows(compose.compose_document(plan)))]
+    (built,) = Patching(plan.blueprint).each(build_each(render_targets(plan, (compose,))))
+    return [Section(f"Compose stack{host}", columns, compose_rows(built.document()))]
 
 
 def compose_rows(document: dict) -> tuple[tuple[str, ...], ...]:
@@ -358,7 +360,7 @@ def placed_capacity(plan: Plan) -> Capacity:
     """What the compose and Kubernetes objects place on the hosts, read as the checks read it."""
     inspector = Inspector(plan)
     modules = tuple(module for module in (compose, kubernetes) if module.applies(plan))
-    for built in build_each(render_targets(plan, modules)):
+    for built in Patching(plan.blueprint).each(build_each(render_targets(plan, modules))):
         inspector.read(built)
     return inspector.capacity()
 

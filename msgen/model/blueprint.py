@@ -883,6 +883,80 @@ class Observability(Model):
     )
 
 
+
+class PatchTarget(Model):
+    """The Kubernetes objects a patch applies to: every rendered object of this kind and name."""
+
+    kind: str = Field(
+        pattern=r"^[A-Z][A-Za-z0-9]*$",
+        description="The object's kind as rendered, e.g. Deployment, StatefulSet, Service, NetworkPolicy. Required.",
+    )
+    name: str = Field(min_length=1, description="The object's metadata.name. Required.")
+    namespace: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The object's namespace, when objects of one kind and name live in several. Default: any.",
+    )
+
+
+class JsonPatchOperation(Model):
+    """One RFC 6902 operation."""
+
+    op: Literal["add", "remove", "replace", "move", "copy", "test"] = Field(description="The operation. Required.")
+    path: str = Field(
+        pattern=r"^(/.*)?$",
+        description="A JSON pointer (RFC 6901) into the object, e.g. /spec/template/spec/priorityClassName; ~1 stands "
+        "for / and ~0 for ~ inside a key, - for the end of an array. Required.",
+    )
+    value: object = Field(default=None, description="The value of add, replace and test (required with them).")
+    from_: str | None = Field(
+        default=None,
+        alias="from",
+        pattern=r"^(/.*)?$",
+        description="The JSON pointer move and copy take the value from (required with them).",
+    )
+
+    @model_validator(mode="after")
+    def _operands(self) -> JsonPatchOperation:
+        if self.op in ("add", "replace", "test") and "value" not in self.model_fields_set:
+            raise ValueError(f"{self.op} needs a value")
+        if self.op in ("move", "copy") and self.from_ is None:
+            raise ValueError(f"{self.op} needs from")
+        return self
+
+    def as_operation(self) -> dict:
+        """The operation as RFC 6902 writes it."""
+        operation: dict = {"op": self.op, "path": self.path}
+        if "value" in self.model_fields_set:
+            operation["value"] = self.value
+        if self.from_ is not None:
+            operation["from"] = self.from_
+        return operation
+
+
+class KubernetesPatch(Model):
+    """A change to rendered Kubernetes objects that the blueprint has no field for."""
+
+    target: PatchTarget = Field(description="The objects to patch, by kind and name. Required.")
+    json_patch: list[JsonPatchOperation] | None = Field(
+        default=None,
+        min_length=1,
+        description="RFC 6902 operations applied in order (as kubectl patch --type json). Give this or merge_patch.",
+    )
+    merge_patch: dict[str, object] | None = Field(
+        default=None,
+        description="An RFC 7386 merge patch (as kubectl patch --type merge): mappings merge, null removes a key, lists "
+        "and other values replace. Give this or json_patch.",
+    )
+    reason: str | None = Field(default=None, min_length=1, description="Why the patch is needed. Optional.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> KubernetesPatch:
+        if (self.json_patch is None) == (self.merge_patch is None):
+            raise ValueError("give json_patch or merge_patch (one of them)")
+        return self
+
+
 class Kubernetes(Model):
     """The Kubernetes target: the hosts are the cluster's nodes."""
 
@@ -935,6 +1009,12 @@ class Kubernetes(Model):
         "client's address is kept (with Cluster a node would forward it under its own address, and the rate limit would "
         "count every client behind that node as one).",
     )
+    patches: list[KubernetesPatch] = Field(
+        default=[],
+        description="Changes to the rendered objects for what the blueprint does not model, applied in order after msgen "
+        "builds them and before its checks and the writer: the findings and render --check see the patched objects. A "
+        "patch whose target matches no object, or an operation that cannot apply, is a load error. Default [].",
+    )
 
     @field_validator("version")
     @classmethod
@@ -957,6 +1037,15 @@ class Compose(Model):
         description="The IPv4 block the stack's networks take their subnets from (one small subnet each, at least /29; "
         "Docker's own pools hold about 30 networks). Default 10.201.0.0/16; choose one that overlaps no network the host "
         "reaches (LAN, VPN). Too small for the networks is the error finding compose-subnet-pool.",
+    )
+    overrides: dict[str, dict[str, object]] = Field(
+        default={},
+        description="Per container of the compose file (a service, or one of msgen's own: gateway, <datastore>, "
+        "<datastore>-exporter, prometheus, ...): attributes merged over what msgen writes by compose's rules for "
+        "override files (mappings merge, lists append, command, entrypoint and healthcheck.test replace, ports, "
+        "volumes, secrets and configs replace the entry with the same target). Applied before msgen's checks and the "
+        "writer: the findings and render --check see the result. '$' is written as '$$': values reach the container "
+        "as written. A name that is not a container of the file is a load error. Default {}.",
     )
 
     @field_validator("subnet_pool")
