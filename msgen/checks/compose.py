@@ -115,14 +115,14 @@ def check_healthcheck(plan, name: str, entry: dict, at: tuple) -> Iterator[Findi
 
 def check_limits(name: str, entry: dict, at: tuple) -> Iterator[Finding]:
     limits = ((entry.get("deploy") or {}).get("resources") or {}).get("limits") or {}
-    missing = [field for field in ("cpus", "memory") if limits.get(field) is None]  # compose reads null as unset
+    missing = [field for field in ("cpus", "memory") if field not in limits]
     if missing:
         yield finding(
             "compose-no-limits",
             "error",
             at,
             f"container {name} has no {' or '.join(missing)} limit: one runaway process can starve the host",
-            "every container msgen writes is sized: remove what compose.overrides changes there",
+            "every container msgen writes is sized; report this as a bug in msgen",
         )
 
 
