@@ -191,7 +191,9 @@ def _parse_events(data: bytes) -> None:
 
 
 def blueprint_digest(loaded: LoadedBlueprint) -> str:
-    canonical = json.dumps(loaded.blueprint.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """The digest of what the blueprint sets: a field msgen adds with a default leaves it alone."""
+    values = loaded.blueprint.model_dump(mode="json", exclude_defaults=True)
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

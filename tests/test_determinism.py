@@ -67,3 +67,13 @@ def test_a_comment_edit_does_not_change_the_blueprint_digest(tmp_path, reference
     changed = tmp_path / "changed.yaml"
     changed.write_text(reference_blueprint.read_text().replace("replicas: 3", "replicas: 4"))
     assert digest != api.blueprint_digest(load_blueprint(changed))
+
+
+def test_a_field_left_at_its_default_does_not_change_the_blueprint_digest(tmp_path, reference_blueprint):
+    """A new msgen field with a default must not make every committed manifest stale; writing
+    the default out is the same blueprint, and any other value is not."""
+    digest = api.blueprint_digest(load_blueprint(reference_blueprint))
+    for value, same in (("[]", True), ("[{target: {kind: Service, name: payment}, merge_patch: {}}]", False)):
+        spelled = tmp_path / "spelled.yaml"
+        spelled.write_text(reference_blueprint.read_text().replace('  version: "1.30"\n', f'  version: "1.30"\n  patches: {value}\n'))
+        assert (api.blueprint_digest(load_blueprint(spelled)) == digest) is same, value
