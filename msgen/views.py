@@ -42,7 +42,7 @@ def services_section(plan: Plan) -> list[Section]:
             (
                 service.name,
                 service.image,
-                str(service.port),
+                str(service.port) if service.port is not None else "- (worker)",
                 str(service.replicas),
                 service.region or "-",
                 where,

@@ -53,7 +53,7 @@ class ServicePlan:
     name: str
     service: Service  # the blueprint's own entry, for fields used as they are
     image: str
-    port: int
+    port: int | None  # None: a worker, which serves no HTTP
     replicas: int
     region: str | None
     route: Route | None
