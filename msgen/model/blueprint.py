@@ -730,7 +730,7 @@ class Service(Model):
         for key in labels:
             if key in MSGEN_LABEL_KEYS:
                 raise ValueError(f"the label {key} is msgen's own (it selects and describes the service's objects)")
-            if key.startswith(TRAEFIK_LABEL_PREFIX):
+            if key.lower().startswith(TRAEFIK_LABEL_PREFIX):
                 raise ValueError(f"the label {key} would configure the gateway: Traefik's docker provider reads traefik.* labels")
         return labels
 

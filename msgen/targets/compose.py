@@ -160,7 +160,9 @@ def service_entry(plan, service: ServicePlan) -> dict:
         entry["depends_on"] = {service.datastore: {"condition": "service_healthy"}}
     labels = {**traefik.compose_labels(plan, service.name), **service.service.labels}
     if labels:
-        entry["labels"] = labels
+        # as KEY=VALUE: in a mapping compose takes a key starting with x- for an extension of
+        # its own and drops it from the container's labels
+        entry["labels"] = [f"{key}={value}" for key, value in labels.items()]
     if service.uid is not None:
         entry["user"] = f"{service.uid}:{service.uid}"
     # as on Kubernetes: nothing but /tmp (in memory) is writable
