@@ -294,6 +294,7 @@ WEB = "  web:\n    image: a:1\n    port: 8080\n"
 BAD = [
     ("route-on-worker", HEAD + WORKER + "    route: {path_prefix: /}\n", "7:5", "services.worker.route", "is a worker (no port)"),
     ("calls-a-worker", HEAD + WORKER + WEB + "    calls: [worker]\n", "10:13", "services.web.calls[0]", "nothing can call it synchronously"),
+    ("health-path-on-worker", HEAD + WORKER + "    health: {path: /ready}\n", "7:14", "services.worker.health.path", "an HTTP health path is never checked"),
     ("metrics-without-port", HEAD + WORKER + "    metrics: {path: /metrics}\n", "7:5", "services.worker.metrics", "its metrics need metrics.port"),
     ("port-name-http", HEAD + WEB + "    ports: [{name: http, port: 9000}]\n", "8:5", "services.web.ports", "not msgen's own"),
     ("port-name-twice", HEAD + WEB + "    ports: [{name: a1, port: 9000}, {name: a1, port: 9001}]\n", "8:5", "services.web.ports", "unique"),

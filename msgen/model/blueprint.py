@@ -336,7 +336,8 @@ class Health(Model):
         description="A command that replaces compose's HTTP healthcheck (for images without curl or wget), at least one "
         "string: a list starting with CMD, CMD-SHELL or NONE is compose's own form, one string is a shell command line, "
         "several strings are a command and its arguments. NONE disables the check (warning compose-no-healthcheck); a "
-        "password or token written into it is the error finding env-credential. Default none: curl, else wget, on path.",
+        "password or token written into it is the error finding env-credential. On a worker (no port) it is also the "
+        "Kubernetes exec probes (startup, readiness, liveness). Default none: curl, else wget, on path (a worker: no check).",
     )
 
 
@@ -352,7 +353,8 @@ class Metrics(Model):
         default=None,
         ge=1,
         le=65535,
-        description="The port the metrics are served on, 1..65535. Default: the service's port.",
+        description="The port the metrics are served on, 1..65535. Default: the service's port (a worker has none: "
+        "its metrics need this, a load error without).",
     )
 
 

@@ -126,6 +126,12 @@ def _check_workers(blueprint: Blueprint, issues: _Issues) -> None:
             continue
         if service.route is not None:
             issues.add((*at, "route"), f"{name} is a worker (no port): the gateway has nothing to route to", f"give {name} a port, or drop its route")
+        for key in sorted({"path", "liveness_path"} & service.health.model_fields_set):
+            issues.add(
+                (*at, "health", key),
+                f"{name} is a worker (no port): an HTTP health path is never checked",
+                "give health.command a check that works in the image instead",
+            )
         if service.metrics is not None and service.metrics.port is None:
             issues.add(
                 (*at, "metrics"),
