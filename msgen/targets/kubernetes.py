@@ -412,8 +412,7 @@ def service_policy(plan, service: ServicePlan) -> dict:
 
 
 def own_ports(service: ServicePlan) -> list[dict]:
-    """The service's own ports in a policy rule, by number: a name would also open that name on
-    any other pod the rule's peers select."""
+    """The service's own ports in a policy rule, by number and protocol as declared."""
     return [_port(port.port, port.protocol.upper()) for port in service.service.ports]
 
 
@@ -649,15 +648,12 @@ def with_own_metadata(meta: dict, service: ServicePlan) -> dict:
 def service_service(plan, service: ServicePlan, workload: k8s.WorkloadPlan) -> dict | None:
     """The Service in front of the service's pods: its http port, then its own ports; None for
     a worker without ports of its own (nothing reaches it)."""
-    own = [{"name": port.name, "port": port.port, "targetPort": port.name, "protocol": port.protocol.upper()} for port in service.service.ports]
-    if service.port is None and not own:
+    named = [] if service.port is None else [(HTTP_PORT, service.port, "tcp")]
+    named += [(port.name, port.port, port.protocol) for port in service.service.ports]
+    if not named:
         return None
-    if service.port is None:
-        document = cluster_service(plan, workload, own[0]["port"], own[0]["name"])
-        document["spec"]["ports"] = own
-    else:
-        document = cluster_service(plan, workload, service.port, HTTP_PORT)
-        document["spec"]["ports"].extend(own)
+    document = cluster_service(plan, workload, named[0][1], named[0][0])
+    document["spec"]["ports"] = [{"name": name, "port": port, "targetPort": name, "protocol": protocol.upper()} for name, port, protocol in named]
     with_own_metadata(document["metadata"], service)
     return document
 
