@@ -312,6 +312,8 @@ BAD = [
     ),
     ("msgen-label", HEAD + WEB + "    labels: {app.kubernetes.io/name: other}\n", "8:5", "services.web.labels", "app.kubernetes.io/name is msgen's own"),
     ("traefik-label", HEAD + WEB + "    labels: {traefik.enable: 'true'}\n", "8:5", "services.web.labels", "would configure the gateway"),
+    ("traefik-label-any-case", HEAD + WEB + "    labels: {Traefik.http.routers.x.rule: y}\n", "8:5", "services.web.labels", "would configure the gateway"),
+    ("compose-label", HEAD + WEB + "    labels: {com.docker.compose.service: web}\n", "8:5", "services.web.labels", "compose's own"),
     ("label-key", HEAD + WEB + "    labels: {'bad key': x}\n", "8:14", 'services.web.labels."bad key"', "not a valid Kubernetes label or annotation key"),
     ("label-value", HEAD + WEB + "    labels: {team: 'two words'}\n", "8:14", "services.web.labels.team", "not a valid Kubernetes label value"),
     ("label-value-type", HEAD + WEB + "    labels: {cost: 12}\n", "8:14", "services.web.labels.cost", "YAML read the number 12"),

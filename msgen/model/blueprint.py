@@ -531,6 +531,7 @@ MSGEN_LABEL_KEYS = (
 MSGEN_PORT_NAMES = ("http", "metrics")
 # labels of this prefix configure Traefik's docker provider, which reads every container's labels
 TRAEFIK_LABEL_PREFIX = "traefik."
+COMPOSE_LABEL_PREFIX = "com.docker.compose."
 
 
 class ExtraPort(Model):
@@ -587,8 +588,8 @@ class Service(Model):
         description="Labels of the service's own: Kubernetes labels on its Deployment, its pods and its Service (never "
         "in selectors), compose labels on its containers. Keys are Kubernetes label keys and values label values; "
         "keys starting with x- are labels like any other here. The keys msgen sets (app.kubernetes.io/name, part-of, "
-        "managed-by, component, msgen.dev/scrape) and traefik.* keys (they would reconfigure the gateway's docker "
-        "provider) are load errors. Default {}.",
+        "managed-by, component, msgen.dev/scrape), traefik.* keys (they would reconfigure the gateway's docker "
+        "provider) and com.docker.compose.* keys (compose's own) are load errors. Default {}.",
     )
     annotations: dict[MetadataKey, str] = Field(
         default={},
@@ -734,6 +735,8 @@ class Service(Model):
                 raise ValueError(f"the label {key} is msgen's own (it selects and describes the service's objects)")
             if key.lower().startswith(TRAEFIK_LABEL_PREFIX):
                 raise ValueError(f"the label {key} would configure the gateway: Traefik's docker provider reads traefik.* labels")
+            if key.startswith(COMPOSE_LABEL_PREFIX):
+                raise ValueError(f"the label {key} is compose's own (it finds its containers, and the logs are named, by them)")
         return labels
 
     @field_validator("ports")
