@@ -43,7 +43,7 @@ def services_section(plan: Plan) -> list[Section]:
             (
                 service.name,
                 service.image,
-                str(service.port),
+                str(service.port) if service.port is not None else "- (worker)",
                 str(service.replicas),
                 service.region or "-",
                 where,
@@ -291,13 +291,13 @@ def compose_rows(document: dict) -> tuple[tuple[str, ...], ...]:
     rows = []
     for name, entry in document["services"].items():
         limits = entry["deploy"]["resources"]["limits"]
-        test = entry["healthcheck"]["test"]
+        # a worker without a health command has no healthcheck; a container that talks to nobody, no network
+        test = (entry.get("healthcheck") or {}).get("test") or ["", "none"]
+        networks = ", ".join(entry.get("networks", ())) or entry.get("network_mode", "")
         capabilities = (
             "all kept (run_as_root)" if "cap_drop" not in entry else " ".join(["drop ALL", *(f"+{c}" for c in entry.get("cap_add", []))])
         )
-        rows.append(
-            (name, entry["image"], ", ".join(entry["networks"]), limits["cpus"], limits["memory"], " ".join(test[1:]), capabilities)
-        )
+        rows.append((name, entry["image"], networks, limits["cpus"], limits["memory"], " ".join(test[1:]), capabilities))
     return tuple(rows)
 
 
@@ -308,10 +308,25 @@ def architecture_section(plan: Plan) -> list[Section]:
         Section("Latency vs budget (routed services, worst first)", *latency_table(plan.latency)),
         Section(f"Residency (personal data allowed in: {policy})", *residency_table(plan.residency)),
     ]
+    columns, rows = worker_latency_table(plan)
+    if rows:
+        sections.insert(1, Section("Latency of workers' calls (no budget: nothing waits on a worker)", columns, rows))
     columns, rows = capacity_table(placed_capacity(plan))
     if rows:
         sections.append(Section("Capacity (per host, with headroom)", columns, rows))
     return sections
+
+
+def worker_latency_table(plan: Plan) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """(columns, rows): each worker that makes calls starts a chain, as a route does."""
+    latency = plan.latency
+    columns = ("worker", "sum of p99s (upper bound)", "heaviest branch")
+    rows = tuple(
+        (service.name, format_ms(latency.cost_ms[service.name]), describe_branch(latency, service.name))
+        for service in plan.services
+        if service.port is None and service.calls
+    )
+    return columns, rows
 
 
 IMAGE_SOURCES = {"msgen": "msgen's pin", "mirrored": "msgen's pin, mirrored", "overridden": "overridden"}

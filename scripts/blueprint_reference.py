@@ -46,6 +46,7 @@ HEADINGS: dict[type[BaseModel], str] = {
     models.SourceCriterion: "Source criterion",
     models.GatewayResources: "Gateway resources",
     models.Service: "Service",
+    models.ExtraPort: "Further port",
     models.Route: "Route",
     models.Health: "Health",
     models.Metrics: "Metrics",

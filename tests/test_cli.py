@@ -200,7 +200,7 @@ def test_an_expected_error_prints_no_traceback_in_a_real_process(tmp_path):
     path.write_text("version: 1\nproject: shop\nservices: {web: {image: 'a:1', port: 80, colour: red}}\n")
     result = subprocess.run([sys.executable, "-m", "msgen", "validate", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert result.stderr.startswith(f"error: {path}:3:42: services.web.colour: unknown key 'colour' (hint: known: autoscale, calls, ")
+    assert result.stderr.startswith(f"error: {path}:3:42: services.web.colour: unknown key 'colour' (hint: known: annotations, args, autoscale, calls, ")
     assert len(result.stderr.splitlines()) == 1
     assert result.stdout == ""
 

@@ -159,9 +159,10 @@ def test_docker_socket_only_with_the_docker_provider(rendered):
 def test_docker_provider_labels_and_dashboard_secret(rendered):
     _, document, _ = rendered[("docker-provider", None)]
     payment = document["services"]["payment"]
-    assert payment["labels"]["traefik.enable"] == "true"
+    labels = dict(label.split("=", 1) for label in payment["labels"])
+    assert labels["traefik.enable"] == "true"
     # the network compose creates for the pair gateway-payment: the project, `_`, the key
-    assert payment["labels"]["traefik.docker.network"] == "nordic-pay_edge_payment"
+    assert labels["traefik.docker.network"] == "nordic-pay_edge_payment"
     assert "edge_payment" in payment["networks"] and "edge_payment" in document["services"]["gateway"]["networks"]
     assert document["services"]["gateway"]["secrets"] == [{"source": "dashboard-users", "target": "dashboard-users"}]
     assert document["secrets"]["dashboard-users"] == {"file": "../secrets/gateway/dashboard-users"}

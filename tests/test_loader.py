@@ -133,7 +133,8 @@ BAD = [
     ("wrong-version", "project: shop\nversion: 2\n" + WEB, 2, "2:1", "version", "unsupported format version 2"),
     ("missing-version", "project: shop\n" + WEB, 2, "1:1", "", "missing required key 'version'"),
     ("two-documents", HEAD + WEB + "---\nx: 1\n", 2, "7:1", "", "more than one YAML document"),
-    ("missing-port", HEAD + "services:\n  web:\n    image: a:1\n", 2, "4:3", "services.web", "missing required key 'port'"),
+    # a service without a port is a worker; without an image it is nothing
+    ("missing-image", HEAD + "services:\n  web:\n    port: 8080\n", 2, "4:3", "services.web", "missing required key 'image'"),
     ("unknown-alias", HEAD + "services: *nothing\n", 2, "3:11", "services", "unknown alias *nothing"),
     (
         "shared-datastore",

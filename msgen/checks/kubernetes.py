@@ -54,6 +54,7 @@ class Inspector:
             template = target.pod_template(item.document)
             if template is not None:
                 self.found.extend(security_findings(item, template.get("spec") or {}))
+                self.found.extend(probe_findings(item, template.get("spec") or {}))
 
     def findings(self) -> list[Finding]:
         return self.found
@@ -152,3 +153,20 @@ def security_findings(item: target.RenderedObject, pod_spec: dict) -> Iterator[F
             f"{item.where()}: {gap}",
             "msgen renders pods locked down; render again if the file was edited",
         )
+
+
+def probe_findings(item: target.RenderedObject, pod_spec: dict) -> Iterator[Finding]:
+    """A service's container without readiness and liveness probes (a worker without
+    health.command): Kubernetes counts it ready once it starts and restarts it only when it exits."""
+    if item.at[:1] != ("services",):
+        return
+    for container in pod_spec.get("containers") or []:
+        if "readinessProbe" not in container and "livenessProbe" not in container:
+            yield finding(
+                "k8s-no-probe",
+                "warning",
+                (*item.at, "health", "command"),
+                f"{item.where()}: container {container.get('name', '?')} has no probes: Kubernetes cannot tell a hung "
+                "process from a working one, and restarts it only when it exits",
+                'give health.command a check that works in the image, e.g. ["CMD", "/app/healthcheck"]',
+            )

@@ -14,9 +14,12 @@ from msgen.model.types import (
     CronField,
     DurationField,
     EnvName,
+    LabelValue,
     MemoryField,
+    MetadataKey,
     Name,
     ObjectName,
+    PortName,
     PositiveDurationField,
     SizeField,
     TraefikText,
@@ -333,7 +336,8 @@ class Health(Model):
         description="A command that replaces compose's HTTP healthcheck (for images without curl or wget), at least one "
         "string: a list starting with CMD, CMD-SHELL or NONE is compose's own form, one string is a shell command line, "
         "several strings are a command and its arguments. NONE disables the check (warning compose-no-healthcheck); a "
-        "password or token written into it is the error finding env-credential. Default none: curl, else wget, on path.",
+        "password or token written into it is the error finding env-credential. On a worker (no port) it is also the "
+        "Kubernetes exec probes (startup, readiness, liveness). Default none: curl, else wget, on path (a worker: no check).",
     )
 
 
@@ -349,7 +353,8 @@ class Metrics(Model):
         default=None,
         ge=1,
         le=65535,
-        description="The port the metrics are served on, 1..65535. Default: the service's port.",
+        description="The port the metrics are served on, 1..65535. Default: the service's port (a worker has none: "
+        "its metrics need this, a load error without).",
     )
 
 
@@ -514,6 +519,32 @@ class Latency(Model):
     )
 
 
+# the label keys msgen sets on every Kubernetes object it renders, and the port names it gives
+# containers: a service's own labels and ports may not take them
+MSGEN_LABEL_KEYS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/component",
+    "msgen.dev/scrape",
+)
+MSGEN_PORT_NAMES = ("http", "metrics")
+# labels of this prefix configure Traefik's docker provider, which reads every container's labels
+TRAEFIK_LABEL_PREFIX = "traefik."
+COMPOSE_LABEL_PREFIX = "com.docker.compose."
+
+
+class ExtraPort(Model):
+    """A further port a service listens on, by name."""
+
+    name: PortName = Field(
+        description="The port's name, as Kubernetes names ports: at most 15 lowercase letters, digits and '-', with "
+        "a letter (IANA_SVC_NAME). Required."
+    )
+    port: int = Field(ge=1, le=65535, description="The port number, 1..65535. Required.")
+    protocol: Literal["tcp", "udp"] = Field(default="tcp", description="tcp or udp. Default tcp.")
+
+
 class Service(Model):
     """One microservice: its container, how it is reached, what it calls and what it owns."""
 
@@ -523,7 +554,49 @@ class Service(Model):
         description="The container image with an explicit tag or an @sha256: digest, no spaces. Required. An untagged "
         "image or :latest is the error finding image-latest.",
     )
-    port: int = Field(ge=1, le=65535, description="The port the service listens on, 1..65535. Required.")
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="The HTTP port the service listens on, 1..65535. Default none: a worker (a queue consumer, say), "
+        "which nothing calls: it has no route, no callers, no Kubernetes Service for this port and no HTTP health "
+        "check (health.command gives it one; without it, the warnings compose-no-healthcheck and k8s-no-probe).",
+    )
+    command: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="The program the container runs instead of the image's ENTRYPOINT: the Kubernetes container's "
+        "command, compose's entrypoint. Each string is passed as it is (a `$VAR` reaches the program unexpanded). "
+        "Default none: the image's.",
+    )
+    args: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="The arguments instead of the image's CMD, at least one string: the Kubernetes container's args, "
+        "compose's command. Each string is passed as it is (a `$VAR` reaches the program unexpanded). Default none: "
+        "the image's.",
+    )
+    ports: list[ExtraPort] = Field(
+        default=[],
+        description="Further ports the service listens on besides port, each {name, port, protocol}. Kubernetes: "
+        "container ports and ports of the service's Service (a worker with ports gets a Service for them), which its "
+        "callers may reach; compose: `expose` (never published). Names and numbers are unique; a name is not msgen's "
+        "own (http, metrics) and a number is neither port nor metrics.port. Default [].",
+    )
+    labels: dict[MetadataKey, LabelValue] = Field(
+        default={},
+        description="Labels of the service's own: Kubernetes labels on its Deployment, its pods and its Service (never "
+        "in selectors), compose labels on its containers. Keys are Kubernetes label keys and values label values; "
+        "keys starting with x- are labels like any other here. The keys msgen sets (app.kubernetes.io/name, part-of, "
+        "managed-by, component, msgen.dev/scrape), traefik.* keys (they would reconfigure the gateway's docker "
+        "provider) and com.docker.compose.* keys (compose's own) are load errors. Default {}.",
+    )
+    annotations: dict[MetadataKey, str] = Field(
+        default={},
+        description="Kubernetes only: annotations on the service's Deployment, its pods and its Service (compose has "
+        "none). Keys are Kubernetes annotation keys; keys starting with x- are annotations like any other here. "
+        "Default {}.",
+    )
     replicas: int = Field(
         default=2,
         ge=1,
@@ -653,6 +726,31 @@ class Service(Model):
         if self.autoscale is not None and self.autoscale.max_replicas < (self.autoscale.min_replicas or self.replicas):
             raise ValueError("autoscale.max_replicas is below min_replicas (default: replicas)")
         return self
+
+    @field_validator("labels")
+    @classmethod
+    def _own_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key in labels:
+            if key in MSGEN_LABEL_KEYS:
+                raise ValueError(f"the label {key} is msgen's own (it selects and describes the service's objects)")
+            if key.lower().startswith(TRAEFIK_LABEL_PREFIX):
+                raise ValueError(f"the label {key} would configure the gateway: Traefik's docker provider reads traefik.* labels")
+            if key.startswith(COMPOSE_LABEL_PREFIX):
+                raise ValueError(f"the label {key} is compose's own (it finds its containers, and the logs are named, by them)")
+        return labels
+
+    @field_validator("ports")
+    @classmethod
+    def _distinct_ports(cls, ports: list[ExtraPort]) -> list[ExtraPort]:
+        names = [port.name for port in ports]
+        taken = sorted({name for name in names if names.count(name) > 1 or name in MSGEN_PORT_NAMES})
+        if taken:
+            raise ValueError(f"port names must be unique and not msgen's own ({', '.join(MSGEN_PORT_NAMES)}): {', '.join(taken)}")
+        numbers = [(port.port, port.protocol) for port in ports]
+        repeated = sorted({f"{number}/{protocol}" for number, protocol in numbers if numbers.count((number, protocol)) > 1})
+        if repeated:
+            raise ValueError(f"a port number is listed more than once: {', '.join(repeated)}")
+        return ports
 
     @field_validator("calls", "secrets")
     @classmethod

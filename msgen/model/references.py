@@ -51,6 +51,8 @@ def check_references(blueprint: Blueprint, source: SourceMap) -> None:
     issues = _Issues(source)
     _check_hosts(blueprint, issues)
     _check_services(blueprint, issues)
+    _check_workers(blueprint, issues)
+    _check_ports(blueprint, issues)
     _check_datastores(blueprint, issues)
     _check_gateway(blueprint, issues)
     _check_rtts(blueprint, issues)
@@ -105,6 +107,50 @@ def _check_services(blueprint: Blueprint, issues: _Issues) -> None:
         clients = service.route.clients_region if service.route is not None else None
         if clients is not None and clients not in blueprint.regions:
             issues.unknown((*at, "route", "clients_region"), "region", clients, blueprint.regions)
+
+
+def _check_workers(blueprint: Blueprint, issues: _Issues) -> None:
+    """A worker (a service without a port) serves no HTTP: nothing routes to it or calls it, and
+    Prometheus needs a port named to scrape it."""
+    services = blueprint.services
+    for name, service in services.items():
+        at = ("services", name)
+        for index, callee in enumerate(service.calls):
+            if callee in services and services[callee].port is None:
+                issues.add(
+                    (*at, "calls", index),
+                    f"{name} calls {callee}, a worker (no port): nothing can call it synchronously",
+                    f"give {callee} a port, or drop the call (a queue between them is not a call)",
+                )
+        if service.port is not None:
+            continue
+        if service.route is not None:
+            issues.add((*at, "route"), f"{name} is a worker (no port): the gateway has nothing to route to", f"give {name} a port, or drop its route")
+        for key in sorted({"path", "liveness_path"} & service.health.model_fields_set):
+            issues.add(
+                (*at, "health", key),
+                f"{name} is a worker (no port): an HTTP health path is never checked",
+                "give health.command a check that works in the image instead",
+            )
+        if service.metrics is not None and service.metrics.port is None:
+            issues.add(
+                (*at, "metrics"),
+                f"{name} is a worker (no port): its metrics need metrics.port",
+                "add metrics.port, the port its metrics are served on",
+            )
+
+
+def _check_ports(blueprint: Blueprint, issues: _Issues) -> None:
+    """A further port must not take the number of the service's own port or metrics port."""
+    for name, service in blueprint.services.items():
+        own = {service.port: "port", service.metrics.port if service.metrics else None: "metrics.port"}
+        for index, extra in enumerate(service.ports):
+            if extra.port in own:
+                issues.add(
+                    ("services", name, "ports", index, "port"),
+                    f"port {extra.port} ({extra.name}) is already the service's {own[extra.port]}",
+                    "give each port its own number",
+                )
 
 
 def _check_gateway(blueprint: Blueprint, issues: _Issues) -> None:

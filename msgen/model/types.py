@@ -105,3 +105,46 @@ CpuField = Annotated[
     PlainSerializer(lambda value: value.text, return_type=str),
     WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string", "pattern": r"^[0-9]+m$"}]}),
 ]
+
+
+# Kubernetes' qualified names (label and annotation keys): an optional DNS subdomain prefix and
+# `/`, then a name of at most 63 alphanumerics, '-', '_' and '.', alphanumeric at both ends
+_QUALIFIED = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+# IANA_SVC_NAME, Kubernetes' port names: lowercase alphanumerics and '-', at most 15, a letter
+# among them, no '-' at either end nor two in a row
+_PORT_NAME = re.compile(r"(?=.*[a-z])[a-z0-9](-?[a-z0-9])*")
+PORT_NAME_MAX = 15
+
+
+def _check_metadata_key(value: str) -> str:
+    prefix, _, name = value.rpartition("/")
+    if "/" in prefix or not _QUALIFIED.fullmatch(name) or (prefix and (len(prefix) > OBJECT_NAME_MAX or not _OBJECT_NAME.fullmatch(prefix))):
+        raise ValueError(
+            f"{value!r} is not a valid Kubernetes label or annotation key: an optional DNS subdomain prefix and '/', then "
+            "a name of at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _check_label_value(value: str) -> str:
+    if not _LABEL_VALUE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid Kubernetes label value: empty, or at most 63 letters, digits, '-', '_' and '.', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _check_port_name(value: str) -> str:
+    if len(value) > PORT_NAME_MAX or not _PORT_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid port name: at most {PORT_NAME_MAX} lowercase letters, digits and '-', with at least "
+            "one letter, no '-' at either end nor two in a row (IANA_SVC_NAME)"
+        )
+    return value
+
+
+MetadataKey = Annotated[str, AfterValidator(_check_metadata_key)]
+LabelValue = Annotated[str, AfterValidator(_check_label_value)]
+PortName = Annotated[str, AfterValidator(_check_port_name)]

@@ -53,7 +53,7 @@ class ServicePlan:
     name: str
     service: Service  # the blueprint's own entry, for fields used as they are
     image: str
-    port: int
+    port: int | None  # None: a worker, which serves no HTTP
     replicas: int
     region: str | None
     route: Route | None
@@ -196,7 +196,7 @@ def _plan_service(blueprint: Blueprint, name: str, datastores: dict[str, Datasto
         notes.append(Defaulted("replicas", str(service.replicas), "default 2: one replica can be lost"))
     if "latency" not in fields_set:
         notes.append(Defaulted("latency.p99", service.latency.p99.text, "assumed: no p99 declared"))
-    if "health" not in fields_set:
+    if "health" not in fields_set and service.port is not None:
         notes.append(Defaulted("health.path", service.health.path, "msgen's default health path"))
     region = service_region(blueprint, name)
     if service.region is None and region is not None:

@@ -97,12 +97,15 @@ def _resources(cpu: Cpu, memory: Memory) -> dict:
 
 
 def healthcheck_test(service: ServicePlan) -> list[str]:
-    """The healthcheck of a service: its `health.command`, else an HTTP GET of its health path.
+    """The healthcheck of a service: its `health.command`, else an HTTP GET of its health path
+    (a worker without a command: none).
 
     A command starting with CMD, CMD-SHELL or NONE is compose's own form and passes as it is;
     one string is a shell command line; several strings are an exec command.
     """
     command = service.health_command
+    if command is None and service.port is None:
+        return []  # a worker serves no HTTP: without a command of its own it has no check
     if command is None:
         url = shlex.quote(f"http://localhost:{service.port}{service.health_path}")
         return ["CMD-SHELL", DEFAULT_HEALTH.format(url=url)]
@@ -130,9 +133,24 @@ def _service_secrets(plan, service: ServicePlan) -> list[dict]:
     return secrets
 
 
+def process_entry(service: ServicePlan) -> dict:
+    """What the container runs and the further ports it listens on. compose's entrypoint
+    replaces the image's ENTRYPOINT and its command the CMD, as Kubernetes' command and args
+    do; the ports are exposed to the stack's networks, never published."""
+    own = service.service
+    entry: dict = {}
+    if own.command is not None:
+        entry["entrypoint"] = list(own.command)
+    if own.args is not None:
+        entry["command"] = list(own.args)
+    if own.ports:
+        entry["expose"] = [f"{port.port}/{port.protocol}" for port in own.ports]
+    return entry
+
+
 def service_entry(plan, service: ServicePlan) -> dict:
     """The compose service of a blueprint service (wiring, health, limits, hardening)."""
-    entry: dict = {"image": service.image}
+    entry: dict = {"image": service.image, **process_entry(service)}
     if service.env:
         entry["environment"] = dict(service.env)
     secrets = _service_secrets(plan, service)
@@ -140,15 +158,18 @@ def service_entry(plan, service: ServicePlan) -> dict:
         entry["secrets"] = secrets
     if service.datastore is not None:
         entry["depends_on"] = {service.datastore: {"condition": "service_healthy"}}
-    labels = traefik.compose_labels(plan, service.name)
+    labels = {**traefik.compose_labels(plan, service.name), **service.service.labels}
     if labels:
-        entry["labels"] = labels
+        # as KEY=VALUE: in a mapping compose takes a key starting with x- for an extension of
+        # its own and drops it from the container's labels
+        entry["labels"] = [f"{key}={value}" for key, value in labels.items()]
     if service.uid is not None:
         entry["user"] = f"{service.uid}:{service.uid}"
     # as on Kubernetes: nothing but /tmp (in memory) is writable
     entry["read_only"] = True
     entry["tmpfs"] = ["/tmp"]
-    entry["healthcheck"] = _service_health(service)
+    if healthcheck_test(service):
+        entry["healthcheck"] = _service_health(service)
     entry["deploy"] = {
         "replicas": service.replicas,
         "resources": {

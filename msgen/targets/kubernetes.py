@@ -383,11 +383,16 @@ def service_policy(plan, service: ServicePlan) -> dict:
     callers = kube.callers[service.name]
     if callers:
         ingress.append({"from": [_peer_of(kube.services[name]) for name in callers], "ports": [_port(HTTP_PORT)]})
+    if callers and service.service.ports:
+        ingress.append({"from": [_peer_of(kube.services[name]) for name in callers], "ports": own_ports(service)})
     if service.metrics_port is not None:
         ingress.append(prometheus_ingress())
     egress = [dns_egress()]
     if service.calls:
         egress.append({"to": [_peer_of(kube.services[name]) for name in service.calls], "ports": [_port(HTTP_PORT)]})
+    for callee in (plan.service(name) for name in service.calls):
+        if callee.service.ports:
+            egress.append({"to": [_peer_of(kube.services[callee.name])], "ports": own_ports(callee)})
     if service.datastore is not None:
         store = plan.datastore(service.datastore)
         egress.append({"to": [_peer_of(kube.datastores[store.name])], "ports": [_port(store.port)]})
@@ -404,6 +409,11 @@ def service_policy(plan, service: ServicePlan) -> dict:
         "metadata": metadata(plan, service.name, workload.selector),
         "spec": spec,
     }
+
+
+def own_ports(service: ServicePlan) -> list[dict]:
+    """The service's own ports in a policy rule, by number and protocol as declared."""
+    return [_port(port.port, port.protocol.upper()) for port in service.service.ports]
 
 
 def datastore_policy(plan, store: DatastorePlan) -> dict:
@@ -497,26 +507,84 @@ def env_vars(pairs) -> list[dict]:
     return [{"name": key, "value": value.replace("$", "$$")} for key, value in pairs]
 
 
-def service_container(plan, service: ServicePlan) -> dict:
-    probe = plan.kubernetes.probes[service.name]
-    ports = [{"name": HTTP_PORT, "containerPort": service.port, "protocol": "TCP"}]
+def container_ports(service: ServicePlan) -> list[dict]:
+    """msgen's named ports (http unless a worker, metrics when scraped), then the service's own."""
+    ports = [] if service.port is None else [{"name": HTTP_PORT, "containerPort": service.port, "protocol": "TCP"}]
     if service.metrics_port is not None:
         ports.append({"name": METRICS_PORT, "containerPort": service.metrics_port, "protocol": "TCP"})
+    ports.extend({"name": port.name, "containerPort": port.port, "protocol": port.protocol.upper()} for port in service.service.ports)
+    return ports
+
+
+def exec_command(health_command: tuple[str, ...] | None) -> list[str] | None:
+    """health.command as an exec probe's command (compose's forms unwrapped; one string is a
+    shell command line); None without a command or with NONE."""
+    if health_command is None or health_command[0] == "NONE":
+        return None
+    if health_command[0] == "CMD":
+        return list(health_command[1:])
+    if health_command[0] == "CMD-SHELL":
+        return ["sh", "-c", " ".join(health_command[1:])]
+    if len(health_command) == 1:
+        return ["sh", "-c", health_command[0]]
+    return list(health_command)
+
+
+def _exec_probe(command: list[str], probe: k8s.ProbePlan, failures: int, initial_delay: int = 0) -> dict:
+    result: dict = {"exec": {"command": command}}
+    if initial_delay:
+        result["initialDelaySeconds"] = initial_delay
+    result.update(periodSeconds=probe.period_s, timeoutSeconds=probe.timeout_s, failureThreshold=failures)
+    return result
+
+
+def service_probes(service: ServicePlan, probe: k8s.ProbePlan) -> dict:
+    """HTTP probes on the service's port; a worker's from its health.command (exec), else none."""
+    if service.port is not None:
+        return {
+            "startupProbe": _http_probe(service.health_path, probe, probe.startup_failures, probe.initial_delay_s),
+            "readinessProbe": _http_probe(service.health_path, probe, k8s.READINESS_FAILURES),
+            "livenessProbe": _http_probe(service.service.health.liveness_path or service.health_path, probe, k8s.LIVENESS_FAILURES),
+        }
+    command = exec_command(service.health_command)
+    if command is None:
+        return {}
+    return {
+        "startupProbe": _exec_probe(command, probe, probe.startup_failures, probe.initial_delay_s),
+        "readinessProbe": _exec_probe(command, probe, k8s.READINESS_FAILURES),
+        "livenessProbe": _exec_probe(command, probe, k8s.LIVENESS_FAILURES),
+    }
+
+
+def process_fields(service: ServicePlan) -> dict:
+    """The container's command and args: Kubernetes expands `$(NAME)` in them and turns `$$`
+    into `$`, so every `$` is doubled and the strings arrive as written."""
+    own = service.service
+    fields = {}
+    if own.command is not None:
+        fields["command"] = [part.replace("$", "$$") for part in own.command]
+    if own.args is not None:
+        fields["args"] = [part.replace("$", "$$") for part in own.args]
+    return fields
+
+
+def service_container(plan, service: ServicePlan) -> dict:
+    probe = plan.kubernetes.probes[service.name]
+    ports = container_ports(service)
     mounts = [{"name": TMP_VOLUME, "mountPath": "/tmp"}]
     if secret_sources(service):
         mounts.append({"name": SECRETS_VOLUME, "mountPath": SECRETS_DIR, "readOnly": True})
     container = {
         "name": service.name,
         "image": service.image,
+        **process_fields(service),
         "ports": ports,
         "env": env_vars(plan.kubernetes.env[service.name]),
         "resources": {
             "requests": quantity(service.requests.cpu, service.requests.memory),
             "limits": quantity(service.limits.cpu, service.limits.memory),
         },
-        "startupProbe": _http_probe(service.health_path, probe, probe.startup_failures, probe.initial_delay_s),
-        "readinessProbe": _http_probe(service.health_path, probe, k8s.READINESS_FAILURES),
-        "livenessProbe": _http_probe(service.service.health.liveness_path or service.health_path, probe, k8s.LIVENESS_FAILURES),
+        **service_probes(service, probe),
         "securityContext": container_security(service.run_as_root),
         "volumeMounts": mounts,
     }
@@ -524,6 +592,8 @@ def service_container(plan, service: ServicePlan) -> dict:
         container["lifecycle"] = {"preStop": {"sleep": {"seconds": k8s.PRESTOP_SLEEP_S}}}
     if not container["env"]:
         del container["env"]
+    if not container["ports"]:
+        del container["ports"]
     return container
 
 
@@ -558,9 +628,34 @@ def deployment(plan, service: ServicePlan) -> dict:
         "revisionHistoryLimit": 5,
         "selector": {"matchLabels": dict(workload.selector)},
         "strategy": strategy,
-        "template": {"metadata": {"labels": dict(workload.pod_labels)}, "spec": pod_spec},
+        "template": {"metadata": with_own_metadata({"labels": dict(workload.pod_labels)}, service), "spec": pod_spec},
     }
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(plan, service.name, workload.selector), "spec": spec}
+    named = with_own_metadata(metadata(plan, service.name, workload.selector), service)
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": named, "spec": spec}
+
+
+def with_own_metadata(meta: dict, service: ServicePlan) -> dict:
+    """`meta` with the service's own labels after msgen's (load keeps them from clashing) and its
+    annotations; never in a selector, so changing them never orphans pods."""
+    own = service.service
+    if own.labels:
+        meta["labels"] = {**meta["labels"], **dict(sorted(own.labels.items()))}
+    if own.annotations:
+        meta["annotations"] = dict(sorted(own.annotations.items()))
+    return meta
+
+
+def service_service(plan, service: ServicePlan, workload: k8s.WorkloadPlan) -> dict | None:
+    """The Service in front of the service's pods: its http port, then its own ports; None for
+    a worker without ports of its own (nothing reaches it)."""
+    named = [] if service.port is None else [(HTTP_PORT, service.port, "tcp")]
+    named += [(port.name, port.port, port.protocol) for port in service.service.ports]
+    if not named:
+        return None
+    document = cluster_service(plan, workload, named[0][1], named[0][0])
+    document["spec"]["ports"] = [{"name": name, "port": port, "targetPort": name, "protocol": protocol.upper()} for name, port, protocol in named]
+    with_own_metadata(document["metadata"], service)
+    return document
 
 
 def autoscaler(plan, service: ServicePlan) -> dict:
@@ -580,14 +675,13 @@ def service_objects(plan, service: ServicePlan) -> list[dict]:
     workload = plan.kubernetes.services[service.name]
     objects = [
         service_account(plan, workload),
-        cluster_service(plan, workload, service.port, HTTP_PORT),
+        service_service(plan, service, workload),
         deployment(plan, service),
+        *([autoscaler(plan, service)] if service.service.autoscale is not None else []),
         disruption_budget(plan, workload),
         service_policy(plan, service),
     ]
-    if service.service.autoscale is not None:
-        objects.insert(3, autoscaler(plan, service))
-    return objects
+    return [document for document in objects if document is not None]
 
 
 # --- datastores --------------------------------------------------------------------------

@@ -325,7 +325,7 @@ def expected_ingress(plan, role: str, pod: netpol.Pod) -> dict[str, set]:
         if plan.gateway is not None and plan.gateway.route(name) is not None:
             expected[GATEWAY_ROLE] = set(http)
         for caller in plan.kubernetes.callers[name]:
-            expected[f"services:{caller}"] = set(http)
+            expected[f"services:{caller}"] = http | own_ports(service)
         if service.metrics_port is not None:
             expected[PROMETHEUS_ROLE] = metrics
     elif kind == "datastores":
@@ -339,13 +339,19 @@ def expected_ingress(plan, role: str, pod: netpol.Pod) -> dict[str, set]:
     return expected
 
 
+def own_ports(service) -> set:
+    """A service's further ports, which its callers may open besides http."""
+    return {(port.protocol.upper(), port.port) for port in service.service.ports}
+
+
 def expected_egress(plan, role: str, pods_by_role: dict[str, netpol.Pod]) -> dict[str, set]:
     kind, _, name = role.partition(":")
     expected: dict[str, set] = {DNS_ROLE: {("UDP", 53), ("TCP", 53)}}
     if kind == "services":
         service = plan.service(name)
         for callee in service.calls:
-            expected[f"services:{callee}"] = set(pods_by_role[f"services:{callee}"].ports.get("http", ()))
+            http = set(pods_by_role[f"services:{callee}"].ports.get("http", ()))
+            expected[f"services:{callee}"] = http | own_ports(plan.service(callee))
         if service.datastore is not None:
             expected[f"datastores:{service.datastore}"] = {("TCP", plan.datastore(service.datastore).port)}
     elif kind == BACKUPS:
