@@ -69,7 +69,8 @@ def merge_service(base: dict, override: dict, at: tuple = ()) -> dict:
         if key not in base or key.startswith("x-") or key in REPLACED:
             merged[key] = value
         elif key in KEY_VALUE_SEPARATORS:
-            merged[key] = {**as_mapping(base[key], key, where), **as_mapping(value, key, where)}
+            mapping = {**as_mapping(base[key], key, where), **as_mapping(value, key, where)}
+            merged[key] = as_list(mapping, key) if isinstance(base[key], list) else mapping
         elif key in NAMED:
             merged[key] = _merge_named(base[key], value, where)
         elif key in UNIQUE:
@@ -116,6 +117,13 @@ def as_mapping(value: Any, attribute: str, at: tuple) -> dict:
         key, found, rest = text.partition(separator)
         mapping[key] = rest if found else None
     return mapping
+
+
+def as_list(mapping: dict, attribute: str) -> list[str]:
+    """A mapping back in the list form (`KEY=VALUE`, or `KEY` alone for a null), which keeps a
+    key compose would otherwise read as its own extension (`x-...` in a mapping)."""
+    separator = KEY_VALUE_SEPARATORS[attribute]
+    return [key if value is None else f"{key}{separator}{value}" for key, value in mapping.items()]
 
 
 def _merge_named(base: Any, override: Any, at: tuple) -> Any:

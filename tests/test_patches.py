@@ -36,6 +36,7 @@ services:
     route: {path_prefix: /}
     datastore: web-db
     env: {LOG_LEVEL: info}
+    labels: {team: shop}
 datastores:
   web-db: {engine: mariadb, version: "10.11", memory: 1Gi, storage: 10Gi}
 kubernetes:
@@ -152,7 +153,7 @@ def test_compose_merge_rules_by_attribute():
     merged = merge_service(base, override)
     assert merged["command"] == ["serve"]
     assert merged["environment"] == {"A": "1", "B": "3", "C": "4"}
-    assert merged["labels"] == {"x": "1", "y": "2"}
+    assert merged["labels"] == ["x=1", "y=2"]  # kept in the base's list form
     assert merged["cap_add"] == ["NET_BIND_SERVICE", "NET_RAW"]
     assert merged["ports"] == ["8080:80", "443:443/udp", "9090:80"]
     assert merged["volumes"] == ["other:/data", "../conf:/etc/app:ro"]
@@ -175,7 +176,7 @@ def test_compose_merge_refuses_a_mapping_over_a_list():
 OVERRIDE = {
     "web": {
         "environment": ["LOG_LEVEL=debug", "FEATURE=on"],
-        "labels": {"com.example.team": "shop"},
+        "labels": {"com.example.team": "shop", "x-cost": "12"},
         "cap_add": ["NET_RAW"],
         "command": ["serve", "--verbose"],
         "healthcheck": {"retries": 7},
@@ -223,6 +224,7 @@ def test_overrides_merge_as_compose_merges_an_override_file(write_blueprint, tmp
     web = models[1]["services"]["web"]
     assert web["environment"]["LOG_LEVEL"] == "debug" and web["command"] == ["serve", "--verbose"]
     assert web["healthcheck"]["retries"] == 7 and "NET_RAW" in web["cap_add"]
+    assert web["labels"] == {"team": "shop", "com.example.team": "shop", "x-cost": "12"}
     gateway = models[1]["services"]["gateway"]
     assert sorted(port["published"] for port in gateway["ports"]) == ["443", "80", "8443"]
     assert [v["source"] for v in gateway["volumes"] if v["target"] == "/etc/traefik/traefik.yml"] == ["<out>/compose/alt.yml"]
