@@ -76,10 +76,6 @@ class ServicePlan:
     uid: int | None  # the user and group id it runs as; None with run_as_root
     defaulted: tuple[Defaulted, ...]
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.name}:{self.port}"
-
 
 @dataclass(frozen=True)
 class DatastorePlan:
