@@ -156,6 +156,8 @@ def test_a_worker_gets_exec_probes_from_its_health_command_or_none(rendered):
     assert not {"startupProbe", "readinessProbe", "livenessProbe"} & set(sweeper)
     assert sweeper["ports"] == [{"name": "admin", "containerPort": 7000, "protocol": "TCP"}]
     assert "ports" not in container(rendered, "janitor")
+    # the preStop sleep waits for endpoints to drop the pod: one without ports has none
+    assert "lifecycle" not in container(rendered, "janitor") and "lifecycle" in container(rendered, "sweeper")
     assert container(rendered, "api")["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
 
 

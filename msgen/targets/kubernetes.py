@@ -588,7 +588,8 @@ def service_container(plan, service: ServicePlan) -> dict:
         "securityContext": container_security(service.run_as_root),
         "volumeMounts": mounts,
     }
-    if plan.kubernetes.has("preStop"):
+    if plan.kubernetes.has("preStop") and ports:
+        # the sleep lets endpoints drop the pod before SIGTERM; a pod without ports has none
         container["lifecycle"] = {"preStop": {"sleep": {"seconds": k8s.PRESTOP_SLEEP_S}}}
     if not container["env"]:
         del container["env"]
