@@ -298,3 +298,19 @@ def test_an_autoscaled_statefulset_counts_its_claims_at_the_maximum(write_bluepr
     nodes = placed_capacity(rendered.plan).kubernetes
     assert [(volume.name, volume.size) for volume in nodes.volumes] == [("claim/data-api", 25 * GI)]
     assert [f.path for f in rendered.findings if f.id == "capacity-disk"] == ["hosts"]
+
+
+def test_plan_shows_each_volume_with_its_storage_class_and_rolling_update(write_blueprint):
+    text = blueprint({"replicas": 2, "volumes": VOLUMES}, kubernetes={"storage_classes": {"ssd": "fast"}})
+    result = runner.invoke(app, ["plan", str(write_blueprint(text)), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    sections = {section["title"]: section["rows"] for section in json.loads(result.stdout)}
+    rows = {row["volume"]: row for row in sections["Kubernetes service volumes"]}
+    assert rows["data"]["data"] == "claim of 5Gi a replica" and rows["data"]["StorageClass"] == "fast"
+    assert rows["scratch"]["data"] == "emptyDir of 256Mi"
+    (workload,) = [row for row in next(rows for title, rows in sections.items() if title.startswith("Kubernetes (")) if row["workload"] == "api"]
+    # a StatefulSet replaces one pod at a time
+    assert workload["rolling update"] == "surge 0, unavailable 1"
+    # the lone service has no compose network: the stack's table says so instead of failing
+    (stack,) = [rows for title, rows in sections.items() if title.startswith("Compose stack")]
+    assert [row["networks"] for row in stack if row["container"] == "api"] == ["none"]

@@ -559,7 +559,9 @@ class ServiceVolume(Model):
         description="true (default): kept across restarts and upgrades. Kubernetes: the service runs as a StatefulSet "
         "with one volumeClaimTemplate per persistent volume, so each replica has its own claim (of "
         "kubernetes.storage_classes' StorageClass for the disk class of the service's hosts); compose: the named volume "
-        "<service>-<name>, which every replica on the host shares (the warning compose-volume-shared). false: scratch "
+        "<service>-<name>, which every replica on the host shares (the warning compose-volume-shared); Docker gives a "
+        "new named volume the owner of the image's folder at the path, root's when the image has no such folder, so "
+        "create it in the image for the service's user (on Kubernetes the pod's fsGroup makes the claims its). false: scratch "
         "space that goes with the container: an emptyDir with this sizeLimit on Kubernetes, a tmpfs (in memory, counted "
         "against the memory limit) of this size in compose.",
     )
