@@ -281,3 +281,30 @@ def test_an_overlay_adding_a_bad_file_fails_the_base_run_too(folder, tmp_path):
     with pytest.raises(BlueprintError, match=r"nowhere\.yml does not exist") as error:
         load_blueprint(folder / "blueprint.yaml")
     assert error.value.first.path.startswith("environments.prod.services.api.files[0].source")
+
+
+def test_compose_and_kubernetes_mount_the_same_paths_the_same_way(folder):
+    volumes = {"data": {"path": "/var/lib/api", "size": "1Gi"}, "scratch": {"path": "/var/cache/api", "size": "64Mi", "persistent": False}}
+    (folder / "blueprint.yaml").write_text(blueprint(FILES, volumes=volumes), encoding="utf-8")
+    rendered = render_in_memory(folder / "blueprint.yaml")
+    entry = rendered.files[COMPOSE_FILE].document()["services"]["api"]
+    in_compose = {mount["target"]: mount.get("read_only", False) for mount in entry["volumes"]}
+    statefulset = next(d for d in rendered.files["kubernetes/services/api.yaml"].documents if d["kind"] == "StatefulSet")
+    mounts = statefulset["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    in_kubernetes = {mount["mountPath"]: mount.get("readOnly", False) for mount in mounts if mount["name"] != "tmp"}
+    assert in_compose == in_kubernetes == {
+        "/var/lib/api": False,
+        "/var/cache/api": False,
+        "/etc/api/app.yml": True,
+        "/srv/static/logo.png": True,
+    }
+
+
+def test_one_source_mounted_at_two_paths_is_copied_once(folder):
+    twice = [FILES[0], {"source": FILES[0]["source"], "path": "/etc/api/copy.yml"}]
+    (folder / "blueprint.yaml").write_text(blueprint(twice), encoding="utf-8")
+    rendered = render_in_memory(folder / "blueprint.yaml")
+    assert [path for path in rendered.files if path.startswith("compose/files/")] == ["compose/files/api/conf/app.yml"]
+    sources = [mount["source"] for mount in rendered.files[COMPOSE_FILE].document()["services"]["api"]["volumes"]]
+    assert sources == ["./files/api/conf/app.yml", "./files/api/conf/app.yml"]
+    assert set(config_map(rendered)["data"]) == {"0-app.yml", "1-app.yml"}

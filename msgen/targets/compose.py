@@ -179,12 +179,10 @@ def own_mounts(mounts: MountsPlan) -> list[dict]:
 
 
 def config_file_artifacts(plan) -> list[Artifact]:
-    """The services' config files, copied byte for byte under compose/files/<service>/."""
-    return [
-        copied_file(f"compose/{mounts.compose_copy(file)}", NAME, file.data)
-        for mounts in plan.mounts.values()
-        for file in mounts.files
-    ]
+    """The services' config files, copied byte for byte under compose/files/<service>/ (once,
+    when a service mounts one source at several paths)."""
+    copies = {f"compose/{mounts.compose_copy(file)}": file.data for mounts in plan.mounts.values() for file in mounts.files}
+    return [copied_file(path, NAME, data) for path, data in copies.items()]
 
 
 # --- datastores -----------------------------------------------------------------------------
