@@ -551,8 +551,9 @@ class ServiceVolume(Model):
     )
     size: SizeField = Field(
         description="Its size, e.g. 10Gi. Required. Kubernetes: each replica's claim requests it (persistent) or the "
-        "emptyDir's sizeLimit; compose: the tmpfs's size (not persistent). The capacity checks count it against the "
-        "hosts' disk: once per compose named volume, replicas x size for the Kubernetes claims.",
+        "emptyDir's sizeLimit; compose: the tmpfs's size (not persistent), while a named volume is not limited by "
+        "Docker. The capacity checks count persistent volumes against the hosts' disk: once per compose named volume, "
+        "replicas x size for the Kubernetes claims.",
     )
     persistent: bool = Field(
         default=True,
@@ -742,7 +743,8 @@ class Service(Model):
         description="Config files from the blueprint's folder, each mounted read-only at its path (compose: a "
         "read-only bind mount of the copy under compose/files/<service>/; Kubernetes: a key of the ConfigMap "
         "<service>-files mounted by subPath, the pod template annotated with the files' checksum so that a changed "
-        "file rolls the pods). Default [].",
+        "file rolls the pods; client-side `kubectl apply` keeps a copy of the ConfigMap in an annotation of at most "
+        "256 KiB, so apply larger files with --server-side). Default [].",
     )
 
     @model_validator(mode="after")
@@ -1022,7 +1024,8 @@ class Kubernetes(Model):
         "datastore's volume claim gets the StorageClass of the class its engine is tuned for (its host's storage; "
         "datastores.host says what a datastore without a host is tuned for). A class without an entry gets no "
         "storageClassName: the cluster's default StorageClass provisions the volume, whatever its disks (msgen plan "
-        "shows each datastore's). A Redis cache has no claim. Default {}: the cluster's default for every datastore.",
+        "shows each datastore's). A service's persistent volumes get the StorageClass of its nodes' disk class when "
+        "they all have the same one. A Redis cache has no claim. Default {}: the cluster's default for every datastore.",
     )
     gateway_namespace: Name = Field(
         default="traefik",
