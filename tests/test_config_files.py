@@ -308,3 +308,14 @@ def test_one_source_mounted_at_two_paths_is_copied_once(folder):
     sources = [mount["source"] for mount in rendered.files[COMPOSE_FILE].document()["services"]["api"]["volumes"]]
     assert sources == ["./files/api/conf/app.yml", "./files/api/conf/app.yml"]
     assert set(config_map(rendered)["data"]) == {"0-app.yml", "1-app.yml"}
+
+
+def test_render_diff_shows_a_changed_binary_file_without_failing(folder, tmp_path):
+    out = tmp_path / "out"
+    assert render(folder, out).exit_code == 0
+    (folder / "logo.png").write_bytes(BINARY[::-1])
+    result = render(folder, out, "--diff")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "drift: changed: compose/files/api/logo.png" in result.stdout
+    assert "+++ b/compose/files/api/logo.png" in result.stdout
+    assert (out / "compose/files/api/logo.png").read_bytes() == BINARY  # --diff writes nothing
