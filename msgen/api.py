@@ -86,7 +86,7 @@ class RenderOutcome:
 def plan_blueprint(path: Path, env: str | None = None) -> Planned:
     """Load and plan."""
     loaded = load_blueprint(path, env)
-    plan = build_plan(loaded.blueprint, env)
+    plan = build_plan(loaded.blueprint, env, loaded.files)
     return Planned(loaded, plan, applicable(plan))
 
 
@@ -191,9 +191,14 @@ def _parse_events(data: bytes) -> None:
 
 
 def blueprint_digest(loaded: LoadedBlueprint) -> str:
-    """The digest of what the blueprint sets: a field msgen adds with a default leaves it alone."""
+    """What the blueprint sets (a field msgen adds with a default leaves it alone) and, when
+    it has config files, each file's content: a changed file is a changed input, which --check
+    then explains."""
     values = loaded.blueprint.model_dump(mode="json", exclude_defaults=True)
     canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    if loaded.files:
+        contents = {source: hashlib.sha256(data).hexdigest() for source, data in loaded.files.items()}
+        canonical += json.dumps(contents, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -225,8 +230,9 @@ def render(request: RenderRequest) -> RenderOutcome:
 
     def take(built: Built) -> None:
         if built.target in chosen:
-            data = built.text.encode("utf-8")
-            check_well_formed(built.path, data)
+            data = built.data
+            if not built.artifact.copied:
+                check_well_formed(built.path, data)
             sink.add(built.path, built.target, data)
 
     try:

@@ -215,7 +215,7 @@ def plan(
     try:
         loaded = load_blueprint(blueprint, env)
         try:
-            sections = plan_sections(build_plan(loaded.blueprint, env))
+            sections = plan_sections(build_plan(loaded.blueprint, env, loaded.files))
         except PatchFailure as failure:
             raise failure.located(loaded.source) from None
     except MsgenError as error:
@@ -273,7 +273,8 @@ def graph(
     from msgen.plan import build_plan
 
     try:
-        data = graph_output(build_plan(load_blueprint(blueprint, env).blueprint, env), format.value)
+        loaded = load_blueprint(blueprint, env)
+        data = graph_output(build_plan(loaded.blueprint, env, loaded.files), format.value)
         if output is not None:
             output.write_bytes(data)
     except OSError as error:

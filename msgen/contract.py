@@ -24,6 +24,13 @@ ADMIN_PASSWORD_FILE = f"{SECRETS_DIR}/{ADMIN_PASSWORD_SECRET}"
 # files that other files name
 COMPOSE_FILE = "compose/docker-compose.yml"
 
+# where msgen mounts something into every service container: a service's own volumes and files
+# go elsewhere
+MSGEN_MOUNTS = ("/tmp", SECRETS_DIR)
+# a service's config files together, at most: what one Kubernetes ConfigMap holds (the API
+# server refuses a larger one), the same in compose so that a blueprint renders in both
+CONFIG_FILES_MAX_BYTES = 1024 * 1024
+
 # Kubernetes kinds whose spec holds a pod template (a CronJob's, in its jobTemplate's spec)
 POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
 # the kinds whose pods come and go with runs (no selector, no replicas: a run's pods)

@@ -220,7 +220,23 @@ def kubernetes_section(plan: Plan) -> list[Section]:
         Section(f"Kubernetes (namespace {kube.namespace}, version {kube.version})", columns, tuple(rows)),
         Section(f"Kubernetes fields by version (cluster {kube.version})", ("field", "since", "written"), features),
         volumes_section(plan),
+        *service_volumes_section(plan),
     ]
+
+
+def service_volumes_section(plan: Plan) -> list[Section]:
+    """Per service volume: each replica's claim of which StorageClass, or an emptyDir; none without volumes."""
+    rows = []
+    for mounts in plan.mounts.values():
+        storage = plan.kubernetes.service_volumes.get(mounts.service)
+        for volume in mounts.volumes:
+            if volume.persistent and storage is not None:
+                kind, storage_class, why = f"claim of {volume.size.text} a replica", storage.storage_class or "(the cluster's default)", storage.why
+            else:
+                kind, storage_class, why = f"emptyDir of {volume.size.text}", "-", "not persistent: it goes with the pod"
+            rows.append((mounts.service, volume.name, volume.path, kind, storage_class, why))
+    columns = ("service", "volume", "path", "data", "StorageClass", "why")
+    return [Section("Kubernetes service volumes", columns, tuple(rows))] if rows else []
 
 
 def volumes_section(plan: Plan) -> Section:

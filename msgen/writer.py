@@ -127,7 +127,7 @@ class Comparison:
         state = _state(self.folder, self.manifest, path, before, data, self.pending.get(path))
         getattr(self.changes, state).append(path)
         if self.want_diffs and state != "unchanged":
-            self.changes.diffs.append(_diff(path, (before or b"").decode("utf-8", errors="replace"), data.decode("utf-8")))
+            self.changes.diffs.append(_diff(path, (before or b"").decode("utf-8", errors="replace"), data.decode("utf-8", errors="replace")))
 
     def finish(self, targets: list[str]) -> Changes:
         """The changes, with the files the rendered `targets` would no longer produce."""

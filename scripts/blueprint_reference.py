@@ -57,6 +57,8 @@ HEADINGS: dict[type[BaseModel], str] = {
     models.Egress: "Egress",
     models.Autoscale: "Autoscale",
     models.Latency: "Latency",
+    models.ServiceVolume: "Service volume",
+    models.ConfigFile: "Config file",
     models.Datastore: "Datastore",
     models.Backup: "Backup",
     models.Observability: "Observability",

@@ -157,7 +157,7 @@ class Inspector:
                 for document in documents
                 if document.get("kind") == "HorizontalPodAutoscaler"
             }
-            self.claims.extend(_claims(documents))
+            self.claims.extend(_claims(documents, most))
             for document in documents:
                 if document.get("kind") in POD_TEMPLATE_KINDS:
                     scaled = most.get((document["kind"], (document.get("metadata") or {}).get("name")))
@@ -299,9 +299,9 @@ def _workload_load(document: dict, nodes: int, scaled: int | None = None) -> Loa
     return _pod_load(name, replicas, pod.get("containers") or [])
 
 
-def _claims(documents: list[dict]) -> list[Volume]:
+def _claims(documents: list[dict], most: dict[tuple[str, str], int]) -> list[Volume]:
     """The storage the manifests claim: PersistentVolumeClaims, and each StatefulSet replica's
-    claim templates."""
+    claim templates (an autoscaled one's at its maximum: each replica keeps its claims)."""
     claims = []
     for document in documents:
         name = (document.get("metadata") or {}).get("name", "?")
@@ -309,7 +309,7 @@ def _claims(documents: list[dict]) -> list[Volume]:
         if document.get("kind") == "PersistentVolumeClaim":
             claims.append(Volume(f"claim/{name}", _storage(spec), "its request"))
         elif document.get("kind") == "StatefulSet":
-            replicas = int(spec.get("replicas", 1))
+            replicas = int(most.get(("StatefulSet", name)) or spec.get("replicas", 1))
             for template in spec.get("volumeClaimTemplates") or []:
                 claim = (template.get("metadata") or {}).get("name", "?")
                 size = _storage(template.get("spec") or {})

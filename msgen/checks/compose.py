@@ -31,6 +31,25 @@ def check(context) -> Iterable[Finding]:
     if compose.applies(context.plan):
         yield from check_reservations(context.plan)
         yield from check_subnet_pool(context.plan)
+        yield from check_shared_volumes(context.plan)
+
+
+def check_shared_volumes(plan) -> Iterator[Finding]:
+    """Compose gives a service's replicas one named volume: every replica writes the same files."""
+    for service in plan.services:
+        if service.replicas < 2:
+            continue
+        for volume in plan.mounts[service.name].persistent:
+            yield finding(
+                "compose-volume-shared",
+                "warning",
+                ("services", service.name, "volumes", volume.name),
+                f"compose runs {service.replicas} replicas of {service.name} on one host, and they all mount the one named "
+                f"volume {volume.compose_volume} at {volume.path}: unless the application coordinates its writes (file "
+                "locks, one writer), they overwrite each other's files (on Kubernetes each replica has its own claim)",
+                "run one replica in compose (an environment overlay can set replicas: 1), make the volume persistent: false "
+                "if it holds nothing to keep, or suppress this when the application shares the folder safely",
+            )
 
 
 def check_subnet_pool(plan) -> Iterator[Finding]:

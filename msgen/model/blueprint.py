@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from msgen.contract import MSGEN_MOUNTS
 from msgen.cron import Schedule
 from msgen.model.types import (
     CpuField,
@@ -543,6 +544,95 @@ class ExtraPort(Model):
     )
     port: int = Field(ge=1, le=65535, description="The port number, 1..65535. Required.")
     protocol: Literal["tcp", "udp"] = Field(default="tcp", description="tcp or udp. Default tcp.")
+# a path in a container or below the blueprint's folder: components of letters, digits and
+# ._@+- (never `.` or `..`), so that it reads the same in a compose file, a Kubernetes
+# ConfigMap key and a shell
+_PATH_PART = r"[A-Za-z0-9._@+-]+"
+MOUNT_PATH_PATTERN = rf"^(/{_PATH_PART})+$"
+SOURCE_PATTERN = rf"^{_PATH_PART}(/{_PATH_PART})*$"
+# the pod volumes msgen names itself in a service's pod: a service's volume may not take them
+RESERVED_VOLUME_NAMES = ("tmp", "secrets", "config-files")
+
+
+def _no_dot_parts(path: str) -> str:
+    if any(part in (".", "..") for part in path.split("/")):
+        raise ValueError(f"{path!r} has a '.' or '..' component; write the path without them")
+    return path
+
+
+def _mount_path(path: str) -> str:
+    _no_dot_parts(path)
+    for taken in MSGEN_MOUNTS:
+        if path == taken or path.startswith(taken + "/"):
+            raise ValueError(f"{path!r} is where msgen mounts {taken} in every service container; choose another path")
+    return path
+
+
+class ServiceVolume(Model):
+    """A volume of the service's own (data, a cache, an upload folder), mounted into its container."""
+
+    path: str = Field(
+        pattern=MOUNT_PATH_PATTERN,
+        max_length=1024,
+        description="The absolute path it is mounted at in the container: components of letters, digits and ._@+- "
+        "(no '.' or '..'), not /tmp or /run/secrets or below (msgen mounts those), unique among the service's volumes "
+        "and files. Required.",
+    )
+    size: SizeField = Field(
+        description="Its size, e.g. 10Gi. Required. Kubernetes: each replica's claim requests it (persistent) or the "
+        "emptyDir's sizeLimit; compose: the tmpfs's size (not persistent), while a named volume is not limited by "
+        "Docker. The capacity checks count persistent volumes against the hosts' disk: once per compose named volume, "
+        "replicas x size for the Kubernetes claims.",
+    )
+    persistent: bool = Field(
+        default=True,
+        description="true (default): kept across restarts and upgrades. Kubernetes: the service runs as a StatefulSet "
+        "with one volumeClaimTemplate per persistent volume, so each replica has its own claim (of "
+        "kubernetes.storage_classes' StorageClass for the disk class of the service's hosts); compose: the named volume "
+        "<service>-<name>, which every replica on the host shares (the warning compose-volume-shared); Docker gives a "
+        "new named volume the owner of the image's folder at the path, root's when the image has no such folder, so "
+        "create it in the image for the service's user (on Kubernetes the pod's fsGroup makes the claims its). false: scratch "
+        "space that goes with the container: an emptyDir with this sizeLimit on Kubernetes, a tmpfs (in memory, counted "
+        "against the memory limit) of this size in compose.",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, path: str) -> str:
+        return _mount_path(path)
+
+
+class ConfigFile(Model):
+    """A file of the blueprint's folder mounted read-only into the service's container."""
+
+    source: str = Field(
+        pattern=SOURCE_PATTERN,
+        max_length=200,
+        description="The file's path relative to the blueprint's folder: components of letters, digits and ._@+- "
+        "separated by '/', no '.' or '..', not absolute. Required. It must be a regular file reached without a symbolic "
+        "link anywhere along the path (a link is never followed: CI renders blueprints strangers wrote), and a "
+        "service's files together hold at most 1 MiB (what one ConfigMap holds); otherwise a load error. msgen copies "
+        "it into the output (compose/files/<service>/<source>, and the ConfigMap <service>-files), so the output "
+        "depends only on the blueprint's folder, and render --check sees a changed file.",
+    )
+    path: str = Field(
+        pattern=MOUNT_PATH_PATTERN,
+        max_length=1024,
+        description="The absolute path of the file in the container, read-only: components of letters, digits and "
+        "._@+- (no '.' or '..'), not /tmp or /run/secrets or below, unique among the service's files and volumes. "
+        "Required.",
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, source: str) -> str:
+        return _no_dot_parts(source)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, path: str) -> str:
+        return _mount_path(path)
+
 
 
 class Service(Model):
@@ -714,6 +804,19 @@ class Service(Model):
         description="The dependencies outside the platform it calls. Default []: it reaches nothing outside (compose "
         "gives it no route out; Kubernetes allows only DNS and its calls).",
     )
+    volumes: dict[Name, ServiceVolume] = Field(
+        default={},
+        description="Its own volumes: name -> volume. The names are DNS labels other than tmp, secrets and "
+        "config-files (msgen's own). Default {}: nothing but /tmp is writable.",
+    )
+    files: list[ConfigFile] = Field(
+        default=[],
+        description="Config files from the blueprint's folder, each mounted read-only at its path (compose: a "
+        "read-only bind mount of the copy under compose/files/<service>/; Kubernetes: a key of the ConfigMap "
+        "<service>-files mounted by subPath, the pod template annotated with the files' checksum so that a changed "
+        "file rolls the pods; client-side `kubectl apply` keeps a copy of the ConfigMap in an annotation of at most "
+        "256 KiB, so apply larger files with --server-side). Default [].",
+    )
 
     @model_validator(mode="after")
     def _one_user(self) -> Service:
@@ -759,6 +862,14 @@ class Service(Model):
         if repeated:
             raise ValueError(f"listed more than once: {', '.join(repeated)}")
         return items
+
+    @field_validator("volumes")
+    @classmethod
+    def _volume_names(cls, volumes: dict[str, ServiceVolume]) -> dict[str, ServiceVolume]:
+        for name in volumes:
+            if name in RESERVED_VOLUME_NAMES:
+                raise ValueError(f"the volume name {name!r} is msgen's own in the service's pod; choose another name")
+        return volumes
 
 
 class Backup(Model):
@@ -1083,7 +1194,8 @@ class Kubernetes(Model):
         "datastore's volume claim gets the StorageClass of the class its engine is tuned for (its host's storage; "
         "datastores.host says what a datastore without a host is tuned for). A class without an entry gets no "
         "storageClassName: the cluster's default StorageClass provisions the volume, whatever its disks (msgen plan "
-        "shows each datastore's). A Redis cache has no claim. Default {}: the cluster's default for every datastore.",
+        "shows each datastore's). A service's persistent volumes get the StorageClass of its nodes' disk class when "
+        "they all have the same one. A Redis cache has no claim. Default {}: the cluster's default for every datastore.",
     )
     gateway_namespace: Name = Field(
         default="traefik",

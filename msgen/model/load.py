@@ -6,7 +6,7 @@ import difflib
 import json
 import types
 import typing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from msgen.errors import BlueprintError, LoadIssue
 from msgen.loader import KeyPath, SourceMap, read_yaml_file
 from msgen.model.blueprint import Blueprint
+from msgen.model.files import read_config_files
 from msgen.model.references import check_references
 
 
@@ -24,6 +25,7 @@ class LoadedBlueprint:
     blueprint: Blueprint
     source: SourceMap
     env: str | None
+    files: dict[str, bytes] = field(default_factory=dict)  # a config file's source -> its bytes, read once
 
     @property
     def file(self) -> str:
@@ -39,17 +41,26 @@ def load_blueprint(path: Path, env: str | None = None) -> LoadedBlueprint:
         known = sorted(environments) if isinstance(environments, dict) else []
         hint = _did_you_mean(env, known, "environments: ") if known else "the blueprint declares no environments"
         raise BlueprintError([source.issue(("environments",), f"unknown environment {env!r}", hint)])
+    folder = path.parent
     base = validate(data, source)
     if env is None:
+        files = read_config_files(base, source, folder)
         # every overlay must stay valid, even unused; identical overlays are validated once
         distinct: dict[str, str] = {}
         for name in sorted(base.environments):
             distinct.setdefault(json.dumps(environments[name], sort_keys=True, default=str), name)
         for name in distinct.values():
-            _in_overlay(name, lambda name=name: validate(*_overlaid(data, source, name)))
-        return LoadedBlueprint(base, source, None)
+            _in_overlay(name, lambda name=name: _with_files(*_overlaid(data, source, name), folder))
+        return LoadedBlueprint(base, source, None, files)
     merged_data, merged_source = _overlaid(data, source, env)
-    return LoadedBlueprint(_in_overlay(env, lambda: validate(merged_data, merged_source)), merged_source, env)
+    blueprint, files = _in_overlay(env, lambda: _with_files(merged_data, merged_source, folder))
+    return LoadedBlueprint(blueprint, merged_source, env, files)
+
+
+def _with_files(data: dict, source: SourceMap, folder: Path) -> tuple[Blueprint, dict[str, bytes]]:
+    """The validated blueprint and its config files' bytes."""
+    blueprint = validate(data, source)
+    return blueprint, read_config_files(blueprint, source, folder)
 
 
 def _in_overlay(env: str, work):

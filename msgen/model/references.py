@@ -11,7 +11,7 @@ from graphlib import CycleError, TopologicalSorter
 
 from msgen.errors import BlueprintError, LoadIssue
 from msgen.images import IMAGES
-from msgen.loader import KeyPath, SourceMap
+from msgen.loader import KeyPath, SourceMap, format_path
 from msgen.model.blueprint import Blueprint
 
 # names msgen gives its own containers in the compose stack
@@ -58,6 +58,8 @@ def check_references(blueprint: Blueprint, source: SourceMap) -> None:
     _check_rtts(blueprint, issues)
     _check_alertmanager(blueprint, issues)
     _check_image_keys(blueprint, issues)
+    _check_mounts(blueprint, issues)
+    _check_volume_names(blueprint, issues)
     if not issues.found:
         _check_cycles(blueprint, issues)
     if not issues.found:
@@ -182,6 +184,37 @@ def _check_datastores(blueprint: Blueprint, issues: _Issues) -> None:
             issues.add(("datastores", name), f"the name {name!r} is taken by msgen for its own containers")
         if datastore.host is not None and datastore.host not in hosts:
             issues.unknown(("datastores", name, "host"), "host", datastore.host, hosts)
+
+
+def _check_mounts(blueprint: Blueprint, issues: _Issues) -> None:
+    """A path in a service's container holds one volume or one file."""
+    for name, service in blueprint.services.items():
+        mounts = [(("volumes", key), volume.path) for key, volume in service.volumes.items()]
+        mounts += [(("files", index), file.path) for index, file in enumerate(service.files)]
+        first: dict[str, tuple] = {}
+        for where, path in mounts:
+            if path in first:
+                issues.add(("services", name, *where, "path"), f"{path} is mounted twice", f"{format_path(('services', name, *first[path]))} mounts it already")
+            first.setdefault(path, where)
+
+
+def _check_volume_names(blueprint: Blueprint, issues: _Issues) -> None:
+    """A persistent volume's names, compose's named volume <service>-<volume> and the
+    Kubernetes claims' <volume>-<service>-<ordinal>, belong to no other volume: two would share
+    (or fight over) one disk."""
+    compose: dict[str, str] = {}
+    claims: dict[str, str] = {}
+    for store in blueprint.datastores:
+        compose[f"{store}-data"] = compose[f"{store}-backup"] = f"a volume of datastore {store}"
+        claims[f"data-{store}"] = f"the data claim of datastore {store}"
+    for name in sorted(blueprint.services):
+        for key, volume in blueprint.services[name].volumes.items():
+            if not volume.persistent:
+                continue
+            for taken, made, what in ((compose, f"{name}-{key}", "compose volume"), (claims, f"{key}-{name}", "Kubernetes claim prefix")):
+                if made in taken:
+                    issues.add(("services", name, "volumes", key), f"its {what} {made} is also {taken[made]}", "rename the volume")
+                taken.setdefault(made, f"volume {key} of service {name}")
 
 
 def _check_rtts(blueprint: Blueprint, issues: _Issues) -> None:

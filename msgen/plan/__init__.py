@@ -6,7 +6,7 @@ computed by its own module under msgen/plan/; the plan holds decisions, never a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from msgen.model.blueprint import Blueprint, Host
@@ -16,6 +16,7 @@ from msgen.plan.images import ImageTable, plan_images
 from msgen.plan.kubernetes import KubernetesPlan, plan_kubernetes
 from msgen.plan.latency import LatencyPlan, plan_latency
 from msgen.plan.lifecycle import Grace, plan_grace
+from msgen.plan.mounts import MountsPlan, plan_mounts
 from msgen.plan.networks import NetworkPlan, plan_networks
 from msgen.plan.observability import ObservabilityPlan, plan_observability
 from msgen.plan.residency import ResidencyPlan, plan_residency
@@ -40,6 +41,7 @@ class Plan:
     networks: NetworkPlan | None  # the compose networks and their subnets; None without compose
     grace: dict[str, Grace]  # compose service name -> how long it may take to stop
     images: ImageTable  # image key -> the reference every target renders
+    mounts: dict[str, MountsPlan] = field(default_factory=dict)  # service name -> its own volumes and config files
 
     def service(self, name: str) -> ServicePlan:
         return self._services_by_name[name]
@@ -68,8 +70,9 @@ def compose_host(blueprint: Blueprint) -> Host | None:
     return next(host for host in blueprint.hosts if host.name == name)
 
 
-def build_plan(blueprint: Blueprint, env: str | None = None) -> Plan:
-    """Derive everything the targets and checks need from a valid blueprint."""
+def build_plan(blueprint: Blueprint, env: str | None = None, files: dict[str, bytes] | None = None) -> Plan:
+    """Derive everything the targets and checks need from a valid blueprint; `files` holds the
+    services' config files by source, as the loader read them (LoadedBlueprint.files)."""
     host = compose_host(blueprint)
     personal = personal_data_flow(blueprint)
     datastores = plan_datastores(blueprint, host, personal)
@@ -99,4 +102,5 @@ def build_plan(blueprint: Blueprint, env: str | None = None) -> Plan:
         networks=plan_networks(blueprint, services, datastores, gateway, observability),
         grace=plan_grace(blueprint, services, datastores, gateway, observability.monitors if observability else ()),
         images=table,
+        mounts=plan_mounts(blueprint, files or {}),
     )

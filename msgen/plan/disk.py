@@ -30,14 +30,25 @@ class Volume:
 
 
 def compose_volumes(plan) -> tuple[Volume, ...]:
-    """Every volume compose puts on its host that can grow: data, backups, monitoring."""
+    """Every volume compose puts on its host that can grow: data, backups, monitoring, the services' own."""
     volumes = [Volume(f"{store.name}-data", store.storage.bytes, f"{store.name}'s storage") for store in plan.datastores]
     for store in plan.datastores:
         backup = store.backup
         if backup is not None and backup.path is None:
             volumes.append(Volume(backup.volume, backup.size.bytes, backup.size_why))
     volumes.extend(_monitoring(plan))
+    volumes.extend(_services(plan))
     return tuple(volumes)
+
+
+def _services(plan) -> list[Volume]:
+    """The services' persistent volumes: one named volume each, whatever the replicas (they
+    share it); a volume that is not persistent is a tmpfs, in memory."""
+    return [
+        Volume(volume.compose_volume, volume.size.bytes, f"{mounts.service}'s volume {volume.name}")
+        for mounts in plan.mounts.values()
+        for volume in mounts.persistent
+    ]
 
 
 def prometheus_bytes(observability) -> int:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-from msgen.model.blueprint import Blueprint, Kubernetes
+from msgen.model.blueprint import Blueprint, Host, Kubernetes
 from msgen.plan.backup import BINLOG_DIR, WAL_DIR, BackupPlan
 from msgen.plan.gateway import GatewayPlan
 from msgen.plan.services import DatastorePlan, ServicePlan, env_prefix
@@ -249,6 +249,12 @@ class KubernetesPlan:
     volumes: dict[str, DataVolumePlan]  # datastore -> its data volume
     backups: dict[str, BackupJobPlan]  # datastore -> its backup CronJob (backed-up datastores only)
     edge: EdgePlan | None  # Traefik on the cluster; None when nothing is routed
+    # service -> the StorageClass of its replicas' claims; only services with a persistent volume
+    # (a StatefulSet, so that each replica has its own claim)
+    service_volumes: dict[str, DataVolumePlan] = field(default_factory=dict)
+
+    def is_stateful(self, service: str) -> bool:
+        return service in self.service_volumes
 
     def has(self, feature: str) -> bool:
         """Whether the cluster's version has the feature whose name starts with `feature`."""
@@ -402,6 +408,19 @@ def data_volume(store: DatastorePlan, storage_classes: dict[str, str]) -> DataVo
     return DataVolumePlan(True, name, f"tuned for {store.storage_origin}: kubernetes.storage_classes.{disk}")
 
 
+def service_volume(nodes: tuple[str, ...], hosts: dict[str, Host], storage_classes: dict[str, str]) -> DataVolumePlan:
+    """A service's claims get the StorageClass of its nodes' disk class, when they share one and
+    kubernetes.storage_classes maps it; else the cluster's default."""
+    disks = sorted({hosts[node].storage for node in nodes})
+    if len(disks) != 1:
+        why = "its nodes' disks are of several classes" if disks else "no hosts declared"
+        return DataVolumePlan(True, None, f"{why}: the cluster's default StorageClass")
+    name = storage_classes.get(disks[0])
+    if name is None:
+        return DataVolumePlan(True, None, f"its nodes' disks are {disks[0]}; kubernetes.storage_classes has no {disks[0]} entry: the cluster's default StorageClass")
+    return DataVolumePlan(True, name, f"its nodes' disks are {disks[0]}: kubernetes.storage_classes.{disks[0]}")
+
+
 def _callers(services: tuple[ServicePlan, ...]) -> dict[str, tuple[str, ...]]:
     callers: dict[str, list[str]] = {service.name: [] for service in services}
     for service in services:  # sorted by name, so each list comes out sorted
@@ -478,6 +497,8 @@ def plan_kubernetes(
     multi = len(regions) > 1
     by_name = {service.name: service for service in services}
     service_plans = {}
+    stateful: dict[str, DataVolumePlan] = {}
+    hosts = {host.name: host for host in blueprint.hosts}
     for service in services:
         region = service.region if multi else None
         where = _nodes_in(nodes, service.region, multi)
@@ -485,6 +506,10 @@ def plan_kubernetes(
         fewest, most = replica_range(service)
         mode = kubernetes.anti_affinity or default_anti_affinity(most, len(where))
         service_plans[service.name] = _workload(service.name, "service", fewest, where, mode, region, zones, project, scraped, most)
+        if any(volume.persistent for volume in service.service.volumes.values()):
+            # a StatefulSet replaces one pod at a time, never beside a surge pod
+            service_plans[service.name] = replace(service_plans[service.name], max_surge=0, max_unavailable=1)
+            stateful[service.name] = service_volume(where, hosts, kubernetes.storage_classes)
     datastore_plans = {}
     for store in datastores:
         region = store.region if multi else None
@@ -510,4 +535,5 @@ def plan_kubernetes(
         volumes={store.name: data_volume(store, kubernetes.storage_classes) for store in datastores},
         backups={store.name: job for store in datastores if (job := plan_backup_job(store, namespace, project)) is not None},
         edge=plan_edge(kubernetes, project, gateway, len(nodes), namespace),
+        service_volumes=stateful,
     )

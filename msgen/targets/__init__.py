@@ -34,6 +34,7 @@ class Artifact:
     target: str
     format: Callable[[tuple], str]
     build: Callable[[], tuple] = _nothing
+    copied: bytes | None = None  # a file copied as it is (a service's config file): its bytes
 
     def built(self) -> Built:
         return Built(self, self.build())
@@ -59,6 +60,12 @@ class Built:
         """The file's text, formatted from its objects (each time it is read: nothing keeps it)."""
         return self.artifact.format(self.documents)
 
+    @property
+    def data(self) -> bytes:
+        """The file's bytes: a copied file's as they are, else its text in UTF-8."""
+        copied = self.artifact.copied
+        return copied if copied is not None else self.text.encode("utf-8")
+
     def document(self) -> object:
         """The one document of a file that holds one."""
         return self.documents[0] if self.documents else None
@@ -67,6 +74,12 @@ class Built:
 def text_file(path: str, target: str, make: Callable[[], str]) -> Artifact:
     """A file of plain text (a config file, a script): no objects, only its text."""
     return Artifact(path, target, lambda _documents: make())
+
+
+def copied_file(path: str, target: str, data: bytes) -> Artifact:
+    """A file copied byte for byte (a service's config file): never parsed or formatted; its
+    text, for whoever reads it as text, is its bytes decoded with replacement characters."""
+    return Artifact(path, target, lambda _documents: data.decode("utf-8", errors="replace"), copied=data)
 
 
 def templated(path: str, target: str, template: str, context: dict, name: str, build: Callable[[], object]) -> Artifact:

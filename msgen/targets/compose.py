@@ -29,8 +29,9 @@ from msgen.plan import backup as backups
 from msgen.plan import gateway as gw
 from msgen.plan import tuning
 from msgen.plan.images import ImageTable
+from msgen.plan.mounts import MountsPlan
 from msgen.plan.services import DatastorePlan, ServicePlan
-from msgen.targets import Artifact, alerting, observability, traefik
+from msgen.targets import Artifact, alerting, copied_file, observability, traefik
 from msgen.targets.datastores import BACKUP_SCRIPT, RESTORE_SCRIPT, SCRIPTS_MOUNT
 from msgen.units import Cpu, Memory, compose_cpus, compose_memory
 
@@ -55,7 +56,8 @@ def applies(plan) -> bool:
 
 
 def render(plan) -> list[Artifact]:
-    return [Artifact(COMPOSE_FILE, NAME, partial(_compose_text, plan.project), lambda: (compose_document(plan),))]
+    compose_file = Artifact(COMPOSE_FILE, NAME, partial(_compose_text, plan.project), lambda: (compose_document(plan),))
+    return [compose_file, *config_file_artifacts(plan)]
 
 
 def _compose_text(project: str, documents: tuple[dict]) -> str:
@@ -165,9 +167,12 @@ def service_entry(plan, service: ServicePlan) -> dict:
         entry["labels"] = [f"{key}={value}" for key, value in labels.items()]
     if service.uid is not None:
         entry["user"] = f"{service.uid}:{service.uid}"
-    # as on Kubernetes: nothing but /tmp (in memory) is writable
+    # as on Kubernetes: nothing but /tmp (in memory) and the service's own volumes is writable
     entry["read_only"] = True
     entry["tmpfs"] = ["/tmp"]
+    mounts = own_mounts(plan.mounts[service.name])
+    if mounts:
+        entry["volumes"] = mounts
     if healthcheck_test(service):
         entry["healthcheck"] = _service_health(service)
     entry["deploy"] = {
@@ -178,6 +183,27 @@ def service_entry(plan, service: ServicePlan) -> dict:
         },
     }
     return hardened(entry, drop_capabilities=not service.run_as_root)
+
+
+def own_mounts(mounts: MountsPlan) -> list[dict]:
+    """A service's own volumes (a named volume, or a tmpfs of its size) and its config files
+    (read-only binds of the copies beside the compose file), in long syntax: each key says what it is."""
+    entries: list[dict] = []
+    for volume in mounts.volumes:
+        if volume.persistent:
+            entries.append({"type": "volume", "source": volume.compose_volume, "target": volume.path})
+        else:
+            entries.append({"type": "tmpfs", "target": volume.path, "tmpfs": {"size": volume.size.bytes}})
+    for file in mounts.files:
+        entries.append({"type": "bind", "source": f"./{mounts.compose_copy(file)}", "target": file.path, "read_only": True})
+    return entries
+
+
+def config_file_artifacts(plan) -> list[Artifact]:
+    """The services' config files, copied byte for byte under compose/files/<service>/ (once,
+    when a service mounts one source at several paths)."""
+    copies = {f"compose/{mounts.compose_copy(file)}": file.data for mounts in plan.mounts.values() for file in mounts.files}
+    return [copied_file(path, NAME, data) for path, data in copies.items()]
 
 
 # --- datastores -----------------------------------------------------------------------------
@@ -427,6 +453,7 @@ def _sections(plan) -> dict:
     volumes += [store.backup.volume for store in plan.datastores if store.backup is not None and store.backup.path is None]
     if plan.gateway is not None:
         volumes.append(ACME_VOLUME)
+    volumes += [volume.compose_volume for mounts in plan.mounts.values() for volume in mounts.persistent]
     sections: dict = {"services": dict(sorted(builders.items()))}
     networks = _networks(plan)
     if networks:

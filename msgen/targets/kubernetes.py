@@ -8,6 +8,7 @@ observability targets' `kubernetes_artifacts` and are listed here too.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from msgen.jinja import render_template
 from msgen.model.blueprint import Egress
 from msgen.plan import backup as backups
 from msgen.plan import kubernetes as k8s
+from msgen.plan.mounts import MountsPlan
 from msgen.plan.observability import DEFAULT_SIZES, plan_exporter
 from msgen.plan.services import DatastorePlan, ServicePlan
 from msgen.plan.tuning import PG_HBA_FILE
@@ -40,6 +42,7 @@ HTTP_PORT = "http"
 METRICS_PORT = "metrics"
 TMP_VOLUME = "tmp"
 SECRETS_VOLUME = "secrets"
+FILES_VOLUME = "config-files"  # a service's config files (the model keeps these three names from its volumes)
 # files under /run/secrets are read by whatever non-root uid the image runs as
 SECRET_FILE_MODE = 0o444
 DB_PASSWORD_KEY = PASSWORD_SECRET
@@ -238,7 +241,7 @@ def affinity(workload: k8s.WorkloadPlan) -> dict:
     return result
 
 
-def spread(workload: k8s.WorkloadPlan, has_match_label_keys: bool) -> list[dict]:
+def spread(workload: k8s.WorkloadPlan, has_match_label_keys: bool, revision_label: str = "pod-template-hash") -> list[dict]:
     if not workload.spread_zones:
         return []
     # ScheduleAnyway: zones with fewer nodes than others must not leave replicas Pending
@@ -248,18 +251,19 @@ def spread(workload: k8s.WorkloadPlan, has_match_label_keys: bool) -> list[dict]
             "topologyKey": k8s.ZONE_KEY,
             "whenUnsatisfiable": "ScheduleAnyway",
             "labelSelector": {"matchLabels": dict(workload.selector)},
-            # only the pods of the current rollout count (a Deployment labels them with the hash)
-            **({"matchLabelKeys": ["pod-template-hash"]} if workload.component == "service" and has_match_label_keys else {}),
+            # only the pods of the current rollout count (a Deployment labels them with the hash, a
+            # StatefulSet with its revision)
+            **({"matchLabelKeys": [revision_label]} if workload.component == "service" and has_match_label_keys else {}),
         }
     ]
 
 
-def scheduling(plan, workload: k8s.WorkloadPlan) -> dict:
+def scheduling(plan, workload: k8s.WorkloadPlan, revision_label: str = "pod-template-hash") -> dict:
     spec: dict = {}
     placement = affinity(workload)
     if placement:
         spec["affinity"] = placement
-    constraints = spread(workload, plan.kubernetes.has("matchLabelKeys"))
+    constraints = spread(workload, plan.kubernetes.has("matchLabelKeys"), revision_label)
     if constraints:
         spec["topologySpreadConstraints"] = constraints
     if plan.kubernetes.image_pull_secret:
@@ -611,17 +615,101 @@ def grace_seconds(plan, name: str) -> int:
     return plan.grace[name].period.whole_seconds
 
 
-def deployment(plan, service: ServicePlan) -> dict:
+def service_pod_spec(plan, service: ServicePlan, revision_label: str = "pod-template-hash") -> dict:
     workload = plan.kubernetes.services[service.name]
+    mounts = plan.mounts[service.name]
+    # a claim's volume belongs to root: the group the pod runs as gets it (as the datastores' do)
+    fs_group = service.uid if mounts.persistent else None
     pod_spec = {
         "serviceAccountName": service.name,
         "automountServiceAccountToken": False,
-        "securityContext": pod_security(service.run_as_root, user=service.uid),
+        "securityContext": pod_security(service.run_as_root, fs_group=fs_group, user=service.uid),
         "terminationGracePeriodSeconds": grace_seconds(plan, service.name),
-        **scheduling(plan, workload),
+        **scheduling(plan, workload, revision_label),
         "containers": [service_container(plan, service)],
         "volumes": service_volumes(service),
     }
+    pod_spec["containers"][0]["volumeMounts"].extend(own_mounts(mounts))
+    pod_spec["volumes"].extend(own_volumes(mounts))
+    return pod_spec
+
+
+def service_pod_metadata(plan, service: ServicePlan) -> dict:
+    """The pod template's labels, and the config files' checksum when it has files."""
+    pod: dict = {"labels": dict(plan.kubernetes.services[service.name].pod_labels)}
+    mounts = plan.mounts[service.name]
+    if mounts.files:
+        pod["annotations"] = {CONFIG_CHECKSUM: mounts.checksum}
+    return with_own_metadata(pod, service)
+
+
+def own_mounts(mounts: MountsPlan) -> list[dict]:
+    """The service's own volumes at their paths, and each config file by subPath, read-only."""
+    result = [{"name": volume.name, "mountPath": volume.path} for volume in mounts.volumes]
+    result += [{"name": FILES_VOLUME, "mountPath": file.path, "subPath": file.key, "readOnly": True} for file in mounts.files]
+    return result
+
+
+def own_volumes(mounts: MountsPlan) -> list[dict]:
+    """Pod volumes of the service's own: scratch space (an emptyDir of its size) and the config
+    files' ConfigMap; a persistent volume is the StatefulSet's claim template of the same name."""
+    result = [
+        {"name": volume.name, "emptyDir": {"sizeLimit": format_bytes(volume.size.bytes)}} for volume in mounts.volumes if not volume.persistent
+    ]
+    if mounts.files:
+        result.append({"name": FILES_VOLUME, "configMap": {"name": mounts.config_map, "defaultMode": SECRET_FILE_MODE}})
+    return result
+
+
+def files_config_maps(plan, service: ServicePlan) -> list[dict]:
+    """The ConfigMap of the service's config files (none without files): UTF-8 text as `data`,
+    anything else as `binaryData`."""
+    mounts = plan.mounts[service.name]
+    if not mounts.files:
+        return []
+    text = {file.key: file.text for file in mounts.files if file.text is not None}
+    binary = {file.key: base64.b64encode(file.data).decode("ascii") for file in mounts.files if file.text is None}
+    workload = plan.kubernetes.services[service.name]
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(plan, mounts.config_map, workload.selector)}
+    if text:
+        config["data"] = text
+    if binary:
+        config["binaryData"] = binary
+    return [config]
+
+
+def service_workload(plan, service: ServicePlan) -> dict:
+    """A Deployment; a StatefulSet for a service with a persistent volume, so that each replica has its own claim."""
+    return statefulset_of(plan, service) if plan.kubernetes.is_stateful(service.name) else deployment(plan, service)
+
+
+def statefulset_of(plan, service: ServicePlan) -> dict:
+    workload = plan.kubernetes.services[service.name]
+    storage = plan.kubernetes.service_volumes[service.name]
+    claims = [
+        {"metadata": {"name": volume.name, "labels": dict(workload.selector)}, "spec": _claim_spec(volume.size, storage.storage_class)}
+        for volume in plan.mounts[service.name].persistent
+    ]
+    template = {"metadata": service_pod_metadata(plan, service), "spec": service_pod_spec(plan, service, "controller-revision-hash")}
+    spec = {
+        # the service's Service; a name without a Service is allowed too (it only governs the pods' own DNS names)
+        "serviceName": service.name,
+        **({"replicas": workload.replicas} if service.service.autoscale is None else {}),
+        # the replicas start and stop together, as a Deployment's do; updates still go one pod at a time
+        "podManagementPolicy": "Parallel",
+        "revisionHistoryLimit": 5,
+        "selector": {"matchLabels": dict(workload.selector)},
+        "updateStrategy": {"type": "RollingUpdate"},
+        "template": template,
+        "volumeClaimTemplates": claims,
+    }
+    named = with_own_metadata(metadata(plan, service.name, workload.selector), service)
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": named, "spec": spec}
+
+
+def deployment(plan, service: ServicePlan) -> dict:
+    workload = plan.kubernetes.services[service.name]
+    pod_spec = service_pod_spec(plan, service)
     strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": workload.max_surge, "maxUnavailable": workload.max_unavailable}}
     # an autoscaled Deployment names no replicas: every apply would reset the autoscaler's count
     spec = {
@@ -629,7 +717,7 @@ def deployment(plan, service: ServicePlan) -> dict:
         "revisionHistoryLimit": 5,
         "selector": {"matchLabels": dict(workload.selector)},
         "strategy": strategy,
-        "template": {"metadata": with_own_metadata({"labels": dict(workload.pod_labels)}, service), "spec": pod_spec},
+        "template": {"metadata": service_pod_metadata(plan, service), "spec": pod_spec},
     }
     named = with_own_metadata(metadata(plan, service.name, workload.selector), service)
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": named, "spec": spec}
@@ -642,7 +730,7 @@ def with_own_metadata(meta: dict, service: ServicePlan) -> dict:
     if own.labels:
         meta["labels"] = {**meta["labels"], **dict(sorted(own.labels.items()))}
     if own.annotations:
-        meta["annotations"] = dict(sorted(own.annotations.items()))
+        meta["annotations"] = {**dict(sorted(own.annotations.items())), **meta.get("annotations", {})}
     return meta
 
 
@@ -663,7 +751,7 @@ def autoscaler(plan, service: ServicePlan) -> dict:
     workload = plan.kubernetes.services[service.name]
     target = {"type": "Utilization", "averageUtilization": service.service.autoscale.cpu_percent}
     spec = {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": service.name},
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet" if plan.kubernetes.is_stateful(service.name) else "Deployment", "name": service.name},
         "minReplicas": workload.replicas,
         "maxReplicas": workload.max_replicas,
         "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": target}}],
@@ -677,7 +765,8 @@ def service_objects(plan, service: ServicePlan) -> list[dict]:
     objects = [
         service_account(plan, workload),
         service_service(plan, service, workload),
-        deployment(plan, service),
+        *files_config_maps(plan, service),  # before the pods that mount them
+        service_workload(plan, service),
         *([autoscaler(plan, service)] if service.service.autoscale is not None else []),
         disruption_budget(plan, workload),
         service_policy(plan, service),
