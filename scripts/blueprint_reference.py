@@ -70,6 +70,9 @@ HEADINGS: dict[type[BaseModel], str] = {
     models.SlackReceiver: "Slack receiver",
     models.AlertRoute: "Alert route",
     models.Kubernetes: "Kubernetes",
+    models.KubernetesPatch: "Kubernetes patch",
+    models.PatchTarget: "Patch target",
+    models.JsonPatchOperation: "JSON Patch operation",
     models.Compose: "Compose",
     models.Images: "Images",
     models.ImageOverride: "Image override",
@@ -167,7 +170,7 @@ def type_text(annotation: object, metadata: tuple = ()) -> str:
         heading = HEADINGS[base]
         text = f"[{heading.lower()}]({anchor(heading)})"
     else:
-        text = {bool: "boolean", int: "integer", float: "number", str: "string"}[base]
+        text = {bool: "boolean", int: "integer", float: "number", str: "string", object: "any value"}[base]
     words = _constraints(metadata, text=base is str)
     return f"{text}, {', '.join(words)}" if words else text
 

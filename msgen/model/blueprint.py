@@ -1253,7 +1253,8 @@ class Compose(Model):
         description="Per container of the compose file (a service, or one of msgen's own: gateway, <datastore>, "
         "<datastore>-exporter, prometheus, ...): attributes merged over what msgen writes by compose's rules for "
         "override files (mappings merge, lists append, command, entrypoint and healthcheck.test replace, ports, "
-        "volumes, secrets and configs replace the entry with the same target). Applied before msgen's checks and the "
+        "volumes, secrets and configs replace the entry with the same target; a null changes nothing, as in compose). "
+        "Applied before msgen's checks and the "
         "writer: the findings and render --check see the result. '$' is written as '$$': values reach the container "
         "as written. A name that is not a container of the file is a load error. Default {}.",
     )
