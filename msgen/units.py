@@ -136,6 +136,14 @@ class Cpu:
     def cores(self) -> float:
         return self.millicores / 1000
 
+    @property
+    def written(self) -> int | float | str:
+        """As the blueprint writes it: millicores as their text ('250m'), cores as a number."""
+        if self.text.endswith("m"):
+            return self.text
+        cores = float(self.text)
+        return int(cores) if cores.is_integer() else cores
+
     def __str__(self) -> str:
         return self.text
 

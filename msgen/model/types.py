@@ -97,12 +97,12 @@ PositiveDurationField = Annotated[
 MemoryField = Annotated[Memory, *_unit(Memory.parse, r"^[0-9]+(Ki|Mi|Gi|Ti)$", "memory size, e.g. 128Mi, 2Gi")]
 SizeField = Annotated[Memory, *_unit(Memory.parse_size, r"^[0-9]*[1-9][0-9]*(Ki|Mi|Gi|Ti)$", "size larger than 0, e.g. 512Ki, 1Mi")]
 CronField = Annotated[
-    Schedule, *_unit(Schedule.parse, r"^(@[a-z]+|\\S+( \\S+){4})$", "cron schedule in UTC, five fields or a macro, e.g. '0 3 * * *', '@daily'")
+    Schedule, *_unit(Schedule.parse, r"^(@[a-z]+|\S+( \S+){4})$", "cron schedule in UTC, five fields or a macro, e.g. '0 3 * * *', '@daily'")
 ]
 CpuField = Annotated[
     Cpu,
     PlainValidator(Cpu.parse),
-    PlainSerializer(lambda value: value.text, return_type=str),
+    PlainSerializer(lambda value: value.written),
     WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string", "pattern": r"^[0-9]+m$"}]}),
 ]
 
