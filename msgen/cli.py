@@ -29,6 +29,13 @@ out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
+def _upgrade_note(written_by: str) -> str:
+    return (
+        f"note: msgen {written_by} wrote this folder and this is msgen {__version__}: some of the drift may come from "
+        f"the upgrade; CHANGELOG.md says, release by release, what changed in the output and what to check"
+    )
+
+
 def _print_plain(text: str, end: str = "\n") -> None:
     """Text as it is on stdout: JSON, SARIF, diffs and tables that can run to megabytes, which
     rich would lay out first."""
@@ -182,6 +189,8 @@ def render(
                 out.print(f"drift: {label}: {path}", markup=False)
         if changes.drift:
             out.print(f"{output}: out of date; run `msgen render` and commit the result", markup=False)
+            if changes.upgraded:
+                out.print(_upgrade_note(changes.written_by), markup=False)
             raise typer.Exit(1)
         out.print(f"{output}: up to date ({len(changes.unchanged)} files)", markup=False)
         return

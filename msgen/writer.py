@@ -47,6 +47,7 @@ def owns(owned: Owned, target: str, path: str) -> bool:
 class Manifest:
     files: dict[str, dict[str, str]] = field(default_factory=dict)  # path -> {target, sha256}
     blueprint_digest: str = ""
+    msgen_version: str = ""  # the msgen that wrote the folder (this one, once it writes)
 
     @classmethod
     def read(cls, folder: OutputFolder, owned: Owned) -> Manifest:
@@ -60,6 +61,7 @@ class Manifest:
             document = json.loads(data)
             files = {str(k): {"target": str(v["target"]), "sha256": str(v["sha256"])} for k, v in document["files"].items()}
             digest = str(document.get("blueprint_digest", ""))
+            version = str(document.get("msgen_version", ""))
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise OutputError(f"{shown}: not a manifest msgen can read ({error}); move it away to start afresh") from None
         for path, entry in sorted(files.items()):
@@ -68,7 +70,7 @@ class Manifest:
                     f"{shown}: lists {path!r} for target {entry['target']!r}, a path msgen never writes there; "
                     "move the manifest away to start afresh"
                 )
-        return cls(files, digest)
+        return cls(files, digest, version)
 
     def text(self) -> str:
         data = {
@@ -91,6 +93,12 @@ class Changes:
     edited: list[str] = field(default_factory=list)  # owned files a person changed since msgen wrote them
     leftovers: list[str] = field(default_factory=list)  # an interrupted render's journal or temporary files
     diffs: list[str] = field(default_factory=list)
+    written_by: str = ""  # the msgen version the folder's manifest names ("" without one)
+
+    @property
+    def upgraded(self) -> bool:
+        """Whether another msgen version wrote the folder: drift may come from the upgrade."""
+        return bool(self.written_by) and self.written_by != __version__
 
     @property
     def drift(self) -> bool:
@@ -113,6 +121,7 @@ class Comparison:
         self.pending: dict[str, dict[str, str]] = {}  # what a pending journal commits: msgen's own too
         if self.folder is not None:
             self.manifest = Manifest.read(self.folder, owned)
+            self.changes.written_by = self.manifest.msgen_version
             journal = read_journal(self.folder, owned)
             if journal is not None:
                 self.changes.leftovers.append(f"{JOURNAL} (an interrupted render: `msgen render` finishes it)")

@@ -1338,10 +1338,28 @@ class Images(Model):
     )
 
 
+# the top-level key naming the oldest msgen a blueprint works with, and the form of a version
+MIN_VERSION_KEY = "min_msgen_version"
+VERSION_PATTERN = r"^[0-9]+(\.[0-9]+){0,2}$"
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """`0.2` -> (0, 2, 0): versions compare part by part, a missing part counting as 0."""
+    parts = [int(part) for part in text.split(".")]
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
 class Blueprint(Model):
     """The whole platform in one file."""
 
     version: Literal[1] = Field(description="The blueprint format's version; only 1. Required.")
+    min_msgen_version: str | None = Field(
+        default=None,
+        pattern=VERSION_PATTERN,
+        description="The oldest msgen release this blueprint works with, e.g. \"0.2\" (quoted: a version is a "
+        "string). An older msgen refuses the blueprint with a message naming both versions, before it reports the "
+        "newer fields it does not know. Default none.",
+    )
     project: Name = Field(
         description="The platform's name: the compose project name, the app.kubernetes.io/part-of label and the default "
         "Kubernetes namespace. Required."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field, replace
@@ -11,9 +12,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from msgen import __version__
 from msgen.errors import BlueprintError, LoadIssue
 from msgen.loader import KeyPath, SourceMap, read_yaml_file
-from msgen.model.blueprint import Blueprint
+from msgen.model.blueprint import MIN_VERSION_KEY, VERSION_PATTERN, Blueprint, version_tuple
 from msgen.model.files import read_config_files
 from msgen.model.references import check_references
 
@@ -36,6 +38,7 @@ def load_blueprint(path: Path, env: str | None = None) -> LoadedBlueprint:
     """Read, overlay `env`, validate and cross-check a blueprint file."""
     data, source = read_yaml_file(path)
     _check_root(data, source)
+    _check_msgen_version(data, source)
     environments = data.get("environments") or {}
     if env is not None and (not isinstance(environments, dict) or env not in environments):
         known = sorted(environments) if isinstance(environments, dict) else []
@@ -85,6 +88,23 @@ def validate(data: dict, source: SourceMap) -> Blueprint:
         raise BlueprintError(_issues_of(error, data, source)) from None
     check_references(blueprint, source)
     return blueprint
+
+
+def _check_msgen_version(data: dict, source: SourceMap) -> None:
+    """A blueprint that needs a newer msgen says so before anything else: its newer fields would
+    otherwise read as unknown keys."""
+    wanted = data.get(MIN_VERSION_KEY)
+    if not isinstance(wanted, str) or not re.fullmatch(VERSION_PATTERN, wanted):
+        return  # the model reports a malformed value at its place
+    if version_tuple(wanted) > version_tuple(__version__):
+        raise BlueprintError([
+            source.issue(
+                (MIN_VERSION_KEY,),
+                f"this blueprint needs msgen {wanted} or newer; this is msgen {__version__}",
+                "upgrade msgen (pipx upgrade msgen, uv tool upgrade msgen, or a newer container image); its "
+                "CHANGELOG.md says what each release changes in the output",
+            )
+        ])
 
 
 def _check_root(data: object, source: SourceMap) -> None:
