@@ -23,6 +23,8 @@ ADMIN_PASSWORD_FILE = f"{SECRETS_DIR}/{ADMIN_PASSWORD_SECRET}"
 
 # files that other files name
 COMPOSE_FILE = "compose/docker-compose.yml"
+# the writer's record of what it wrote, at the top of the output folder
+MANIFEST_FILE = ".msgen-manifest.json"
 
 # where msgen mounts something into every service container: a service's own volumes and files
 # go elsewhere

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from msgen import __version__
+from msgen.contract import MANIFEST_FILE
 from msgen.errors import OutputError
 from msgen.folder import LOCK, TMP_SUFFIX, OutputFolder, is_inside
 
-MANIFEST = ".msgen-manifest.json"
+MANIFEST = MANIFEST_FILE
 JOURNAL = ".msgen-journal.json"
 # the files msgen keeps in the output folder for itself (the generated .gitignore names them)
 OWN_FILES = (MANIFEST, JOURNAL, LOCK)

@@ -67,9 +67,9 @@ def config_file(plan, store: DatastorePlan, file_name: str) -> str:
     """The text of one of a datastore's files (`file_names`)."""
     tuning = plan.tuning[store.name]
     if file_name in SCRIPT_TEMPLATES:
-        return render_template(f"datastores/{SCRIPT_TEMPLATES[file_name]}", **script_context(store, tuning))
+        return render_template(f"datastores/{SCRIPT_TEMPLATES[file_name]}", project=plan.project, **script_context(store, tuning))
     peak = f"{human_bytes(tuning.peak)}" if tuning.peak is not None else ""
-    return render_template(f"datastores/{TEMPLATES[file_name]}", store=store, tuning=tuning, peak=peak)
+    return render_template(f"datastores/{TEMPLATES[file_name]}", project=plan.project, store=store, tuning=tuning, peak=peak)
 
 
 def script_context(store: DatastorePlan, tuning: DatastoreTuning) -> dict:
