@@ -79,6 +79,12 @@ class ComposeSecret:
         return next((reader for reader in self.readers if reader.container == folder), self.readers[0])
 
     @property
+    def mode(self) -> int:
+        """The file's mode as `stat` shows it: with an ACL the group bits show its mask (read
+        for the uids it names); the owning group itself gets nothing."""
+        return FILE_MODE | 0o040 if self.others else FILE_MODE
+
+    @property
     def others(self) -> tuple[int, ...]:
         """The further uids that read it (each an ACL entry)."""
         return tuple(sorted({reader.uid for reader in self.readers} - {self.owner.uid}))
@@ -90,7 +96,7 @@ class ComposeSecret:
             "exists": self.exists,
             "generated": self.generated,
             "owner": {"uid": self.owner.uid, "gid": self.owner.gid},
-            "mode": f"{FILE_MODE:04o}",
+            "mode": f"{self.mode:04o}",
             "acl_read_uids": list(self.others),
             "readers": [{"container": r.container, "uid": r.uid, "gid": r.gid} for r in self.readers],
         }
@@ -231,7 +237,7 @@ def item_keys(secret: dict) -> tuple[str, ...]:
 
 def with_existence(listed: tuple[ComposeSecret, ...], out_dir: Path) -> tuple[ComposeSecret, ...]:
     """Each secret with whether its file is there (a link anywhere on the way is an error)."""
-    if not listed or not out_dir.exists() and not out_dir.is_symlink():
+    if not listed or (not out_dir.exists() and not out_dir.is_symlink()):
         return listed
     folder = OutputFolder(out_dir)
     try:
@@ -266,6 +272,8 @@ def create(listed: SecretsList, out_dir: Path) -> Created:
     missing = [item for item in listed.missing if item.generated]
     if not missing:
         return created
+    if not out_dir.exists() and not out_dir.is_symlink():
+        out_dir.mkdir(parents=True)  # secrets may come before the first render
     folder = OutputFolder(out_dir)
     try:
         for item in missing:
@@ -353,8 +361,8 @@ def missing_note(missing: tuple[ComposeSecret, ...], blueprint: Path, out_dir: P
 
 def access(item: ComposeSecret) -> str:
     owner = item.owner
-    extra = f" + ACL read for uid {', '.join(map(str, item.others))}" if item.others else ""
-    return f"owner {owner.uid}:{owner.gid} mode {FILE_MODE:04o}{extra}"
+    extra = f" (ACL: read for uid {', '.join(map(str, item.others))})" if item.others else ""
+    return f"owner {owner.uid}:{owner.gid} mode {item.mode:04o}{extra}"
 
 
 def secrets_text(listed: SecretsList, created: Created, out_dir: Path, blueprint: Path) -> str:
