@@ -369,7 +369,7 @@ def secrets(
         _print_plain(json.dumps({**listed.to_dict(), "created": created.paths, "chown": created.chown}, indent=2))
     else:
         _print_plain(stack_secrets.secrets_text(listed, created, output, blueprint), end="")
-    raise typer.Exit(1 if listed.missing else 0)
+    raise typer.Exit(1 if listed.unready else 0)
 
 
 def _print_missing_secrets(outcome, blueprint: Path, output: Path) -> None:

@@ -33,6 +33,7 @@ from msgen.plan import gateway as gw
 from msgen.targets import Built, render_targets
 from msgen.targets import alerting as alerting_target
 from msgen.targets.kubernetes import is_manifest
+from msgen.targets.traefik import HELM_VALUES
 
 # where compose's `../secrets/` (relative to compose/) is under the output folder
 SECRETS_FOLDER = "secrets"
@@ -66,6 +67,8 @@ class ComposeSecret:
     path: str
     readers: tuple[Reader, ...]
     exists: bool = False
+    of_service: bool = False  # a blueprint service's own secret (else the platform's)
+    problem: str | None = None  # an existing file its containers cannot read, or others can
 
     @property
     def generated(self) -> bool:
@@ -94,7 +97,9 @@ class ComposeSecret:
             "name": self.name,
             "path": self.path,
             "exists": self.exists,
+            "problem": self.problem,
             "generated": self.generated,
+            "of_service": self.of_service,
             "owner": {"uid": self.owner.uid, "gid": self.owner.gid},
             "mode": f"{self.mode:04o}",
             "acl_read_uids": list(self.others),
@@ -104,14 +109,16 @@ class ComposeSecret:
 
 @dataclass(frozen=True)
 class KubernetesSecret:
-    """One Secret the manifests read: its keys (empty: every key) and the objects that read it."""
+    """One Secret the manifests read: its keys (empty: every key), the objects that read it, and
+    the object that makes it (a cert-manager Certificate) if one does: else a person creates it."""
 
     name: str
     keys: tuple[str, ...]
     readers: tuple[str, ...]
+    made_by: str | None = None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "keys": list(self.keys), "readers": list(self.readers)}
+        return {"name": self.name, "keys": list(self.keys), "readers": list(self.readers), "made_by": self.made_by}
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,11 @@ class SecretsList:
     def missing(self) -> tuple[ComposeSecret, ...]:
         return tuple(item for item in self.compose if not item.exists)
 
+    @property
+    def unready(self) -> tuple[ComposeSecret, ...]:
+        """Missing files, and files that are there but wrongly owned or open."""
+        return tuple(item for item in self.compose if not item.exists or item.problem is not None)
+
     def to_dict(self) -> dict:
         return {"compose": [item.to_dict() for item in self.compose], "kubernetes": [item.to_dict() for item in self.kubernetes]}
 
@@ -131,9 +143,10 @@ class SecretsList:
 
 
 def built_files(planned) -> Iterator[Built]:
-    """The compose file and every manifest, built and patched as a render builds them."""
+    """The compose file, every manifest and Traefik's Helm values, built and patched as a render builds them."""
     patching = Patching(planned.loaded.blueprint)
-    wanted = [artifact for artifact in render_targets(planned.plan, planned.targets) if artifact.path == COMPOSE_FILE or is_manifest(artifact.path)]
+    read = (COMPOSE_FILE, HELM_VALUES)
+    wanted = [artifact for artifact in render_targets(planned.plan, planned.targets) if artifact.path in read or is_manifest(artifact.path)]
     yield from patching.each(artifact.built() for artifact in wanted)
 
 
@@ -141,16 +154,20 @@ def secrets_list(planned, out_dir: Path) -> SecretsList:
     """Every secret the built files read; each compose file looked for under `out_dir`."""
     compose: tuple[ComposeSecret, ...] = ()
     kubernetes: dict[str, tuple[set[str], set[str]]] = {}
+    made: dict[str, str] = {}
     for built in built_files(planned):
         if built.path == COMPOSE_FILE:
             compose = compose_secrets(built.document(), planned.plan)
-        else:
-            for document in built.documents:
-                for name, keys, reader in object_secrets(document):
-                    entry = kubernetes.setdefault(name, (set(), set()))
-                    entry[0].update(keys)
-                    entry[1].add(reader)
-    listed = tuple(KubernetesSecret(name, tuple(sorted(keys)), tuple(sorted(readers))) for name, (keys, readers) in sorted(kubernetes.items()))
+            continue
+        found = values_secrets(built.document()) if built.path == HELM_VALUES else (item for document in built.documents for item in object_secrets(document))
+        for name, keys, reader in found:
+            entry = kubernetes.setdefault(name, (set(), set()))
+            entry[0].update(keys)
+            entry[1].add(reader)
+        made.update(item for document in built.documents for item in made_secrets(document))
+    listed = tuple(
+        KubernetesSecret(name, tuple(sorted(keys)), tuple(sorted(readers)), made.get(name)) for name, (keys, readers) in sorted(kubernetes.items())
+    )
     return SecretsList(with_existence(compose, out_dir), listed)
 
 
@@ -166,7 +183,8 @@ def compose_secrets(document: dict, plan) -> tuple[ComposeSecret, ...]:
         if "file" not in definition or not readers.get(unescape(name)):
             continue  # an external or environment secret, or one no container mounts
         path = posixpath.normpath(posixpath.join(posixpath.dirname(COMPOSE_FILE), unescape(definition["file"])))
-        listed.append(ComposeSecret(unescape(name), path, tuple(readers[unescape(name)])))
+        of_service = path.split("/")[1] in {service.name for service in plan.services}
+        listed.append(ComposeSecret(unescape(name), path, tuple(readers[unescape(name)]), of_service=of_service))
     return tuple(listed)
 
 
@@ -208,6 +226,19 @@ def object_secrets(document: dict) -> Iterator[tuple[str, tuple[str, ...], str]]
         yield spec["tls"]["secretName"], ("tls.crt", "tls.key"), reader  # a kubernetes.io/tls Secret
 
 
+def values_secrets(values: dict) -> Iterator[tuple[str, tuple[str, ...], str]]:
+    """The TLS Secret of the dashboard's IngressRoute, which Traefik's Helm chart writes from its values."""
+    tls = ((values.get("ingressRoute") or {}).get("dashboard") or {}).get("tls") or {}
+    if tls.get("secretName"):
+        yield tls["secretName"], ("tls.crt", "tls.key"), f"{HELM_VALUES}: ingressRoute.dashboard"
+
+
+def made_secrets(document: dict) -> Iterator[tuple[str, str]]:
+    """(Secret name, its maker) for a Secret cert-manager writes from a Certificate."""
+    if isinstance(document, dict) and document.get("kind") == "Certificate":
+        yield document["spec"]["secretName"], f"Certificate/{document['metadata']['name']} (cert-manager)"
+
+
 def pod_secrets(pod: dict) -> Iterator[tuple[str, tuple[str, ...]]]:
     for volume in pod.get("volumes", []):
         if "secret" in volume:
@@ -241,9 +272,49 @@ def with_existence(listed: tuple[ComposeSecret, ...], out_dir: Path) -> tuple[Co
         return listed
     folder = OutputFolder(out_dir)
     try:
-        return tuple(ComposeSecret(item.name, item.path, item.readers, is_present(folder, item.path)) for item in listed)
+        return tuple(examined(folder, item) for item in listed)
     finally:
         folder.close()
+
+
+def examined(folder: OutputFolder, item: ComposeSecret) -> ComposeSecret:
+    exists = is_present(folder, item.path)
+    problem = access_problem(folder, item) if exists else None
+    return ComposeSecret(item.name, item.path, item.readers, exists, item.of_service, problem)
+
+
+def access_problem(folder: OutputFolder, item: ComposeSecret) -> str | None:
+    """What keeps an existing file from being readable by exactly its containers' users: its
+    owner, a mode that lets every user read it, a reader the ACL does not name."""
+    parent_path, _, name = item.path.rpartition("/")
+    parent = folder.folder(parent_path)
+    assert parent is not None
+    descriptor = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    try:
+        found = os.fstat(descriptor)
+        granted = acl_read_uids(f"/proc/self/fd/{descriptor}")
+    finally:
+        os.close(descriptor)
+    shown, owner = folder.shown(item.path), item.owner
+    problems = []
+    if found.st_uid != owner.uid:
+        problems.append(f"owned by uid {found.st_uid}, not {owner.uid} ({owner.container}): sudo chown {owner.uid}:{owner.gid} {shown}")
+    if found.st_mode & 0o007:
+        problems.append(f"every user may open it: chmod 400 {shown}")
+    unnamed = [uid for uid in item.others if uid not in granted]
+    if unnamed:
+        problems.append(f"uid {', '.join(map(str, unnamed))} cannot read it: {' '.join(f'setfacl -m u:{uid}:r' for uid in unnamed)} {shown}")
+    return "; ".join(problems) or None
+
+
+def acl_read_uids(path: str) -> tuple[int, ...]:
+    """The uids a file's POSIX ACL lets read it (none without an ACL)."""
+    try:
+        data = os.getxattr(path, ACL_XATTR)
+    except OSError:
+        return ()
+    entries = struct.iter_unpack("<HHI", data[4:])
+    return tuple(uid for tag, permissions, uid in entries if tag == _USER and permissions & _READ)
 
 
 def is_present(folder: OutputFolder, path: str) -> bool:
@@ -305,7 +376,7 @@ def write_secret(folder: OutputFolder, item: ComposeSecret) -> None:
         os.fchmod(descriptor, FILE_MODE)  # whatever the umask
         os.write(descriptor, new_value())
         if item.others:
-            os.setxattr(descriptor, "system.posix_acl_access", read_acl(item.others))
+            os.setxattr(descriptor, ACL_XATTR, read_acl(item.others))
         if os.geteuid() == 0:
             os.fchown(descriptor, item.owner.uid, item.owner.gid)
         os.fsync(descriptor)
@@ -331,6 +402,7 @@ def make_folders(folder: OutputFolder, relative: str) -> int:
 
 # the Linux xattr form of a POSIX ACL (include/uapi/linux/posix_acl_xattr.h): a version, then
 # (tag, permissions, id) entries in tag order
+ACL_XATTR = "system.posix_acl_access"
 _ACL_VERSION = 2
 _USER_OBJ, _USER, _GROUP_OBJ, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x10, 0x20
 _READ = 4
@@ -370,33 +442,38 @@ def secrets_text(listed: SecretsList, created: Created, out_dir: Path, blueprint
     if listed.compose:
         lines.append(f"compose secret files (under {out_dir}):")
         for item in listed.compose:
-            state = "ok" if item.exists else "missing"
+            state = "missing" if not item.exists else "fix" if item.problem else "ok"
             readers = ", ".join(f"{reader.container} (uid {reader.uid})" for reader in item.readers)
             supplied = "" if item.generated else "; you supply its value"
             lines.append(f"  {state:<8}{item.path}  {access(item)}; read by {readers}{supplied}")
+            if item.problem:
+                lines.append(f"          {item.problem}")
     if listed.kubernetes:
-        lines.append("Kubernetes Secrets the manifests read (msgen never writes them):")
+        lines.append("Kubernetes Secrets the manifests read (msgen never writes them; create each one no Certificate makes):")
         for secret in listed.kubernetes:
             keys = ", ".join(secret.keys) if secret.keys else "every key"
-            lines.append(f"  {secret.name}  keys: {keys}; read by {', '.join(secret.readers)}")
+            maker = f"; made by {secret.made_by}" if secret.made_by else ""
+            lines.append(f"  {secret.name}  keys: {keys}; read by {', '.join(secret.readers)}{maker}")
     lines.extend(f"created {out_dir / path}" for path in created.paths)
-    if created.chown:
-        lines.append("not root: each file is yours, mode 0400; give it to its container's user:")
-        lines.extend(f"  {command}" for command in created.chown)
     lines.append(summary(listed, created, out_dir, blueprint))
     return "\n".join(lines) + "\n"
 
 
 def summary(listed: SecretsList, created: Created, out_dir: Path, blueprint: Path) -> str:
     missing = listed.missing
-    made = f"{len(created.paths)} created; " if created.paths else ""
-    if not missing:
-        owners = f"; run the {len(created.chown)} chown command(s) above" if created.chown else ""
-        return f"{made}{len(listed.compose)} compose secret file(s), none missing{owners}"
+    parts = [f"{len(created.paths)} created"] if created.paths else []
+    parts.append(f"{len(missing)} of {len(listed.compose)} compose secret file(s) missing")
+    to_fix = [item for item in listed.compose if item.exists and item.problem]
+    if to_fix:
+        parts.append(f"{len(to_fix)} to fix as shown under each")
+    if created.chown:
+        parts.append(f"not root: the {len(created.chown)} created file(s) are yours until you run their sudo chown")
+    if any(item.generated for item in missing):
+        parts.append(f"run `{create_command(blueprint, out_dir)}`")
     supplied = [item.path for item in missing if not item.generated]
-    text = f"{made}{len(missing)} of {len(listed.compose)} compose secret file(s) missing"
-    if len(supplied) < len(missing):
-        text += f"; run `{create_command(blueprint, out_dir)}`"
     if supplied:
-        text += f"; write these yourself (mode 0400, owned by their container's user): {', '.join(supplied)}"
-    return text
+        parts.append(f"write these yourself, then run this again to check owner and mode: {', '.join(supplied)}")
+    services = [item.path for item in listed.compose if item.path in created.paths and item.of_service]
+    if services:
+        parts.append(f"random values for the services' own secrets ({', '.join(services)}): replace one that must hold a key from elsewhere")
+    return "; ".join(parts)

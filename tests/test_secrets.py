@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import string
 import subprocess
@@ -18,10 +19,14 @@ from typer.testing import CliRunner
 
 from msgen import images
 from msgen.cli import app
-from tests import realtools
+from tests import alerting_variant, realtools
+from tests import compose_variants as variants
 
 ROOT = Path(__file__).resolve().parent.parent
-BLUEPRINTS = ("blueprints/reference.yaml", "blueprints/minimal.yaml")
+BLUEPRINTS = ("blueprints/reference.yaml", "blueprints/minimal.yaml", "supplied")
+# secrets whose value comes from elsewhere (the dashboard's htpasswd lines, the alert
+# receivers' credentials), and a service that runs as root
+SUPPLIED = ("secrets/alertmanager/oncall-token", "secrets/alertmanager/slack-webhook-url", "secrets/alertmanager/smtp-password", "secrets/gateway/dashboard-users")
 runner = CliRunner()
 AS_ROOT = os.geteuid() == 0
 
@@ -59,9 +64,11 @@ def compose_readers(model: dict) -> dict[str, set[str]]:
     return readers
 
 
-def manifest_secrets(out: Path) -> set[str]:
-    """Every Secret name anywhere in the rendered manifests, by a walk that knows no kinds."""
+def manifest_secrets(out: Path) -> tuple[set[str], set[str]]:
+    """Every Secret name anywhere in the rendered manifests and Helm values, by a walk that
+    knows no kinds but cert-manager's Certificate (which writes its Secret): (read, written)."""
     found: set[str] = set()
+    written: set[str] = set()
 
     def walk(node, key=None):
         if isinstance(node, dict):
@@ -81,17 +88,31 @@ def manifest_secrets(out: Path) -> set[str]:
 
     for path in sorted((out / "kubernetes").rglob("*.yaml")):
         for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-            if isinstance(document, dict) and document.get("kind") != "Kustomization":
+            if isinstance(document, dict) and document.get("kind") == "Certificate":
+                written.add(document["spec"]["secretName"])
+            elif isinstance(document, dict) and document.get("kind") != "Kustomization":
                 walk(document)
-    return found
+    return found, written
+
+
+def supplied_blueprint(folder: Path) -> str:
+    """The reference with an Alertmanager, the gateway's dashboard, and payment as root."""
+    data = variants._yaml().load(alerting_variant.reference_with_alertmanager_text())
+    data["gateway"]["dashboard"] = True
+    data["services"]["payment"]["run_as_root"] = True
+    path = folder / "supplied.yaml"
+    path.write_text(variants.dump(data), encoding="utf-8")
+    return str(path)
 
 
 @pytest.fixture(scope="module", params=BLUEPRINTS)
 def rendered(request, tmp_path_factory) -> tuple[str, Path]:
-    out = tmp_path_factory.mktemp("out") / "out"
-    result = render(request.param, out)
+    folder = tmp_path_factory.mktemp("out")
+    blueprint = supplied_blueprint(folder) if request.param == "supplied" else request.param
+    out = folder / "out"
+    result = render(blueprint, out)
     assert result.exit_code == 0, result.output
-    return request.param, out
+    return blueprint, out
 
 
 def test_the_list_is_what_compose_reads(rendered):
@@ -99,23 +120,28 @@ def test_the_list_is_what_compose_reads(rendered):
     before = listed(blueprint, out)
     assert secrets(blueprint, out).exit_code == 1  # missing files fail, as a check does
     assert before["compose"] and all(not item["exists"] for item in before["compose"])
-    # compose-go resolves a secret's file only once it exists: create them, then ask compose
-    assert secrets(blueprint, out, "--create").exit_code == 0
     readers = compose_readers(compose_model(out))
     ours = {str(out / item["path"]): {reader["container"] for reader in item["readers"]} for item in before["compose"]}
     assert ours == readers
+    supplied = [item["path"] for item in before["compose"] if not item["generated"]]
+    created = secrets(blueprint, out, "--create")
+    assert created.exit_code == (1 if supplied else 0), created.output
     after = listed(blueprint, out)
-    assert all(item["exists"] for item in after["compose"]) and secrets(blueprint, out).exit_code == 0
-    for item in after["compose"]:  # the mode listed is the one the file has
+    assert [item["path"] for item in after["compose"] if not item["exists"]] == supplied
+    assert all(not item["problem"] for item in after["compose"] if item["exists"])
+    for item in (item for item in after["compose"] if item["exists"]):  # the mode listed is the one the file has
         assert f"{stat.S_IMODE((out / item['path']).stat().st_mode):04o}" == item["mode"], item["path"]
-    print(blueprint, len(ours), "compose secret files, as compose reads them")
+    print(Path(blueprint).name, len(ours), "compose secret files, as compose reads them;", len(supplied), "supplied:", supplied)
 
 
 def test_the_list_is_what_the_manifests_read(rendered):
     blueprint, out = rendered
-    names = {item["name"] for item in listed(blueprint, out)["kubernetes"]}
-    assert names == manifest_secrets(out)
-    print(blueprint, sorted(names))
+    ours = listed(blueprint, out)["kubernetes"]
+    read, written = manifest_secrets(out)
+    assert {item["name"] for item in ours} == read
+    assert {item["name"] for item in ours if item["made_by"]} == read & written
+    names = [(item["name"], item["made_by"] is not None) for item in ours]
+    print(Path(blueprint).name, sorted(names))
 
 
 def test_the_summary_of_a_render_names_the_missing_files(tmp_path):
@@ -167,7 +193,11 @@ def test_create_writes_new_values_readable_by_their_containers_only(tmp_path):
     os.utime(kept, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
     before = kept.stat()
     done = run_cli("secrets", blueprint, "-o", str(out), "--create")
-    assert done.returncode == 0, done.stderr
+    # the kept file is root's and open to all (the test wrote it): listed to fix, so not ready
+    assert done.returncode == 1, done.stderr
+    [problem] = [line.strip() for line in done.stdout.splitlines() if "secrets/payment/PAYMENT_API_KEY" in line and "chown" in line]
+    uid = int(str(model["services"]["payment"]["user"]).split(":")[0])
+    assert f"owned by uid {kept.stat().st_uid}, not {uid}" in problem and "every user may open it" in problem
     values = created_values(out)
     assert len(values) == len(model["secrets"])
     for relative, value in values.items():
@@ -225,15 +255,15 @@ def test_not_root_prints_the_chown_commands(tmp_path, monkeypatch):
     assert render("blueprints/minimal.yaml", out).exit_code == 0
     model = yaml.safe_load((out / "compose/docker-compose.yml").read_text())
     result = secrets("blueprints/minimal.yaml", out, "--create")
-    assert result.exit_code == 0, result.output
-    lines = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("sudo chown")]
-    assert len(lines) == len(model["secrets"])
+    assert result.exit_code == 1, result.output  # not ready until the owners are changed
+    commands = re.findall(r"sudo chown (\d+):(\d+) (\S+)", result.stdout)
+    assert len(commands) == len(model["secrets"])
     uid = images.IMAGES[model["services"]["web-db"]["image"].split(":")[0]].uid  # every file is the datastore's
-    for line in lines:
-        owner, path = line.split()[2:]
-        assert owner == f"{uid}:{uid}" and Path(path).stat().st_uid == os.getuid()
+    for owner, group, path in commands:
+        assert (int(owner), int(group)) == (uid, uid) and Path(path).stat().st_uid == os.getuid()
     assert stat.S_IMODE((out / "secrets").stat().st_mode) == 0o700
-    assert "chown command(s) above" in result.stdout
+    assert f"not root: the {len(commands)} created file(s) are yours until you run their sudo chown" in result.stdout
+    assert json.loads(secrets("blueprints/minimal.yaml", out, "--format", "json").stdout)["compose"][0]["problem"].startswith("owned by uid")
 
 
 @pytest.mark.parametrize("planted", ["secrets", "secrets/web-db", "secrets/web-db/password"])
@@ -257,3 +287,28 @@ def test_a_link_is_refused(tmp_path, planted):
 
 def test_bad_input_exits_2(tmp_path):
     assert secrets("blueprints/missing.yaml", tmp_path).exit_code == 2
+
+
+def test_values_from_elsewhere_are_never_made_up(tmp_path):
+    """The dashboard's htpasswd and the receivers' credentials: listed, never created; a file
+    written by hand with its owner and mode counts as there."""
+    blueprint = supplied_blueprint(tmp_path)
+    out = tmp_path / "out"
+    assert render(blueprint, out).exit_code == 0
+    result = secrets(blueprint, out, "--create")
+    assert result.exit_code == 1
+    assert f"write these yourself, then run this again to check owner and mode: {', '.join(SUPPLIED)}" in result.stdout
+    assert all(not (out / path).exists() for path in SUPPLIED)
+    by_path = {item["path"]: item for item in listed(blueprint, out)["compose"]}
+    assert sorted(path for path, item in by_path.items() if not item["generated"]) == sorted(SUPPLIED)
+    assert by_path["secrets/payment/PAYMENT_API_KEY"]["owner"] == {"uid": 0, "gid": 0}  # run_as_root
+    for path in SUPPLIED:
+        owner = by_path[path]["owner"]
+        (out / path).parent.mkdir(mode=0o700, exist_ok=True)
+        (out / path).write_text("value from elsewhere\n")
+        (out / path).chmod(0o400)
+        if AS_ROOT:
+            os.chown(out / path, owner["uid"], owner["gid"])
+    final = secrets(blueprint, out)
+    assert final.exit_code == (0 if AS_ROOT else 1), final.output
+    assert "value from elsewhere" not in final.output
