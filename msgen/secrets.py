@@ -376,7 +376,7 @@ def write_secret(folder: OutputFolder, item: ComposeSecret) -> None:
         os.fchmod(descriptor, FILE_MODE)  # whatever the umask
         os.write(descriptor, new_value())
         if item.others:
-            os.setxattr(descriptor, ACL_XATTR, read_acl(item.others))
+            grant_readers(descriptor, item, folder)
         if os.geteuid() == 0:
             os.fchown(descriptor, item.owner.uid, item.owner.gid)
         os.fsync(descriptor)
@@ -386,6 +386,17 @@ def write_secret(folder: OutputFolder, item: ComposeSecret) -> None:
     finally:
         os.close(descriptor)
         os.unlink(temporary, dir_fd=parent)
+
+
+def grant_readers(descriptor: int, item: ComposeSecret, folder: OutputFolder) -> None:
+    try:
+        os.setxattr(descriptor, ACL_XATTR, read_acl(item.others))
+    except OSError as error:
+        uids = ", ".join(map(str, item.others))
+        raise OutputError(
+            f"cannot let uid {uids} read {folder.shown(item.path)} beside its owner: {error.strerror}; "
+            "secrets/ needs a filesystem with POSIX ACLs (ext4, xfs, btrfs)"
+        ) from None
 
 
 def make_folders(folder: OutputFolder, relative: str) -> int:

@@ -312,3 +312,27 @@ def test_values_from_elsewhere_are_never_made_up(tmp_path):
     final = secrets(blueprint, out)
     assert final.exit_code == (0 if AS_ROOT else 1), final.output
     assert "value from elsewhere" not in final.output
+
+
+def test_the_list_follows_the_overrides_and_patches(tmp_path):
+    """Read from the built, patched objects: a compose override's `user` moves the owner and
+    the ACL; a Kubernetes patch that reads one more Secret key adds it."""
+    data = variants.load("reference")
+    data["compose"]["overrides"] = {"payment": {"user": "4242:4242"}}
+    variable = {"name": "FEATURE_TOKEN", "valueFrom": {"secretKeyRef": {"name": "feature-flags", "key": "token"}}}
+    operation = {"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": variable}
+    data["kubernetes"]["patches"] = [{"target": {"kind": "Deployment", "name": "payment"}, "json_patch": [operation]}]
+    blueprint = tmp_path / "patched.yaml"
+    blueprint.write_text(variants.dump(data), encoding="utf-8")
+    out = tmp_path / "out"
+    assert render(str(blueprint), out).exit_code == 0
+    found = listed(str(blueprint), out)
+    by_path = {item["path"]: item for item in found["compose"]}
+    assert by_path["secrets/payment/PAYMENT_API_KEY"]["owner"] == {"uid": 4242, "gid": 4242}
+    assert 4242 in by_path["secrets/payment-db/password"]["acl_read_uids"]
+    kubernetes = {item["name"]: item for item in found["kubernetes"]}
+    assert kubernetes["feature-flags"] == {"name": "feature-flags", "keys": ["token"], "readers": ["Deployment/payment"], "made_by": None}
+    assert secrets(str(blueprint), out, "--create").exit_code == 0
+    if AS_ROOT:
+        assert (out / "secrets/payment/PAYMENT_API_KEY").stat().st_uid == 4242
+        assert can_read(out / "secrets/payment-db/password", 4242, 4242)
