@@ -35,8 +35,6 @@ from msgen.targets import alerting as alerting_target
 from msgen.targets.kubernetes import is_manifest
 from msgen.targets.traefik import HELM_VALUES
 
-# where compose's `../secrets/` (relative to compose/) is under the output folder
-SECRETS_FOLDER = "secrets"
 FILE_MODE = 0o400
 FOLDER_MODE = 0o700
 # letters and digits only: a value fits a connection URL, a shell argument (redis's
@@ -292,7 +290,7 @@ def access_problem(folder: OutputFolder, item: ComposeSecret) -> str | None:
     descriptor = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
     try:
         found = os.fstat(descriptor)
-        granted = acl_read_uids(f"/proc/self/fd/{descriptor}")
+        granted = acl_read_uids(f"/proc/self/fd/{descriptor}")  # the file itself, through its descriptor
     finally:
         os.close(descriptor)
     shown, owner = folder.shown(item.path), item.owner
@@ -301,18 +299,20 @@ def access_problem(folder: OutputFolder, item: ComposeSecret) -> str | None:
         problems.append(f"owned by uid {found.st_uid}, not {owner.uid} ({owner.container}): sudo chown {owner.uid}:{owner.gid} {shown}")
     if found.st_mode & 0o007:
         problems.append(f"every user may open it: chmod 400 {shown}")
-    unnamed = [uid for uid in item.others if uid not in granted]
+    if granted is None and found.st_mode & 0o070:  # with an ACL the group bits are its mask
+        problems.append(f"its group may open it: chmod 400 {shown}")
+    unnamed = [uid for uid in item.others if uid not in (granted or ())]
     if unnamed:
         problems.append(f"uid {', '.join(map(str, unnamed))} cannot read it: {' '.join(f'setfacl -m u:{uid}:r' for uid in unnamed)} {shown}")
     return "; ".join(problems) or None
 
 
-def acl_read_uids(path: str) -> tuple[int, ...]:
-    """The uids a file's POSIX ACL lets read it (none without an ACL)."""
+def acl_read_uids(path: str) -> tuple[int, ...] | None:
+    """The uids a file's POSIX ACL lets read it; None when it has no ACL."""
     try:
         data = os.getxattr(path, ACL_XATTR)
     except OSError:
-        return ()
+        return None
     entries = struct.iter_unpack("<HHI", data[4:])
     return tuple(uid for tag, permissions, uid in entries if tag == _USER and permissions & _READ)
 
@@ -374,7 +374,9 @@ def write_secret(folder: OutputFolder, item: ComposeSecret) -> None:
         raise OutputError(f"cannot write {folder.shown(item.path)}: {error.strerror}") from None
     try:
         os.fchmod(descriptor, FILE_MODE)  # whatever the umask
-        os.write(descriptor, new_value())
+        value = new_value()
+        if os.write(descriptor, value) != len(value):
+            raise OSError(28, os.strerror(28))  # a short write: the disk is full
         if item.others:
             grant_readers(descriptor, item, folder)
         if os.geteuid() == 0:

@@ -336,3 +336,18 @@ def test_the_list_follows_the_overrides_and_patches(tmp_path):
     if AS_ROOT:
         assert (out / "secrets/payment/PAYMENT_API_KEY").stat().st_uid == 4242
         assert can_read(out / "secrets/payment-db/password", 4242, 4242)
+
+
+def test_an_existing_file_its_readers_cannot_read_is_listed_to_fix(tmp_path):
+    out = tmp_path / "out"
+    assert render("blueprints/reference.yaml", out).exit_code == 0
+    assert secrets("blueprints/reference.yaml", out, "--create").exit_code == (0 if AS_ROOT else 1)
+    os.removexattr(out / "secrets/payment-db/password", "system.posix_acl_access")
+    (out / "secrets/grafana/admin-password").chmod(0o440)
+    result = secrets("blueprints/reference.yaml", out, "--format", "json")
+    assert result.exit_code == 1
+    problems = {item["path"]: item["problem"] for item in json.loads(result.stdout)["compose"] if item["problem"]}
+    if AS_ROOT:
+        assert sorted(problems) == ["secrets/grafana/admin-password", "secrets/payment-db/password"]
+    assert problems["secrets/payment-db/password"].endswith(f"setfacl -m u:65532:r {out}/secrets/payment-db/password")
+    assert "its group may open it" in problems["secrets/grafana/admin-password"]
