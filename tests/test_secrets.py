@@ -349,5 +349,15 @@ def test_an_existing_file_its_readers_cannot_read_is_listed_to_fix(tmp_path):
     problems = {item["path"]: item["problem"] for item in json.loads(result.stdout)["compose"] if item["problem"]}
     if AS_ROOT:
         assert sorted(problems) == ["secrets/grafana/admin-password", "secrets/payment-db/password"]
-    assert problems["secrets/payment-db/password"].endswith(f"setfacl -m u:65532:r {out}/secrets/payment-db/password")
+    uid = str(yaml.safe_load((out / "compose/docker-compose.yml").read_text())["services"]["payment"]["user"]).split(":")[0]
+    assert problems["secrets/payment-db/password"].endswith(f"setfacl -m u:{uid}:r {out}/secrets/payment-db/password")
     assert "its group may open it" in problems["secrets/grafana/admin-password"]
+
+
+def test_an_output_folder_that_is_a_link_is_refused(tmp_path):
+    real = tmp_path / "real"
+    assert render("blueprints/minimal.yaml", real).exit_code == 0
+    (tmp_path / "out").symlink_to(real)
+    result = secrets("blueprints/minimal.yaml", tmp_path / "out", "--create")
+    assert result.exit_code == 2 and "symbolic link" in result.stderr
+    assert not (real / "secrets").exists()
