@@ -468,6 +468,9 @@ def secrets_text(listed: SecretsList, created: Created, out_dir: Path, blueprint
             maker = f"; made by {secret.made_by}" if secret.made_by else ""
             lines.append(f"  {secret.name}  keys: {keys}; read by {', '.join(secret.readers)}{maker}")
     lines.extend(f"created {out_dir / path}" for path in created.paths)
+    if created.chown:
+        lines.append("not root: give each created file to its container's user:")
+        lines.extend(f"  {command}" for command in created.chown)
     lines.append(summary(listed, created, out_dir, blueprint))
     return "\n".join(lines) + "\n"
 

@@ -256,13 +256,15 @@ def test_not_root_prints_the_chown_commands(tmp_path, monkeypatch):
     model = yaml.safe_load((out / "compose/docker-compose.yml").read_text())
     result = secrets("blueprints/minimal.yaml", out, "--create")
     assert result.exit_code == 1, result.output  # not ready until the owners are changed
+    block = [line.split()[2:] for line in result.stdout.splitlines() if line.startswith("  sudo chown ")]  # to copy and run
     commands = re.findall(r"sudo chown (\d+):(\d+) (\S+)", result.stdout)
-    assert len(commands) == len(model["secrets"])
+    assert len(commands) == 2 * len(model["secrets"]) == 2 * len(block)  # under each file, and together
+    assert sorted(f"{owner}:{group} {path}" for owner, group, path in commands) == sorted(2 * [" ".join(line) for line in block])
     uid = images.IMAGES[model["services"]["web-db"]["image"].split(":")[0]].uid  # every file is the datastore's
     for owner, group, path in commands:
         assert (int(owner), int(group)) == (uid, uid) and Path(path).stat().st_uid == os.getuid()
     assert stat.S_IMODE((out / "secrets").stat().st_mode) == 0o700
-    assert f"not root: the {len(commands)} created file(s) are yours until you run their sudo chown" in result.stdout
+    assert f"not root: the {len(block)} created file(s) are yours until you run their sudo chown" in result.stdout
     assert json.loads(secrets("blueprints/minimal.yaml", out, "--format", "json").stdout)["compose"][0]["problem"].startswith("owned by uid")
 
 
