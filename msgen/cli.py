@@ -202,6 +202,7 @@ def render(
         )
     if changes.edited:
         err.print(f"WARNING: --force overwrote or pruned files edited by hand: {', '.join(changes.edited)}", markup=False)
+    _print_missing_secrets(outcome, blueprint, output)
     out.print(
         f"{output}: {len(changes.created)} created, {len(changes.changed)} updated, "
         f"{len(changes.unchanged)} unchanged, {len(changes.pruned)} pruned",
@@ -346,6 +347,53 @@ def host_check(
         raise _fail(error) from None
     _print_findings(list(checked.findings), format)
     raise typer.Exit(1 if fails(list(checked.findings), strict) else 0)
+
+
+class SecretsFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.command()
+def secrets(
+    blueprint: BlueprintArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="the output folder (compose's secret files are under OUTPUT/secrets/)")],
+    env: EnvOption = None,
+    format: Annotated[SecretsFormat, typer.Option("--format", help="text or json")] = SecretsFormat.text,
+    create: Annotated[bool, typer.Option("--create", help="write each missing compose secret msgen can make up: a random value, mode 0400")] = False,
+) -> None:
+    """List every secret the stack reads (compose files, Kubernetes Secrets); exit 0 when every compose file exists, 1 some are missing, 2 bad input. Never prints a value."""
+    from msgen import secrets as stack_secrets
+    from msgen.api import plan_blueprint
+
+    try:
+        planned = plan_blueprint(blueprint, env)
+        listed = stack_secrets.secrets_list(planned, output)
+        created = stack_secrets.create(listed, output) if create else stack_secrets.Created()
+        if created.paths:
+            listed = stack_secrets.secrets_list(planned, output)
+    except MsgenError as error:
+        raise _fail(error) from None
+    if format is SecretsFormat.json:
+        _print_plain(json.dumps({**listed.to_dict(), "created": created.paths, "chown": created.chown}, indent=2))
+    else:
+        _print_plain(stack_secrets.secrets_text(listed, created, output, blueprint), end="")
+    raise typer.Exit(1 if listed.unready else 0)
+
+
+def _print_missing_secrets(outcome, blueprint: Path, output: Path) -> None:
+    """After a render: the compose secret files still missing, and the command that makes them."""
+    from msgen import secrets as stack_secrets
+
+    if "compose" not in outcome.targets:
+        return
+    try:
+        missing = stack_secrets.secrets_list(outcome.analysis.planned, output).missing
+    except MsgenError as error:
+        err.print(f"WARNING: {error}", markup=False)
+        return
+    if missing:
+        err.print(stack_secrets.missing_note(missing, blueprint, output), markup=False)
 
 
 def main() -> None:
