@@ -46,6 +46,21 @@ class FindingsFormat(StrEnum):
     text = "text"
     json = "json"
     sarif = "sarif"
+    codequality = "codequality"
+
+
+FormatOption = Annotated[
+    FindingsFormat,
+    typer.Option("--format", help="text, json, sarif (SARIF 2.1.0) or codequality (GitLab Code Quality)"),
+]
+BaseDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--base-dir",
+        help="sarif and codequality: paths relative to this directory (default: the git checkout holding the blueprint, else the current one)",
+        show_default=False,
+    ),
+]
 
 
 class PlanFormat(StrEnum):
@@ -101,9 +116,10 @@ def init(
 def validate(
     blueprint: BlueprintArg,
     env: EnvOption = None,
-    format: Annotated[FindingsFormat, typer.Option("--format", help="text, json or sarif (SARIF 2.1.0)")] = FindingsFormat.text,
+    format: FormatOption = FindingsFormat.text,
     strict: Annotated[bool, typer.Option("--strict", help="warnings fail too")] = False,
     deep: DeepOption = False,
+    base_dir: BaseDirOption = None,
 ) -> None:
     """Run every check; exit 0 ok, 1 findings that fail, 2 the blueprint cannot be read."""
     from msgen.api import analyse
@@ -112,18 +128,36 @@ def validate(
     try:
         analysis = analyse(blueprint, env, deep)
     except MsgenError as error:
-        raise _fail(error) from None
-    _print_findings(analysis.findings, format)
+        raise _fail_as_findings(error, blueprint, format, base_dir) from None
+    _print_findings(analysis.findings, format, base_dir or _default_base_dir(blueprint))
     raise typer.Exit(1 if fails(analysis.findings, strict) else 0)
 
 
-def _print_findings(findings, format: FindingsFormat) -> None:
+def _default_base_dir(blueprint: Path) -> Path:
+    from msgen.report import default_base_dir
+
+    return default_base_dir(str(blueprint))
+
+
+def _fail_as_findings(error: MsgenError, blueprint: Path, format: FindingsFormat, base_dir: Path | None) -> typer.Exit:
+    """A machine format still prints a whole document, the load errors as its results, so a CI
+    job that uploads it shows why the blueprint did not load; the exit code stays the error's."""
+    from msgen.report import load_error_findings
+
+    if format is not FindingsFormat.text:
+        _print_findings(load_error_findings(error, str(blueprint)), format, base_dir or _default_base_dir(blueprint))
+    return _fail(error)
+
+
+def _print_findings(findings, format: FindingsFormat, base_dir: Path) -> None:
     from msgen import report
 
     if format is FindingsFormat.json:
         _print_plain(report.findings_json(findings))
     elif format is FindingsFormat.sarif:
-        _print_plain(json.dumps(report.findings_sarif(findings), indent=2))
+        _print_plain(json.dumps(report.findings_sarif(findings, base_dir), indent=2))
+    elif format is FindingsFormat.codequality:
+        _print_plain(json.dumps(report.findings_codequality(findings, base_dir), indent=2))
     else:
         if findings:
             _print_plain(report.findings_text(findings))
@@ -319,8 +353,9 @@ def host_check(
         Path, typer.Option("--path", help="where to measure the disk (fsync, IOPS): a directory on the datastores' filesystem")
     ] = Path("."),
     env: EnvOption = None,
-    format: Annotated[FindingsFormat, typer.Option("--format", help="text, json or sarif (SARIF 2.1.0)")] = FindingsFormat.text,
+    format: FormatOption = FindingsFormat.text,
     strict: Annotated[bool, typer.Option("--strict", help="warnings fail too")] = False,
+    base_dir: BaseDirOption = None,
     root: Annotated[Path, typer.Option("--root", hidden=True, help="read the kernel's files under this directory (tests)")] = Path("/"),
 ) -> None:
     """Run on the host: measure CPU steal, I/O wait, vCPUs, memory and the disk against its entry; exit 0 ok, 1 findings that fail, 2 bad input or not Linux."""
@@ -334,8 +369,8 @@ def host_check(
     try:
         checked = check_host(blueprint, host, env, seconds, path, root, announce=announce)
     except MsgenError as error:
-        raise _fail(error) from None
-    _print_findings(list(checked.findings), format)
+        raise _fail_as_findings(error, blueprint, format, base_dir) from None
+    _print_findings(list(checked.findings), format, base_dir or _default_base_dir(blueprint))
     raise typer.Exit(1 if fails(list(checked.findings), strict) else 0)
 
 
