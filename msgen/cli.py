@@ -17,8 +17,34 @@ from rich.text import Text
 from msgen import __version__
 from msgen.errors import BlueprintError, InternalError, MsgenError
 
+
+class _NoFlagPlaceholder:
+    """A flag takes no value, so its help shows none (typer would show `<bool>`)."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class Command(_NoFlagPlaceholder, typer.core.TyperCommand):
+    pass
+
+
+class Group(_NoFlagPlaceholder, typer.core.TyperGroup):
+    pass
+
+
+def example(*lines: str) -> str:
+    """A command's help ends with how it is typed (one example a line)."""
+    return "Examples:\n\n" + "\n\n".join(f"  {line}" for line in lines)
+
+
 app = typer.Typer(
-    add_completion=False,
+    cls=Group,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Generate a microservice platform's infrastructure from one blueprint.",
@@ -36,7 +62,7 @@ def _print_plain(text: str, end: str = "\n") -> None:
     out.file.flush()
 
 BlueprintArg = Annotated[Path, typer.Argument(help="the blueprint YAML file", show_default=False)]
-EnvOption = Annotated[str | None, typer.Option("--env", help="overlay environments.NAME before validating")]
+EnvOption = Annotated[str | None, typer.Option("--env", metavar="NAME", help="overlay environments.NAME before validating")]
 DeepOption = Annotated[
     bool, typer.Option("--deep", help="also verify msgen's own output (schemas, client models, references): slower; a problem is a bug in msgen")
 ]
@@ -57,10 +83,37 @@ BaseDirOption = Annotated[
     Path | None,
     typer.Option(
         "--base-dir",
+        metavar="DIR",
         help="sarif and codequality: paths relative to this directory (default: the git checkout holding the blueprint, else the current one)",
         show_default=False,
     ),
 ]
+
+
+class Severity(StrEnum):
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+QuietOption = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="text: only failing findings and the summary; on success print nothing (the exit code says it)"),
+]
+
+
+def min_severity_option(default: Severity) -> object:
+    return typer.Option(
+        "--min-severity",
+        metavar="LEVEL",
+        help=f"show findings of this severity and above: info, warning or error (default {default.value}); failing ones always show",
+        show_default=False,
+    )
+
+
+# the target registry's names, spelled out so that `msgen --help` need not import every target
+# (tests/test_cli_terminal.py keeps them equal)
+TARGET_NAMES = ("base", "compose", "traefik", "kubernetes", "datastores", "observability")
 
 
 class PlanFormat(StrEnum):
@@ -95,7 +148,7 @@ def root(
     """msgen: one typed blueprint in, the platform's infrastructure as code out."""
 
 
-@app.command()
+@app.command(cls=Command, epilog=example("msgen init platform --starter reference"))
 def init(
     directory: Annotated[Path, typer.Argument(help="where to write blueprint.yaml and msgen.schema.json")] = Path("."),
     starter: Annotated[Starter, typer.Option(help="which starter blueprint")] = Starter.minimal,
@@ -112,7 +165,7 @@ def init(
         out.print(f"wrote {path}", markup=False)
 
 
-@app.command()
+@app.command(cls=Command, epilog=example("msgen validate blueprint.yaml --strict", "msgen validate blueprint.yaml --format sarif > msgen.sarif"))
 def validate(
     blueprint: BlueprintArg,
     env: EnvOption = None,
@@ -120,6 +173,8 @@ def validate(
     strict: Annotated[bool, typer.Option("--strict", help="warnings fail too")] = False,
     deep: DeepOption = False,
     base_dir: BaseDirOption = None,
+    quiet: QuietOption = False,
+    min_severity: Annotated[Severity, min_severity_option(Severity.info)] = Severity.info,
 ) -> None:
     """Run every check; exit 0 ok, 1 findings that fail, 2 the blueprint cannot be read."""
     from msgen.api import analyse
@@ -129,8 +184,35 @@ def validate(
         analysis = analyse(blueprint, env, deep)
     except MsgenError as error:
         raise _fail_as_findings(error, blueprint, format, base_dir) from None
-    _print_findings(analysis.findings, format, base_dir or _default_base_dir(blueprint))
-    raise typer.Exit(1 if fails(analysis.findings, strict) else 0)
+    findings = list(analysis.findings)
+    if format is FindingsFormat.text:
+        _print_findings_text(findings, strict, quiet, min_severity)
+    else:
+        _print_findings(_shown(findings, strict, False, min_severity), format, base_dir or _default_base_dir(blueprint))
+    raise typer.Exit(1 if fails(findings, strict) else 0)
+
+
+def _shown(findings: list, strict: bool, quiet: bool, min_severity: Severity) -> list:
+    """The findings to print: the failing ones always (the exit code names them), the rest
+    when at or above `min_severity` and not `quiet`."""
+    from msgen.findings import SEVERITY_ORDER, fails
+
+    def enough(item) -> bool:
+        return not quiet and SEVERITY_ORDER[item.severity] <= SEVERITY_ORDER[min_severity.value]
+
+    return [item for item in findings if fails([item], strict) or enough(item)]
+
+
+def _print_findings_text(findings: list, strict: bool, quiet: bool, min_severity: Severity) -> None:
+    from msgen import report
+    from msgen.findings import fails
+
+    if quiet and not fails(findings, strict):
+        return
+    shown = _shown(findings, strict, quiet, min_severity)
+    if shown:
+        _print_plain(report.findings_text(shown))
+    out.print(report.summary(findings), markup=False)
 
 
 def _default_base_dir(blueprint: Path) -> Path:
@@ -164,17 +246,27 @@ def _print_findings(findings, format: FindingsFormat, base_dir: Path) -> None:
         out.print(report.summary(findings), markup=False)
 
 
-@app.command()
+@app.command(cls=Command, epilog=example("msgen render blueprint.yaml -o deploy", "msgen render blueprint.yaml -o deploy --check --diff"))
 def render(
     blueprint: BlueprintArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="the output folder")],
     env: EnvOption = None,
-    target: Annotated[list[str] | None, typer.Option("--target", help="render only these targets (repeatable)")] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target",
+            metavar="TARGET",
+            help=f"render only these targets (repeatable): {', '.join(TARGET_NAMES)}",
+            autocompletion=lambda: list(TARGET_NAMES),
+        ),
+    ] = None,
     check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 if the folder differs")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="with --check: show unified diffs (implies --check)")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="warnings fail too")] = False,
     deep: DeepOption = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite or prune files a person edited since msgen wrote them")] = False,
+    quiet: QuietOption = False,
+    min_severity: Annotated[Severity, min_severity_option(Severity.warning)] = Severity.warning,
 ) -> None:
     """Validate, then write the generated files (or compare them with --check)."""
     from msgen import api
@@ -187,13 +279,13 @@ def render(
         outcome = api.render(request)
     except MsgenError as error:
         raise _fail(error) from None
-    findings = outcome.analysis.findings
-    # render shows what needs attention; `msgen validate` lists the info findings too
-    notable = [item for item in findings if item.severity != "info"]
+    findings = list(outcome.analysis.findings)
+    # render shows what needs attention (warnings and errors by default); `msgen validate` lists all
+    notable = _shown(findings, strict, quiet, min_severity)
     if notable:
         err.print(findings_text(notable), markup=False)
-    if len(notable) < len(findings):
-        err.print(f"{len(findings) - len(notable)} info finding(s): see `msgen validate`", markup=False)
+    if len(notable) < len(findings) and not quiet:
+        err.print(f"{_hidden_counts(findings, notable)} finding(s): see `msgen validate`", markup=False)
     if fails(findings, strict):
         err.print("nothing written: fix the findings above (or suppress them with a reason)", markup=False)
         raise typer.Exit(1)
@@ -217,7 +309,8 @@ def render(
         if changes.drift:
             out.print(f"{output}: out of date; run `msgen render` and commit the result", markup=False)
             raise typer.Exit(1)
-        out.print(f"{output}: up to date ({len(changes.unchanged)} files)", markup=False)
+        if not quiet:
+            out.print(f"{output}: up to date ({len(changes.unchanged)} files)", markup=False)
         return
     if changes.pruned_datastores():
         err.print(
@@ -227,6 +320,8 @@ def render(
         )
     if changes.edited:
         err.print(f"WARNING: --force overwrote or pruned files edited by hand: {', '.join(changes.edited)}", markup=False)
+    if quiet:
+        return
     out.print(
         f"{output}: {len(changes.created)} created, {len(changes.changed)} updated, "
         f"{len(changes.unchanged)} unchanged, {len(changes.pruned)} pruned",
@@ -234,7 +329,14 @@ def render(
     )
 
 
-@app.command()
+def _hidden_counts(findings: list, shown: list) -> str:
+    """How many findings of each severity were not shown, e.g. '1 warning, 3 info'."""
+    hidden = [item for item in findings if item not in shown]
+    counts = {severity: sum(1 for item in hidden if item.severity == severity) for severity in ("error", "warning", "info")}
+    return ", ".join(f"{count} {severity}" for severity, count in counts.items() if count)
+
+
+@app.command(cls=Command, epilog=example("msgen plan blueprint.yaml --env staging"))
 def plan(
     blueprint: BlueprintArg,
     env: EnvOption = None,
@@ -294,7 +396,7 @@ class GraphFormat(StrEnum):
     png = "png"
 
 
-@app.command()
+@app.command(cls=Command, epilog=example("msgen graph blueprint.yaml --format svg -o graph.svg"))
 def graph(
     blueprint: BlueprintArg,
     env: EnvOption = None,
@@ -322,7 +424,7 @@ def graph(
         err.print(f"wrote {output}", markup=False)
 
 
-@app.command()
+@app.command(cls=Command, epilog=example("msgen schema -o msgen.schema.json"))
 def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="write to this file instead of stdout")] = None) -> None:
     """Print (or write) the blueprint's JSON Schema."""
     from msgen.starters import schema_text
@@ -338,14 +440,14 @@ def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="w
     out.print(f"wrote {output}", markup=False)
 
 
-host_app = typer.Typer(no_args_is_help=True, help="Check a real machine against the blueprint's entry for it.")
+host_app = typer.Typer(cls=Group, no_args_is_help=True, help="Check a real machine against the blueprint's entry for it.")
 app.add_typer(host_app, name="host")
 
 
-@host_app.command("check")
+@host_app.command("check", cls=Command, epilog=example("msgen host check blueprint.yaml --host db-1 --seconds 10"))
 def host_check(
     blueprint: BlueprintArg,
-    host: Annotated[str, typer.Option("--host", help="the host's name in the blueprint's hosts", show_default=False)],
+    host: Annotated[str, typer.Option("--host", metavar="NAME", help="the host's name in the blueprint's hosts", show_default=False)],
     seconds: Annotated[
         float, typer.Option("--seconds", min=0.1, max=3600, help="how long to sample CPU steal and I/O wait")
     ] = 5.0,
@@ -376,7 +478,7 @@ def host_check(
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="msgen")  # also names the completion variable: _MSGEN_COMPLETE
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as error:  # a bug in msgen: one line, its own exit code, and how to see more
