@@ -61,7 +61,9 @@ def _print_plain(text: str, end: str = "\n") -> None:
     out.file.write(text + end)
     out.file.flush()
 
-BlueprintArg = Annotated[Path, typer.Argument(help="the blueprint YAML file", show_default=False)]
+BlueprintArg = Annotated[
+    Path, typer.Argument(help="the blueprint YAML file; - reads it from stdin (its config files then from the current directory)", show_default=False)
+]
 EnvOption = Annotated[str | None, typer.Option("--env", metavar="NAME", help="overlay environments.NAME before validating")]
 DeepOption = Annotated[
     bool, typer.Option("--deep", help="also verify msgen's own output (schemas, client models, references): slower; a problem is a bug in msgen")
@@ -249,7 +251,9 @@ def _print_findings(findings, format: FindingsFormat, base_dir: Path) -> None:
 @app.command(cls=Command, epilog=example("msgen render blueprint.yaml -o deploy", "msgen render blueprint.yaml -o deploy --check --diff"))
 def render(
     blueprint: BlueprintArg,
-    output: Annotated[Path, typer.Option("-o", "--output", help="the output folder")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", metavar="DIR", help="the output folder; - with --target kubernetes: every object as one YAML stream on stdout")
+    ],
     env: EnvOption = None,
     target: Annotated[
         list[str] | None,
@@ -270,25 +274,17 @@ def render(
 ) -> None:
     """Validate, then write the generated files (or compare them with --check)."""
     from msgen import api
-    from msgen.findings import fails
-    from msgen.report import findings_text
 
+    if output == STANDARD_STREAM:
+        _render_stream(blueprint, env, tuple(target or ()), check or diff, strict, deep, quiet, min_severity)
+        return
     mode = api.Mode.diff if diff else api.Mode.check if check else api.Mode.write
     request = api.RenderRequest(blueprint, output, env=env, targets=tuple(target or ()), mode=mode, strict=strict, deep=deep, force=force)
     try:
         outcome = api.render(request)
     except MsgenError as error:
         raise _fail(error) from None
-    findings = list(outcome.analysis.findings)
-    # render shows what needs attention (warnings and errors by default); `msgen validate` lists all
-    notable = _shown(findings, strict, quiet, min_severity)
-    if notable:
-        err.print(findings_text(notable), markup=False)
-    if len(notable) < len(findings) and not quiet:
-        err.print(f"{_hidden_counts(findings, notable)} finding(s): see `msgen validate`", markup=False)
-    if fails(findings, strict):
-        err.print("nothing written: fix the findings above (or suppress them with a reason)", markup=False)
-        raise typer.Exit(1)
+    _report_render_findings(list(outcome.analysis.findings), strict, quiet, min_severity)
     changes = outcome.changes
     assert changes is not None
     if outcome.not_rendered:
@@ -327,6 +323,43 @@ def render(
         f"{len(changes.unchanged)} unchanged, {len(changes.pruned)} pruned",
         markup=False,
     )
+
+
+def _report_render_findings(findings: list, strict: bool, quiet: bool, min_severity: Severity) -> None:
+    """Findings on stderr (stdout stays the command's output); exit 1 when they fail the render."""
+    from msgen.findings import fails
+    from msgen.report import findings_text
+
+    # render shows what needs attention (warnings and errors by default); `msgen validate` lists all
+    notable = _shown(findings, strict, quiet, min_severity)
+    if notable:
+        err.print(findings_text(notable), markup=False)
+    if len(notable) < len(findings) and not quiet:
+        err.print(f"{_hidden_counts(findings, notable)} finding(s): see `msgen validate`", markup=False)
+    if fails(findings, strict):
+        err.print("nothing written: fix the findings above (or suppress them with a reason)", markup=False)
+        raise typer.Exit(1)
+
+
+# `-o -`: standard output, as `-` for the blueprint is standard input
+STANDARD_STREAM = Path("-")
+
+
+def _render_stream(
+    blueprint: Path, env: str | None, targets: tuple[str, ...], comparing: bool, strict: bool, deep: bool, quiet: bool, min_severity: Severity
+) -> None:
+    """`render -o -`: the Kubernetes objects as one YAML stream on stdout, like `helm template`."""
+    from msgen import api
+
+    if targets != ("kubernetes",) or comparing:
+        raise _fail(MsgenError("-o - prints the Kubernetes objects: use it with --target kubernetes alone, without --check or --diff"))
+    try:
+        outcome = api.render_kubernetes_stream(blueprint, env, strict, deep)
+    except MsgenError as error:
+        raise _fail(error) from None
+    _report_render_findings(list(outcome.analysis.findings), strict, quiet, min_severity)
+    assert outcome.stream is not None
+    _print_plain(outcome.stream, end="")
 
 
 def _hidden_counts(findings: list, shown: list) -> str:
@@ -408,6 +441,9 @@ def graph(
     from msgen.model.load import load_blueprint
     from msgen.plan import build_plan
 
+    if format is GraphFormat.png and output is None and sys.stdout.isatty():
+        # a PNG's bytes would garble the terminal (and can change its settings)
+        raise _fail(MsgenError("--format png writes binary: use -o FILE, or pipe it (msgen graph ... --format png > graph.png)"))
     try:
         loaded = load_blueprint(blueprint, env)
         data = graph_output(build_plan(loaded.blueprint, env, loaded.files), format.value)
