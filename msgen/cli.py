@@ -374,6 +374,7 @@ def plan(
     blueprint: BlueprintArg,
     env: EnvOption = None,
     format: Annotated[PlanFormat, typer.Option("--format", help="text or json")] = PlanFormat.text,
+    wide: Annotated[bool, typer.Option("--wide", help="every column, each value on one line, whatever the terminal's width")] = False,
 ) -> None:
     """Show every derived and defaulted value, and why."""
     from msgen.model.load import load_blueprint
@@ -392,18 +393,55 @@ def plan(
     if format is PlanFormat.json:
         _print_plain(json.dumps([section.to_dict() for section in sections], indent=2))
         return
-    # piped or in CI there is no terminal width to respect: a truncated cell hides the value
-    console = out if out.is_terminal else Console(highlight=False, emoji=False, width=1000)
+    # piped or in CI there is no terminal width to respect: a cut cell would hide the value
+    fit = out.is_terminal and not wide
+    console = out if fit else Console(highlight=False, emoji=False, width=1000)
     for section in sections:
-        if len(section.rows) >= PLAIN_TABLE_FROM:
-            _print_plain(plain_table(section.title, section.columns, section.rows), end="")
-            continue
-        table = Table(title=section.title, title_justify="left")
-        for column in section.columns:
-            table.add_column(column)
-        for row in section.rows:
-            table.add_row(*(Text(cell) for cell in row))  # Text: a '[' in a value is not markup
-        console.print(table)
+        _print_section(console, section.title, section.columns, section.text_rows(), out.width if fit else None)
+
+
+# at a terminal a table keeps at most as many columns as get this many characters each
+# (border and padding included): narrower, a column folds every value into a tall stack
+MIN_COLUMN_WIDTH = 10
+
+
+def _print_section(console: Console, title: str, columns: tuple[str, ...], rows: tuple[tuple[str, ...], ...], width: int | None) -> None:
+    """One section as a table; with a `width`, the table fits it: rich folds long values onto
+    more lines, and columns from the right are left out when there are too many to read."""
+    plain = len(rows) >= PLAIN_TABLE_FROM
+    kept = len(columns) if width is None else _columns_that_fit(columns, rows, width, plain)
+    shown_columns, shown_rows = columns[:kept], tuple(row[:kept] for row in rows)
+    if plain:
+        text = plain_table(title, shown_columns, shown_rows)
+        if width is not None:  # a plain table does not fold: a line still too long is cut
+            text = "".join(_cut(line, width) + "\n" for line in text.splitlines())
+        _print_plain(text, end="")
+    else:
+        table = Table(title=title, title_justify="left")
+        for column in shown_columns:
+            table.add_column(column, overflow="fold")
+        for row in shown_rows:
+            table.add_row(*(Text(cell, overflow="fold") for cell in row))  # Text: a '[' in a value is not markup
+        console.print(table, soft_wrap=False)
+    if kept < len(columns):
+        console.print(f"(not shown: {', '.join(columns[kept:])}; --wide shows every column)", markup=False, soft_wrap=False)
+
+
+def _columns_that_fit(columns: tuple[str, ...], rows: tuple[tuple[str, ...], ...], width: int, plain: bool) -> int:
+    """How many columns, from the left, a table of `width` characters shows (at least one)."""
+    widths = [max(len(column), *(len(row[index]) for row in rows)) for index, column in enumerate(columns)]
+    if plain:  # columns side by side, two spaces apart
+        kept = 1
+        while kept < len(columns) and sum(widths[: kept + 1]) + 2 * kept <= width:
+            kept += 1
+        return kept
+    if sum(widths) + 3 * len(columns) + 1 <= width:  # a rich table with its borders and padding
+        return len(columns)
+    return max(1, min(len(columns), (width - 1) // MIN_COLUMN_WIDTH))
+
+
+def _cut(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 # rich measures and wraps every cell, which is slow for long tables: from this many rows a
