@@ -74,6 +74,7 @@ class RenderRequest:
     strict: bool = False
     deep: bool = False
     force: bool = False  # overwrite or prune files a person edited since msgen wrote them
+    progress: Callable[[str], None] | None = None  # hears the path of each file as it is built
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,8 @@ def render(request: RenderRequest) -> RenderOutcome:
         sink = Comparison(request.out_dir, owned, request.mode is Mode.diff)
 
     def take(built: Built) -> None:
+        if request.progress is not None:
+            request.progress(built.path)
         if built.target in chosen:
             data = built.data
             if not built.artifact.copied:

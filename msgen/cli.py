@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -279,11 +280,16 @@ def render(
         _render_stream(blueprint, env, tuple(target or ()), check or diff, strict, deep, quiet, min_severity)
         return
     mode = api.Mode.diff if diff else api.Mode.check if check else api.Mode.write
-    request = api.RenderRequest(blueprint, output, env=env, targets=tuple(target or ()), mode=mode, strict=strict, deep=deep, force=force)
+    progress = Progress(err, PROGRESS_AFTER)
+    request = api.RenderRequest(
+        blueprint, output, env=env, targets=tuple(target or ()), mode=mode, strict=strict, deep=deep, force=force, progress=progress.file
+    )
     try:
         outcome = api.render(request)
     except MsgenError as error:
         raise _fail(error) from None
+    finally:
+        progress.stop()
     _report_render_findings(list(outcome.analysis.findings), strict, quiet, min_severity)
     changes = outcome.changes
     assert changes is not None
@@ -323,6 +329,35 @@ def render(
         f"{len(changes.unchanged)} unchanged, {len(changes.pruned)} pruned",
         markup=False,
     )
+
+
+# a render that takes longer than this (seconds) shows what it is building, on a terminal
+PROGRESS_AFTER = 1.0
+
+
+class Progress:
+    """A status line on `console` (stderr) naming the file being built, once a render has taken
+    `after` seconds, and only when the console is a terminal: logs and pipes get nothing."""
+
+    def __init__(self, console: Console, after: float) -> None:
+        self.console = console
+        self.deadline = time.monotonic() + after
+        self.built = 0
+        self.status = None
+
+    def file(self, path: str) -> None:
+        self.built += 1
+        if self.status is None:
+            if not self.console.is_terminal or time.monotonic() < self.deadline:
+                return
+            self.status = self.console.status("", spinner="line")
+            self.status.start()
+        self.status.update(Text(f"rendering {path} ({self.built} built)", overflow="ellipsis", no_wrap=True))
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()  # transient: the line is erased before the findings and the summary print
+            self.status = None
 
 
 def _report_render_findings(findings: list, strict: bool, quiet: bool, min_severity: Severity) -> None:
