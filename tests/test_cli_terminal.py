@@ -107,3 +107,8 @@ def test_shell_completion_script_and_values():
     assert commands.stdout.split() == ["validate"]
     targets = completion(_MSGEN_COMPLETE="complete_bash", COMP_WORDS="msgen render b.yaml --target k", COMP_CWORD="4")
     assert targets.stdout.split() == ["kubernetes"]
+
+
+def test_show_completion_prints_the_script_for_a_named_shell():
+    shown = subprocess.run([sys.executable, "-m", "msgen", "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "_msgen_completion()" in shown.stdout and "_MSGEN_COMPLETE=complete_bash" in shown.stdout

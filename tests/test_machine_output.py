@@ -146,3 +146,24 @@ def test_machine_output_of_a_clean_blueprint_is_a_document(minimal_blueprint, fo
     result = run("validate", minimal_blueprint, "--format", format)
     assert result.exit_code == 0
     assert isinstance(json.loads(result.stdout), list if format != "sarif" else dict)
+
+
+def test_an_error_without_a_place_is_a_result_at_the_blueprint(tmp_path):
+    from msgen.errors import MsgenError
+    from msgen.report import findings_sarif, load_error_findings
+
+    (found,) = load_error_findings(MsgenError("environment overlay cannot be merged"), str(tmp_path / "b.yaml"))
+    assert (found.id, found.severity, found.line, found.path) == ("load-error", "error", 0, "")
+    log = findings_sarif([found], tmp_path)
+    assert list(validator().iter_errors(log)) == []
+    location = log["runs"][0]["results"][0]["locations"][0]
+    assert location == {"physicalLocation": {"artifactLocation": {"uri": "b.yaml", "uriBaseId": "SRCROOT"}}}
+
+
+def test_a_load_error_from_stdin_names_stdin(tmp_path):
+    result = runner.invoke(app, ["validate", "-", "--format", "sarif", "--base-dir", str(tmp_path)], input=UNKNOWN_KEY)
+    assert result.exit_code == 2
+    log = json.loads(result.stdout)
+    assert list(validator().iter_errors(log)) == []
+    physical = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert physical == {"artifactLocation": {"uri": "%3Cstdin%3E"}, "region": {"startLine": 3, "startColumn": 42}}
