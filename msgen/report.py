@@ -10,6 +10,7 @@ from urllib.parse import quote
 from msgen import __version__
 from msgen.errors import BlueprintError, MsgenError
 from msgen.findings import Finding
+from msgen.loader import STDIN, STDIN_NAME
 from msgen.rules import LOAD_ERROR, RULES
 
 
@@ -44,7 +45,7 @@ def load_error_findings(error: MsgenError, blueprint: str) -> list[Finding]:
             Finding(LOAD_ERROR, "error", issue.message, issue.path, issue.hint, issue.file, issue.line, issue.column)
             for issue in error.issues
         ]
-    return [Finding(LOAD_ERROR, "error", str(error), "", file=blueprint)]
+    return [Finding(LOAD_ERROR, "error", str(error), "", file=STDIN_NAME if blueprint == str(STDIN) else blueprint)]
 
 
 def default_base_dir(blueprint: str) -> Path:
