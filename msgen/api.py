@@ -25,6 +25,8 @@ from msgen.model.load import LoadedBlueprint, load_blueprint
 from msgen.patches import PatchFailure, Patching
 from msgen.plan import Plan, build_plan
 from msgen.targets import Built, Target, build_each, render_targets
+from msgen.targets.kubernetes import NAME as KUBERNETES
+from msgen.targets.kubernetes import is_manifest, to_yaml
 from msgen.targets.registry import applicable, owned_paths, target_names
 from msgen.verify import VerifyContext
 from msgen.verify.registry import verify
@@ -72,6 +74,7 @@ class RenderRequest:
     strict: bool = False
     deep: bool = False
     force: bool = False  # overwrite or prune files a person edited since msgen wrote them
+    progress: Callable[[str], None] | None = None  # hears the path of each file as it is built
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,8 @@ def render(request: RenderRequest) -> RenderOutcome:
         sink = Comparison(request.out_dir, owned, request.mode is Mode.diff)
 
     def take(built: Built) -> None:
+        if request.progress is not None:
+            request.progress(built.path)
         if built.target in chosen:
             data = built.data
             if not built.artifact.copied:
@@ -250,4 +255,29 @@ def render(request: RenderRequest) -> RenderOutcome:
     return RenderOutcome(analysis, chosen, not_rendered, changes, wrote=True)
 
 
+@dataclass(frozen=True)
+class StreamOutcome:
+    analysis: Analysis
+    stream: str | None  # None when failing findings stopped the render
 
+
+def render_kubernetes_stream(blueprint: Path, env: str | None = None, strict: bool = False, deep: bool = False) -> StreamOutcome:
+    """Every Kubernetes object the kubernetes target writes (patches applied), as one YAML
+    stream in the order of the kustomization's resources: for `kubectl apply -f -` and tools
+    that take what `helm template` prints. The kustomization and the gateway's Helm values
+    are not objects and are left out; nothing is written."""
+    planned = plan_blueprint(blueprint, env)
+    select_targets(planned, (KUBERNETES,))
+    objects: dict[str, tuple] = {}
+
+    def take(built: Built) -> None:
+        if built.target == KUBERNETES and is_manifest(built.path) and built.artifact.copied is None:
+            objects[built.path] = built.documents
+
+    findings = one_pass(planned, deep, take)
+    analysis = Analysis(planned, findings)
+    if fails(findings, strict):
+        return StreamOutcome(analysis, None)
+    stream = "".join(f"---\n{to_yaml(document)}\n" for path in sorted(objects) for document in objects[path])
+    check_well_formed("stream.yaml", stream.encode("utf-8"))
+    return StreamOutcome(analysis, stream)

@@ -362,14 +362,34 @@ def load_yaml(text: str, file: str) -> tuple[object, SourceMap]:
     return root, source
 
 
+# `-` names standard input, as in most command line tools; positions are reported against <stdin>
+STDIN = Path("-")
+STDIN_NAME = "<stdin>"
+_stdin_read: tuple[object, bytes] | None = None  # (the stream, what it held)
+
+
+def _read_stdin() -> bytes:
+    """Standard input's bytes. A stream can be read once, but a blueprint is read once per
+    environment overlay: the bytes are kept for as long as the same stream is standard input."""
+    global _stdin_read
+    stream = sys.stdin.buffer
+    if _stdin_read is None or _stdin_read[0] is not stream:
+        _stdin_read = (stream, stream.read(MAX_FILE_BYTES + 1))
+    return _stdin_read[1]
+
+
 def read_yaml_file(path: Path) -> tuple[object, SourceMap]:
-    """Read and parse a YAML file; unreadable files are load errors too."""
+    """Read and parse a YAML file (`-`: standard input); unreadable files are load errors too."""
+    name = STDIN_NAME if path == STDIN else str(path)
     try:
-        with path.open("rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
+        if path == STDIN:
+            data = _read_stdin()
+        else:
+            with path.open("rb") as file:
+                data = file.read(MAX_FILE_BYTES + 1)
     except OSError as error:
-        raise BlueprintError([LoadIssue(str(path), 1, 1, "", f"cannot read: {error.strerror}")]) from None
+        raise BlueprintError([LoadIssue(name, 1, 1, "", f"cannot read: {error.strerror}")]) from None
     if len(data) > MAX_FILE_BYTES:
         message = f"larger than {MAX_FILE_BYTES // 2**20} MiB: not a blueprint"
-        raise BlueprintError([LoadIssue(str(path), 1, 1, "", message, "point msgen at the blueprint's YAML file")])
-    return load_yaml(decode(data, str(path)), str(path))
+        raise BlueprintError([LoadIssue(name, 1, 1, "", message, "point msgen at the blueprint's YAML file")])
+    return load_yaml(decode(data, name), name)

@@ -1,8 +1,9 @@
 """What `msgen plan` shows: sections of rows, printed as rich tables or as JSON.
 
 Each stage adds its section function to SECTIONS; a section function takes the Plan and
-returns Sections (a title, column names, rows of text) so that the CLI prints them and
-`--format json` dumps the same data.
+returns Sections (a title, column names, rows of cells) so that the CLI prints them and
+`--format json` dumps the same data. A cell is text, or a number where the plan has one (so
+JSON carries it as a number), or None where the plan has no value.
 """
 
 from __future__ import annotations
@@ -23,15 +24,25 @@ from msgen.plan.residency import ResidencyPlan
 from msgen.targets import build_each, compose, kubernetes, render_targets
 from msgen.units import format_millicores, human_bytes
 
+Cell = str | int | float | None
+
+
+def cell_text(cell: Cell) -> str:
+    """A cell as a table shows it: no value is `-`."""
+    return "-" if cell is None else str(cell)
+
 
 @dataclass(frozen=True)
 class Section:
     title: str
     columns: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
+    rows: tuple[tuple[Cell, ...], ...]
 
     def to_dict(self) -> dict:
-        return {"title": self.title, "rows": [dict(zip(self.columns, row, strict=True)) for row in self.rows]}
+        return {"title": self.title, "columns": list(self.columns), "rows": [dict(zip(self.columns, row, strict=True)) for row in self.rows]}
+
+    def text_rows(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(tuple(cell_text(cell) for cell in row) for row in self.rows)
 
 
 def services_section(plan: Plan) -> list[Section]:
@@ -43,8 +54,8 @@ def services_section(plan: Plan) -> list[Section]:
             (
                 service.name,
                 service.image,
-                str(service.port) if service.port is not None else "- (worker)",
-                str(service.replicas),
+                service.port,  # None: a worker
+                service.replicas,
                 service.region or "-",
                 where,
                 f"{service.requests.cpu} / {service.limits.cpu}",
@@ -298,7 +309,8 @@ def compose_section(plan: Plan) -> list[Section]:
         return []
     host = f" on {plan.compose_host.name}" if plan.compose_host else ""
     columns = ("container", "image", "networks", "cpus", "memory", "healthcheck", "capabilities")
-    (built,) = Patching(plan.blueprint).each(build_each(render_targets(plan, (compose,))))
+    # the compose target also copies the services' config files: the stack is the compose file
+    built = next(item for item in Patching(plan.blueprint).each(build_each(render_targets(plan, (compose,)))) if item.path == compose.COMPOSE_FILE)
     return [Section(f"Compose stack{host}", columns, compose_rows(built.document()))]
 
 

@@ -15,6 +15,7 @@ from msgen import __version__, cli
 from msgen.cli import app
 from msgen.loader import load_yaml
 from msgen.starters import schema_text
+from msgen.views import cell_text
 
 runner = CliRunner()
 
@@ -181,7 +182,7 @@ def test_plan_prints_large_tables_as_plain_columns(reference_blueprint, monkeypa
     starts = [index for index, char in enumerate(rule) if char == "-" and (index == 0 or rule[index - 1] == " ")]
     columns = list(services["rows"][0])
     assert len(starts) == len(columns)
-    for line, cells in zip([header, *rows], [columns, *(list(row.values()) for row in services["rows"])], strict=True):
+    for line, cells in zip([header, *rows], [columns, *([cell_text(cell) for cell in row.values()] for row in services["rows"])], strict=True):
         assert [line[begin:].split("  ")[0].strip() for begin in starts] == cells
     assert "│" in printed.stdout, "smaller tables are still rich tables"
 

@@ -280,7 +280,7 @@ def test_plan_shows_a_workers_chain_and_its_containers(tmp_path):
         {"worker": "mailer", "sum of p99s (upper bound)": "67 ms", "heaviest branch": "mailer (p99 25 ms) -> ledger (RTT 2 ms, p99 40 ms)"}
     ]
     (services,) = [rows for title, rows in sections.items() if title == "Services"]
-    assert {row["service"]: row["port"] for row in services} == {"api": "8080", "janitor": "- (worker)", "ledger": "8080", "mailer": "- (worker)", "sweeper": "- (worker)"}
+    assert {row["service"]: row["port"] for row in services} == {"api": 8080, "janitor": None, "ledger": 8080, "mailer": None, "sweeper": None}
     (containers,) = [rows for title, rows in sections.items() if title.startswith("Compose stack")]
     janitor = next(row for row in containers if row["container"] == "janitor")
     assert (janitor["networks"], janitor["healthcheck"]) == ("none", "none")
