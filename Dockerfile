@@ -19,7 +19,7 @@ RUN useradd --no-log-init --create-home --uid 10001 msgen
 # only what the package is built from: tests/test_container.py copies these same paths and
 # runs the same pip command in a fresh virtualenv
 WORKDIR /src
-COPY pyproject.toml README.md LICENSE CHANGELOG.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY msgen ./msgen
 COPY templates ./templates
 COPY blueprints ./blueprints
