@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import BaseModel
 
 from msgen.model import blueprint as models
@@ -134,3 +136,24 @@ def test_docs_checks_lists_every_finding_and_verification_id():
     assert len(findings) > 30 and len(verifications) > 15
     missing = sorted(name for name in findings | verifications if f"`{name}`" not in text)
     assert missing == []
+
+
+def _yaml_blocks(text: str) -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+
+
+def test_the_readmes_ci_snippets_are_the_tested_ones():
+    """The pre-commit configuration is the one tests/test_ci_integrations.py runs, and the GitHub
+    steps are those of the workflow its schema and shell tests read."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = readme[readme.index("## CI integration") : readme.index("## Workflow")]
+    pre_commit, github = _yaml_blocks(ci)
+    hooks = yaml.safe_load(pre_commit)["repos"][0]["hooks"]
+    assert hooks == [
+        {"id": "msgen-validate", "args": ["platform/blueprint.yaml"]},
+        {"id": "msgen-render-check", "args": ["platform/blueprint.yaml", "-o", "deploy"]},
+    ]
+    tested = (ROOT / "tests" / "test_ci_integrations.py").read_text(encoding="utf-8")
+    for hook in hooks:
+        assert f'{{"id": "{hook["id"]}", "args": {json.dumps(hook["args"])}}}' in tested
+    assert github in (ROOT / "docs" / "ci" / "github-workflow.yml").read_text(encoding="utf-8")
