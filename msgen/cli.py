@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -642,6 +643,50 @@ def _print_missing_secrets(outcome, blueprint: Path, output: Path) -> None:
         return
     if missing:
         err.print(stack_secrets.missing_note(missing, blueprint, output), markup=False)
+
+
+@app.command(
+    "import",
+    cls=Command,
+    epilog=example("msgen import docker-compose.yml -o blueprint.yaml", "msgen import docker-compose.yml docker-compose.override.yml --dry-run"),
+)
+def import_(
+    compose_files: Annotated[list[Path], typer.Argument(metavar="COMPOSE_FILE...", help="the compose files, merged in order as `docker compose -f` merges them", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", metavar="FILE", help="the blueprint to write")] = Path("blueprint.yaml"),
+    project: Annotated[str | None, typer.Option("--project", metavar="NAME", help="the project name (default: compose's name:, else the first file's folder)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite FILE when it exists")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the blueprint to stdout; write nothing")] = False,
+) -> None:
+    """Start a blueprint from existing docker-compose files; list what could not be mapped. Exit 0 written, 2 bad input or FILE exists."""
+    from msgen.api import analyse
+    from msgen.importer import import_compose
+
+    if not dry_run and output.exists() and not force:
+        raise _fail(MsgenError(f"{output} exists: choose another -o FILE, or pass --force to overwrite it"))
+    try:
+        imported = import_compose(compose_files, project)
+    except MsgenError as error:
+        raise _fail(error) from None
+    if dry_run:
+        _print_plain(imported.text, end="")
+    else:
+        try:
+            output.write_text(imported.text, encoding="utf-8")
+        except OSError as error:
+            raise _fail(MsgenError(f"cannot write {output}: {error.strerror}")) from None
+        err.print(f"wrote {output}", markup=False)
+    err.print(f"not mapped ({len(imported.unmapped)}, each a TODO(import) comment in the blueprint):" if imported.unmapped else "everything was mapped", markup=False)
+    for entry in imported.unmapped:
+        err.print(f"  - {entry}", markup=False)
+    if dry_run:
+        return
+    try:
+        findings = analyse(output).findings
+    except MsgenError as error:
+        raise _fail(error) from None
+    counts = Counter(finding.severity for finding in findings if finding.suppressed is None)
+    summary = ", ".join(f"{counts[severity]} {severity}" for severity in ("error", "warning", "info"))
+    err.print(f"findings: {summary}; run `msgen validate {output}` to see them", markup=False)
 
 
 def main() -> None:
