@@ -67,6 +67,8 @@ FORBIDDEN = [
     (("checks",), ("verify", "writer", "views", "api", "cli")),
     (("verify",), ("checks", "writer", "views", "api", "cli")),
     (("writer",), ("targets", "plan", "checks", "verify", "model", "api", "cli")),
+    # the importer reads compose files and writes a blueprint: model, loader, merge rules, the credential rule
+    (("importer",), ("plan", "targets", "verify", "writer", "views", "api", "cli")),
     (("api", "views", "graph", "report", "starters", "findings", "loader", "units", "images", "hostcheck", "cron"), ("cli",)),
 ]
 

@@ -9,6 +9,7 @@ that does not load is a bug here, not in the input.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,8 +254,8 @@ def _prometheus(service: dict) -> dict:
     settings: dict = {}
     for word in values.words(service.get("command")) or []:
         if word.startswith("--storage.tsdb.retention.time="):
-            retention = values.duration(word.split("=", 1)[1])
-            if retention:
+            retention = word.split("=", 1)[1]
+            if re.fullmatch(r"[0-9]+(ms|s|m|h|d)", retention):  # Prometheus' units the blueprint shares
                 settings["retention"] = retention
     return settings
 
