@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 import realtools
 import yaml
+from hypothesis import assume, given, settings
+from strategies import GENERATED, blueprints, write_blueprint
 from typer.testing import CliRunner
 
 from msgen import api
@@ -195,6 +198,13 @@ def test_round_trip_of_msgen_s_own_output(starter, tmp_path):
     assert_same_platform(api.plan_blueprint(source).loaded.blueprint, back)
 
 
+def test_msgen_output_without_its_traefik_folder_is_reported(tmp_path):
+    api.render(api.RenderRequest(ROOT / "blueprints" / "reference.yaml", tmp_path / "out", targets=("compose",)))
+    result = import_compose([tmp_path / "out" / "compose" / "docker-compose.yml"])
+    assert [entry for entry in result.unmapped if "routes msgen wrote there are not read" in entry] != []
+    assert "route" not in yaml.safe_load(result.text)["services"]["payment"]
+
+
 def assert_same_platform(original, back: dict) -> None:
     data, source = load_yaml(yaml.safe_dump(back), "back.yaml")
     loaded = validate(data, source)
@@ -263,3 +273,15 @@ def test_bad_compose_input_is_exit_2_with_a_position(tmp_path, text, expected):
     assert result.exit_code == 2
     assert expected in result.output
     assert not (tmp_path / "out.yaml").exists()
+
+
+@settings(GENERATED, max_examples=15)
+@given(blueprints())
+def test_round_trip_of_generated_blueprints(blueprint):
+    """Any valid blueprint with a compose target, rendered and imported back, keeps its platform."""
+    assume("compose" in blueprint)
+    with tempfile.TemporaryDirectory(prefix="msgen-import-") as work:
+        path = write_blueprint(blueprint, Path(work) / "blueprint.yaml")
+        api.render(api.RenderRequest(path, Path(work) / "out"))  # every target: the routes are in traefik/
+        back = yaml.safe_load(import_compose([Path(work) / "out" / "compose" / "docker-compose.yml"]).text)
+        assert_same_platform(api.plan_blueprint(path).loaded.blueprint, back)

@@ -54,7 +54,7 @@ def import_compose(paths: list[Path], project: str | None = None) -> Imported:
     _skeleton(draft, name, model)
     stores = [service for service, role in roles.items() if role == "datastore"]
     apps = [service for service, role in roles.items() if role == "service"]
-    routers = _routers(model, roles, apps)
+    routers = _routers(draft, model, apps)
     for service in apps:
         map_service(draft, model, service, apps, stores, routers.get(service, []))
     _map_datastores(draft, model, stores, apps)
@@ -115,14 +115,17 @@ def _skeleton(draft: Draft, project: str, model: ComposeModel) -> None:
     draft.set(("compose", "host"), PLACEHOLDER_HOST)
 
 
-def _routers(model: ComposeModel, roles: dict[str, str], apps: list[str]) -> dict[str, list[Router]]:
+def _routers(draft: Draft, model: ComposeModel, apps: list[str]) -> dict[str, list[Router]]:
     """Each service's Traefik routers: from its labels, and from msgen's file provider when the
     compose file is msgen's own output."""
     found: dict[str, list[Router]] = {}
     for name in apps:
         found[name] = label_routers(model.data["services"][name], name)
+    dynamic = model.files[0].parent.parent / "traefik" / "dynamic"
+    if model.generated_for and "gateway" in model.data["services"] and not dynamic.is_dir():
+        draft.unmapped.append(f"{dynamic}: not found, so the routes msgen wrote there are not read: declare each service's route")
     if model.generated_for:
-        for router in file_routers(model.files[0].parent.parent / "traefik" / "dynamic"):
+        for router in file_routers(dynamic):
             if router.service in found:
                 found[router.service].append(router)
     return found
