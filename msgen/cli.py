@@ -21,13 +21,16 @@ from msgen.errors import BlueprintError, InternalError, MsgenError
 
 
 class _NoFlagPlaceholder:
-    """A flag takes no value, so its help shows none (typer would show `<bool>`)."""
+    """A flag takes no value, so its help shows none (typer would show `<bool>`); nor does a list argument with a metavar."""
 
     def get_params(self, ctx):
         params = super().get_params(ctx)  # type: ignore[misc]
         for param in params:
             if getattr(param, "is_flag", False) and param.metavar is None:
                 param.metavar = ""
+            if isinstance(param, typer.core.TyperArgument) and param.nargs == -1 and param.metavar:
+                # its metavar names it already (FILE...): no `<list[Path]>` beside it
+                param.display_type = lambda ctx: None
         return params
 
 
@@ -651,7 +654,7 @@ def _print_missing_secrets(outcome, blueprint: Path, output: Path) -> None:
     epilog=example("msgen import docker-compose.yml -o blueprint.yaml", "msgen import docker-compose.yml docker-compose.override.yml --dry-run"),
 )
 def import_(
-    compose_files: Annotated[list[Path], typer.Argument(metavar="COMPOSE_FILE...", help="the compose files, merged in order as `docker compose -f` merges them", show_default=False)],
+    compose_files: Annotated[list[Path], typer.Argument(metavar="COMPOSE_FILE", help="the compose files, merged in order as `docker compose -f` merges them", show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", metavar="FILE", help="the blueprint to write")] = Path("blueprint.yaml"),
     project: Annotated[str | None, typer.Option("--project", metavar="NAME", help="the project name (default: compose's name:, else the first file's folder)")] = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite FILE when it exists")] = False,

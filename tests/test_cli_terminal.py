@@ -23,7 +23,7 @@ WARNS = (
     "suppress:\n  - {id: image-latest, at: services.other.image, reason: none}\n"
 )
 FAILS = WARNS.replace("'a:1'", "nginx")
-COMMANDS = (["init"], ["validate"], ["render"], ["plan"], ["graph"], ["schema"], ["host", "check"])
+COMMANDS = (["init"], ["validate"], ["render"], ["plan"], ["graph"], ["schema"], ["host", "check"], ["import"])
 
 
 def run(*arguments):
