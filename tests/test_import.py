@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from msgen import api
 from msgen.cli import app
+from msgen.errors import InternalError
 from msgen.importer import import_compose
 from msgen.importer.compose import environment, read_compose
 from msgen.loader import load_yaml
@@ -132,6 +133,25 @@ def test_override_anchors_extensions_and_env_file():
     assert api_service["calls"] == ["billing"]
     assert "compose profiles: debug" in import_compose(files("override")).text
     assert not any(key.startswith("x-") for key in blueprint)
+
+
+def test_names_cycles_and_rules_a_blueprint_cannot_take_still_load():
+    result = import_compose([DATA / "awkward" / "compose.yaml"])
+    blueprint = yaml.safe_load(result.text)
+    assert sorted(blueprint["services"]) == ["gateway-app", "web-1", "worker"]  # msgen's own name, a DNS label
+    assert blueprint["services"]["worker"]["calls"] == ["web-1"]
+    assert "calls" not in blueprint["services"]["web-1"]  # worker -> web-1 -> worker would be a cycle
+    assert "gateway" not in blueprint  # the only rule is a regular expression: nothing routed
+    assert blueprint["services"]["worker"]["env"] == {"CALLBACK": "http://Web_1:3000/done", "RATIO": "0.25"}
+    assert [entry for entry in result.unmapped if "closes a cycle" in entry] == ["services.web-1: the call to worker closes a cycle of calls: dropped"]
+    assert any(entry.startswith("services.Web_1.build:") for entry in result.unmapped)
+    assert any(entry.startswith("services.gateway.image:") and "no model" in entry for entry in result.unmapped)
+
+
+def test_a_blueprint_that_does_not_load_is_an_internal_error(monkeypatch):
+    monkeypatch.setattr("msgen.importer.PLACEHOLDER_REGION", "Not_A_Name")
+    with pytest.raises(InternalError, match="does not load"):
+        import_compose(files("health"))
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))

@@ -62,10 +62,36 @@ def import_compose(paths: list[Path], project: str | None = None) -> Imported:
     _map_monitoring(draft, model, roles)
     for variable in model.unset:
         draft.unmapped.append(f"${{{variable}}}: not set in .env or the environment: read as an empty string")
+    _break_call_cycles(draft)
     draft.data = {key: draft.data[key] for key in ORDER if key in draft.data}
     text = draft.text(_header(model))
     _must_load(text, paths[0])
     return Imported(text, name, tuple(draft.unmapped))
+
+
+def _break_call_cycles(draft: Draft) -> None:
+    """The blueprint's calls form no cycle: a call that closes one (a depends_on one way and a URL
+    the other) is dropped with a TODO."""
+    services = draft.data.get("services", {})
+    for name in services:
+        for callee in list(services[name].get("calls", [])):
+            if _reaches(services, callee, name):
+                services[name]["calls"].remove(callee)
+                draft.todo(("services", name), f"the call to {callee} closes a cycle of calls: dropped", at=f"services.{name}")
+        if services[name].get("calls") == []:
+            del services[name]["calls"]
+
+
+def _reaches(services: dict, start: str, goal: str) -> bool:
+    seen, waiting = set(), [start]
+    while waiting:
+        current = waiting.pop()
+        if current == goal:
+            return True
+        if current not in seen:
+            seen.add(current)
+            waiting.extend(services.get(current, {}).get("calls", []))
+    return False
 
 
 def _roles(model: ComposeModel) -> dict[str, str]:
@@ -217,12 +243,18 @@ def _map_gateway(draft: Draft, model: ComposeModel, roles: dict[str, str], route
         gateway_flags(draft, model.data["services"][name], name)
     for service in routed:
         _route(draft, service, routers[service], domain)
+    if not gateways and not any(draft.get(("services", values.dns_label(service), "route")) for service in routed):
+        del draft.data["gateway"]  # no rule could be read: nothing is routed
 
 
 def _route(draft: Draft, service: str, found: list[Router], domain: str | None) -> None:
     label = values.dns_label(service)
     router = next(router for router in found if router.rule_parts())
-    parts = router.rule_parts()
+    parts = {key: value.lower() if key == "host" else value for key, value in router.rule_parts().items()}
+    unread = [value for key, value in parts.items() if not values.route_value(key, value)]
+    if unread:
+        draft.todo(("services", label), f"the rule {router.rule} holds {', '.join(unread)}, which a route cannot: no route", at=router.source)
+        return
     route = {}
     if "host" in parts and parts["host"] != domain:
         route["host"] = parts["host"]

@@ -34,6 +34,8 @@ def map_service(draft: Draft, model: ComposeModel, name: str, apps: list[str], s
     _command(draft, compose, path, at)
     _volumes(draft, model, compose, path, at)
     _unsafe(draft, compose, path, at)
+    if path[-1] != name:
+        draft.note(path, f"compose service {name}: renamed, the blueprint's names are DNS labels and msgen's own are taken")
     if compose.get("profiles"):
         draft.note(path, f"compose profiles: {', '.join(str(profile) for profile in compose['profiles'])}")
 

@@ -114,7 +114,23 @@ def local_http(test: list[str]) -> tuple[int | None, str] | None:
     return (int(match.group(1)) if match.group(1) else None), (match.group(2) or "/")
 
 
+# names msgen gives its own containers: an imported service or datastore keeps clear of them
+RESERVED = ("gateway", "prometheus", "grafana", "loki", "alloy", "alertmanager")
+_PATH_PREFIX = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
+_HOST = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
 def dns_label(name: str) -> str:
-    """A compose name as a blueprint name: lowercase letters, digits and '-'."""
+    """A compose name as a blueprint name: lowercase letters, digits and '-', a letter first, at
+    most 40 characters, and none of msgen's own names (`gateway` becomes `gateway-app`)."""
     label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    return label[:63].strip("-") or "x"
+    if not label[:1].isalpha():
+        label = f"s-{label}"
+    if label in RESERVED or label.endswith("-exporter"):
+        label = f"{label}-app"
+    return label[:40].strip("-")
+
+
+def route_value(key: str, value: str) -> bool:
+    """A route's host or path_prefix in the form the blueprint accepts."""
+    return bool((_HOST if key == "host" else _PATH_PREFIX).fullmatch(value))
