@@ -241,6 +241,10 @@ def assert_same_platform(original, back: dict) -> None:
             assert (other.route.host or loaded.gateway.domain) == (service.route.host or domain), name
             assert (other.route.path_prefix or "/") == (service.route.path_prefix or "/"), name
         assert other.datastore == service.datastore, name
+    if original.observability is not None:
+        assert loaded.observability is not None
+        assert (loaded.observability.grafana, loaded.observability.loki) == (original.observability.grafana, original.observability.loki)
+        assert loaded.observability.prometheus == original.observability.prometheus
     assert {name: (store.engine, store.version, store.memory.bytes, store.cpu.millicores) for name, store in loaded.datastores.items()} == {
         name: (store.engine, store.version, store.memory.bytes, store.cpu.millicores) for name, store in original.datastores.items()
     }

@@ -20,7 +20,7 @@ from msgen.importer.compose import ComposeModel, depends_on, environment, read_c
 from msgen.importer.draft import Draft
 from msgen.importer.gateway import Router, file_routers, gateway_flags, label_routers
 from msgen.importer.services import map_service
-from msgen.loader import load_yaml
+from msgen.loader import load_yaml, read_yaml_file
 from msgen.model.load import validate
 from msgen.model.versions import ENGINE_LINES, release_line
 
@@ -102,7 +102,7 @@ def _roles(model: ComposeModel) -> dict[str, str]:
     for name, service in services.items():
         base, _ = values.image_parts(str(service.get("image", "")))
         if model.generated_for and _is_own(name, stores):
-            roles[name] = "own"
+            roles[name] = MONITORING.get(base, "own")  # msgen's monitoring: the blueprint's observability
         elif base == "traefik":
             roles[name] = "gateway"
         elif base in DATABASES:
@@ -272,8 +272,8 @@ def _map_monitoring(draft: Draft, model: ComposeModel, roles: dict[str, str]) ->
     for name, role in roles.items():
         at = f"services.{name}"
         if role == "prometheus":
-            draft.set(("observability", "prometheus"), _prometheus(services[name]), f"{at}")
-            for mount in services[name].get("volumes") or []:
+            draft.set(("observability", "prometheus"), _prometheus(services[name], model), f"{at}")
+            for mount in [] if model.generated_for else services[name].get("volumes") or []:
                 text = mount.get("source") if isinstance(mount, dict) else str(mount)
                 if str(text).startswith((".", "/", "~")):
                     draft.todo(("observability", "prometheus"), f"bind mount {text}: msgen writes its own scrape configuration; its jobs are not read", at=f"{at}.volumes")
@@ -285,8 +285,14 @@ def _map_monitoring(draft: Draft, model: ComposeModel, roles: dict[str, str]) ->
             draft.unmapped.append(f"{at}: {services[name].get('image')} is not imported: msgen runs its own monitoring agents")
 
 
-def _prometheus(service: dict) -> dict:
+def _prometheus(service: dict, model: ComposeModel) -> dict:
+    """Retention from the command line; in msgen's own output also the scrape interval from its configuration."""
     settings: dict = {}
+    own = model.files[0].parent.parent / "prometheus" / "prometheus.yml"
+    if model.generated_for and own.is_file():
+        interval = ((read_yaml_file(own)[0] or {}).get("global") or {}).get("scrape_interval")
+        if isinstance(interval, str) and re.fullmatch(r"[0-9]+(ms|s|m|h|d)", interval):
+            settings["scrape_interval"] = interval
     for word in values.words(service.get("command")) or []:
         if word.startswith("--storage.tsdb.retention.time="):
             retention = word.split("=", 1)[1]
