@@ -57,6 +57,7 @@ def test_traefik_labels_become_routes_and_the_gateway(monkeypatch):
     assert blueprint["gateway"]["provider"] == "docker"
     assert blueprint["gateway"]["acme_email"] == "ops@shop.example.com"
     domain = blueprint["gateway"]["domain"]
+    assert domain == "shop.example.com"  # the host with paths under it, not catalog's own
     routes = {name: service["route"] for name, service in blueprint["services"].items()}
     hosts = {name: route.get("host", domain) for name, route in routes.items()}
     assert hosts == {"api": "shop.example.com", "catalog": "catalog.example.com"}

@@ -233,7 +233,9 @@ def _map_gateway(draft: Draft, model: ComposeModel, roles: dict[str, str], route
     routed = [name for name, found in routers.items() if any(router.rule_parts() for router in found)]
     if not gateways and not routed and not (model.generated_for and "gateway" in model.data["services"]):
         return
-    domain = sorted(hosts.items(), key=lambda item: (-item[1], item[0]))[0][0] if hosts else None
+    # the most common host; in a tie, one with paths under it (a host of its own usually has none)
+    with_paths = {router.host for found in routers.values() for router in found if "path_prefix" in router.rule_parts()}
+    domain = sorted(hosts.items(), key=lambda item: (-item[1], item[0] not in with_paths, item[0]))[0][0] if hosts else None
     if domain:
         draft.set(("gateway", "domain"), domain, "the Host of most Traefik routers")
     else:

@@ -64,7 +64,7 @@ def _commented(value: object, path: tuple, comments: dict[tuple, list[str]]) -> 
         for key, item in value.items():
             mapping[key] = _commented(item, (*path, key), comments)
             if (*path, key) in comments:
-                mapping.yaml_add_eol_comment("; ".join(comments[(*path, key)]), key)
+                mapping.yaml_add_eol_comment("; ".join(comments[(*path, key)]), key, column=0)  # one space after the value
         return mapping
     if isinstance(value, list):
         return CommentedSeq(_commented(item, (*path, index), comments) for index, item in enumerate(value))
