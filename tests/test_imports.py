@@ -68,7 +68,7 @@ FORBIDDEN = [
     (("verify",), ("checks", "writer", "views", "api", "cli")),
     (("writer",), ("targets", "plan", "checks", "verify", "model", "api", "cli")),
     # the importer reads compose files and writes a blueprint: model, loader, merge rules, the credential rule
-    (("importer",), ("plan", "targets", "verify", "writer", "views", "api", "cli")),
+    (("importer",), ("plan", "checks", "targets", "verify", "writer", "views", "api", "cli")),
     (("api", "views", "graph", "report", "starters", "findings", "loader", "units", "images", "hostcheck", "cron"), ("cli",)),
 ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from msgen.checks.blueprint import credential_name, credential_shape
+from msgen.credentials import credential_name, credential_shape
 from msgen.importer import values
 from msgen.importer.compose import ComposeModel, depends_on, environment, labels
 from msgen.importer.draft import Draft
