@@ -67,7 +67,7 @@ def test_traefik_labels_become_routes_and_the_gateway(monkeypatch):
     assert api_service["calls"] == ["catalog"]
     assert any("--api.insecure" in entry for entry in unmapped_about(unmapped, "services.traefik.command"))
     assert any("Docker socket" in entry for entry in unmapped_about(unmapped, "services.traefik.volumes"))
-    assert any("NetworkErrorRatio() > 0.30" in entry for entry in unmapped_about(unmapped, "services.api.labels"))
+    assert api_service["circuit_breaker"] == {"expression": "NetworkErrorRatio() > 0.30"}
     # published ports of the gateway are its job, not something to report
     assert unmapped_about(unmapped, "services.traefik.ports") == []
 
@@ -242,6 +242,8 @@ def assert_same_platform(original, back: dict) -> None:
             assert (other.route.host or loaded.gateway.domain) == (service.route.host or domain), name
             assert (other.route.path_prefix or "/") == (service.route.path_prefix or "/"), name
         assert other.datastore == service.datastore, name
+        if service.route is not None:  # only a routed service's breaker is rendered
+            assert _breaker(other) == _breaker(service), name
     if original.observability is not None:
         assert loaded.observability is not None
         assert (loaded.observability.grafana, loaded.observability.loki) == (original.observability.grafana, original.observability.loki)
@@ -249,6 +251,12 @@ def assert_same_platform(original, back: dict) -> None:
     assert {name: (store.engine, store.version, store.memory.bytes, store.cpu.millicores) for name, store in loaded.datastores.items()} == {
         name: (store.engine, store.version, store.memory.bytes, store.cpu.millicores) for name, store in original.datastores.items()
     }
+
+
+def _breaker(service) -> tuple | None:
+    """The circuit breaker as Traefik gets it (min_requests has no Traefik setting: it is not rendered)."""
+    breaker = service.circuit_breaker
+    return None if breaker is None else (breaker.failure_ratio, breaker.expression, breaker.open_for.ms)
 
 
 def _resources(service) -> tuple:

@@ -3,6 +3,7 @@ or from msgen's own file provider, and the gateway container's command-line flag
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,12 +46,27 @@ class Router:
                 settings["initial_interval"] = values.duration(retry["initialinterval"])
             draft.set((*at, "retry"), settings, self.middleware_source["retry"])
         breaker = self.middlewares.get("circuitbreaker", {})
-        if breaker.get("expression"):
-            draft.todo(
-                (*at, "route"),
-                f"circuit breaker {breaker['expression']!r}: write circuit_breaker (failure_ratio, or expression)",
-                at=self.middleware_source["circuitbreaker"],
-            )
+        if breaker.get("expression") and "{{" not in breaker["expression"]:
+            draft.set((*at, "circuit_breaker"), circuit_breaker(breaker), self.middleware_source["circuitbreaker"])
+        elif breaker.get("expression"):  # Traefik reads its file provider as a Go template: the blueprint refuses braces
+            draft.todo((*at, "route"), f"circuit breaker {breaker['expression']!r} holds '{{{{': rewrite it", at=self.middleware_source["circuitbreaker"])
+
+
+# the condition msgen writes for `failure_ratio: R`: network errors or 5xx answers at R or more
+_FAILURE_RATIO = re.compile(r"NetworkErrorRatio\(\) >= ([0-9.]+) \|\| ResponseCodeRatio\(500, 600, 0, 600\) >= ([0-9.]+)")
+
+
+def circuit_breaker(options: dict[str, str]) -> dict:
+    """A Traefik circuitBreaker middleware as the blueprint's circuit_breaker: msgen's own failure
+    ratio read back as `failure_ratio`, any other condition kept as its `expression`."""
+    expression = options["expression"].strip()
+    ratio = _FAILURE_RATIO.fullmatch(expression)
+    settings: dict = (
+        {"failure_ratio": float(ratio.group(1))} if ratio and ratio.group(1) == ratio.group(2) else {"expression": expression}
+    )
+    if options.get("fallbackduration") and values.duration(options["fallbackduration"]):
+        settings["open_for"] = values.duration(options["fallbackduration"])
+    return settings
 
 
 def label_routers(service: dict, name: str) -> list[Router]:
