@@ -36,6 +36,14 @@ def require(path: str | Path | None, what: str, install: str) -> Path:
     pytest.skip(message)  # reached only outside CI: under CI=true the line above fails the test
 
 
+def python_module(name: str, install: str) -> None:
+    """Fail (CI) or skip (elsewhere) unless the Python module `name` is importable."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    require(spec.origin if spec is not None else None, f"the Python module {name}", install)
+
+
 def which(name: str, *extra_dirs: str) -> str | None:
     for folder in (str(VENV_BIN), *extra_dirs):
         candidate = Path(folder) / name

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from realtools import require, which
+from realtools import python_module, require, which
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTION = ROOT / "action.yml"
@@ -228,7 +228,7 @@ def test_the_gitlab_job_checks_its_blueprint(workspace, venv):
 
 
 def pre_commit(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess:
-    pytest.importorskip("pre_commit", reason="pre-commit is in the test extra: pip install -e '.[test]'")
+    python_module("pre_commit", "pip install -e '.[test]'")
     return run([sys.executable, "-m", "pre_commit", *args], cwd, clean_env(PRE_COMMIT_HOME=str(home)))
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import msgen
+from tests import realtools
 
 ROOT = Path(__file__).resolve().parents[1]
 SDIST_TOP_LEVEL = {"msgen", "templates", "blueprints", "docs", "README.md", "CHANGELOG.md", "LICENSE", "pyproject.toml", "PKG-INFO", ".gitignore"}
@@ -25,7 +26,7 @@ NEVER_SHIPPED = ("demo-out", "examples", ".venv", "tests", "benchmarks", "script
 
 def hatchling_build(target: str, project: Path, out: Path) -> Path:
     """Build one target of `project` into `out` with hatchling's own command; the built file."""
-    pytest.importorskip("hatchling", reason="hatchling is in the test extra: pip install -e '.[test]'")
+    realtools.python_module("hatchling", "pip install -e '.[test]'")
     result = subprocess.run(
         [sys.executable, "-m", "hatchling", "build", "-t", target, "-d", str(out)],
         cwd=project,
