@@ -67,6 +67,22 @@ def _upgrade_note(written_by: str) -> str:
     )
 
 
+def _write_whole(path: Path, text: str) -> None:
+    """Write `path` whole or not at all: a temporary file beside it, then one rename (which
+    replaces a symbolic link at `path` rather than writing through it)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.msgen-tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise _fail(MsgenError(f"cannot write {path}: {error.strerror}")) from None
+
+
 def _print_plain(text: str, end: str = "\n") -> None:
     """Text as it is on stdout: JSON, SARIF, diffs and tables that can run to megabytes, which
     rich would lay out first."""
@@ -556,10 +572,7 @@ def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="w
     if output is None:
         _print_plain(text, end="")
         return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise _fail(MsgenError(f"cannot write {output}: {error.strerror}")) from None
+    _write_whole(output, text)
     out.print(f"wrote {output}", markup=False)
 
 
@@ -673,10 +686,7 @@ def import_(
     if dry_run:
         _print_plain(imported.text, end="")
     else:
-        try:
-            output.write_text(imported.text, encoding="utf-8")
-        except OSError as error:
-            raise _fail(MsgenError(f"cannot write {output}: {error.strerror}")) from None
+        _write_whole(output, imported.text)
         err.print(f"wrote {output}", markup=False)
     err.print(f"not mapped ({len(imported.unmapped)}, each a TODO(import) comment in the blueprint):" if imported.unmapped else "everything was mapped", markup=False)
     for entry in imported.unmapped:

@@ -4,6 +4,7 @@ and interpolation compared with compose's own model; msgen's own output imported
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -288,6 +289,24 @@ def test_cli_writes_refuses_and_dry_runs(tmp_path, monkeypatch):
     dry = runner.invoke(app, ["import", compose, "--dry-run", "-o", "other.yaml"])
     assert dry.exit_code == 0 and "datastores:" in dry.stdout
     assert not (tmp_path / "other.yaml").exists()
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    """The blueprint is written whole or not at all; a link at -o is replaced, never written through."""
+    monkeypatch.chdir(tmp_path)
+    elsewhere = tmp_path / "elsewhere.yaml"
+    elsewhere.write_text("theirs\n")
+    (tmp_path / "blueprint.yaml").symlink_to(elsewhere)
+    compose = str(files("databases")[0])
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda *args: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    failed = runner.invoke(app, ["import", compose, "-o", "blueprint.yaml", "--force"])
+    assert failed.exit_code == 2 and "cannot write blueprint.yaml: No space left on device" in failed.output
+    assert "Traceback" not in failed.output
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["blueprint.yaml", "elsewhere.yaml"]
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert runner.invoke(app, ["import", compose, "-o", "blueprint.yaml", "--force"]).exit_code == 0
+    assert not (tmp_path / "blueprint.yaml").is_symlink() and elsewhere.read_text() == "theirs\n"
 
 
 @pytest.mark.parametrize(
